@@ -1,0 +1,132 @@
+"""Every setting doudi reads, in one place, from environment variables with defaults.
+
+Settings are operational (where files live, file-size limits, tolerances). Policy (amounts,
+thresholds, dates) is never here: it lives in the reference tables under data/reference/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = PROJECT_ROOT / "sql"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DEFAULT_REFERENCE = PROJECT_ROOT / "data" / "reference"
+PROGRAMS = ("dibao", "tekun", "orphan", "disability")
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+class RunError(RuntimeError):
+    """A run cannot complete. The message is meant for the operator, in plain words."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    province_code: str = field(default_factory=lambda: _env("DOUDI_PROVINCE", "21"))
+    # Largest roster file accepted, in bytes, and longest field, in characters.
+    max_file_bytes: int = field(default_factory=lambda: int(_env("DOUDI_MAX_FILE_BYTES", str(2 << 30))))
+    max_field_chars: int = field(default_factory=lambda: int(_env("DOUDI_MAX_FIELD_CHARS", "500")))
+    # A county file whose row count swings more than this share from last month is rejected whole.
+    max_row_swing: float = field(default_factory=lambda: float(_env("DOUDI_MAX_ROW_SWING", "0.5")))
+    # Files smaller than this many rows last month are exempt from the swing check.
+    row_swing_min_rows: int = field(default_factory=lambda: int(_env("DOUDI_ROW_SWING_MIN_ROWS", "50")))
+    # approved_amount vs computed amount: differences beyond this (yuan) become a finding.
+    approved_tolerance: str = field(default_factory=lambda: _env("DOUDI_APPROVED_TOLERANCE", "0.00"))
+    # Which amount is paid when they differ: "computed" (default) or "approved".
+    pay_amount_source: str = field(default_factory=lambda: _env("DOUDI_PAY_AMOUNT_SOURCE", "computed"))
+    # Largest number of records in one payout file (banks cap batch sizes).
+    max_records_per_file: int = field(
+        default_factory=lambda: int(_env("DOUDI_MAX_RECORDS_PER_FILE", "100000"))
+    )
+    # Extra payout renderings besides the CSV that always exists: comma list of xlsx, pain001, csv_gbk.
+    payout_formats: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            f for f in _env("DOUDI_PAYOUT_FORMATS", "xlsx,pain001").split(",") if f.strip()
+        )
+    )
+    # Debtor (the paying finance bureau) for pain.001 files.
+    debtor_name: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_NAME", "辽宁省财政厅社会保障资金专户"))
+    debtor_iban: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
+    debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "ICBKCNBJSYG"))
+    duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
+    duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where one payroll month's run reads and writes."""
+
+    month: str
+    inbox: str
+    reference: Path
+    out: Path
+    warehouse: Path
+    settings: Settings = field(default_factory=Settings)
+
+    def __post_init__(self) -> None:
+        if not MONTH_RE.match(self.month or ""):
+            raise RunError(f"payroll month must be YYYY-MM, got {self.month!r}")
+
+    @classmethod
+    def from_env(cls, month: str, **overrides: str) -> RunContext:
+        values = {
+            "inbox": _env("DOUDI_INBOX", str(PROJECT_ROOT / "var" / "inbox")),
+            "reference": _env("DOUDI_REFERENCE", str(DEFAULT_REFERENCE)),
+            "out": _env("DOUDI_OUT", str(PROJECT_ROOT / "var" / "out")),
+            "warehouse": _env("DOUDI_WAREHOUSE", str(PROJECT_ROOT / "var" / "warehouse.duckdb")),
+        }
+        values.update({k: v for k, v in overrides.items() if v})
+        return cls(
+            month=month,
+            inbox=values["inbox"],
+            reference=Path(values["reference"]),
+            out=Path(values["out"]),
+            warehouse=Path(values["warehouse"]),
+        )
+
+    @property
+    def month_compact(self) -> str:
+        return self.month.replace("-", "")
+
+    @property
+    def month_out(self) -> Path:
+        return self.out / self.month
+
+    @property
+    def work_dir(self) -> Path:
+        """Intermediate Parquet files passed between tasks; rebuilt by every run."""
+        return self.month_out / "_work"
+
+    @property
+    def payouts_dir(self) -> Path:
+        return self.month_out / "payouts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.month_out / "reports"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "month": self.month,
+            "inbox": str(self.inbox),
+            "reference": str(self.reference),
+            "out": str(self.out),
+            "warehouse": str(self.warehouse),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> RunContext:
+        return cls(
+            month=d["month"],
+            inbox=d["inbox"],
+            reference=Path(d["reference"]),
+            out=Path(d["out"]),
+            warehouse=Path(d["warehouse"]),
+        )

@@ -1,0 +1,213 @@
+"""The enumerated vocabulary of doudi, defined once: dispositions, reason codes, finding types,
+line types, and the header aliases of contract section 2.
+
+Reason codes are what a caseworker reads in the quarantine workbook, so each carries a Chinese
+message that says what is wrong and what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISPOSITIONS = ("accepted", "quarantined", "duplicate")
+LINE_TYPES = ("regular", "price_subsidy", "arrears", "reissue")
+LINE_STATUSES = ("payable", "held")
+# Ledger programs: the two disability subsidies are separate lines of one person and month, so the
+# ledger names them separately; the roster program stays "disability" (contract section 2).
+LEDGER_PROGRAMS = ("dibao", "tekun", "orphan", "disability_living", "disability_nursing")
+PROGRAM_NAMES_ZH = {
+    "dibao": "最低生活保障金",
+    "tekun": "特困人员供养金",
+    "orphan": "孤儿基本生活费",
+    "disability": "残疾人两项补贴",
+    "disability_living": "困难残疾人生活补贴",
+    "disability_nursing": "重度残疾人护理补贴",
+    "price_subsidy": "价格临时补贴",
+}
+LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arrears": "补发", "reissue": "重发"}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message_zh: str
+    message_en: str
+
+
+_REASONS = [
+    # file level
+    Reason("FILE_UNREADABLE", "文件无法读取（格式损坏或编码无法识别），请重新导出", "file cannot be read"),
+    Reason("FILE_EMPTY", "文件没有数据行", "file has no data rows"),
+    Reason("FILE_HEADER_UNKNOWN", "找不到表头行（前10行中没有可识别的列名）", "no recognisable header row"),
+    Reason("FILE_COLUMN_MISSING", "缺少必需的列", "a required column is missing"),
+    Reason("FILE_COLUMN_DUPLICATE", "同一列出现两次", "a column appears twice"),
+    Reason("FILE_TOO_LARGE", "文件或字段超过允许的大小", "file or field too large"),
+    Reason("FILE_ROW_SWING", "行数与上月同县相比变化过大，请核实是否漏报或重复", "row count swings vs last month"),
+    Reason("FILE_NAME_INVALID", "文件名含有路径或非法字符", "file name has path components"),
+    Reason("FILE_REJECTED", "所在文件被整体退回，见文件退回原因", "the whole file was rejected"),
+    Reason("FILE_SUPERSEDED", "该县本月已报送更正文件，此行不在更正文件中", "file superseded by a correction"),
+    # row level: identity
+    Reason("NAME_MISSING", "姓名为空", "name missing"),
+    Reason("ID_MISSING", "身份证号为空", "ID number missing"),
+    Reason("ID_FORMAT", "身份证号应为18位（17位数字加校验位），15位旧号码请换领后报送", "ID not 18 chars"),
+    Reason("ID_CHECK_DIGIT", "身份证号校验位错误，请核对号码", "ID check digit wrong"),
+    Reason("ID_BIRTH_DATE", "身份证号中的出生日期无效或晚于发放月", "ID birth date invalid or future"),
+    Reason("SEX_MISMATCH", "性别与身份证号第17位不符（奇数为男，偶数为女）", "sex disagrees with ID"),
+    Reason("SEX_INVALID", "性别应为男或女", "sex not 男/女"),
+    Reason("REGION_UNKNOWN", "行政区划代码不是本省现行县级代码", "region code not a current county"),
+    Reason("URBAN_RURAL_INVALID", "城乡类别应为城市或农村", "urban_rural not 城市/农村"),
+    # row level: money and accounts
+    Reason("BANK_ACCOUNT_INVALID", "银行账号应为12至30位数字", "bank account not 12-30 digits"),
+    Reason("BANK_UNKNOWN", "开户银行不在银行代码表中，请填写银行全称", "bank not in bank table"),
+    Reason("ACCOUNT_HOLDER_MISSING", "账户名为空", "account holder missing"),
+    Reason("AMOUNT_INVALID", "核定金额无法识别或为负数", "approved amount invalid"),
+    # row level: months
+    Reason("MONTH_INVALID", "年月无法识别，请填写如2020-03", "month unreadable"),
+    Reason("ENROLMENT_FUTURE", "纳入年月晚于发放月", "enrolled_from after payroll month"),
+    Reason("ENROLMENT_ORDER", "终止年月早于纳入年月", "enrolled_to before enrolled_from"),
+    # dibao household
+    Reason("RELATION_INVALID", "与户主关系应为户主/配偶/子女/父母/其他", "relation invalid"),
+    Reason("HOUSEHOLD_ID_MISSING", "家庭编号为空", "household_id missing"),
+    Reason("HOUSEHOLD_NO_HEAD", "该户没有户主", "household has no head"),
+    Reason("HOUSEHOLD_MULTI_HEAD", "该户有多名户主", "household has several heads"),
+    Reason("HOUSEHOLD_SIZE_MISMATCH", "保障人口数与本户报送人数不符", "household_size != member rows"),
+    Reason("HOUSEHOLD_SIZE_INVALID", "保障人口数无法识别", "household_size unreadable"),
+    Reason("HOUSEHOLD_INCOME_INVALID", "家庭月总收入无法识别或为负数", "household income invalid"),
+    Reason("HOUSEHOLD_ACCOUNT_MISSING", "户主行缺少收款账户", "payee account missing on head row"),
+    Reason("HOUSEHOLD_MEMBER_INVALID", "同户其他成员有错误，整户暂不发放", "another member of the household has an error"),
+    Reason("CLASS_CATEGORY_INVALID", "分类施保类别应为老年/重残/重病/未成年", "class_category invalid"),
+    # tekun
+    Reason("PLACEMENT_INVALID", "供养/养育方式不在规定取值内", "placement invalid"),
+    Reason("CARE_LEVEL_INVALID", "生活自理能力应为全自理/半护理/全护理", "care_level invalid"),
+    Reason("INSTITUTION_MISSING", "集中供养须填写供养机构代码", "institution code missing"),
+    Reason("TEKUN_NOT_ELIGIBLE", "年龄不符合特困供养条件且不在残疾人名册中", "tekun not eligible by age or disability"),
+    # orphan
+    Reason("ORPHAN_AGED_OUT", "已满18周岁（生日所在月之后不再发放）", "18th birthday before payroll month"),
+    Reason("GUARDIAN_MISSING", "散居孤儿须填写监护人姓名和身份证号", "guardian missing"),
+    Reason("GUARDIAN_ID_INVALID", "监护人身份证号无效", "guardian ID invalid"),
+    # disability
+    Reason("SUBSIDY_TYPE_INVALID", "补贴类型应为生活补贴或护理补贴", "subsidy_type invalid"),
+    Reason("DISABILITY_CATEGORY_INVALID", "残疾类别不在规定取值内", "disability category invalid"),
+    Reason("DISABILITY_GRADE_INVALID", "残疾等级应为一级至四级", "disability grade invalid"),
+    Reason("DISABILITY_CERT_MISMATCH", "残疾人证号应为本人身份证号加类别和等级", "certificate != ID + category + grade"),
+    Reason("NO_STANDARD", "找不到适用的保障标准", "no standards version applies"),
+]
+REASONS = {r.code: r for r in _REASONS}
+
+# Finding types: what integrity checks and the engine report. action says what doudi did.
+FINDING_TYPES = {
+    "file_rejected": "文件被整体退回",
+    "file_duplicate_delivery": "同一文件重复报送",
+    "file_superseded": "更正文件替代原文件",
+    "duplicate_across_counties": "同一人被多个县重复报送",
+    "exclusive_programs": "同时享受互斥的救助项目",
+    "deceased_listed": "已死亡人员仍在名册",
+    "household_head_deceased": "户主已死亡，整户暂停待核",
+    "living_subsidy_not_in_dibao": "困难残疾人生活补贴对象不在低保家庭",
+    "account_holder_mismatch": "收款账户户名与应收款人不符",
+    "account_shared": "同一账户收取多个无关家庭的款项",
+    "id_name_conflict": "同一身份证号在不同名册中姓名不同",
+    "dibao_not_eligible": "家庭人均收入不低于低保标准，不予发放",
+    "approved_amount_differs": "核定金额与计算金额不一致",
+    "no_standard": "找不到适用的保障标准",
+    "standards_policy_violation": "保障标准违反政策规定",
+    "arrears_negative": "新标准低于已发金额，不追回，待核",
+}
+FINDING_ACTIONS = ("not_paid", "held", "paid_and_flagged", "file_rejected", "recorded")
+SEVERITIES = ("error", "warning", "info")
+
+URBAN_RURAL = ("城市", "农村")
+SEXES = ("男", "女")
+CARE_LEVELS = ("全自理", "半护理", "全护理")
+RELATIONS = ("户主", "配偶", "子女", "父母", "其他")
+CLASS_CATEGORIES = ("老年", "重残", "重病", "未成年")
+PLACEMENTS = {
+    "tekun": ("集中供养", "分散供养"),
+    "orphan": ("机构养育", "社会散居", "事实无人抚养"),
+}
+SUBSIDY_TYPES = {"生活补贴": "disability_living", "护理补贴": "disability_nursing"}
+DISABILITY_CATEGORIES = {"视力": "1", "听力": "2", "言语": "3", "肢体": "4", "智力": "5", "精神": "6", "多重": "7"}
+DISABILITY_GRADES = {"一级": "1", "二级": "2", "三级": "3", "四级": "4"}
+
+# Contract section 2: canonical column -> accepted headers. The canonical English name is always
+# accepted too. Headers are compared after trimming, full-width folding and removing spaces and '*'.
+COMMON_COLUMNS = {
+    "region_code": ("行政区划代码", "区划代码"),
+    "name": ("姓名",),
+    "id_number": ("公民身份号码", "身份证号", "身份证号码"),
+    "sex": ("性别",),
+    "urban_rural": ("城乡类别", "城乡属性"),
+    "bank_name": ("开户银行",),
+    "bank_account": ("银行账号", "账号", "社保卡号"),
+    "account_holder": ("账户名", "户名"),
+    "enrolled_from": ("纳入年月", "享受起始年月"),
+    "enrolled_to": ("终止年月",),
+    "approved_amount": ("核定金额", "月保障金额"),
+}
+PROGRAM_COLUMNS = {
+    "dibao": {
+        "household_id": ("家庭编号",),
+        "relation": ("与户主关系",),
+        "household_size": ("保障人口数",),
+        "household_income": ("家庭月总收入",),
+        "class_category": ("分类施保类别",),
+    },
+    "tekun": {
+        "placement": ("供养方式",),
+        "care_level": ("生活自理能力",),
+        "institution_code": ("供养机构代码",),
+    },
+    "orphan": {
+        "placement": ("养育方式",),
+        "guardian_name": ("监护人姓名",),
+        "guardian_id_number": ("监护人身份证号",),
+    },
+    "disability": {
+        "subsidy_type": ("补贴类型",),
+        "disability_cert_no": ("残疾人证号",),
+        "disability_category": ("残疾类别",),
+        "disability_grade": ("残疾等级",),
+    },
+}
+# Without these a file is rejected whole; every other column may be blank or absent.
+REQUIRED_COLUMNS = {
+    "common": ("region_code", "name", "id_number", "urban_rural", "bank_account", "enrolled_from"),
+    "dibao": ("household_id", "relation", "household_size", "household_income"),
+    "tekun": ("placement", "care_level"),
+    "orphan": ("placement",),
+    "disability": ("subsidy_type", "disability_grade"),
+}
+
+
+def columns_for(program: str) -> list[str]:
+    """Canonical columns of a program's roster, in a stable order."""
+    return list(COMMON_COLUMNS) + list(PROGRAM_COLUMNS[program])
+
+
+def required_for(program: str) -> list[str]:
+    return list(REQUIRED_COLUMNS["common"]) + list(REQUIRED_COLUMNS[program])
+
+
+def header_aliases(program: str) -> dict[str, str]:
+    """Normalised header text -> canonical column."""
+    table = {**COMMON_COLUMNS, **PROGRAM_COLUMNS[program]}
+    out: dict[str, str] = {}
+    for canonical, aliases in table.items():
+        out[normalise_header(canonical)] = canonical
+        for alias in aliases:
+            out[normalise_header(alias)] = canonical
+    return out
+
+
+_FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_fullwidth(text: str) -> str:
+    return text.translate(_FULLWIDTH)
+
+
+def normalise_header(text: str) -> str:
+    t = fold_fullwidth(str(text)).strip().lower()
+    for ch in (" ", "*", "\n", "\r", "\t", "（必填）", "(必填)"):
+        t = t.replace(ch, "")
+    return t
