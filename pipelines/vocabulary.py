@@ -46,6 +46,7 @@ _REASONS = [
     Reason("FILE_NAME_INVALID", "文件名含有路径或非法字符", "file name has path components"),
     Reason("FILE_REJECTED", "所在文件被整体退回，见文件退回原因", "the whole file was rejected"),
     Reason("FILE_SUPERSEDED", "该县本月已报送更正文件，此行不在更正文件中", "file superseded by a correction"),
+    Reason("ROW_MALFORMED", "该行列数与表头不符（可能被截断或多了逗号）", "row has the wrong number of fields"),
     # row level: identity
     Reason("NAME_MISSING", "姓名为空", "name missing"),
     Reason("ID_MISSING", "身份证号为空", "ID number missing"),
@@ -156,6 +157,8 @@ PROGRAM_COLUMNS = {
         "placement": ("供养方式",),
         "care_level": ("生活自理能力",),
         "institution_code": ("供养机构代码",),
+        # extension (optional): a working-age person qualifies for tekun by disability
+        "disability_cert_no": ("残疾人证号",),
     },
     "orphan": {
         "placement": ("养育方式",),

@@ -1,0 +1,829 @@
+"""Sample inbox generator: `doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S`.
+
+Builds a population of Liaoning beneficiaries that evolves month to month (enrolments, exits,
+deaths, moves between counties, account changes) and writes, for each month, an inbox that follows
+the contract (sections 1 and 2) in every delivery format it allows: UTF-8 and GBK CSV, UTF-8 with
+BOM, XLSX with a title row above the header, Parquet. It plants realistic defects at configurable
+rates and writes `DIR/ground_truth.csv` naming each one, so tests can measure what doudi finds.
+
+Vectorised with numpy and pandas so that bench/ can generate province-sized inboxes; the same seed
+always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.idnumbers import check_digits
+from pipelines.months import month_range, months_between, shift_month
+from pipelines.settings import DEFAULT_REFERENCE
+from pipelines.vocabulary import (
+    COMMON_COLUMNS,
+    DISABILITY_CATEGORIES,
+    DISABILITY_GRADES,
+    PROGRAM_COLUMNS,
+)
+
+# Defect types the generator plants, with default rates (share of eligible rows per month).
+DEFAULT_DEFECT_RATES = {
+    "bad_check_digit": 0.002,  # check digit wrong -> ID_CHECK_DIGIT
+    "id_typo": 0.002,  # one body digit mistyped, check digit recomputed by the typist's tool
+    "id_swap": 0.001,  # two adjacent body digits swapped, check digit recomputed
+    "dup_in_file": 0.002,  # same row twice in a file -> duplicate
+    "dup_across_counties": 0.001,  # same person listed by a second county -> duplicate
+    "exclusive_programs": 0.002,  # a dibao member also on the tekun roster -> exclusive_programs
+    "deceased_listed": 0.3,  # share of last month's deaths still listed -> deceased_listed
+    "account_other_holder": 0.002,  # account holder is somebody else -> account_holder_mismatch
+    "household_size_mismatch": 0.002,  # household_size != member rows -> household quarantined
+    "malformed_month": 0.001,  # enrolment month unreadable -> MONTH_INVALID
+    "sex_mismatch": 0.001,  # sex disagrees with the ID -> SEX_MISMATCH
+    "bad_account": 0.001,  # account with letters or too short -> BANK_ACCOUNT_INVALID
+    "negative_income": 0.001,  # household income below zero -> HOUSEHOLD_INCOME_INVALID
+    "orphan_aged_out": 0.3,  # share of orphans who turned 18 last month still listed -> ORPHAN_AGED_OUT
+    "duplicate_delivery": 0.02,  # share of files delivered twice (same bytes)
+    "corrected_file": 0.02,  # share of files followed by a corrected version
+}
+# What the pipeline is expected to do with each planted defect (for tests and bench).
+EXPECTED_OUTCOME = {
+    "bad_check_digit": ("quarantined", "ID_CHECK_DIGIT"),
+    "id_typo": ("finding", "near_duplicate"),
+    "id_swap": ("finding", "near_duplicate"),
+    "dup_in_file": ("duplicate", "same_person_same_file"),
+    "dup_across_counties": ("duplicate", "duplicate_across_counties"),
+    "exclusive_programs": ("finding", "exclusive_programs"),
+    "deceased_listed": ("finding", "deceased_listed"),
+    "account_other_holder": ("finding", "account_holder_mismatch"),
+    "household_size_mismatch": ("quarantined", "HOUSEHOLD_SIZE_MISMATCH"),
+    "malformed_month": ("quarantined", "MONTH_INVALID"),
+    "sex_mismatch": ("quarantined", "SEX_MISMATCH"),
+    "bad_account": ("quarantined", "BANK_ACCOUNT_INVALID"),
+    "negative_income": ("quarantined", "HOUSEHOLD_INCOME_INVALID"),
+    "orphan_aged_out": ("quarantined", "ORPHAN_AGED_OUT"),
+    "duplicate_delivery": ("file", "file_duplicate_delivery"),
+    "corrected_file": ("file", "file_superseded"),
+}
+
+FORMATS = ("csv_utf8", "csv_utf8_bom", "csv_gbk", "xlsx", "parquet")
+FORMAT_WEIGHTS = (0.40, 0.15, 0.20, 0.20, 0.05)
+# Region codes abolished since: IDs issued under them stay valid for life.
+HISTORICAL_BIRTH_CODES = ("210122", "210121", "210282", "210221", "210112")
+BANK_TYPED = {  # how caseworkers type the bank name
+    "ICBC": ("中国工商银行", "工商银行"),
+    "ABC": ("中国农业银行", "农业银行"),
+    "BOC": ("中国银行",),
+    "CCB": ("中国建设银行", "建设银行"),
+    "BOCOM": ("交通银行",),
+    "PSBC": ("中国邮政储蓄银行", "邮储银行"),
+    "SJB": ("盛京银行",),
+    "LNRCU": ("辽宁省农村信用社", "农村信用社"),
+}
+BANK_CODES = tuple(BANK_TYPED)
+BANK_WEIGHTS = (0.18, 0.2, 0.1, 0.15, 0.05, 0.17, 0.05, 0.10)
+PERSON_COLUMNS = [
+    "id_number", "name", "sex", "birth", "county", "urban_rural", "bank", "account", "program",
+    "enrolled_from", "alive", "death_month", "household_id", "relation", "household_income",
+    "class_category", "placement", "care_level", "institution_code", "holder", "guardian_name",
+    "guardian_id_number", "disability_category", "disability_grade", "living", "nursing",
+]
+CATEGORY_NAMES = {v: k for k, v in DISABILITY_CATEGORIES.items()}
+GRADE_NAMES = {v: k for k, v in DISABILITY_GRADES.items()}
+
+
+@dataclass
+class GeneratorConfig:
+    out: Path
+    months: list[str]
+    persons: int = 2000
+    seed: int = 20200101
+    defect_scale: float = 1.0
+    reference: Path = DEFAULT_REFERENCE
+    defect_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DEFECT_RATES))
+
+    def rate(self, kind: str) -> float:
+        return min(1.0, self.defect_rates[kind] * self.defect_scale)
+
+
+def _stable_hash(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+class Population:
+    """Every person doudi may pay, with their state in the current month."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        regions = pd.read_csv(cfg.reference / "regions.csv", dtype=str)
+        self.counties = regions["region_code"].to_numpy()
+        # Bigger cities get more people: Shenyang and Dalian weigh more.
+        weight = np.where(np.isin(regions["city_code"], ["2101", "2102"]), 2.0, 1.0)
+        self.county_weights = weight / weight.sum()
+        from faker.providers.person.zh_CN import Provider
+
+        self.surnames = np.array(list(Provider.last_names.keys()))
+        w = np.array(list(Provider.last_names.values()), dtype=float)
+        self.surname_weights = w / w.sum()
+        self.given_male = np.array(Provider.first_names_male)
+        self.given_female = np.array(Provider.first_names_female)
+        self.used_ids: set[str] = set()
+        self.used_accounts: set[str] = set()
+        self.next_household = 1
+        self.next_institution = 1
+        self.people = pd.DataFrame()
+        self.institutions: dict[str, pd.DataFrame] = {}
+
+    # --- building blocks -------------------------------------------------------------------
+    def _names(self, sex: np.ndarray) -> np.ndarray:
+        n = len(sex)
+        rng = self.rng
+        sur = rng.choice(self.surnames, n, p=self.surname_weights)
+        g1 = np.where(sex == "男", rng.choice(self.given_male, n), rng.choice(self.given_female, n))
+        g2 = np.where(sex == "男", rng.choice(self.given_male, n), rng.choice(self.given_female, n))
+        two = rng.random(n) < 0.7
+        return np.char.add(np.char.add(sur.astype(str), g1.astype(str)), np.where(two, g2, "").astype(str))
+
+    def _ids(self, birth_codes: np.ndarray, births: np.ndarray, sex: np.ndarray) -> np.ndarray:
+        rng = self.rng
+        n = len(births)
+        out = np.empty(n, dtype=object)
+        todo = np.arange(n)
+        while len(todo):
+            seq = rng.integers(0, 500, len(todo)) * 2 + np.where(sex[todo] == "男", 1, 0)
+            body = np.char.add(
+                np.char.add(birth_codes[todo].astype(str), births[todo].astype(str)),
+                np.char.zfill(seq.astype(str), 3),
+            )
+            ids = np.char.add(body, check_digits(body))
+            again = []
+            for k, i in enumerate(todo):
+                v = str(ids[k])
+                if v in self.used_ids:
+                    again.append(i)
+                else:
+                    self.used_ids.add(v)
+                    out[i] = v
+            todo = np.array(again, dtype=int)
+        return out
+
+    def _accounts(self, n: int) -> np.ndarray:
+        """Fresh 16- or 19-digit card numbers, never handed out twice."""
+        rng = self.rng
+        out = np.empty(n, dtype=object)
+        todo = np.arange(n)
+        while len(todo):
+            body = np.char.zfill(rng.integers(0, 10**14, len(todo)).astype(str), 14)
+            tail = np.char.zfill(rng.integers(0, 1000, len(todo)).astype(str), 3)
+            long = rng.random(len(todo)) < 0.5
+            accts = np.where(long, np.char.add(np.char.add("62", body), tail), np.char.add("62", body))
+            again = []
+            for k, i in enumerate(todo):
+                a = str(accts[k])
+                if a in self.used_accounts:
+                    again.append(i)
+                else:
+                    self.used_accounts.add(a)
+                    out[i] = a
+            todo = np.array(again, dtype=int)
+        return out
+
+    def new_people(self, n: int, month: str, program: str, age_range: tuple[int, int] = (18, 80),
+                   age_lo: np.ndarray | None = None, age_hi: np.ndarray | None = None, **fixed) -> pd.DataFrame:
+        rng = self.rng
+        if n == 0:
+            return pd.DataFrame(columns=PERSON_COLUMNS)
+        lo = np.full(n, age_range[0]) if age_lo is None else np.asarray(age_lo)
+        hi = np.full(n, age_range[1]) if age_hi is None else np.asarray(age_hi)
+        sex = fixed.pop("sex", None)
+        sex = rng.choice(np.array(["男", "女"]), n) if sex is None else np.asarray(sex)
+        age_days = rng.integers(lo * 365 + 1, hi * 365)
+        ref = np.datetime64(f"{month}-01")
+        birth = (ref - age_days.astype("timedelta64[D]")).astype("datetime64[D]")
+        births = np.char.replace(np.datetime_as_string(birth, unit="D").astype(str), "-", "")
+        county = fixed.pop("county", None)
+        if county is None:
+            county = rng.choice(self.counties, n, p=self.county_weights)
+        county = np.broadcast_to(np.asarray(county, dtype=object), (n,))
+        urban_rural = fixed.pop("urban_rural", None)
+        if urban_rural is None:
+            urban_rural = rng.choice(np.array(["城市", "农村"]), n, p=[0.45, 0.55])
+        hist = rng.random(n) < 0.05
+        birth_code = np.where(hist, rng.choice(np.array(HISTORICAL_BIRTH_CODES), n), county.astype(str))
+        df = pd.DataFrame({c: None for c in PERSON_COLUMNS}, index=range(n))
+        df["id_number"] = self._ids(np.asarray(birth_code), births, sex)
+        df["name"] = self._names(sex)
+        df["sex"] = sex
+        df["birth"] = pd.to_datetime(births, format="%Y%m%d")
+        df["county"] = county
+        df["urban_rural"] = urban_rural
+        df["bank"] = rng.choice(np.array(BANK_CODES), n, p=BANK_WEIGHTS)
+        df["account"] = self._accounts(n)
+        df["program"] = program
+        df["enrolled_from"] = month
+        df["alive"] = True
+        df["household_income"] = np.nan
+        df["living"] = False
+        df["nursing"] = False
+        for k, v in fixed.items():
+            df[k] = v
+        return df
+
+    def _institution(self, county: str, kind: str) -> tuple[str, str, str, str]:
+        code = f"{county}{kind}{self.next_institution:04d}"
+        self.next_institution += 1
+        cname = "福利院" if kind == "E" else "儿童福利院"
+        name = f"{county}{cname}{code[-2:]}"
+        return code, name, str(self.rng.choice(np.array(BANK_CODES), p=BANK_WEIGHTS)), self._accounts(1)[0]
+
+    # --- programs --------------------------------------------------------------------------
+    def add_dibao_households(self, n_households: int, month: str, back_months: np.ndarray | None = None) -> None:
+        rng = self.rng
+        if n_households <= 0:
+            return
+        sizes = rng.choice([1, 2, 3, 4, 5], n_households, p=[0.38, 0.30, 0.18, 0.10, 0.04])
+        hh_county = rng.choice(self.counties, n_households, p=self.county_weights)
+        hh_ur = rng.choice(np.array(["城市", "农村"]), n_households, p=[0.45, 0.55])
+        hh_seq = np.arange(self.next_household, self.next_household + n_households)
+        self.next_household += n_households
+        hh_ids = np.char.add(hh_county.astype(str), np.char.zfill(hh_seq.astype(str), 8))
+        member_hh = np.repeat(np.arange(n_households), sizes)
+        position = np.arange(len(member_hh)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        other = rng.choice(np.array(["子女", "父母", "其他"]), len(member_hh), p=[0.7, 0.25, 0.05])
+        relation = np.where(position == 0, "户主", np.where(position == 1, "配偶", other))
+        age_lo = np.select([relation == "子女", relation == "父母", relation == "其他"], [1, 60, 18], 25)
+        age_hi = np.select([relation == "子女", relation == "父母", relation == "其他"], [17, 90, 60], 85)
+        head_sex = rng.choice(np.array(["男", "女"]), n_households)
+        opposite = np.where(head_sex == "男", "女", "男")
+        sex = np.where(position == 0, head_sex[member_hh],
+                       np.where(position == 1, opposite[member_hh], rng.choice(np.array(["男", "女"]), len(member_hh))))
+        df = self.new_people(len(member_hh), month, "dibao", age_lo=age_lo, age_hi=age_hi, sex=sex,
+                             county=hh_county[member_hh], urban_rural=hh_ur[member_hh])
+        df["relation"] = relation
+        df["household_id"] = hh_ids[member_hh]
+        # household income: somewhere below the standard (a few near it, to exercise the floor)
+        income = np.round(rng.uniform(0, 350, n_households) * sizes * rng.choice([0.3, 1.0], n_households), 2)
+        df["household_income"] = income[member_hh]
+        if back_months is not None:
+            months = np.array([shift_month(month, -int(b)) for b in back_months])
+            df["enrolled_from"] = months[member_hh]
+        age = self.ages(df, month)
+        cls = np.where(age >= 60, "老年", np.where(age < 18, "未成年", ""))
+        sick = rng.random(len(df)) < 0.05
+        cls = np.where(sick & (cls == ""), "重病", np.where(sick & (cls == "老年"), "老年;重病", cls))
+        df["class_category"] = np.where(cls == "", None, cls)
+        # some members are disabled: living subsidy; grade 1-2 also nursing
+        disabled = rng.random(len(df)) < 0.15
+        self._make_disabled(df, disabled)
+        df.loc[disabled, "living"] = True
+        self._append(df)
+
+    def _append(self, df: pd.DataFrame) -> None:
+        if len(df):
+            self.people = pd.concat([self.people, df], ignore_index=True) if len(self.people) else df
+            self.people["birth"] = pd.to_datetime(self.people["birth"])
+
+    def _make_disabled(self, df: pd.DataFrame, mask: np.ndarray) -> None:
+        rng = self.rng
+        n = int(mask.sum())
+        df.loc[mask, "disability_category"] = rng.choice(list("1234567"), n)
+        grade = rng.choice(list("1234"), n, p=[0.2, 0.3, 0.25, 0.25])
+        df.loc[mask, "disability_grade"] = grade
+        df.loc[mask, "nursing"] = np.isin(grade, ["1", "2"])
+
+    def add_tekun(self, n: int, month: str) -> None:
+        rng = self.rng
+        elderly = rng.random(n) < 0.8
+        df_e = self.new_people(int(elderly.sum()), month, "tekun", (60, 95))
+        df_y = self.new_people(int((~elderly).sum()), month, "tekun", (20, 59))
+        # working-age tekun persons qualify by disability: they carry a certificate
+        self._make_disabled(df_y, np.ones(len(df_y), dtype=bool))
+        df_y["nursing"] = False  # tekun excludes both disability subsidies: not on that roster
+        df = pd.concat([df_e, df_y], ignore_index=True)
+        df["placement"] = np.where(rng.random(len(df)) < 0.3, "集中供养", "分散供养")
+        df["care_level"] = rng.choice(["全自理", "半护理", "全护理"], len(df), p=[0.6, 0.25, 0.15])
+        self._place_in_institutions(df, df["placement"] == "集中供养", "E")
+        self._append(df)
+
+    def add_orphans(self, n: int, month: str) -> None:
+        rng = self.rng
+        df = self.new_people(n, month, "orphan", (1, 18))
+        df["placement"] = rng.choice(["机构养育", "社会散居", "事实无人抚养"], n, p=[0.3, 0.5, 0.2])
+        inst = (df["placement"] == "机构养育").to_numpy()
+        self._place_in_institutions(df, inst, "C")
+        guardians = self.new_people(int((~inst).sum()), month, "guardian", (30, 70))
+        df.loc[~inst, "guardian_name"] = guardians["name"].to_numpy()
+        df.loc[~inst, "guardian_id_number"] = guardians["id_number"].to_numpy()
+        df.loc[~inst, "bank"] = guardians["bank"].to_numpy()
+        df.loc[~inst, "account"] = guardians["account"].to_numpy()
+        df["holder"] = np.where(inst, df["holder"] if "holder" in df else None, df["guardian_name"])
+        self._append(df)
+
+    def add_disabled_only(self, n: int, month: str) -> None:
+        """Severely disabled people outside dibao: nursing subsidy only."""
+        df = self.new_people(n, month, "disability", (18, 80))
+        self._make_disabled(df, np.ones(n, dtype=bool))
+        df["disability_grade"] = self.rng.choice(["1", "2"], n)
+        df["nursing"] = True
+        self._append(df)
+
+    def _place_in_institutions(self, df: pd.DataFrame, mask, kind: str) -> None:
+        mask = np.asarray(mask)
+        if "holder" not in df:
+            df["holder"] = None
+        for county in pd.unique(df.loc[mask, "county"]):
+            if (county, kind) not in self.institutions:
+                self.institutions[(county, kind)] = self._institution(county, kind)
+            code, name, bank, acct = self.institutions[(county, kind)]
+            sel = mask & (df["county"] == county).to_numpy()
+            df.loc[sel, ["institution_code", "holder", "bank", "account"]] = [code, name, bank, acct]
+
+    @staticmethod
+    def ages(df: pd.DataFrame, month: str) -> np.ndarray:
+        ref = pd.Timestamp(f"{month}-01")
+        b = df["birth"]
+        years = ref.year - b.dt.year - ((ref.month < b.dt.month)).astype(int)
+        return years.to_numpy()
+
+
+def _pick(rng, mask: np.ndarray, rate: float) -> np.ndarray:
+    """Indices of a random share `rate` of the rows where mask is true (at least one if any)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0 or rate <= 0:
+        return np.array([], dtype=int)
+    k = max(1, int(round(len(idx) * rate)))
+    return np.sort(rng.choice(idx, min(k, len(idx)), replace=False))
+
+
+class Generator:
+    def __init__(self, cfg: GeneratorConfig):
+        self.cfg = cfg
+        self.pop = Population(cfg)
+        self.rng = self.pop.rng
+        self.truth: list[dict] = []
+        self.deaths_last: pd.DataFrame = pd.DataFrame()
+
+    # --- month evolution -------------------------------------------------------------------
+    def seed_population(self, month: str) -> None:
+        n = self.cfg.persons
+        # shares of persons: dibao ~55% (avg household ~2 persons), tekun 8%, orphans 2%, nursing-only 5%
+        self.pop.add_dibao_households(max(1, int(n * 0.55 / 2.0)), month,
+                                      back_months=self.rng.integers(3, 30, max(1, int(n * 0.55 / 2.0))))
+        self.pop.add_tekun(max(1, int(n * 0.08)), month)
+        self.pop.add_orphans(max(1, int(n * 0.02)), month)
+        self.pop.add_disabled_only(max(1, int(n * 0.05)), month)
+        p = self.pop.people
+        back = self.rng.integers(3, 30, len(p))
+        not_hh = p["program"] != "dibao"
+        p.loc[not_hh, "enrolled_from"] = [shift_month(month, -int(b)) for b in back[not_hh.to_numpy()]]
+
+    def evolve(self, month: str) -> None:
+        rng = self.rng
+        p = self.pop.people
+        active = p["alive"] & p["program"].isin(["dibao", "tekun", "orphan", "disability"])
+        # deaths in the previous month, reported by this month's registry extract
+        dead = _pick(rng, active.to_numpy(), 0.003)
+        prev = shift_month(month, -1)
+        p.loc[dead, "alive"] = False
+        p.loc[dead, "death_month"] = prev
+        self.deaths_last = p.loc[dead].copy()
+        # a dibao household whose head died: the next member becomes head, paid to their own card
+        for hid in p.loc[dead][p.loc[dead, "relation"] == "户主"]["household_id"]:
+            members = p[(p["household_id"] == hid) & p["alive"]]
+            if len(members):
+                p.loc[members.index[0], "relation"] = "户主"
+        # exits: 1% of households and persons leave the rolls
+        hh_ids = p.loc[active & (p["program"] == "dibao"), "household_id"].dropna().unique()
+        leaving_hh = rng.choice(hh_ids, max(0, int(len(hh_ids) * 0.01)), replace=False) if len(hh_ids) else []
+        p.loc[p["household_id"].isin(leaving_hh), "program"] = "exited"
+        others = _pick(rng, (active & (p["program"].isin(["tekun", "disability"]))).to_numpy(), 0.01)
+        p.loc[others, "program"] = "exited"
+        # moves: 0.3% of households move to another county of the same city
+        movable = p.loc[p["program"] == "dibao", "household_id"].dropna().unique()
+        movers = rng.choice(movable, max(0, int(len(movable) * 0.003)), replace=False) if len(movable) else []
+        for hid in movers:
+            sel = p["household_id"] == hid
+            city = p.loc[sel, "county"].iloc[0][:4]
+            options = [c for c in self.pop.counties if c.startswith(city) and c != p.loc[sel, "county"].iloc[0]]
+            if options:
+                p.loc[sel, "county"] = str(rng.choice(options))
+        # account changes: 0.5% of payees open a new account
+        payees = (p["account"].notna() & p["institution_code"].isna() & p["guardian_name"].isna()).to_numpy()
+        changing = _pick(rng, payees & active.to_numpy(), 0.005)
+        p.loc[changing, "account"] = self.pop._accounts(len(changing))
+        # enrolments: 1.5% new, a fifth of them with enrolled_from one or two months back
+        n_new = max(1, int(self.cfg.persons * 0.015))
+        n_hh = max(1, int(n_new * 0.55 / 2))
+        back = np.where(rng.random(n_hh) < 0.2, rng.integers(1, 3, n_hh), 0)
+        self.pop.add_dibao_households(n_hh, month, back_months=back)
+        self.pop.add_tekun(max(1, int(n_new * 0.1)), month)
+        self.pop.add_orphans(max(1, int(n_new * 0.03)), month)
+        self.pop.add_disabled_only(max(1, int(n_new * 0.05)), month)
+
+    # --- rosters ----------------------------------------------------------------------------
+    def rosters(self, month: str) -> dict[str, pd.DataFrame]:
+        p = self.pop.people
+        alive = p["alive"]
+        ages = Population.ages(p, month)
+        birth_month = p["birth"].dt.strftime("%Y-%m")
+        eighteenth = [shift_month(b, 12 * 18) for b in birth_month]
+        orphan_ok = np.array([e >= month for e in eighteenth])
+        out = {}
+        dibao = p[alive & (p["program"] == "dibao")].copy()
+        dibao["household_size"] = dibao.groupby("household_id")["id_number"].transform("count")
+        out["dibao"] = dibao
+        out["tekun"] = p[alive & (p["program"] == "tekun")].copy()
+        out["orphan"] = p[alive & (p["program"] == "orphan") & orphan_ok].copy()
+        living = p[alive & (p["program"] == "dibao") & p["living"]].assign(subsidy_type="生活补贴")
+        nursing = p[alive & p["program"].isin(["dibao", "disability"]) & p["nursing"]].assign(subsidy_type="护理补贴")
+        out["disability"] = pd.concat([living, nursing]).sort_index(kind="stable")
+        self._aged_out = p[alive & (p["program"] == "orphan") & ~orphan_ok
+                           & np.array([e == shift_month(month, -1) for e in eighteenth])].copy()
+        del ages
+        return out
+
+    def plant(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Plant this month's row-level defects. Each roster gains a `defect` column."""
+        rng, cfg = self.rng, self.cfg
+        for df in rosters.values():
+            df["defect"] = ""
+            df["holder"] = df.get("holder")
+
+        def mark(prog, idx, kind):
+            df = rosters[prog]
+            df.iloc[idx, df.columns.get_loc("defect")] = kind
+
+        # deceased still listed (deaths of last month kept on the roster)
+        if len(self.deaths_last):
+            keep = self.deaths_last.iloc[_pick(rng, np.ones(len(self.deaths_last), bool), cfg.rate("deceased_listed"))]
+            for prog in ("dibao", "tekun", "orphan"):
+                add = keep[keep["program"] == prog].copy()
+                if prog == "dibao" and len(add):
+                    add = add[add["relation"] != "户主"]  # a dead head is the held-household case; keep members
+                if len(add):
+                    add["defect"] = "deceased_listed"
+                    add["household_size"] = add.get("household_size")
+                    if prog == "dibao":
+                        # the county still counts the member: add to the household's size
+                        sizes = rosters["dibao"].groupby("household_id")["id_number"].count()
+                        for hid in add["household_id"]:
+                            sel = rosters["dibao"]["household_id"] == hid
+                            rosters["dibao"].loc[sel, "household_size"] = sizes.get(hid, 0) + (add["household_id"] == hid).sum()
+                        add["household_size"] = [int(sizes.get(h, 0) + (add["household_id"] == h).sum()) for h in add["household_id"]]
+                        add = add[add["household_id"].isin(rosters["dibao"]["household_id"])]
+                    rosters[prog] = pd.concat([rosters[prog], add])
+        if len(self._aged_out):
+            keep = self._aged_out.iloc[_pick(rng, np.ones(len(self._aged_out), bool), cfg.rate("orphan_aged_out"))]
+            rosters["orphan"] = pd.concat([rosters["orphan"], keep.assign(defect="orphan_aged_out")])
+        for df in rosters.values():
+            df.reset_index(drop=True, inplace=True)
+            df["defect"] = df["defect"].fillna("")
+
+        def clean_rows(prog, extra=None):
+            m = (rosters[prog]["defect"] == "").to_numpy()
+            return m if extra is None else m & extra
+
+        dib = rosters["dibao"]
+        head = (dib["relation"] == "户主").to_numpy()
+        for prog in rosters:
+            df = rosters[prog]
+            idx = _pick(rng, clean_rows(prog), cfg.rate("bad_check_digit"))
+            if len(idx):
+                ids = df["id_number"].to_numpy().copy()
+                for i in idx:
+                    good = ids[i][-1]
+                    ids[i] = ids[i][:-1] + ("0" if good != "0" else "1")
+                df["id_number"] = ids
+                mark(prog, idx, "bad_check_digit")
+            for kind, op in (("sex_mismatch", "sex"), ("malformed_month", "month"), ("bad_account", "acct")):
+                base = clean_rows(prog)
+                if op == "acct":
+                    base = base & df["account"].notna().to_numpy()
+                    if prog == "dibao":
+                        base = base & (df["relation"] == "户主").to_numpy()
+                idx = _pick(rng, base, cfg.rate(kind))
+                for i in idx:
+                    if op == "sex":
+                        df.iat[i, df.columns.get_loc("sex")] = "女" if df["sex"].iat[i] == "男" else "男"
+                    elif op == "month":
+                        df.iat[i, df.columns.get_loc("enrolled_from")] = "2019年13月"
+                    else:
+                        df.iat[i, df.columns.get_loc("account")] = "62220" + "O1" + "234"
+                if len(idx):
+                    mark(prog, idx, kind)
+        # mistyped and swapped IDs: near-duplicates of last month's correct ID, check digit recomputed
+        for kind in ("id_typo", "id_swap"):
+            for prog in ("tekun", "orphan"):
+                df = rosters[prog]
+                idx = _pick(rng, clean_rows(prog), cfg.rate(kind))
+                ids = df["id_number"].to_numpy().copy()
+                done = []
+                for i in idx:
+                    body = list(ids[i][:17])
+                    pos = int(rng.integers(14, 16))
+                    if kind == "id_typo":
+                        body[pos] = str((int(body[pos]) + 1 + int(rng.integers(0, 8))) % 10)
+                    else:
+                        body[pos], body[pos + 1] = body[pos + 1], body[pos]
+                    if body[16] != ids[i][16] and (int(body[16]) % 2) != (int(ids[i][16]) % 2):
+                        continue  # keep the sex digit's parity: a typo that flips sex is a different defect
+                    b = "".join(body)
+                    if b == ids[i][:17]:
+                        continue
+                    new = b + str(check_digits(np.array([b]))[0])
+                    self.truth.append({"month": month, "defect": kind, "program": prog, "id_number": new,
+                                       "related_id": ids[i], "file": "", "detail": "near-duplicate of related_id"})
+                    ids[i] = new
+                    done.append(i)
+                df["id_number"] = ids
+                # the mistyped person is also delivered correctly by a neighbouring county: a pair to link
+                if done:
+                    twin = df.iloc[done].copy()
+                    twin["id_number"] = [t["related_id"] for t in self.truth[-len(done):]]
+                    twin["county"] = [self._other_county(c) for c in twin["county"]]
+                    twin["defect"] = kind + "_original"
+                    rosters[prog] = pd.concat([df, twin], ignore_index=True)
+                    mark(prog, done, kind)
+        dib = rosters["dibao"]
+        head = (dib["relation"] == "户主").to_numpy()
+        # household-level defects on whole households
+        for kind in ("household_size_mismatch", "negative_income"):
+            hh_clean = dib.groupby("household_id")["defect"].transform(lambda s: (s == "").all()).to_numpy()
+            idx = _pick(rng, head & hh_clean, cfg.rate(kind))
+            for i in idx:
+                hid = dib["household_id"].iat[i]
+                sel = (dib["household_id"] == hid).to_numpy()
+                if kind == "household_size_mismatch":
+                    dib.loc[sel, "household_size"] = dib.loc[sel, "household_size"] + 1
+                else:
+                    dib.loc[sel, "household_income"] = -abs(float(dib["household_income"].iat[i]) or 100.0)
+                dib.loc[sel, "defect"] = kind
+        # account held by somebody else (heads, dispersed tekun)
+        idx = _pick(rng, head & (dib["defect"] == "").to_numpy(), cfg.rate("account_other_holder"))
+        for i in idx:
+            dib.iat[i, dib.columns.get_loc("holder")] = str(self.pop._names(np.array(["男"]))[0])
+        mark("dibao", idx, "account_other_holder")
+        # exclusive programs: a dibao member also delivered on the tekun roster
+        idx = _pick(rng, (dib["defect"] == "").to_numpy() & ~head, cfg.rate("exclusive_programs"))
+        if len(idx):
+            extra = dib.iloc[idx].copy()
+            extra["placement"] = "分散供养"
+            extra["care_level"] = "全自理"
+            extra["institution_code"] = None
+            extra["bank"] = rosters["dibao"].groupby("household_id")["bank"].first().reindex(extra["household_id"]).to_numpy()
+            extra["account"] = self.pop._accounts(len(extra))
+            extra["defect"] = "exclusive_programs"
+            extra["program"] = "tekun"
+            rosters["tekun"] = pd.concat([rosters["tekun"], extra], ignore_index=True)
+            mark("dibao", idx, "exclusive_programs")
+        # duplicates across counties: a tekun person also listed by another county
+        tk = rosters["tekun"]
+        idx = _pick(rng, (tk["defect"] == "").to_numpy(), cfg.rate("dup_across_counties"))
+        if len(idx):
+            twin = tk.iloc[idx].copy()
+            twin["county"] = [self._other_county(c) for c in twin["county"]]
+            twin["defect"] = "dup_across_counties"
+            rosters["tekun"] = pd.concat([tk, twin], ignore_index=True)
+        # duplicates in one file: the same row typed twice
+        for prog in ("dibao", "tekun", "disability"):
+            df = rosters[prog]
+            base = (df["defect"] == "").to_numpy()
+            if prog == "dibao":
+                base = base & ((df["relation"] != "户主").to_numpy())
+            idx = _pick(rng, base, cfg.rate("dup_in_file"))
+            if len(idx):
+                twin = df.iloc[idx].copy()
+                twin["defect"] = "dup_in_file"
+                twin["_dup"] = True
+                rosters[prog] = pd.concat([df, twin], ignore_index=True)
+        for prog, df in rosters.items():
+            for _, r in df[df["defect"] != ""].iterrows():
+                if r["defect"] in ("id_typo", "id_swap") or r["defect"].endswith("_original"):
+                    continue
+                if r["defect"] == "dup_in_file" and not r.get("_dup", False):
+                    continue
+                self.truth.append({"month": month, "defect": r["defect"], "program": prog,
+                                   "id_number": r["id_number"], "related_id": "", "file": "",
+                                   "detail": str(r.get("household_id") or "")})
+        return rosters
+
+    def _other_county(self, county: str) -> str:
+        options = [c for c in self.pop.counties if c[:4] == county[:4] and c != county]
+        return options[0] if options else [c for c in self.pop.counties if c != county][0]
+
+    # --- writing ----------------------------------------------------------------------------
+    def to_contract_rows(self, prog: str, df: pd.DataFrame, month: str) -> pd.DataFrame:
+        """The roster as a county would type it: canonical columns, values with realistic noise."""
+        rng = self.rng
+        n = len(df)
+        holder = df["holder"].where(df["holder"].notna(), df["name"])
+        bank = df["bank"].map(lambda b: BANK_TYPED[b][0] if isinstance(b, str) else None)
+        account = df["account"]
+        if prog == "dibao":
+            # the household is paid once, to the head's account: other members leave it blank
+            is_head = (df["relation"] == "户主").to_numpy()
+            bank = bank.where(is_head, None)
+            account = account.where(is_head, None)
+        out = pd.DataFrame(
+            {
+                "region_code": df["county"],
+                "name": df["name"],
+                "id_number": df["id_number"],
+                "sex": df["sex"],
+                "urban_rural": df["urban_rural"],
+                "bank_name": bank,
+                "bank_account": account,
+                "account_holder": np.where(account.notna(), holder, None),
+                "enrolled_from": df["enrolled_from"],
+                "enrolled_to": None,
+                "approved_amount": None,
+            }
+        )
+        if prog == "dibao":
+            out["household_id"] = df["household_id"]
+            out["relation"] = df["relation"]
+            out["household_size"] = df["household_size"].astype("Int64").astype(str)
+            out["household_income"] = df["household_income"].map(lambda v: f"{v:.2f}")
+            out["class_category"] = df["class_category"]
+        elif prog == "tekun":
+            out["placement"] = df["placement"]
+            out["care_level"] = df["care_level"]
+            out["institution_code"] = df["institution_code"]
+            # extension: working-age tekun persons show their disability certificate
+            cert = np.where(df["disability_grade"].notna(),
+                            df["id_number"].astype(str) + df["disability_category"].fillna("").astype(str)
+                            + df["disability_grade"].fillna("").astype(str), None)
+            out["disability_cert_no"] = cert
+        elif prog == "orphan":
+            out["placement"] = df["placement"]
+            out["guardian_name"] = df["guardian_name"]
+            out["guardian_id_number"] = df["guardian_id_number"]
+        else:
+            out["subsidy_type"] = df["subsidy_type"]
+            out["disability_cert_no"] = (df["id_number"].astype(str) + df["disability_category"].astype(str)
+                                         + df["disability_grade"].astype(str))
+            out["disability_category"] = df["disability_category"].map(CATEGORY_NAMES)
+            out["disability_grade"] = df["disability_grade"].map(GRADE_NAMES)
+        # noise a caseworker types and doudi must normalise (not defects)
+        noisy = rng.random(n)
+        ids = out["id_number"].astype(str)
+        out["id_number"] = np.where(noisy < 0.02, ids.str.lower(), ids)
+        out["id_number"] = np.where((noisy >= 0.02) & (noisy < 0.03), " " + ids + " ", out["id_number"])
+        fw = str.maketrans("0123456789", "０１２３４５６７８９")
+        out["region_code"] = np.where((noisy >= 0.03) & (noisy < 0.04),
+                                      out["region_code"].astype(str).str.translate(fw), out["region_code"])
+        spell = rng.random(n)
+        ef = out["enrolled_from"].astype(str)
+        out["enrolled_from"] = np.select(
+            [spell < 0.05, spell < 0.10, spell < 0.15],
+            [ef.str.replace("-", ""), ef.str[:4] + "年" + ef.str[5:7].str.lstrip("0") + "月",
+             ef.str[:4] + "/" + ef.str[5:7].str.lstrip("0") + "/1"],
+            ef,
+        )
+        if prog == "dibao":
+            inc = df["household_income"]
+            out["household_income"] = np.where((spell > 0.95) & (inc >= 1000),
+                                               inc.map(lambda v: f"{v:,.2f}"), out["household_income"])
+        return out
+
+    def write_month(self, month: str, rosters: dict[str, pd.DataFrame]) -> None:
+        rng = self.rng
+        mdir = self.cfg.out / month
+        for prog, df in rosters.items():
+            rows = self.to_contract_rows(prog, df, month)
+            rows["_county"] = df["county"].to_numpy()
+            rows["_defect"] = df["defect"].to_numpy()
+            pdir = mdir / "rosters" / prog
+            pdir.mkdir(parents=True, exist_ok=True)
+            for county, part in rows.groupby("_county", sort=True):
+                fmt = self._format_for(county, prog)
+                english = _stable_hash(county + "en") % 10 == 0
+                name = f"{county}_{prog}_{month.replace('-', '')}"
+                data = part.drop(columns=["_county", "_defect"])
+                data = self._order_columns(data, prog, county, english)
+                path = pdir / (name + {"xlsx": ".xlsx", "parquet": ".parquet"}.get(fmt, ".csv"))
+                title = f"{county}{month[:4]}年{int(month[5:7])}月{prog}花名册"
+                _write_roster(path, data, fmt, title)
+                self._attach_file(month, prog, part, path.relative_to(mdir).as_posix())
+                r = rng.random()
+                if r < self.cfg.rate("duplicate_delivery"):
+                    dup = path.with_name(name + "_重复报送" + path.suffix)
+                    dup.write_bytes(path.read_bytes())
+                    self.truth.append({"month": month, "defect": "duplicate_delivery", "program": prog,
+                                       "id_number": "", "related_id": "", "file": dup.relative_to(mdir).as_posix(),
+                                       "detail": path.relative_to(mdir).as_posix()})
+                elif r < self.cfg.rate("duplicate_delivery") + self.cfg.rate("corrected_file") and len(data) > 2:
+                    # the county finds an error and sends a corrected file: last row removed
+                    fixed = data.iloc[:-1]
+                    cor = path.with_name(name + "_v2" + path.suffix)
+                    _write_roster(cor, fixed, fmt, title + "（更正）")
+                    self.truth.append({"month": month, "defect": "corrected_file", "program": prog,
+                                       "id_number": "", "related_id": "", "file": path.relative_to(mdir).as_posix(),
+                                       "detail": cor.relative_to(mdir).as_posix()})
+
+    def _attach_file(self, month: str, prog: str, part: pd.DataFrame, rel: str) -> None:
+        ids = set(part.loc[part["_defect"] != "", "id_number"].astype(str).str.strip().str.upper())
+        for t in self.truth:
+            if t["month"] == month and t["program"] == prog and not t["file"] and t["id_number"] in ids:
+                t["file"] = rel
+
+    def _format_for(self, county: str, prog: str) -> str:
+        h = (_stable_hash(county + prog) % 1000) / 1000
+        acc = 0.0
+        for fmt, w in zip(FORMATS, FORMAT_WEIGHTS, strict=True):
+            acc += w
+            if h < acc:
+                return fmt
+        return FORMATS[0]
+
+    def _order_columns(self, data: pd.DataFrame, prog: str, county: str, english: bool) -> pd.DataFrame:
+        cols = list(data.columns)
+        rng = np.random.default_rng(_stable_hash(county + prog))
+        if rng.random() < 0.5:
+            cols = list(rng.permutation(cols))
+        table = {**COMMON_COLUMNS, **PROGRAM_COLUMNS[prog]}
+        data = data[cols]
+        if english:
+            return data
+        alias_pick = {c: table[c][int(rng.integers(0, len(table[c])))] for c in cols}
+        return data.rename(columns=alias_pick)
+
+    def write_deaths(self, month: str) -> None:
+        if not len(self.deaths_last):
+            return
+        d = self.deaths_last
+        death_dates = [f"{m}-{int(self.rng.integers(1, 28)):02d}" for m in d["death_month"]]
+        reg = pd.DataFrame({"id_number": d["id_number"], "name": d["name"], "death_date": death_dates,
+                            "source": "公安户籍注销"})
+        path = self.cfg.out / month / "registry" / "deaths.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reg.to_csv(path, index=False, encoding="utf-8")
+
+    def run(self) -> dict:
+        months = self.cfg.months
+        for i, month in enumerate(months):
+            if i == 0:
+                self.seed_population(month)
+            else:
+                self.evolve(month)
+            rosters = self.rosters(month)
+            rosters = self.plant(month, rosters)
+            self.write_month(month, rosters)
+            self.write_deaths(month)
+        truth = pd.DataFrame(self.truth, columns=["month", "defect", "program", "id_number", "related_id",
+                                                  "file", "detail"])
+        truth["expected"] = truth["defect"].map(lambda d: "/".join(EXPECTED_OUTCOME.get(d, ("", ""))))
+        truth.to_csv(self.cfg.out / "ground_truth.csv", index=False, encoding="utf-8")
+        (self.cfg.out / "generator.json").write_text(json.dumps({
+            "months": months, "persons": self.cfg.persons, "seed": self.cfg.seed,
+            "defect_rates": {k: self.cfg.rate(k) for k in self.cfg.defect_rates},
+        }, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        rows = sum(1 for _ in self.cfg.out.glob("*/rosters/*/*"))
+        return {"out": str(self.cfg.out), "months": months, "files": rows, "defects": len(truth)}
+
+
+def _write_roster(path: Path, data: pd.DataFrame, fmt: str, title: str) -> None:
+    data = data.astype(object).where(data.notna(), None)
+    if fmt.startswith("csv"):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(list(data.columns))
+        w.writerows(["" if v is None else str(v) for v in row] for row in data.itertuples(index=False))
+        text = buf.getvalue()
+        if fmt == "csv_gbk":
+            path.write_bytes(text.encode("gb18030"))
+        elif fmt == "csv_utf8_bom":
+            path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        else:
+            path.write_bytes(text.encode("utf-8"))
+    elif fmt == "xlsx":
+        import xlsxwriter
+
+        wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
+        wb.set_properties({"created": pd.Timestamp("2020-01-01").to_pydatetime()})
+        ws = wb.add_worksheet("花名册")
+        ws.merge_range(0, 0, 0, max(1, len(data.columns) - 1), title)
+        ws.write_row(1, 0, list(data.columns))
+        for r, row in enumerate(data.itertuples(index=False), start=2):
+            ws.write_row(r, 0, ["" if v is None else str(v) for v in row])
+        wb.close()
+    else:
+        data.astype("string").to_parquet(path, index=False)
+
+
+def generate(out: Path, months: str | list[str], persons: int = 2000, seed: int = 20200101,
+             defect_scale: float = 1.0, reference: Path = DEFAULT_REFERENCE) -> dict:
+    month_list = month_range(months) if isinstance(months, str) else list(months)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = GeneratorConfig(out=out, months=month_list, persons=persons, seed=seed,
+                          defect_scale=defect_scale, reference=Path(reference))
+    result = Generator(cfg).run()
+    result["span"] = months_between(month_list[0], month_list[-1])
+    return result

@@ -1,0 +1,528 @@
+"""Stage 1, ingest: pull one program's roster files of the month from the inbox.
+
+For every file: its SHA-256, its format and encoding, the header row (title rows above it are
+skipped), headers mapped to canonical columns (contract section 2). Every data row is kept, as
+delivered (all values text), with its file and row number; nothing is judged here except whether
+the file as a whole can be used. Whole-file outcomes:
+
+- `loaded`: rows go on to validation;
+- `rejected`: unreadable, empty, header not found, required column missing, a column twice,
+  too large, or a row count far from the county's last month: readable rows are kept and
+  quarantined with FILE_REJECTED, so the county sees them;
+- `duplicate_delivery`: the same bytes as an earlier file: each row is a `duplicate` of the same
+  row of that file;
+- `superseded`: a later file (by name) for the same program and county replaces it: rows of the
+  same person point at the row that survives, the rest are quarantined FILE_SUPERSEDED.
+
+Writes `_work/ingest/<program>.parquet` (rows) and `_work/ingest/<program>.files.parquet`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipelines.io import atomic_path, ensure_dir, inbox_path, list_files, sha256_bytes
+from pipelines.settings import PROGRAMS, RunContext, RunError
+from pipelines.vocabulary import (
+    REASONS,
+    columns_for,
+    fold_fullwidth,
+    header_aliases,
+    normalise_header,
+    required_for,
+)
+
+HEADER_SEARCH_ROWS = 10
+MIN_HEADER_MATCHES = 3
+ROSTER_SUFFIXES = (".csv", ".xlsx", ".parquet")
+# An XLSX is a ZIP: refuse one that would inflate beyond this ratio or size (ZIP bombs).
+MAX_XLSX_RATIO = 200
+
+
+@dataclass
+class FileResult:
+    program: str
+    source_file: str
+    sha256: str = ""
+    bytes: int = 0
+    format: str = ""
+    encoding: str = ""
+    header_row: int = 0
+    rows: int = 0
+    status: str = "loaded"
+    reason_code: str = ""
+    reason_detail: str = ""
+    duplicate_of: str = ""
+    superseded_by: str = ""
+    county: str = ""
+    columns: dict = field(default_factory=dict)  # delivered header -> canonical (or "" if unknown)
+
+
+class FileRejected(Exception):
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int] | None = None) -> dict:
+    if program not in PROGRAMS:
+        raise RunError(f"unknown program {program!r}; expected one of {', '.join(PROGRAMS)}")
+    month_dir = inbox_path(ctx.inbox) / ctx.month
+    folder = month_dir / "rosters" / program
+    tables: list[pa.Table] = []
+    results: list[FileResult] = []
+    seen_hashes: dict[str, str] = {}
+    for path in list_files(folder):
+        rel = f"rosters/{program}/{path.name}"
+        res = FileResult(program=program, source_file=rel)
+        results.append(res)
+        table = _ingest_one(ctx, program, path, res, seen_hashes)
+        if table is not None:
+            tables.append(table)
+    rows = _combine(program, tables)
+    rows = _apply_supersession(rows, results)
+    rows = _check_row_swing(ctx, rows, results, previous_counts or {})
+    out_dir = ensure_dir(ctx.work_dir / "ingest")
+    rows_path = out_dir / f"{program}.parquet"
+    files_path = out_dir / f"{program}.files.parquet"
+    with atomic_path(rows_path) as tmp:
+        pq.write_table(rows, tmp)
+    files_table = pa.Table.from_pylist(
+        [{**asdict(r), "columns": json.dumps(r.columns, ensure_ascii=False)} for r in results],
+        schema=FILES_SCHEMA,
+    )
+    with atomic_path(files_path) as tmp:
+        pq.write_table(files_table, tmp)
+    status = Counter(r.status for r in results)
+    return {
+        "program": program,
+        "rows_path": str(rows_path),
+        "files_path": str(files_path),
+        "files": len(results),
+        "rows": rows.num_rows,
+        "files_by_status": dict(sorted(status.items())),
+    }
+
+
+FILES_SCHEMA = pa.schema(
+    [
+        ("program", pa.string()),
+        ("source_file", pa.string()),
+        ("sha256", pa.string()),
+        ("bytes", pa.int64()),
+        ("format", pa.string()),
+        ("encoding", pa.string()),
+        ("header_row", pa.int64()),
+        ("rows", pa.int64()),
+        ("status", pa.string()),
+        ("reason_code", pa.string()),
+        ("reason_detail", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("superseded_by", pa.string()),
+        ("county", pa.string()),
+        ("columns", pa.string()),
+    ]
+)
+META_COLUMNS = [
+    ("program", pa.string()),
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+    ("file_sha256", pa.string()),
+    ("file_status", pa.string()),
+    ("file_reason", pa.string()),
+    ("duplicate_of_file", pa.string()),
+    ("duplicate_of_row", pa.int64()),
+    ("row_malformed", pa.string()),  # the raw text of a row whose column count was wrong
+    ("extra", pa.string()),  # JSON of unknown columns, kept for lineage
+]
+
+
+def row_schema(program: str) -> pa.Schema:
+    return pa.schema(META_COLUMNS + [(c, pa.string()) for c in columns_for(program)])
+
+
+def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashes: dict[str, str]):
+    settings = ctx.settings
+    name = path.name
+    if "/" in name or "\\" in name or ".." in name or not name.lower().endswith(ROSTER_SUFFIXES):
+        _reject(res, "FILE_NAME_INVALID", f"文件名不合规或类型不支持（仅限 .csv/.xlsx/.parquet）: {name}")
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        _reject(res, "FILE_UNREADABLE", f"无法读取文件: {exc}")
+        return None
+    res.bytes = int(size)
+    if size > settings.max_file_bytes:
+        _reject(res, "FILE_TOO_LARGE", f"文件 {size} 字节，超过上限 {settings.max_file_bytes} 字节")
+        return None
+    data = path.read_bytes()
+    res.sha256 = sha256_bytes(data)
+    res.format = name.rsplit(".", 1)[-1].lower()
+    res.county = name[:6] if name[:6].isdigit() else ""
+    try:
+        grid_header, body, malformed = _read_grid(data, res, settings.max_file_bytes)
+        mapping = _map_header(program, grid_header, res)
+        table = _to_table(program, grid_header, body, malformed, mapping, res, settings.max_field_chars)
+    except FileRejected as rej:
+        _reject(res, rej.code, rej.detail)
+        # keep what rows we could count, so the county sees them quarantined
+        return _rejected_rows(program, res, locals().get("body"), locals().get("malformed"))
+    if res.rows == 0:
+        _reject(res, "FILE_EMPTY", "文件只有表头，没有数据行")
+        return None
+    county = Counter(table.column("region_code").to_pylist()).most_common(1)
+    if county and county[0][0]:
+        res.county = fold_fullwidth(county[0][0]).strip()
+    if res.sha256 in seen_hashes:
+        res.status = "duplicate_delivery"
+        res.duplicate_of = seen_hashes[res.sha256]
+        table = _set_meta(table, file_status="duplicate_delivery", duplicate_of_file=res.duplicate_of)
+        table = table.set_column(
+            table.schema.get_field_index("duplicate_of_row"), "duplicate_of_row", table.column("source_row")
+        )
+    else:
+        seen_hashes[res.sha256] = res.source_file
+    return table
+
+
+def _reject(res: FileResult, code: str, detail: str) -> None:
+    res.status = "rejected"
+    res.reason_code = code
+    res.reason_detail = f"{REASONS[code].message_zh}：{detail}" if detail else REASONS[code].message_zh
+
+
+def _read_grid(data: bytes, res: FileResult, max_bytes: int):
+    """Return (header cells, body columns as lists of str, malformed rows {row_no: text})."""
+    fmt = res.format
+    if fmt == "csv":
+        text, res.encoding = _decode(data)
+        return _read_csv(text, res)
+    if fmt == "xlsx":
+        res.encoding = "xlsx"
+        return _read_xlsx(data, res, max_bytes)
+    res.encoding = "parquet"
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means an unreadable file
+        raise FileRejected("FILE_UNREADABLE", f"Parquet 无法解析: {exc}") from exc
+    header = list(table.column_names)
+    body = [[None if v is None else _cell_text(v) for v in col.to_pylist()] for col in table.columns]
+    res.header_row = 0
+    return header, body, {}
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            raise FileRejected("FILE_UNREADABLE", f"UTF-8 BOM 但内容不是 UTF-8: {exc}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise FileRejected("FILE_UNREADABLE", f"UTF-16 内容损坏: {exc}") from exc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[: 1 << 20]).best()
+    if best is not None:
+        try:
+            return data.decode(best.encoding), best.encoding
+        except (UnicodeDecodeError, LookupError):
+            pass
+    raise FileRejected("FILE_UNREADABLE", "编码无法识别（应为 UTF-8 或 GB18030/GBK）")
+
+
+def _find_header(rows: list[list[str]], res: FileResult) -> int:
+    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        known = sum(1 for c in row if c is not None and normalise_header(c) in _ALL_ALIASES)
+        if known >= MIN_HEADER_MATCHES:
+            return i
+    raise FileRejected("FILE_HEADER_UNKNOWN", "前10行中没有可识别的表头")
+
+
+def _read_csv(text: str, res: FileResult):
+    import csv
+
+    if not text.strip():
+        raise FileRejected("FILE_EMPTY", "文件为空")
+    head_lines = []
+    for line in io.StringIO(text):
+        if line.strip():
+            head_lines.append(line)
+        if len(head_lines) >= HEADER_SEARCH_ROWS:
+            break
+    try:
+        head_rows = list(csv.reader(head_lines))
+    except csv.Error as exc:
+        raise FileRejected("FILE_UNREADABLE", f"CSV 格式错误: {exc}") from exc
+    h = _find_header(head_rows, res)
+    res.header_row = h
+    header = head_rows[h]
+    names = [f"c{i}" for i in range(len(header))]
+    malformed: dict[int, str] = {}
+
+    def on_invalid(row):
+        malformed[row.number - (h + 1)] = row.text
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(skip_rows=h + 1, column_names=names, use_threads=False,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                null_values=[""], quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FileRejected("FILE_UNREADABLE", f"CSV 无法解析: {exc}") from exc
+    body = [table.column(n).to_pylist() for n in names]
+    return header, body, malformed
+
+
+def _read_xlsx(data: bytes, res: FileResult, max_bytes: int):
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            inflated = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile as exc:
+        raise FileRejected("FILE_UNREADABLE", "不是有效的 XLSX 文件") from exc
+    if inflated > max_bytes or inflated > MAX_XLSX_RATIO * max(len(data), 1):
+        raise FileRejected("FILE_TOO_LARGE", f"XLSX 解压后 {inflated} 字节，疑似压缩炸弹")
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        grid = wb.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception as exc:  # noqa: BLE001
+        raise FileRejected("FILE_UNREADABLE", f"XLSX 无法解析: {exc}") from exc
+    rows = [[_cell_text(v) for v in row] for row in grid]
+    rows = [r for r in rows if any(v not in (None, "") for v in r)]
+    if not rows:
+        raise FileRejected("FILE_EMPTY", "工作表为空")
+    h = _find_header(rows, res)
+    res.header_row = h
+    header = rows[h]
+    width = len(header)
+    body_rows = rows[h + 1:]
+    body = [[(r[i] if i < len(r) else None) for r in body_rows] for i in range(width)]
+    return header, body, {}
+
+
+def _cell_text(v) -> str | None:
+    """A spreadsheet cell as the text a caseworker sees."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return repr(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()[:10]
+    s = str(v)
+    return s if s != "" else None
+
+
+_ALL_ALIASES = {a for p in PROGRAMS for a in header_aliases(p)}
+
+
+def _map_header(program: str, header: list, res: FileResult) -> dict[int, str]:
+    aliases = header_aliases(program)
+    mapping: dict[int, str] = {}
+    seen: dict[str, str] = {}
+    for i, cell in enumerate(header):
+        label = "" if cell is None else str(cell)
+        canonical = aliases.get(normalise_header(label), "")
+        res.columns[label or f"(第{i + 1}列)"] = canonical
+        if not canonical:
+            continue
+        if canonical in seen:
+            raise FileRejected("FILE_COLUMN_DUPLICATE", f"“{seen[canonical]}”与“{label}”都表示 {canonical}")
+        seen[canonical] = label
+        mapping[i] = canonical
+    missing = [c for c in required_for(program) if c not in seen]
+    if missing:
+        raise FileRejected("FILE_COLUMN_MISSING", "缺少列: " + "、".join(_display_name(program, c) for c in missing))
+    return mapping
+
+
+def _display_name(program: str, canonical: str) -> str:
+    from pipelines.vocabulary import COMMON_COLUMNS, PROGRAM_COLUMNS
+
+    table = {**COMMON_COLUMNS, **PROGRAM_COLUMNS[program]}
+    return f"{table[canonical][0]}({canonical})"
+
+
+def _to_table(program, header, body, malformed, mapping, res: FileResult, max_field_chars: int) -> pa.Table:
+    n_valid = len(body[0]) if body else 0
+    n = n_valid + len(malformed)
+    res.rows = n
+    # positions of valid rows among all data rows (malformed rows keep their own numbers)
+    bad_numbers = sorted(malformed)
+    if bad_numbers:
+        valid_numbers = [i for i in range(1, n + 1) if i not in malformed]
+    else:
+        valid_numbers = list(range(1, n + 1))
+    order = sorted(valid_numbers + bad_numbers)
+    cols: dict[str, list] = {c: [None] * n for c in columns_for(program)}
+    slot = {num: k for k, num in enumerate(order)}
+    valid_slots = [slot[num] for num in valid_numbers]
+    for i, canonical in mapping.items():
+        col = cols[canonical]
+        values = body[i]
+        for k, v in zip(valid_slots, values, strict=True):
+            if v is not None and len(v) > max_field_chars:
+                raise FileRejected("FILE_TOO_LARGE", f"第{order[k]}行“{header[i]}”超过 {max_field_chars} 个字符")
+            col[k] = v
+    extra_idx = [i for i in range(len(header)) if i not in mapping and header[i] not in (None, "")]
+    extra = [None] * n
+    if extra_idx:
+        for j, k in enumerate(valid_slots):
+            d = {str(header[i]): body[i][j] for i in extra_idx if body[i][j] is not None}
+            extra[k] = json.dumps(d, ensure_ascii=False) if d else None
+    row_malformed = [None] * n
+    for num in bad_numbers:
+        row_malformed[slot[num]] = malformed[num][:max_field_chars * 4]
+    meta = {
+        "program": [program] * n,
+        "source_file": [res.source_file] * n,
+        "source_row": order,
+        "file_sha256": [res.sha256] * n,
+        "file_status": ["loaded"] * n,
+        "file_reason": [None] * n,
+        "duplicate_of_file": [None] * n,
+        "duplicate_of_row": [None] * n,
+        "row_malformed": row_malformed,
+        "extra": extra,
+    }
+    return pa.table({**meta, **cols}, schema=row_schema(program))
+
+
+def _rejected_rows(program: str, res: FileResult, body, malformed) -> pa.Table | None:
+    """Rows of a rejected file that we could count: kept, so conservation holds and the county sees them."""
+    n = (len(body[0]) if body else 0) + len(malformed or {})
+    res.rows = n
+    if n == 0:
+        return None
+    empty = {c: [None] * n for c in columns_for(program)}
+    meta = {
+        "program": [program] * n,
+        "source_file": [res.source_file] * n,
+        "source_row": list(range(1, n + 1)),
+        "file_sha256": [res.sha256] * n,
+        "file_status": ["rejected"] * n,
+        "file_reason": [res.reason_code] * n,
+        "duplicate_of_file": [None] * n,
+        "duplicate_of_row": [None] * n,
+        "row_malformed": [None] * n,
+        "extra": [None] * n,
+    }
+    return pa.table({**meta, **empty}, schema=row_schema(program))
+
+
+def _set_meta(table: pa.Table, **values) -> pa.Table:
+    for name, value in values.items():
+        idx = table.schema.get_field_index(name)
+        table = table.set_column(idx, name, pa.array([value] * table.num_rows, type=pa.string()))
+    return table
+
+
+def _combine(program: str, tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return row_schema(program).empty_table()
+    return pa.concat_tables(tables)
+
+
+def _apply_supersession(rows: pa.Table, results: list[FileResult]) -> pa.Table:
+    """A later file (by name) for the same program and county replaces the earlier ones."""
+    by_county: dict[str, list[FileResult]] = {}
+    for r in results:
+        if r.status == "loaded" and r.county:
+            by_county.setdefault(r.county, []).append(r)
+    superseded: dict[str, FileResult] = {}
+    for files in by_county.values():
+        if len(files) < 2:
+            continue
+        survivor = files[-1]  # sorted by name: a correction is named after the original (…_v2.csv)
+        for old in files[:-1]:
+            old.status = "superseded"
+            old.superseded_by = survivor.source_file
+            superseded[old.source_file] = survivor
+    if not superseded:
+        return rows
+    status = rows.column("file_status").to_pylist()
+    dup_file = rows.column("duplicate_of_file").to_pylist()
+    dup_row = rows.column("duplicate_of_row").to_pylist()
+    reason = rows.column("file_reason").to_pylist()
+    files = rows.column("source_file").to_pylist()
+    ids = [_id_key(v) for v in rows.column("id_number").to_pylist()]
+    survivors = {s.source_file for s in superseded.values()}
+    index: dict[tuple[str, str], int] = {}
+    src_rows = rows.column("source_row").to_pylist()
+    for k, f in enumerate(files):
+        if f in survivors and ids[k] and (f, ids[k]) not in index:
+            index[(f, ids[k])] = src_rows[k]
+    for k, f in enumerate(files):
+        if f in superseded:
+            status[k] = "superseded"
+            target = superseded[f].source_file
+            hit = index.get((target, ids[k]))
+            if hit is not None:
+                dup_file[k], dup_row[k] = target, hit
+            else:
+                reason[k] = "FILE_SUPERSEDED"
+    for name, values, typ in (("file_status", status, pa.string()), ("duplicate_of_file", dup_file, pa.string()),
+                              ("duplicate_of_row", dup_row, pa.int64()), ("file_reason", reason, pa.string())):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, type=typ))
+    return rows
+
+
+def _id_key(v: str | None) -> str:
+    return fold_fullwidth(v).strip().upper() if v else ""
+
+
+def _check_row_swing(ctx: RunContext, rows: pa.Table, results: list[FileResult],
+                     previous: dict[str, int]) -> pa.Table:
+    """Reject a county file whose row count swings too far from the same county's last month."""
+    s = ctx.settings
+    for r in results:
+        if r.status != "loaded" or r.county not in previous:
+            continue
+        before = previous[r.county]
+        if before < s.row_swing_min_rows:
+            continue
+        if abs(r.rows - before) / before > s.max_row_swing:
+            _reject(r, "FILE_ROW_SWING", f"上月 {before} 行，本月 {r.rows} 行，变化超过 {s.max_row_swing:.0%}")
+    rejected = {r.source_file: r.reason_code for r in results if r.status == "rejected"}
+    if not rejected:
+        return rows
+    files = rows.column("source_file").to_pylist()
+    status = rows.column("file_status").to_pylist()
+    reason = rows.column("file_reason").to_pylist()
+    for k, f in enumerate(files):
+        if f in rejected and status[k] == "loaded":
+            status[k], reason[k] = "rejected", rejected[f]
+    rows = rows.set_column(rows.schema.get_field_index("file_status"), "file_status", pa.array(status, pa.string()))
+    return rows.set_column(rows.schema.get_field_index("file_reason"), "file_reason", pa.array(reason, pa.string()))

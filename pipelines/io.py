@@ -1,0 +1,77 @@
+"""File plumbing shared by every stage: atomic writes, hashing, the inbox path abstraction.
+
+Every file doudi writes goes to a temporary name in the same folder and is renamed into place
+when complete, so a crash never leaves a half-written file under its final name. Files holding
+personal data are created owner-only (0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from upath import UPath
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds."""
+    final = Path(final)
+    ensure_dir(final.parent)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.chmod(tmp, PRIVATE_FILE_MODE)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes_atomic(final: Path, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(final: Path, obj) -> None:
+    text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(final, text.encode("utf-8"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def inbox_path(inbox: str) -> UPath:
+    """The inbox as a path that may be local or on object storage (s3://, memory://, ...)."""
+    return UPath(inbox)
+
+
+def list_files(folder: UPath) -> list[UPath]:
+    """Regular files of a folder, sorted by name; hidden and temporary files are ignored."""
+    if not folder.exists():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "~$"))),
+                  key=lambda p: p.name)

@@ -1,0 +1,118 @@
+"""Running the SQL models under sql/ in DuckDB.
+
+A model is one file that holds one SELECT; `run_model` materialises it as a table named after the
+file (`sql/intermediate/int_dibao_household.sql` -> table `int_dibao_household`). Values a model
+needs from the run (the payroll month, the province) are DuckDB variables read with
+`getvariable('payroll_month')`. Reference CSVs are registered as `raw_<name>` views with every
+column as text; the staging models type them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.settings import SQL_DIR, RunContext
+from pipelines.vocabulary import (
+    CARE_LEVELS,
+    CLASS_CATEGORIES,
+    DISABILITY_CATEGORIES,
+    DISABILITY_GRADES,
+    PLACEMENTS,
+    RELATIONS,
+    SUBSIDY_TYPES,
+)
+
+REFERENCE_FILES = (
+    "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
+)
+
+
+def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_only: bool = False):
+    con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
+    if ctx is not None:
+        s = ctx.settings
+        con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
+        con.execute(f"SET threads = {int(s.duckdb_threads)}")
+        temp = ctx.work_dir / "duckdb_tmp"
+        temp.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{_lit(str(temp))}'")
+        set_variables(con, payroll_month=ctx.month, province_code=s.province_code)
+    con.execute("SET preserve_insertion_order = false")
+    load_macros(con)
+    return con
+
+
+def _lit(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def set_variables(con, **values) -> None:
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+def load_macros(con) -> None:
+    con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+
+
+def register_reference(con, reference_dir: Path) -> None:
+    """raw_<name> views over the reference CSVs, all columns text (the staging models type them)."""
+    for name in REFERENCE_FILES:
+        path = Path(reference_dir) / f"{name}.csv"
+        if path.exists():
+            con.execute(
+                f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{_lit(str(path))}', "
+                "all_varchar = true, header = true, encoding = 'utf-8')"
+            )
+    register_vocabulary(con)
+
+
+def register_vocabulary(con) -> None:
+    """The enumerated vocabulary of pipelines/vocabulary.py as small lookup tables for SQL."""
+    tables = {
+        "vocab_relation": [(r,) for r in RELATIONS],
+        "vocab_care_level": [(c,) for c in CARE_LEVELS],
+        "vocab_class_category": [(c,) for c in CLASS_CATEGORIES],
+    }
+    for name, rows in tables.items():
+        con.execute(f"CREATE OR REPLACE TABLE {name} (value VARCHAR)")
+        con.executemany(f"INSERT INTO {name} VALUES (?)", rows)
+    con.execute("CREATE OR REPLACE TABLE vocab_placement (program VARCHAR, value VARCHAR)")
+    con.executemany("INSERT INTO vocab_placement VALUES (?, ?)",
+                    [(p, v) for p, vs in PLACEMENTS.items() for v in vs])
+    con.execute("CREATE OR REPLACE TABLE vocab_subsidy_type (value VARCHAR, ledger_program VARCHAR)")
+    con.executemany("INSERT INTO vocab_subsidy_type VALUES (?, ?)", list(SUBSIDY_TYPES.items()))
+    # category and grade: accept the name (视力, 一级), the digit, or the digit with 级/类
+    con.execute("CREATE OR REPLACE TABLE vocab_disability_category (spelling VARCHAR, digit VARCHAR)")
+    con.executemany("INSERT INTO vocab_disability_category VALUES (?, ?)",
+                    [(k, v) for k, v in DISABILITY_CATEGORIES.items()]
+                    + [(v, v) for v in DISABILITY_CATEGORIES.values()]
+                    + [(k + "残疾", v) for k, v in DISABILITY_CATEGORIES.items()])
+    con.execute("CREATE OR REPLACE TABLE vocab_disability_grade (spelling VARCHAR, digit VARCHAR)")
+    con.executemany("INSERT INTO vocab_disability_grade VALUES (?, ?)",
+                    [(k, v) for k, v in DISABILITY_GRADES.items()]
+                    + [(v, v) for v in DISABILITY_GRADES.values()]
+                    + [(v + "级", v) for v in DISABILITY_GRADES.values()])
+
+
+def model_sql(relpath: str) -> str:
+    return (SQL_DIR / relpath).read_text(encoding="utf-8")
+
+
+def run_model(con, relpath: str, name: str | None = None) -> str:
+    """Materialise sql/<relpath> as a table named after the file; return the table name."""
+    table = name or Path(relpath).stem
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS\n{model_sql(relpath)}")
+    return table
+
+
+def copy_to_parquet(con, query_or_table: str, path: Path) -> None:
+    """Write a table or query to Parquet atomically (temporary name, then rename)."""
+    from pipelines.io import atomic_path
+
+    src = query_or_table if query_or_table.lstrip().lower().startswith(("select", "with", "from")) \
+        else f"SELECT * FROM {query_or_table}"
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({src}) TO '{_lit(str(tmp))}' (FORMAT parquet, COMPRESSION zstd)")

@@ -1,0 +1,181 @@
+"""Stage 2, validate: normalise one program's rows and judge them with its Great Expectations suite.
+
+Normalisation is SQL (sql/staging/stg_roster_base.sql and stg_<program>.sql); judgement is the GX
+suite `expectations/roster_common.json` + `expectations/roster_<program>.json`, run on a pandas
+frame of the rows in play. Each expectation carries the reason code its unexpected rows receive.
+The disposition of every row (accepted / quarantined / duplicate) is then decided in SQL
+(sql/intermediate/int_roster_validated.sql), and the books are checked: rows out == rows in.
+
+Writes `_work/validate/<program>.parquet`, `_work/validate/<program>.gx.json` (the validation
+result without personal data) and `reports/data_docs/<program>.html` (GX Data Docs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
+from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
+from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # GX progress bars would flood task logs
+
+# Result keys that would carry personal values into Data Docs: stripped before rendering.
+_PERSONAL_RESULT_KEYS = (
+    "unexpected_list", "partial_unexpected_list", "unexpected_index_list", "partial_unexpected_index_list",
+    "partial_unexpected_counts", "unexpected_index_query", "unexpected_rows",
+)
+
+
+def load_suite_dicts(program: str) -> list[dict]:
+    """Expectation configurations of a program's suite: the common rules then the program's own."""
+    out = []
+    for name in ("roster_common", f"roster_{program}"):
+        with open(EXPECTATIONS_DIR / f"{name}.json", encoding="utf-8") as fh:
+            out.extend(json.load(fh)["expectations"])
+    return out
+
+
+def validate_program(ctx: RunContext, program: str) -> dict:
+    ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
+    if not ingest_path.exists():
+        raise RunError(f"ingest output missing for {program}: run the ingest stage first ({ingest_path})")
+    con = connect(ctx)
+    register_reference(con, ctx.reference)
+    for model in ("stg_regions", "stg_banks", "stg_policy_parameters"):
+        run_model(con, f"staging/{model}.sql")
+    # the roster's grain beyond the person: a disability row is one person *and subsidy*
+    grain_extra = "norm_text(subsidy_type)" if program == "disability" else "NULL::VARCHAR"
+    con.execute(f"CREATE VIEW raw_roster AS SELECT *, {grain_extra} AS grain_extra "
+                f"FROM read_parquet('{ingest_path}')")
+    disability = ctx.work_dir / "ingest" / "disability.parquet"
+    if program == "tekun" and disability.exists():
+        con.execute("CREATE TABLE disability_roster_ids AS SELECT DISTINCT norm_code(id_number) AS id_number "
+                    f"FROM read_parquet('{disability}') WHERE file_status = 'loaded'")
+    else:
+        con.execute("CREATE TABLE disability_roster_ids (id_number VARCHAR)")
+    run_model(con, "staging/stg_roster_base.sql")
+    run_model(con, f"staging/stg_{program}.sql")
+    household = "household_id" if program == "dibao" else "NULL::VARCHAR"
+    con.execute(f"CREATE VIEW stg_roster AS SELECT *, {household} AS household_key FROM stg_{program}")
+
+    county_codes = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
+    if not county_codes:
+        raise RunError(f"regions.csv lists no county of province {ctx.settings.province_code}")
+    suite = load_suite_dicts(program)
+    columns = sorted({"row_key"} | {v for e in suite for k, v in e["kwargs"].items()
+                                    if k in ("column", "column_A", "column_B")} | _condition_columns(suite))
+    frame = con.execute(
+        f"SELECT {', '.join(columns)} FROM stg_roster WHERE in_play AND same_file_duplicate_of_row IS NULL"
+    ).df()
+    failures, result = run_gx(program, frame, suite, {"county_codes": county_codes})
+    con.execute("CREATE TABLE gx_failures (row_key BIGINT, reason_code VARCHAR)")
+    if failures:
+        con.executemany("INSERT INTO gx_failures VALUES (?, ?)", failures)
+    run_model(con, "intermediate/int_roster_validated.sql")
+
+    delivered = con.execute("SELECT count(*) FROM raw_roster").fetchone()[0]
+    counts = dict(con.execute("SELECT disposition, count(*) FROM int_roster_validated GROUP BY 1").fetchall())
+    if sum(counts.values()) != delivered:
+        raise RunError(f"{program}: {delivered} rows delivered but {sum(counts.values())} judged: books do not balance")
+
+    out_dir = ensure_dir(ctx.work_dir / "validate")
+    out_path = out_dir / f"{program}.parquet"
+    copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
+    summary = _sanitise(result)
+    write_bytes_atomic(out_dir / f"{program}.gx.json",
+                       (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
+    docs = write_data_docs(ctx, program, result)
+    con.close()
+    return {
+        "program": program,
+        "validated_path": str(out_path),
+        "rows": int(delivered),
+        "by_disposition": {k: int(v) for k, v in sorted(counts.items())},
+        "gx_success": bool(result.success) if result is not None else True,
+        "data_docs": str(docs) if docs else "",
+    }
+
+
+def _condition_columns(suite: list[dict]) -> set[str]:
+    import re
+
+    cols = set()
+    for e in suite:
+        cond = e["kwargs"].get("row_condition")
+        if cond:
+            cols.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*==", cond))
+    return cols
+
+
+def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
+    """Validate a frame with the suite; return ([(row_key, reason_code)], validation result)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    if frame.empty:
+        return [], None
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    asset = context.data_sources.add_pandas(f"rosters_{program}").add_dataframe_asset(program)
+    batch = asset.add_batch_definition_whole_dataframe("month")
+    suite = gx.ExpectationSuite(name=f"roster_{program}")
+    for e in suite_dicts:
+        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]))
+    suite = context.suites.add(suite)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"v_{program}", data=batch, suite=suite))
+    result = definition.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"],
+                       "partial_unexpected_count": 0, "return_unexpected_index_query": False},
+    )
+    failures: list[tuple[int, str]] = []
+    for r in result.results:
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RunError(f"GX expectation {r.expectation_config.type} on {program} failed to run: "
+                           f"{r.exception_info.get('exception_message')}")
+        if r.success:
+            continue
+        code = r.expectation_config.meta["reason_code"]
+        for item in r.result.get("unexpected_index_list") or []:
+            failures.append((int(item["row_key"]), code))
+    return failures, result
+
+
+def _sanitise(result) -> dict:
+    if result is None:
+        return {"success": True, "results": []}
+    d = result.to_json_dict()
+    for r in d.get("results", []):
+        for key in _PERSONAL_RESULT_KEYS:
+            r.get("result", {}).pop(key, None)
+    return d
+
+
+def write_data_docs(ctx: RunContext, program: str, result) -> Path | None:
+    """GX Data Docs for the program's roster: static HTML, with counts but no personal values."""
+    if result is None:
+        return None
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    clean = ExpectationSuiteValidationResult(**{**_sanitise_obj(result)})
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(clean))
+    path = ctx.reports_dir / "data_docs" / f"{program}.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return path
+
+
+def _sanitise_obj(result) -> dict:
+    for r in result.results:
+        for key in _PERSONAL_RESULT_KEYS:
+            r.result.pop(key, None)
+    return {"success": result.success, "results": result.results, "suite_name": result.suite_name,
+            "statistics": result.statistics, "meta": result.meta}

@@ -1,0 +1,82 @@
+-- Normalisation and identity macros shared by every model (contract section 1).
+-- Loaded first by pipelines/sqlrun.py. Pure functions of their arguments: no table access.
+
+-- full-width ASCII (Ａ, ２, ，) and the ideographic space folded to their half-width forms
+CREATE OR REPLACE MACRO fold_fullwidth(s) AS
+    translate(s, '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ');
+
+-- trimmed text, inner runs of white space folded to one space, empty -> NULL
+CREATE OR REPLACE MACRO norm_text(s) AS
+    nullif(trim(regexp_replace(fold_fullwidth(s), '\s+', ' ', 'g')), '');
+
+-- codes and numbers: no spaces at all, upper case (lowercase x in ID numbers)
+CREATE OR REPLACE MACRO norm_code(s) AS
+    nullif(upper(regexp_replace(fold_fullwidth(s), '\s+', '', 'g')), '');
+
+-- months as people type them: 2020-03, 2020/3/1, 202003, 20200301, 2020.3, 2020年3月 -> '2020-03'
+CREATE OR REPLACE MACRO month_parts(t) AS
+    CASE
+        WHEN regexp_full_match(t, '\d{6}|\d{8}') THEN [substr(t, 1, 4), substr(t, 5, 2)]
+        WHEN regexp_full_match(t, '\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?(T[0-9:.]*)?')
+            THEN [substr(t, 1, 4), regexp_extract(t, '^\d{4}[-/.](\d{1,2})', 1)]
+        WHEN regexp_full_match(t, '\d{4}年\d{1,2}月(\d{1,2}日)?')
+            THEN [substr(t, 1, 4), regexp_extract(t, '年(\d{1,2})月', 1)]
+    END;
+CREATE OR REPLACE MACRO norm_month(s) AS (
+    CASE
+        WHEN month_parts(norm_code(s)) IS NOT NULL
+         AND TRY_CAST(month_parts(norm_code(s))[2] AS INTEGER) BETWEEN 1 AND 12
+        THEN month_parts(norm_code(s))[1] || '-' || lpad(month_parts(norm_code(s))[2], 2, '0')
+    END
+);
+
+-- money: '1,234.50', '１２３４．５', '650元' -> DECIMAL(18,2); more than two decimals is ambiguous -> NULL
+CREATE OR REPLACE MACRO money_text(s) AS
+    regexp_replace(norm_code(s), '[,，元¥￥]', '', 'g');
+CREATE OR REPLACE MACRO norm_money(s) AS
+    CASE WHEN regexp_full_match(money_text(s), '-?\d+(\.\d{1,2})?')
+         THEN CAST(money_text(s) AS DECIMAL(18, 2)) END;
+
+-- integers such as household_size: '3', '３', '3人'
+CREATE OR REPLACE MACRO norm_int(s) AS
+    TRY_CAST(regexp_replace(norm_code(s), '人$', '') AS INTEGER);
+
+-- GB 11643: the check character an 18-character ID number must end with
+CREATE OR REPLACE MACRO id_expected_check(id) AS
+    CASE WHEN regexp_full_match(id, '\d{17}[0-9X]') THEN
+        substr('10X98765432', 1 + ((
+              7 * CAST(substr(id, 1, 1) AS INTEGER) + 9 * CAST(substr(id, 2, 1) AS INTEGER)
+           + 10 * CAST(substr(id, 3, 1) AS INTEGER) + 5 * CAST(substr(id, 4, 1) AS INTEGER)
+           +  8 * CAST(substr(id, 5, 1) AS INTEGER) + 4 * CAST(substr(id, 6, 1) AS INTEGER)
+           +  2 * CAST(substr(id, 7, 1) AS INTEGER) + 1 * CAST(substr(id, 8, 1) AS INTEGER)
+           +  6 * CAST(substr(id, 9, 1) AS INTEGER) + 3 * CAST(substr(id, 10, 1) AS INTEGER)
+           +  7 * CAST(substr(id, 11, 1) AS INTEGER) + 9 * CAST(substr(id, 12, 1) AS INTEGER)
+           + 10 * CAST(substr(id, 13, 1) AS INTEGER) + 5 * CAST(substr(id, 14, 1) AS INTEGER)
+           +  8 * CAST(substr(id, 15, 1) AS INTEGER) + 4 * CAST(substr(id, 16, 1) AS INTEGER)
+           +  2 * CAST(substr(id, 17, 1) AS INTEGER)) % 11), 1)
+    END;
+CREATE OR REPLACE MACRO id_check_ok(id) AS
+    coalesce(id_expected_check(id) = substr(id, 18, 1), false);
+CREATE OR REPLACE MACRO id_birth_date(id) AS
+    CASE WHEN regexp_full_match(id, '\d{17}[0-9X]')
+         THEN CAST(try_strptime(substr(id, 7, 8), '%Y%m%d') AS DATE) END;
+CREATE OR REPLACE MACRO id_sex(id) AS
+    CASE WHEN regexp_full_match(id, '\d{17}[0-9X]')
+         THEN CASE WHEN CAST(substr(id, 17, 1) AS INTEGER) % 2 = 1 THEN '男' ELSE '女' END END;
+
+-- masking for every report and analyst view: first 6 and last 4 of an ID; last 4 of an account
+CREATE OR REPLACE MACRO mask_id(id) AS
+    CASE WHEN id IS NULL THEN NULL
+         WHEN length(id) >= 10 THEN substr(id, 1, 6) || repeat('*', length(id) - 10) || substr(id, -4)
+         ELSE repeat('*', length(id)) END;
+CREATE OR REPLACE MACRO mask_account(a) AS
+    CASE WHEN a IS NULL THEN NULL
+         WHEN length(a) > 4 THEN repeat('*', length(a) - 4) || substr(a, -4)
+         ELSE repeat('*', length(a)) END;
+CREATE OR REPLACE MACRO mask_name(n) AS
+    CASE WHEN n IS NULL THEN NULL WHEN length(n) <= 1 THEN '*' ELSE substr(n, 1, 1) || repeat('*', length(n) - 1) END;
+
+-- months as dates for arithmetic, and back
+CREATE OR REPLACE MACRO month_date(m) AS CAST(m || '-01' AS DATE);
+CREATE OR REPLACE MACRO month_text(d) AS strftime(d, '%Y-%m');
+CREATE OR REPLACE MACRO add_months(m, k) AS month_text(month_date(m) + to_months(CAST(k AS INTEGER)));
