@@ -269,6 +269,9 @@ class Population:
         df["household_id"] = hh_ids[member_hh]
         # household income: somewhere below the standard (a few near it, to exercise the floor)
         income = np.round(rng.uniform(0, 350, n_households) * sizes * rng.choice([0.3, 1.0], n_households), 2)
+        # a few households sit near or above the standard: the floor and the not-eligible rule apply
+        near = rng.random(n_households) < 0.05
+        income = np.where(near, np.round(rng.uniform(550, 760, n_households) * sizes, 2), income)
         df["household_income"] = income[member_hh]
         if back_months is not None:
             months = np.array([shift_month(month, -int(b)) for b in back_months])

@@ -1,0 +1,132 @@
+"""Stage 4, compute: the payment engine, in DuckDB (contract section 3).
+
+Reads the month's final roster (integrity output) and the ledger and rosters of earlier months
+from the warehouse (read-only), runs the models under sql/intermediate/ and sql/marts/, and checks
+the engine's invariants before anything is written:
+
+- every line's fund parts add up to the line, to the fen;
+- no two lines share (payroll month, service month, program, line type, person);
+- no amount is negative;
+- nothing payable now was already paid in an earlier payroll (never pay twice).
+
+Writes `_work/compute/ledger.parquet` (the month's ledger lines, payment_ref still empty) and
+`_work/compute/findings.parquet`.
+"""
+
+from __future__ import annotations
+
+from pipelines.io import ensure_dir
+from pipelines.settings import RunContext, RunError
+from pipelines.sqlrun import _lit, connect, copy_to_parquet, register_reference, run_model, set_variables
+
+REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
+ENGINE_MODELS = (
+    "int_service_months",
+    "int_basis_roster",
+    "int_standard_needs",
+    "int_standard_resolved",
+    "int_dibao_household",
+    "int_tekun_person",
+    "int_orphan_person",
+    "int_disability_person",
+    "int_program_due",
+    "int_price_subsidy",
+    "int_payment_lines",
+    "int_fund_split",
+)
+HIST_LEDGER_COLUMNS = (
+    "payroll_month VARCHAR, service_month VARCHAR, program VARCHAR, line_type VARCHAR, status VARCHAR, "
+    "id_number VARCHAR, unit_key VARCHAR, amount DECIMAL(18, 2)"
+)
+
+
+def compute_payments(ctx: RunContext) -> dict:
+    roster = ctx.work_dir / "integrity" / "roster.parquet"
+    if not roster.exists():
+        raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
+    con = connect(ctx)
+    set_variables(con, pay_amount_source=ctx.settings.pay_amount_source,
+                  approved_tolerance=ctx.settings.approved_tolerance)
+    register_reference(con, ctx.reference)
+    for model in REFERENCE_MODELS:
+        run_model(con, f"staging/{model}.sql")
+    con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{_lit(str(roster))}')")
+    run_model(con, "intermediate/int_units.sql")
+    load_history(ctx, con)
+    for model in ENGINE_MODELS:
+        run_model(con, f"intermediate/{model}.sql")
+    run_model(con, "marts/payment_ledger.sql", name="month_ledger")
+    run_model(con, "intermediate/int_compute_findings.sql")
+    check_invariants(con)
+
+    out = ensure_dir(ctx.work_dir / "compute")
+    copy_to_parquet(con, "SELECT * FROM month_ledger ORDER BY program, region_code, unit_key, id_number, "
+                         "service_month, line_type", out / "ledger.parquet")
+    copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row",
+                    out / "findings.parquet")
+    totals = con.execute(
+        "SELECT status, line_type, count(*), sum(amount) FROM month_ledger GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    findings = dict(con.execute("SELECT finding_type, count(*) FROM int_compute_findings GROUP BY 1").fetchall())
+    con.close()
+    return {
+        "ledger_path": str(out / "ledger.parquet"),
+        "findings_path": str(out / "findings.parquet"),
+        "lines": {f"{s}/{t}": {"count": int(n), "sum": str(a)} for s, t, n, a in totals},
+        "findings": {k: int(v) for k, v in sorted(findings.items())},
+    }
+
+
+def load_history(ctx: RunContext, con) -> None:
+    """hist_ledger, hist_units and hist_decided: earlier payroll months, from the warehouse."""
+    month = ctx.month
+    if ctx.warehouse.exists():
+        con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+    else:
+        tables = set()
+    if {"payment_ledger", "roster_row"} <= tables:
+        con.execute(f"CREATE TABLE hist_ledger AS SELECT {_names(HIST_LEDGER_COLUMNS)} "
+                    "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
+        con.execute("CREATE TABLE hist_decided AS SELECT unit_key, line_program, payroll_month AS basis_month "
+                    "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted'", [month])
+        con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month), payroll_month AS basis_month "
+                    "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted' "
+                    "AND not_paid_reason IS NULL", [month])
+    else:
+        con.execute(f"CREATE TABLE hist_ledger ({HIST_LEDGER_COLUMNS})")
+        con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
+        con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
+
+
+def _names(columns: str) -> str:
+    return ", ".join(c.strip().split(" ")[0] for c in columns.split(","))
+
+
+def check_invariants(con) -> None:
+    problems = []
+    bad_split = con.execute("SELECT count(*) FROM int_fund_split WHERE parts_fen <> amount_fen").fetchone()[0]
+    if bad_split:
+        problems.append(f"{bad_split} lines whose fund parts do not add up (check fund_shares.csv sums to 1)")
+    dup = con.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, "
+        "line_type, id_number HAVING count(*) > 1)").fetchone()[0]
+    if dup:
+        problems.append(f"{dup} duplicate ledger keys (payroll month, service month, program, line type, person)")
+    neg = con.execute("SELECT count(*) FROM month_ledger WHERE amount < 0").fetchone()[0]
+    if neg:
+        problems.append(f"{neg} negative amounts")
+    twice = con.execute(
+        "SELECT count(*) FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number "
+        "AND h.program = m.program AND h.service_month = m.service_month AND h.line_type = m.line_type "
+        "WHERE m.status = 'payable' AND h.status = 'payable'").fetchone()[0]
+    if twice:
+        problems.append(f"{twice} lines already paid in an earlier payroll (would pay twice)")
+    price_twice = con.execute(
+        "SELECT count(*) FROM (SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' "
+        "GROUP BY id_number HAVING count(*) > 1)").fetchone()[0]
+    if price_twice:
+        problems.append(f"{price_twice} people with more than one price subsidy line")
+    if problems:
+        raise RunError("payment engine invariants broken, nothing written: " + "; ".join(problems))

@@ -1,0 +1,42 @@
+-- int_compute_findings: what the payment engine found while computing the month.
+-- grain: one row per finding.
+with due as (
+    select * from int_program_due
+),
+
+tolerance as (
+    select CAST(getvariable('approved_tolerance') AS DECIMAL(18, 2)) as tol
+)
+
+select getvariable('payroll_month') as payroll_month, 'dibao_not_eligible' as finding_type,
+       'info' as severity, line_program as program, id_number, region_code, 'not_paid' as action,
+       '家庭人均收入不低于低保标准: ' || formula as detail, source_file, source_row
+from due
+where line_program = 'dibao' and not eligible and has_standard and line_type = 'regular'
+
+union all
+select getvariable('payroll_month'), 'no_standard', 'error', line_program, id_number, region_code, 'not_paid',
+       '找不到适用于 ' || service_month || ' 的保障标准（' || region_code || ' ' || coalesce(urban_rural, '') || '）',
+       source_file, source_row
+from due
+where not has_standard
+
+union all
+select getvariable('payroll_month'), 'approved_amount_differs', 'warning', line_program, id_number, region_code,
+       'paid_and_flagged',
+       format('县核定 {}，计算 {}，按{}发放', approved_amount::VARCHAR, due::VARCHAR,
+              case getvariable('pay_amount_source') when 'approved' then '核定金额' else '计算金额' end),
+       source_file, source_row
+from due, tolerance
+where line_type = 'regular' and approved_amount is not null and due is not null
+  and abs(approved_amount - due) > tolerance.tol
+
+union all
+select getvariable('payroll_month'), 'arrears_negative', 'warning', d.line_program, d.id_number, d.region_code,
+       'recorded', format('{} 应发 {}，已发 {}：不追回', d.service_month, d.due::VARCHAR, p.paid::VARCHAR),
+       d.source_file, d.source_row
+from due d
+join (select unit_key, program, service_month, sum(amount) as paid from hist_ledger
+      where status = 'payable' and line_type in ('regular', 'arrears', 'reissue') group by all) p
+  on p.unit_key = d.unit_key and p.program = d.line_program and p.service_month = d.service_month
+where d.line_type = 'arrears' and d.eligible and d.has_standard and d.due < p.paid

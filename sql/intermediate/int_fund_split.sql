@@ -1,0 +1,59 @@
+-- int_fund_split: every line's amount attributed to central, provincial, city and county funds
+-- (contract section 3, fund_shares.csv; longest region prefix, then latest effective_from).
+-- Each part is the floor of amount_fen × share; the fen left over go one each to the parts with
+-- the largest remainders (ties: central, provincial, city, county), so the parts add up exactly.
+-- grain: one row per payment line.
+with lines as (
+    select
+        *,
+        case
+            when line_type = 'price_subsidy' then 'price_subsidy'
+            when line_program like 'disability%' then 'disability'
+            else line_program
+        end as fund_program,
+        CAST(round(amount * 100) AS BIGINT) as amount_fen
+    from int_payment_lines
+),
+
+shares as (
+    select l.line_key, l.amount_fen, f.version_id as fund_version,
+           [f.central, f.provincial, f.city, f.county] as share_list
+    from lines l
+    join stg_fund_shares f
+      on f.program = l.fund_program and starts_with(l.region_code, f.region_code)
+     and f.effective_from <= l.service_month
+    qualify row_number() over (partition by l.line_key order by length(f.region_code) desc, f.effective_from desc) = 1
+),
+
+parts as (
+    select line_key, amount_fen, fund_version,
+           generate_subscripts(share_list, 1) as k,
+           unnest(share_list) as share
+    from shares
+),
+
+floored as (
+    select *, CAST(floor(amount_fen * share) AS BIGINT) as floor_fen,
+           amount_fen * share - floor(amount_fen * share) as remainder
+    from parts
+),
+
+allocated as (
+    select *,
+           floor_fen + CASE WHEN row_number() over (partition by line_key order by remainder desc, k)
+                                  <= amount_fen - sum(floor_fen) over (partition by line_key)
+                             THEN 1 ELSE 0 END as part_fen
+    from floored
+)
+
+select
+    line_key,
+    any_value(fund_version)                                       as fund_version,
+    CAST(CAST(max(part_fen) filter (where k = 1) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_central,
+    CAST(CAST(max(part_fen) filter (where k = 2) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_provincial,
+    CAST(CAST(max(part_fen) filter (where k = 3) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_city,
+    CAST(CAST(max(part_fen) filter (where k = 4) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_county,
+    sum(part_fen)                                                 as parts_fen,
+    any_value(amount_fen)                                         as amount_fen
+from allocated
+group by line_key

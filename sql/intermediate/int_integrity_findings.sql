@@ -1,0 +1,102 @@
+-- int_integrity_findings: what the integrity checks found this month, with evidence and action.
+-- grain: one row per finding. Types and actions: pipelines/vocabulary.py (FINDING_TYPES).
+with accepted as (
+    select * from int_roster_final where disposition = 'accepted'
+),
+
+duplicates as (
+    select 'duplicate_across_counties' as finding_type, 'warning' as severity, program, id_number,
+           region_code, 'not_paid' as action,
+           '同一人在 ' || survivor_file || ' 第' || survivor_row || '行已报送（保留该行，规则 earliest_enrolment）'
+               as detail,
+           source_file, source_row
+    from int_cross_county_duplicates
+),
+
+exclusive as (
+    select 'exclusive_programs', 'warning', x.program, x.id_number, r.region_code,
+           case when x.action = 'pay_a_only' then 'not_paid' else 'paid_and_flagged' end,
+           '同时享受 ' || x.program_a || coalesce(':' || x.subsidy_a, '') || '（' || x.other_file || ' 第'
+               || x.other_row || '行）与 ' || x.program_b || coalesce(':' || x.subsidy_b, '') || '；处理: ' || x.action,
+           x.source_file, x.source_row
+    from int_exclusions x
+    join int_roster_final r using (source_file, source_row)
+),
+
+blocked as (
+    select not_paid_reason, 'warning', program, id_number, region_code, 'not_paid',
+           case not_paid_reason
+               when 'living_subsidy_not_in_dibao' then '本月低保名册中没有此人所在的家庭'
+               when 'deceased_listed' then '死亡登记: ' || death_month || ' 死亡，之后月份不予发放'
+               else not_paid_reason
+           end,
+           source_file, source_row
+    from accepted
+    where not_paid_reason is not null and not_paid_reason <> 'exclusive_programs'
+),
+
+held as (
+    select hold_reason, 'error', program, id_number, region_code, 'held',
+           case hold_reason
+               when 'household_head_deceased' then '户主已死亡，整户暂停发放待核（家庭编号 ' || household_id || '）'
+               when 'account_holder_mismatch' then '账户名“' || coalesce(mask_name(account_holder), '') || '”不是应收款人'
+           end,
+           source_file, source_row
+    from accepted
+    where hold_reason is not null
+),
+
+dead_members as (
+    select 'deceased_listed', 'warning', program, id_number, region_code, 'paid_and_flagged',
+           '低保家庭成员已于 ' || death_month || ' 死亡：家庭照发并核查，该成员不发价格临时补贴',
+           source_file, source_row
+    from accepted
+    where program = 'dibao' and death_month is not null and relation <> '户主'
+),
+
+dibao_household_of as (
+    select distinct id_number, household_id from accepted where program = 'dibao'
+),
+
+payees as (
+    -- who each account pays for: a household (a member's own subsidies count as the household's),
+    -- an institution, a guardian, or the person
+    select a.bank_account,
+           coalesce(a.household_id, h.household_id, a.institution_code,
+                    case when a.program = 'orphan' and a.placement = '机构养育' then 'institution:' || a.account_holder end,
+                    a.guardian_id_number, a.id_number) as payee_unit,
+           a.source_file, a.source_row, a.program, a.id_number, a.region_code
+    from accepted a
+    left join dibao_household_of h on h.id_number = a.id_number
+    where a.bank_account is not null
+),
+
+shared_accounts as (
+    select 'account_shared', 'warning', program, id_number, region_code, 'paid_and_flagged',
+           '账户 ' || mask_account(bank_account) || ' 同时收取 ' || units || ' 个无关家庭/个人的款项',
+           source_file, source_row
+    from (select *, count(distinct payee_unit) over (partition by bank_account) as units from payees)
+    where units > 1
+),
+
+name_conflicts as (
+    select 'id_name_conflict', 'warning', program, id_number, region_code, 'paid_and_flagged',
+           '同一身份证号在本月名册中出现不同姓名（' || names || ' 个）',
+           source_file, source_row
+    from (select *, count(distinct name) over (partition by id_number) as names from accepted)
+    where names > 1
+),
+
+all_findings as (
+    select * from duplicates
+    union all select * from exclusive
+    union all select * from blocked
+    union all select * from held
+    union all select * from dead_members
+    union all select * from shared_accounts
+    union all select * from name_conflicts
+)
+
+-- the first branch (duplicates) names the columns of the union
+select getvariable('payroll_month') as payroll_month, *
+from all_findings

@@ -1,0 +1,70 @@
+-- int_payment_lines: the month's payment lines before fund attribution.
+--   regular / price_subsidy: what is due for this payroll month
+--   arrears: due now for an earlier service month minus what the ledger already paid for it
+-- Payee and hold come from this month's roster: money owed for an earlier month goes to the
+-- account the unit has now. grain: one row per unit, line program, service month and line type
+-- (price subsidy: per covered person).
+with due as (
+    select * from int_program_due
+    union all by name
+    select * from int_price_subsidy
+),
+
+paid as (
+    select unit_key, program as line_program, service_month,
+           sum(amount) filter (where status = 'payable') as paid_amount
+    from hist_ledger
+    where line_type in ('regular', 'arrears', 'reissue')
+    group by all
+),
+
+payee as (
+    -- a household is paid to its head's account; everyone else to their row's account
+    select unit_key, line_program, name as beneficiary_name, account_holder as payee_name,
+           bank_account as payee_account, bank_code as payee_bank_code, bank_name as payee_bank_name,
+           bank_bic as payee_bic, institution_code
+    from int_units
+    where program <> 'dibao' or relation = '户主'
+    qualify row_number() over (partition by unit_key, line_program order by source_file, source_row) = 1
+),
+
+holds as (
+    select unit_key, line_program, max(hold_reason) as hold_reason
+    from int_units
+    group by all
+),
+
+priced as (
+    select
+        d.*,
+        coalesce(p.paid_amount, 0) as previously_paid,
+        case
+            when d.line_type = 'regular' and getvariable('pay_amount_source') = 'approved'
+                 and d.approved_amount is not null then d.approved_amount
+            when d.line_type in ('regular', 'price_subsidy') then d.due
+            else d.due - coalesce(p.paid_amount, 0)
+        end as amount
+    from due d
+    left join paid p
+      on p.unit_key = d.unit_key and p.line_program = d.line_program and p.service_month = d.service_month
+     and d.line_type = 'arrears'
+    where d.has_standard and d.eligible
+)
+
+select
+    md5(concat_ws('|', getvariable('payroll_month'), pr.service_month, pr.line_program, pr.line_type,
+                  pr.id_number)) as line_key,
+    pr.*,
+    py.beneficiary_name,
+    py.payee_name,
+    py.payee_account,
+    py.payee_bank_code,
+    py.payee_bank_name,
+    py.payee_bic,
+    py.institution_code,
+    h.hold_reason,
+    case when h.hold_reason is null then 'payable' else 'held' end as status
+from priced pr
+join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
+left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
+where pr.amount > 0

@@ -1,0 +1,95 @@
+-- int_service_months: for each unit, the service months this payroll settles, and which roster
+-- the amount is computed from (contract section 3; issue: arrears from the ledger's own history).
+--   S = P                  regular line, from this month's roster
+--   S < P, paid before     recomputed from the roster of payroll month S, only where a standards
+--                          version first paid after S now applies to S (a raise with back pay)
+--   S < P, held before     released: paid now from this month's roster
+--   S < P, never decided   (absent or quarantined then: late enrolment, corrected data) paid now
+--   S < P, accepted then and deliberately not paid: nothing
+-- grain: one row per unit, line program and service month.
+with units as (
+    -- one row per unit: the entitlement window (for a household, its head's row)
+    select
+        unit_key,
+        line_program,
+        min(enrolled_from)                            as enrolled_from,
+        max(coalesce(enrolled_to, '9999-12'))         as enrolled_to,
+        min(coalesce(age_out_month, '9999-12'))       as age_out_month,
+        min(coalesce(death_month, '9999-12'))
+            filter (where program <> 'dibao' or relation = '户主') as last_alive_month
+    from int_units
+    group by unit_key, line_program
+),
+
+bounds as (
+    select coalesce(min(payroll_month), getvariable('payroll_month')) as history_start from hist_ledger
+),
+
+months as (
+    select u.*, month_text(m.d) as service_month
+    from units u, bounds b,
+         lateral (select unnest(generate_series(month_date(greatest(b.history_start, u.enrolled_from)),
+                                                month_date(getvariable('payroll_month')),
+                                                interval 1 month)) as d) m
+),
+
+entitled as (
+    select * from months
+    where service_month >= enrolled_from
+      and service_month <= enrolled_to
+      and service_month <= age_out_month
+      and service_month <= last_alive_month
+),
+
+paid as (
+    select unit_key, program as line_program, service_month,
+           bool_or(status = 'payable') as was_paid,
+           bool_or(status = 'held')    as was_held
+    from hist_ledger
+    where line_type in ('regular', 'arrears', 'reissue')
+    group by all
+),
+
+decided as (
+    -- units accepted on the roster of an earlier payroll month (a decision was taken for that month)
+    select distinct unit_key, line_program, basis_month as service_month
+    from hist_decided
+),
+
+retroactive as (
+    -- service months to which a standards version applies that was first paid after them
+    select distinct s.service_month
+    from (select distinct service_month from entitled) s
+    join stg_standards v
+      on v.first_payroll > s.service_month
+     and v.first_payroll <= getvariable('payroll_month')
+     and v.effective_from <= s.service_month
+     and v.effective_to >= s.service_month
+)
+
+select
+    e.unit_key,
+    e.line_program,
+    e.service_month,
+    case
+        when e.service_month = getvariable('payroll_month') then 'current'
+        when p.was_paid then 'history'
+        else 'current'
+    end as basis,
+    case
+        when e.service_month = getvariable('payroll_month') then 'regular'
+        else 'arrears'
+    end as line_type,
+    case
+        when e.service_month = getvariable('payroll_month') then 'regular'
+        when p.was_paid then 'raise_back_pay'
+        when p.was_held then 'held_released'
+        else 'late_enrolment'
+    end as arrears_cause
+from entitled e
+left join paid p using (unit_key, line_program, service_month)
+left join decided d using (unit_key, line_program, service_month)
+where e.service_month = getvariable('payroll_month')
+   or (p.was_paid and e.service_month in (select service_month from retroactive))
+   or (not coalesce(p.was_paid, false) and coalesce(p.was_held, false))
+   or (p.unit_key is null and d.unit_key is null)

@@ -1,0 +1,12 @@
+-- int_units: who may be paid this month and how each is keyed across months.
+-- A unit is a dibao household (unit_key = household_id) or a person in one ledger program
+-- (unit_key = id_number). grain: one row per accepted roster row of the current payroll month,
+-- with its unit and ledger program. Rows whose program is not paid at all (not_paid_reason) drop out.
+select
+    r.*,
+    case when r.program = 'dibao' then r.household_id else r.id_number end  as unit_key,
+    case when r.program = 'disability' then r.ledger_program else r.program end as line_program,
+    getvariable('payroll_month')                                             as basis_month
+from cur_roster r
+where r.disposition = 'accepted'
+  and r.not_paid_reason is null

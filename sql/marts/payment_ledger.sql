@@ -1,0 +1,48 @@
+-- payment_ledger (this payroll month's lines): the contract's ledger (section 5), one row per
+-- payroll month, service month, program, line type and person, with the rule versions, inputs and
+-- formula that produced each line and its fund attribution. payment_ref is filled by the payout
+-- stage; the publish stage replaces the month's lines in the warehouse table of the same name.
+-- grain: one row per payment line.
+select
+    -- keys
+    l.line_key                                   as line_id,
+    getvariable('payroll_month')                 as payroll_month,
+    l.service_month,
+    l.line_program                               as program,
+    l.line_type,
+    l.status,
+    l.hold_reason,
+    l.id_number,
+    l.household_id,
+    l.unit_key,
+    l.region_code,
+    l.urban_rural,
+    -- money
+    CAST(l.amount AS DECIMAL(18, 2))             as amount,
+    CAST(l.due AS DECIMAL(18, 2))                as amount_due,
+    CAST(l.previously_paid AS DECIMAL(18, 2))    as previously_paid,
+    f.fund_central,
+    f.fund_provincial,
+    f.fund_city,
+    f.fund_county,
+    f.fund_version,
+    -- payee
+    l.beneficiary_name,
+    l.payee_name,
+    l.payee_account,
+    l.payee_bank_code,
+    l.payee_bank_name,
+    l.payee_bic,
+    l.institution_code,
+    CAST(NULL AS VARCHAR)                        as payment_ref,
+    -- explanation
+    l.arrears_cause,
+    l.basis_month,
+    l.rule_versions,
+    l.inputs,
+    l.formula,
+    l.approved_amount,
+    l.source_file,
+    l.source_row
+from int_payment_lines l
+join int_fund_split f on f.line_key = l.line_key
