@@ -1,0 +1,253 @@
+"""Stage 5, payout: the month's payout files, one batch per bank (contract sections 4 and 5).
+
+Each record carries a `payment_ref` unique across every batch ever written:
+`<YYYYMM><bank code><batch><sequence>`, e.g. `202003ICBCR000123` (batch `R` is the month's regular
+batch; supplementary batches are `S1`, `S2`, ...). The sequence follows a fixed order, so a rerun
+with the same inputs gives the same references and byte-identical files.
+
+Renderings of one batch: CSV (UTF-8, always), and as configured (DOUDI_PAYOUT_FORMATS): `csv_gbk`,
+`xlsx`, `pain001` (ISO 20022 pain.001.001.09, validated against the official XSD before it is
+kept). A batch larger than DOUDI_MAX_RECORDS_PER_FILE is split into parts. `manifest.json` names
+every file with SHA-256, count and sum, and the SHA-256 of the previous month's manifest.
+
+A month whose payouts were released to the bank (`payouts/released.json`, see `doudi release`) is
+never rewritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from pipelines.io import atomic_path, ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from pipelines.months import shift_month
+from pipelines.settings import RunContext, RunError
+from pipelines.sqlrun import _lit, connect, copy_to_parquet, run_model
+from pipelines.vocabulary import PROGRAM_NAMES_ZH
+
+REGULAR_BATCH = "R"
+CSV_COLUMNS = ("payment_ref", "payee_name", "payee_account", "bank_code", "bank_name", "amount",
+               "programs", "region_code", "memo")
+CSV_HEADERS_ZH = ("支付流水号", "收款人", "收款账号", "银行代码", "开户银行", "金额", "项目", "行政区划代码", "摘要")
+PAIN001_XSD = "pain.001.001.09.xsd"
+PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
+
+
+def released_marker(ctx: RunContext) -> Path:
+    return ctx.payouts_dir / "released.json"
+
+
+def write_payouts(ctx: RunContext) -> dict:
+    if released_marker(ctx).exists():
+        raise RunError(
+            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
+            "rewritten. Corrections go out as a supplementary batch in a later payroll month."
+        )
+    ledger = ctx.work_dir / "compute" / "ledger.parquet"
+    if not ledger.exists():
+        raise RunError(f"compute output missing: run the compute stage first ({ledger})")
+    con = connect(ctx)
+    con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet('{_lit(str(ledger))}')")
+    con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
+    con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
+    run_model(con, "marts/payout_record.sql")
+    con.execute(
+        "CREATE TABLE payout_records AS SELECT *, ? || bank_code || ? || lpad(seq::VARCHAR, 6, '0') AS payment_ref, "
+        "? AS batch_id, CAST(ceil(seq / ?) AS INTEGER) AS part FROM payout_record",
+        [ctx.month_compact, REGULAR_BATCH, REGULAR_BATCH, ctx.settings.max_records_per_file],
+    )
+    # every payable line is carried by exactly one record
+    check = con.execute(
+        "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
+        "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
+        "(SELECT count(DISTINCT l) FROM (SELECT unnest(line_ids) AS l FROM payout_records)), "
+        "(SELECT coalesce(sum(amount), 0) FROM month_ledger WHERE status = 'payable'), "
+        "(SELECT coalesce(sum(amount), 0) FROM payout_records)"
+    ).fetchone()
+    if not (check[0] == check[1] == check[2] and check[3] == check[4]):
+        raise RunError(f"payout records do not carry the payable lines exactly once: {check}")
+
+    out_dir = ensure_dir(ctx.payouts_dir)
+    formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
+    files = []
+    groups = con.execute("SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall()
+    for bank_code, batch_id, part in groups:
+        rows = con.execute(
+            f"SELECT {', '.join(CSV_COLUMNS)}, bic FROM payout_records WHERE bank_code = ? AND batch_id = ? "
+            "AND part = ? ORDER BY seq", [bank_code, batch_id, part]).fetchall()
+        stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
+        count = len(rows)
+        total = sum((r[5] for r in rows), Decimal("0.00"))
+        for fmt in formats:
+            name, data = render(ctx, fmt, stem, rows, bank_code, batch_id, total)
+            write_bytes_atomic(out_dir / name, data)
+            files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
+                          "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
+    _remove_stale(out_dir, {f["name"] for f in files})
+    manifest = build_manifest(ctx, con, files)
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
+    copy_to_parquet(con, "SELECT unnest(line_ids) AS line_id, payment_ref, batch_id, bank_code FROM payout_records "
+                         "ORDER BY payment_ref, line_id", refs_path)
+    copy_to_parquet(con, "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records ORDER BY payment_ref",
+                    ctx.work_dir / "payout" / "records.parquet")
+    con.close()
+    return {
+        "manifest": str(out_dir / "manifest.json"),
+        "files": len(files),
+        "records": manifest["totals"]["records"],
+        "sum": manifest["totals"]["sum"],
+        "refs_path": str(refs_path),
+    }
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """A rerun that writes fewer files removes the ones an earlier run left (unreleased months only)."""
+    for p in out_dir.iterdir():
+        if p.is_file() and p.name not in keep and p.name not in ("manifest.json", "released.json") \
+                and not p.name.startswith("."):
+            p.unlink()
+
+
+def build_manifest(ctx: RunContext, con, files: list[dict]) -> dict:
+    prev = ctx.out / shift_month(ctx.month, -1) / "payouts" / "manifest.json"
+    ledger = con.execute(
+        "SELECT count(*), coalesce(sum(l.amount), 0), count(DISTINCT r.payment_ref) FROM month_ledger l "
+        "JOIN (SELECT unnest(line_ids) AS line_id, payment_ref FROM payout_records) r USING (line_id)"
+    ).fetchone()
+    records = con.execute("SELECT count(*), coalesce(sum(amount), 0) FROM payout_records").fetchone()
+    return {
+        "payroll_month": ctx.month,
+        "files": files,
+        "previous_manifest_sha256": sha256_file(prev) if prev.exists() else None,
+        "totals": {"records": int(records[0]), "sum": f"{records[1]:.2f}", "payable_lines": int(ledger[0]),
+                   "payable_sum": f"{ledger[1]:.2f}"},
+        "payment_ref_format": "<YYYYMM><bank code><batch><6-digit sequence>",
+    }
+
+
+def render(ctx: RunContext, fmt: str, stem: str, rows: list[tuple], bank_code: str, batch_id: str,
+           total: Decimal) -> tuple[str, bytes]:
+    if fmt in ("csv", "csv_gbk"):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            w.writerow([*r[:5], f"{r[5]:.2f}", *r[6:9]])
+        text = buf.getvalue()
+        if fmt == "csv":
+            return f"{stem}.csv", text.encode("utf-8")
+        return f"{stem}.gbk.csv", text.encode("gb18030")
+    if fmt == "xlsx":
+        return f"{stem}.xlsx", render_xlsx(ctx, rows, total)
+    if fmt == "pain001":
+        return f"{stem}.pain001.xml", render_pain001(ctx, stem, rows, batch_id, total)
+    raise RunError(f"unknown payout format {fmt!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
+
+
+def render_xlsx(ctx: RunContext, rows: list[tuple], total: Decimal) -> bytes:
+    from pipelines.spreadsheet import new_workbook, write_table
+
+    buf = io.BytesIO()
+    wb, fmt = new_workbook(buf, ctx.month)
+    ws = wb.add_worksheet("代发明细")
+    write_table(ws, fmt, CSV_HEADERS_ZH, [[*r[:5], r[5], *r[6:9]] for r in rows], money_columns={5})
+    ws.write_row(len(rows) + 1, 0, ["合计", f"{len(rows)} 笔"], fmt["bold"])
+    ws.write_number(len(rows) + 1, 5, float(total), fmt["money_bold"])
+    wb.close()
+    return buf.getvalue()
+
+
+def render_pain001(ctx: RunContext, stem: str, rows: list[tuple], batch_id: str, total: Decimal) -> bytes:
+    """ISO 20022 pain.001.001.09, Chinese accounts as `Othr/Id`, amounts in CNY."""
+    from lxml import etree
+
+    s = ctx.settings
+    ns = PAIN001_NS
+    E = lambda tag, parent=None, text=None: _el(etree, ns, tag, parent, text)  # noqa: E731
+    doc = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
+    root = E("CstmrCdtTrfInitn", doc)
+    hdr = E("GrpHdr", root)
+    E("MsgId", hdr, stem[:35])
+    # a fixed creation time (the first of the payroll month) keeps reruns byte-identical
+    E("CreDtTm", hdr, f"{ctx.month}-01T00:00:00+08:00")
+    E("NbOfTxs", hdr, str(len(rows)))
+    E("CtrlSum", hdr, f"{total:.2f}")
+    E("Nm", E("InitgPty", hdr), s.debtor_name)
+    pmt = E("PmtInf", root)
+    E("PmtInfId", pmt, stem.replace("-", "").replace("_", "")[:35])
+    E("PmtMtd", pmt, "TRF")
+    E("NbOfTxs", pmt, str(len(rows)))
+    E("CtrlSum", pmt, f"{total:.2f}")
+    E("Dt", E("ReqdExctnDt", pmt), f"{ctx.month}-01")
+    E("Nm", E("Dbtr", pmt), s.debtor_name)
+    E("Id", E("Othr", E("Id", E("DbtrAcct", pmt))), s.debtor_iban)
+    E("BICFI", E("FinInstnId", E("DbtrAgt", pmt)), s.debtor_bic)
+    for ref, name, account, _bank_code, _bank_name, amount, _programs, _region, memo, bic in rows:
+        tx = E("CdtTrfTxInf", pmt)
+        E("EndToEndId", E("PmtId", tx), ref)
+        amt = E("InstdAmt", E("Amt", tx), f"{amount:.2f}")
+        amt.set("Ccy", "CNY")
+        if bic:
+            E("BICFI", E("FinInstnId", E("CdtrAgt", tx)), bic)
+        E("Nm", E("Cdtr", tx), (name or "")[:140])
+        E("Id", E("Othr", E("Id", E("CdtrAcct", tx))), account)
+        E("Ustrd", E("RmtInf", tx), (memo or "")[:140])
+    data = etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    validate_pain001(data)
+    return data
+
+
+def _el(etree, ns, tag, parent, text):
+    el = etree.SubElement(parent, f"{{{ns}}}{tag}") if parent is not None else etree.Element(f"{{{ns}}}{tag}")
+    if text is not None:
+        el.text = text
+    return el
+
+
+_SCHEMA = None
+
+
+def pain001_schema():
+    global _SCHEMA
+    if _SCHEMA is None:
+        import sepaxml
+        import xmlschema
+
+        _SCHEMA = xmlschema.XMLSchema(str(Path(sepaxml.__file__).parent / "schemas" / PAIN001_XSD))
+    return _SCHEMA
+
+
+def validate_pain001(data: bytes) -> None:
+    errors = list(pain001_schema().iter_errors(io.BytesIO(data)))
+    if errors:
+        raise RunError(f"pain.001 file fails the XSD: {errors[0].reason} at {errors[0].path}")
+
+
+def read_manifest(ctx: RunContext) -> dict:
+    path = ctx.payouts_dir / "manifest.json"
+    if not path.exists():
+        raise RunError(f"no manifest for {ctx.month} at {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def release(ctx: RunContext, who: str) -> dict:
+    """Mark the month's payout batches as released to the banks: from now on they are never rewritten."""
+    import datetime
+
+    manifest_path = ctx.payouts_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise RunError(f"nothing to release: {manifest_path} does not exist")
+    if released_marker(ctx).exists():
+        raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
+    record = {"payroll_month": ctx.month, "released_by": who,
+              "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "manifest_sha256": sha256_file(manifest_path)}
+    write_json_atomic(released_marker(ctx), record)
+    return record
+
+
+__all__ = ["write_payouts", "read_manifest", "release", "validate_pain001", "atomic_path"]

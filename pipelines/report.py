@@ -1,0 +1,258 @@
+"""Stage 7, report: reconciliation for finance and audit, and the quarantine workbook for counties.
+
+Reads the published month from the warehouse (read-only) and the payout files from disk, checks
+ledger ↔ payout records ↔ payout files (every file re-read: SHA-256, record count, control sum),
+and writes under `<out>/<YYYY-MM>/reports/`:
+
+- reconciliation.xlsx  summary by county × program with fund parts and control totals, the payout
+                       files, changes since last month, findings
+- reconciliation.html  the same for reading in a browser, with charts (inline SVG, no network)
+- quarantine.xlsx      every quarantined row, one sheet per county, named by file and row number
+
+ID numbers, names and accounts are masked everywhere in these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from decimal import Decimal
+
+from pipelines.io import atomic_path, sha256_file
+from pipelines.months import shift_month
+from pipelines.payout import read_manifest
+from pipelines.settings import RunContext, RunError
+from pipelines.spreadsheet import new_workbook, write_table
+from pipelines.sqlrun import _lit, connect, register_reference, run_model
+from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
+
+
+def reconcile_and_report(ctx: RunContext) -> dict:
+    if not ctx.warehouse.exists():
+        raise RunError(f"no warehouse at {ctx.warehouse}: publish the month first")
+    con = connect(ctx)
+    con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    register_reference(con, ctx.reference)
+    run_model(con, "staging/stg_regions.sql")
+    m = ctx.month
+    manifest = read_manifest(ctx)
+    checks = reconcile(ctx, con, manifest)
+    summary = con.execute("""
+        SELECT l.region_code, coalesce(r.county_name, '') AS county, l.program, l.line_type,
+               count(*) AS lines, count(DISTINCT l.id_number) AS persons, sum(l.amount) AS amount,
+               sum(l.fund_central), sum(l.fund_provincial), sum(l.fund_city), sum(l.fund_county)
+        FROM wh.payment_ledger l LEFT JOIN stg_regions r USING (region_code)
+        WHERE l.payroll_month = ? AND l.status = 'payable'
+        GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    by_program = con.execute("""
+        SELECT program, line_type, count(*), sum(amount) FROM wh.payment_ledger
+        WHERE payroll_month = ? AND status = 'payable' GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    held = con.execute("""SELECT program, hold_reason, count(*), sum(amount) FROM wh.payment_ledger
+        WHERE payroll_month = ? AND status = 'held' GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    trend = con.execute("""
+        SELECT payroll_month, sum(amount) FILTER (WHERE line_type <> 'price_subsidy'),
+               sum(amount) FILTER (WHERE line_type = 'price_subsidy'), count(DISTINCT id_number)
+        FROM wh.payment_ledger WHERE status = 'payable' AND payroll_month <= ?
+        GROUP BY 1 ORDER BY 1""", [m]).fetchall()
+    changes = con.execute("""
+        WITH cur AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
+                     FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'regular' GROUP BY ALL),
+             prev AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
+                      FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'regular' GROUP BY ALL)
+        SELECT coalesce(c.region_code, p.region_code), coalesce(c.program, p.program), mask_id(coalesce(c.unit_key, p.unit_key)),
+               CASE WHEN p.unit_key IS NULL THEN '新增' WHEN c.unit_key IS NULL THEN '停发' ELSE '金额变化' END,
+               p.amount, c.amount
+        FROM cur c FULL JOIN prev p USING (unit_key, program)
+        WHERE p.unit_key IS NULL OR c.unit_key IS NULL OR c.amount <> p.amount
+        ORDER BY 1, 2, 4, 3""", [m, shift_month(m, -1)]).fetchall()
+    findings = con.execute("""
+        SELECT coalesce(region_code, ''), finding_type, severity, program, mask_id(id_number), action, detail,
+               source_file, source_row
+        FROM wh.finding WHERE payroll_month = ? ORDER BY finding_type, region_code, source_file, source_row""",
+                           [m]).fetchall()
+    quarantined = con.execute("""
+        SELECT d.region_code, coalesce(r.county_name, '未知'), d.source_file, d.source_row, d.program,
+               mask_id(d.id_number), mask_name(rr.name), d.reasons
+        FROM wh.row_disposition d
+        LEFT JOIN wh.roster_row rr ON rr.payroll_month = d.payroll_month AND rr.source_file = d.source_file
+             AND rr.source_row = d.source_row
+        LEFT JOIN stg_regions r ON r.region_code = d.region_code
+        WHERE d.payroll_month = ? AND d.disposition = 'quarantined'
+        ORDER BY d.region_code NULLS LAST, d.source_file, d.source_row""", [m]).fetchall()
+    dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
+        WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    con.close()
+
+    ctx.reports_dir.mkdir(parents=True, exist_ok=True)
+    data = dict(summary=summary, by_program=by_program, held=held, trend=trend, changes=changes,
+                findings=findings, checks=checks, manifest=manifest, dispositions=dispositions)
+    xlsx = ctx.reports_dir / "reconciliation.xlsx"
+    with atomic_path(xlsx) as tmp:
+        tmp.write_bytes(render_xlsx(ctx, data))
+    page = ctx.reports_dir / "reconciliation.html"
+    with atomic_path(page) as tmp:
+        tmp.write_text(render_html(ctx, data), encoding="utf-8")
+    qbook = ctx.reports_dir / "quarantine.xlsx"
+    with atomic_path(qbook) as tmp:
+        tmp.write_bytes(render_quarantine(ctx, quarantined))
+    return {"reports": str(ctx.reports_dir), "reconciliation_html": str(page), "reconciliation_xlsx": str(xlsx),
+            "quarantine_xlsx": str(qbook), "checks": checks["status"], "quarantined_rows": len(quarantined)}
+
+
+def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
+    """Ledger ↔ payout records ↔ files on disk. A difference here is a defect: the run fails."""
+    m = ctx.month
+    ledger_sum, ledger_lines, ledger_refs = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*), count(DISTINCT payment_ref) FROM wh.payment_ledger "
+        "WHERE payroll_month = ? AND status = 'payable'", [m]).fetchone()
+    rec_sum, rec_count = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*) FROM wh.payout_record WHERE payroll_month = ?", [m]).fetchone()
+    problems = []
+    files = []
+    csv_sum, csv_count = Decimal("0.00"), 0
+    for f in manifest["files"]:
+        path = ctx.payouts_dir / f["name"]
+        if not path.exists():
+            problems.append(f"{f['name']}: missing")
+            continue
+        digest = sha256_file(path)
+        ok = digest == f["sha256"]
+        if not ok:
+            problems.append(f"{f['name']}: SHA-256 differs from the manifest")
+        if f["format"] == "csv":
+            count, total = read_payout_csv(path)
+            csv_sum += total
+            csv_count += count
+            if count != f["count"] or f"{total:.2f}" != f["sum"]:
+                problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
+                                f"{f['count']} / {f['sum']}")
+        files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
+    if csv_sum != ledger_sum or csv_count != ledger_refs:
+        problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
+                        f"payment refs / {ledger_sum:.2f}")
+    if rec_sum != ledger_sum or rec_count != ledger_refs:
+        problems.append(f"payout records {rec_count} / {rec_sum}; ledger {ledger_refs} / {ledger_sum}")
+    if problems:
+        raise RunError(f"reconciliation of {m} failed:\n  - " + "\n  - ".join(problems))
+    return {"status": "balanced", "ledger_sum": ledger_sum, "ledger_lines": ledger_lines, "records": ledger_refs,
+            "csv_sum": csv_sum, "csv_records": csv_count, "files": files}
+
+
+def read_payout_csv(path) -> tuple[int, Decimal]:
+    """Read a payout CSV the way a bank does: count the records and add the amounts."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return len(rows), sum((Decimal(r["amount"]) for r in rows), Decimal("0.00"))
+
+
+def _program(p: str) -> str:
+    return PROGRAM_NAMES_ZH.get(p, p)
+
+
+def render_xlsx(ctx: RunContext, d: dict) -> bytes:
+    buf = io.BytesIO()
+    wb, fmt = new_workbook(buf, ctx.month)
+    ws = wb.add_worksheet("汇总")
+    ws.write(0, 0, f"{ctx.month} 社会救助资金发放对账表", fmt["title"])
+    rows = [[r[0], r[1], _program(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]] for r in d["summary"]]
+    nxt = write_table(ws, fmt, ["行政区划代码", "县区", "项目", "类型", "笔数", "人数", "金额", "中央", "省级", "市级", "县级"],
+                      rows, money_columns={6, 7, 8, 9, 10}, start_row=2)
+    c = d["checks"]
+    ws.write_row(nxt + 1, 0, ["台账应付合计", "", "", "", c["ledger_lines"], "", ""], fmt["bold"])
+    ws.write_number(nxt + 1, 6, float(c["ledger_sum"]), fmt["money_bold"])
+    ws.write_row(nxt + 2, 0, ["代发文件合计", "", "", "", c["csv_records"], "", ""], fmt["bold"])
+    ws.write_number(nxt + 2, 6, float(c["csv_sum"]), fmt["money_bold"])
+    ws2 = wb.add_worksheet("代发文件")
+    write_table(ws2, fmt, ["文件", "格式", "笔数", "金额", "校验"], [list(f) for f in c["files"]], money_columns={3})
+    ws3 = wb.add_worksheet("变动")
+    write_table(ws3, fmt, ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
+                [[r[0], _program(r[1]), r[2], r[3], r[4], r[5]] for r in d["changes"]], money_columns={4, 5})
+    ws4 = wb.add_worksheet("异常")
+    write_table(ws4, fmt, ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
+                [[r[0], FINDING_TYPES.get(r[1], r[1]), *r[2:]] for r in d["findings"]])
+    ws5 = wb.add_worksheet("暂停发放")
+    write_table(ws5, fmt, ["项目", "原因", "笔数", "金额"], [[_program(r[0]), r[1], r[2], r[3]] for r in d["held"]],
+                money_columns={3})
+    wb.close()
+    return buf.getvalue()
+
+
+def render_quarantine(ctx: RunContext, rows: list[tuple]) -> bytes:
+    buf = io.BytesIO()
+    wb, fmt = new_workbook(buf, ctx.month)
+    by_county: dict[str, list] = {}
+    for r in rows:
+        by_county.setdefault(f"{r[0] or '未知'} {r[1]}", []).append(r)
+    if not by_county:
+        ws = wb.add_worksheet("无")
+        ws.write(0, 0, f"{ctx.month} 没有被暂缓处理的行")
+    for sheet, items in sorted(by_county.items()):
+        ws = wb.add_worksheet(sheet[:31])
+        write_table(ws, fmt, ["文件", "行号（数据行，从1起）", "项目", "身份证号（脱敏）", "姓名（脱敏）", "原因"],
+                    [[r[2], r[3], _program(r[4]), r[5], r[6], r[7]] for r in items])
+        ws.set_column(5, 5, 60)
+    wb.close()
+    return buf.getvalue()
+
+
+def _bar_chart(title: str, items: list[tuple[str, float]], width: int = 640) -> str:
+    if not items:
+        return ""
+    top = max(v for _, v in items) or 1.0
+    bar_h, gap, label_w = 18, 6, 170
+    h = len(items) * (bar_h + gap) + 30
+    parts = [f'<svg role="img" aria-label="{html.escape(title)}" width="{width}" height="{h}" '
+             f'xmlns="http://www.w3.org/2000/svg"><text x="0" y="14" font-weight="bold">{html.escape(title)}</text>']
+    for i, (label, v) in enumerate(items):
+        y = 24 + i * (bar_h + gap)
+        w = int((width - label_w - 110) * v / top)
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(label)}</text>'
+                     f'<rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1)}" height="{bar_h}" fill="#2f6fae"/>'
+                     f'<text x="{label_w + w + 6}" y="{y + 13}" font-size="12">{v:,.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(ctx: RunContext, d: dict) -> str:
+    esc = html.escape
+    c = d["checks"]
+    by_prog: dict[str, float] = {}
+    for p, t, _n, a in d["by_program"]:
+        key = "价格临时补贴" if t == "price_subsidy" else _program(p)
+        by_prog[key] = by_prog.get(key, 0.0) + float(a)
+    by_county: dict[str, float] = {}
+    for r in d["summary"]:
+        by_county[f"{r[0]} {r[1]}"] = by_county.get(f"{r[0]} {r[1]}", 0.0) + float(r[6])
+    counties = sorted(by_county.items(), key=lambda kv: -kv[1])[:15]
+    trend = [(t[0], float(t[1] or 0)) for t in d["trend"]]
+    price = [(t[0], float(t[2] or 0)) for t in d["trend"]]
+
+    def table(headers, rows):
+        head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
+                       for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(ctx.month)} 对账报告</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#ddebf7}}.ok{{color:#1a7f37}}</style>
+</head><body>
+<h1>{esc(ctx.month)} 社会救助资金发放对账报告</h1>
+<p class="ok" id="status">对账结果：台账、代发记录与代发文件一致（{c['records']} 笔，合计 {c['ledger_sum']:,.2f} 元）。</p>
+<section id="charts">
+{_bar_chart('按项目发放金额（元）', sorted(by_prog.items()))}
+{_bar_chart('发放金额最多的县区（元）', counties)}
+{_bar_chart('各月救助金（不含价格临时补贴）', trend)}
+{_bar_chart('各月价格临时补贴', price)}
+</section>
+<h2>按项目</h2>{table(['项目', '类型', '笔数', '金额'], [(_program(p), t, n, f'{a:,.2f}') for p, t, n, a in d['by_program']])}
+<h2>名册处理结果</h2>{table(['项目', '处理', '行数'], d['dispositions'])}
+<h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], c['files'])}
+<h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], d['held'])}
+<h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200])}
+<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], d['findings'][:500])}
+<p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>
+</body></html>
+"""

@@ -1,0 +1,52 @@
+"""XLSX writing for every workbook doudi produces: one look, deterministic bytes, and cells that
+cannot run as formulas (a cell starting with = + - @ is written as text with a leading apostrophe,
+so a hostile name never becomes a formula in Excel or LibreOffice)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def new_workbook(target, month: str):
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(target, {"strings_to_numbers": False, "strings_to_formulas": False,
+                                      "strings_to_urls": False, "in_memory": True})
+    # fixed document date: the same inputs give byte-identical workbooks
+    wb.set_properties({"created": datetime.datetime.strptime(month + "-01", "%Y-%m-%d"), "author": "doudi"})
+    fmt = {
+        "header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1}),
+        "money": wb.add_format({"num_format": "#,##0.00"}),
+        "money_bold": wb.add_format({"num_format": "#,##0.00", "bold": True}),
+        "bold": wb.add_format({"bold": True}),
+        "title": wb.add_format({"bold": True, "font_size": 14}),
+    }
+    return wb, fmt
+
+
+def write_table(ws, fmt, headers, rows, money_columns=frozenset(), start_row: int = 0) -> int:
+    """Headers then rows; money columns as numbers with two decimals. Returns the next free row."""
+    ws.write_row(start_row, 0, list(headers), fmt["header"])
+    r = start_row
+    for r, row in enumerate(rows, start=start_row + 1):
+        for c, v in enumerate(row):
+            if v is None:
+                continue
+            if c in money_columns and isinstance(v, (Decimal, int, float)):
+                ws.write_number(r, c, float(v), fmt["money"])
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                ws.write_number(r, c, v)
+            else:
+                ws.write_string(r, c, str(neutralise(v)))
+    ws.freeze_panes(start_row + 1, 0)
+    ws.set_column(0, max(len(headers) - 1, 0), 16)
+    return r + 1

@@ -1,0 +1,188 @@
+"""Stage 6, publish: the one task that writes the warehouse (a DuckDB file).
+
+The month is replaced in one transaction: its rows are deleted from every table and inserted from
+the stage outputs, the books are checked inside the transaction, and only then is it committed.
+A crash or a failed check leaves the warehouse exactly as it was (DuckDB rolls back an
+uncommitted transaction, also after a kill). Tables (contract section 5, extended):
+
+- payment_ledger   every line, with payment_ref, rule versions, inputs, formula and fund parts
+- row_disposition  every delivered row: accepted, quarantined (with reasons) or duplicate (with the row kept)
+- finding          every finding of the checks and the engine
+- roster_row       the accepted, normalised rosters of each month (the basis of arrears; personal data)
+- source_file      every delivered file with its SHA-256, format, encoding and outcome
+- payout_record / payout_file   the transfers and files written for each month
+- run_log          who ran which month, when, with which code version, inputs and reference data
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import os
+import subprocess
+
+from pipelines import __version__
+from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
+from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
+from pipelines.sqlrun import REFERENCE_FILES, _lit, connect
+from pipelines.vocabulary import REASONS
+
+MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
+                "payout_record", "payout_file")
+
+
+def publish_month(ctx: RunContext) -> dict:
+    w = ctx.work_dir
+    needed = [w / "integrity" / "roster.parquet", w / "integrity" / "findings.parquet",
+              w / "compute" / "ledger.parquet", w / "compute" / "findings.parquet",
+              w / "payout" / "payment_refs.parquet", w / "payout" / "records.parquet"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise RunError("cannot publish, stage outputs missing: " + ", ".join(missing))
+    manifest = json.loads((ctx.payouts_dir / "manifest.json").read_text(encoding="utf-8"))
+    ensure_dir(ctx.warehouse.parent)
+    con = connect(ctx, path=ctx.warehouse)
+    os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
+    _stage_views(ctx, con, manifest)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in MONTH_TABLES:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM stage_{table} LIMIT 0")
+            con.execute(f"DELETE FROM {table} WHERE payroll_month = ?", [ctx.month])
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
+        check_books(ctx, con)
+        con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
+        con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        con.close()
+        raise
+    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [ctx.month]).fetchone()[0]
+              for t in MONTH_TABLES}
+    con.execute("CHECKPOINT")
+    con.close()
+    return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts}
+
+
+def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
+    w = ctx.work_dir
+    p = lambda *parts: _lit(str(w.joinpath(*parts)))  # noqa: E731
+    con.execute("CREATE OR REPLACE TEMP TABLE reason_vocab (code VARCHAR, message VARCHAR)")
+    con.executemany("INSERT INTO reason_vocab VALUES (?, ?)", [(r.code, r.message_zh) for r in REASONS.values()])
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW stage_payment_ledger AS
+        SELECT l.* REPLACE (r.payment_ref AS payment_ref), r.batch_id
+        FROM read_parquet('{p("compute", "ledger.parquet")}') l
+        LEFT JOIN read_parquet('{p("payout", "payment_refs.parquet")}') r USING (line_id)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW stage_roster_row AS
+        SELECT '{ctx.month}' AS payroll_month,
+               CASE WHEN program = 'dibao' THEN household_id ELSE id_number END AS unit_key,
+               CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program,
+               * EXCLUDE (delivered, extra)
+        FROM read_parquet('{p("integrity", "roster.parquet")}')""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW stage_row_disposition AS
+        WITH rows AS (SELECT * FROM read_parquet('{p("integrity", "roster.parquet")}')),
+        texts AS (
+            SELECT source_file, source_row,
+                   string_agg(v.code || ' ' || v.message, '；' ORDER BY v.code) AS reasons
+            FROM (SELECT source_file, source_row, unnest(reasons) AS code FROM rows) u
+            JOIN reason_vocab v USING (code)
+            GROUP BY ALL)
+        SELECT '{ctx.month}' AS payroll_month, r.source_file, r.source_row, r.program, r.id_number, r.region_code,
+               r.disposition, t.reasons, r.reasons AS reason_codes, r.duplicate_of_file, r.duplicate_of_row,
+               r.duplicate_rule, r.not_paid_reason, r.hold_reason
+        FROM rows r LEFT JOIN texts t USING (source_file, source_row)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW stage_finding AS
+        SELECT md5(concat_ws('|', payroll_month, finding_type, program, id_number, source_file, source_row,
+                             detail)) AS finding_id, *
+        FROM (SELECT * FROM read_parquet('{p("integrity", "findings.parquet")}')
+              UNION ALL BY NAME
+              SELECT * FROM read_parquet('{p("compute", "findings.parquet")}'))""")
+    files = ", ".join(f"'{p('ingest', f'{prog}.files.parquet')}'" for prog in PROGRAMS)
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_source_file AS
+        SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet([{files}], union_by_name = true)""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_payout_record AS
+        SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet('{p("payout", "records.parquet")}')""")
+    con.execute("CREATE OR REPLACE TEMP TABLE stage_payout_file (payroll_month VARCHAR, name VARCHAR, "
+                "sha256 VARCHAR, count BIGINT, sum DECIMAL(18, 2), format VARCHAR, bank_code VARCHAR, "
+                "batch_id VARCHAR, part INTEGER)")
+    con.executemany("INSERT INTO stage_payout_file VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(ctx.month, f["name"], f["sha256"], f["count"], f["sum"], f["format"], f["bank_code"],
+                      f["batch_id"], f["part"]) for f in manifest["files"]])
+    run = run_record(ctx)
+    con.execute("CREATE OR REPLACE TEMP TABLE stage_run_log AS SELECT * FROM (SELECT "
+                + ", ".join(f"?::{t} AS {k}" for k, t in RUN_LOG_COLUMNS) + ")", [run[k] for k, _ in RUN_LOG_COLUMNS])
+
+
+RUN_LOG_COLUMNS = (("payroll_month", "VARCHAR"), ("published_at", "VARCHAR"), ("run_by", "VARCHAR"),
+                   ("code_version", "VARCHAR"), ("inbox", "VARCHAR"), ("input_files", "VARCHAR"),
+                   ("reference_files", "VARCHAR"), ("ledger_sha256", "VARCHAR"), ("manifest_sha256", "VARCHAR"))
+
+
+def run_record(ctx: RunContext) -> dict:
+    """The audit trail of one publish: who, when, which code, which inputs and reference data."""
+    inputs = {}
+    for prog in PROGRAMS:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(ctx.work_dir / "ingest" / f"{prog}.files.parquet", columns=["source_file", "sha256"])
+        inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
+    reference = {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
+                 if (ctx.reference / f"{n}.csv").exists()}
+    return {
+        "payroll_month": ctx.month,
+        "published_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run_by": os.environ.get("DOUDI_OPERATOR") or getpass.getuser(),
+        "code_version": code_version(),
+        "inbox": str(ctx.inbox),
+        "input_files": json.dumps(inputs, ensure_ascii=False, sort_keys=True),
+        "reference_files": json.dumps(reference, sort_keys=True),
+        "ledger_sha256": sha256_file(ctx.work_dir / "compute" / "ledger.parquet"),
+        "manifest_sha256": sha256_file(ctx.payouts_dir / "manifest.json"),
+    }
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"doudi {__version__}" + (f" ({sha})" if sha else "")
+
+
+def check_books(ctx: RunContext, con) -> None:
+    """Inside the publish transaction: the month's books must balance, or nothing is committed."""
+    m = ctx.month
+    problems = []
+    delivered = con.execute("SELECT coalesce(sum(rows), 0) FROM source_file WHERE payroll_month = ?", [m]).fetchone()[0]
+    judged = con.execute("SELECT count(*) FROM row_disposition WHERE payroll_month = ?", [m]).fetchone()[0]
+    if delivered != judged:
+        problems.append(f"{delivered} rows delivered but {judged} rows in row_disposition")
+    per_file = con.execute(
+        "SELECT f.source_file, f.rows, count(d.source_row) FROM source_file f LEFT JOIN row_disposition d "
+        "ON d.payroll_month = f.payroll_month AND d.source_file = f.source_file WHERE f.payroll_month = ? "
+        "GROUP BY ALL HAVING f.rows <> count(d.source_row)", [m]).fetchall()
+    if per_file:
+        problems.append(f"rows do not balance for {len(per_file)} files, e.g. {per_file[0]}")
+    bad = con.execute("SELECT count(*) FROM row_disposition WHERE payroll_month = ? AND (disposition NOT IN "
+                      "('accepted', 'quarantined', 'duplicate') OR (disposition = 'quarantined' AND len(reason_codes) = 0) "
+                      "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]).fetchone()[0]
+    if bad:
+        problems.append(f"{bad} rows without a proper disposition (a reason or the row that survives)")
+    unref = con.execute("SELECT count(*) FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' "
+                        "AND payment_ref IS NULL", [m]).fetchone()[0]
+    if unref:
+        problems.append(f"{unref} payable lines without a payment_ref")
+    twice = con.execute(
+        "SELECT count(*) FROM (SELECT id_number, program, service_month, line_type FROM payment_ledger "
+        "WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+    if twice:
+        problems.append(f"{twice} (person, program, service month, line type) payable more than once across months")
+    if problems:
+        raise RunError(f"books do not balance for {m}, warehouse left unchanged: " + "; ".join(problems))

@@ -1,0 +1,53 @@
+-- payout_record: the month's transfers. One record per payee account and beneficiary unit (a
+-- household, an institution, a person) within a bank's batch, carrying every payable line of that
+-- payee: a household's regular, arrears and price-subsidy lines travel in one transfer, its memo
+-- saying so (contract section 5). seq orders records within the bank's batch, the same way on
+-- every rerun. grain: one row per record.
+with lines as (
+    select
+        *,
+        coalesce(institution_code, unit_key) as payee_group,
+        case when line_type = 'price_subsidy' then '价格临时补贴'
+             else program_zh || case when line_type = 'regular' then '' else '补发' end
+        end as memo_label
+    from month_ledger l
+    join vocab_program_zh z on z.program = l.program
+    where l.status = 'payable'
+),
+
+labels as (
+    select payee_bank_code, payee_account, payee_name, payee_group, memo_label,
+           min(service_month) as first_month, max(service_month) as last_month,
+           count(distinct id_number) as persons
+    from lines
+    group by all
+),
+
+memos as (
+    select payee_bank_code, payee_account, payee_name, payee_group,
+           string_agg(memo_label || ' ' || first_month
+                      || case when last_month <> first_month then '至' || last_month else '' end
+                      || case when persons > 1 then '（' || persons || '人）' else '' end,
+                      '；' order by memo_label, first_month) as memo
+    from labels
+    group by all
+)
+
+select
+    l.payee_bank_code                         as bank_code,
+    any_value(l.payee_bank_name)              as bank_name,
+    any_value(l.payee_bic)                    as bic,
+    l.payee_account,
+    l.payee_name,
+    l.payee_group,
+    min(l.region_code)                        as region_code,
+    CAST(sum(l.amount) AS DECIMAL(18, 2))     as amount,
+    count(*)                                  as line_count,
+    list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number) as line_ids,
+    string_agg(distinct l.program, ';' order by l.program) as programs,
+    any_value(m.memo)                         as memo,
+    row_number() over (partition by l.payee_bank_code
+                       order by min(l.region_code), l.payee_group, l.payee_account, l.payee_name) as seq
+from lines l
+join memos m using (payee_bank_code, payee_account, payee_name, payee_group)
+group by l.payee_bank_code, l.payee_account, l.payee_name, l.payee_group
