@@ -34,10 +34,10 @@ ENGINE_MODELS = (
     "int_payment_lines",
     "int_fund_split",
 )
-HIST_LEDGER_COLUMNS = (
-    "payroll_month VARCHAR, service_month VARCHAR, program VARCHAR, line_type VARCHAR, status VARCHAR, "
-    "id_number VARCHAR, unit_key VARCHAR, amount DECIMAL(18, 2)"
-)
+HIST_LEDGER_COLUMNS = {
+    "payroll_month": "VARCHAR", "service_month": "VARCHAR", "program": "VARCHAR", "line_type": "VARCHAR",
+    "status": "VARCHAR", "id_number": "VARCHAR", "unit_key": "VARCHAR", "amount": "DECIMAL(18, 2)",
+}
 
 
 def compute_payments(ctx: RunContext) -> dict:
@@ -87,7 +87,7 @@ def load_history(ctx: RunContext, con) -> None:
     else:
         tables = set()
     if {"payment_ledger", "roster_row"} <= tables:
-        con.execute(f"CREATE TABLE hist_ledger AS SELECT {_names(HIST_LEDGER_COLUMNS)} "
+        con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
         con.execute("CREATE TABLE hist_decided AS SELECT unit_key, line_program, payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted'", [month])
@@ -95,13 +95,9 @@ def load_history(ctx: RunContext, con) -> None:
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted' "
                     "AND not_paid_reason IS NULL", [month])
     else:
-        con.execute(f"CREATE TABLE hist_ledger ({HIST_LEDGER_COLUMNS})")
+        con.execute(f"CREATE TABLE hist_ledger ({', '.join(f'{k} {t}' for k, t in HIST_LEDGER_COLUMNS.items())})")
         con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
-
-
-def _names(columns: str) -> str:
-    return ", ".join(c.strip().split(" ")[0] for c in columns.split(","))
 
 
 def check_invariants(con) -> None:

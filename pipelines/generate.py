@@ -484,9 +484,9 @@ class Generator:
         if len(self._aged_out):
             keep = self._aged_out.iloc[_pick(rng, np.ones(len(self._aged_out), bool), cfg.rate("orphan_aged_out"))]
             rosters["orphan"] = pd.concat([rosters["orphan"], keep.assign(defect="orphan_aged_out")])
-        for df in rosters.values():
-            df.reset_index(drop=True, inplace=True)
-            df["defect"] = df["defect"].fillna("")
+        for prog in list(rosters):
+            rosters[prog] = rosters[prog].reset_index(drop=True)
+            rosters[prog]["defect"] = rosters[prog]["defect"].fillna("")
 
         def clean_rows(prog, extra=None):
             m = (rosters[prog]["defect"] == "").to_numpy()

@@ -113,6 +113,7 @@ FINDING_TYPES = {
     "no_standard": "找不到适用的保障标准",
     "standards_policy_violation": "保障标准违反政策规定",
     "arrears_negative": "新标准低于已发金额，不追回，待核",
+    "arrears_top_up_review": "该月已补发过一次，新标准差额暂停待人工核定",
 }
 FINDING_ACTIONS = ("not_paid", "held", "paid_and_flagged", "file_rejected", "recorded")
 SEVERITIES = ("error", "warning", "info")

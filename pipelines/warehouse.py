@@ -186,3 +186,26 @@ def check_books(ctx: RunContext, con) -> None:
         problems.append(f"{twice} (person, program, service month, line type) payable more than once across months")
     if problems:
         raise RunError(f"books do not balance for {m}, warehouse left unchanged: " + "; ".join(problems))
+
+
+def previous_file_counts(ctx: RunContext) -> dict[str, dict[str, int]]:
+    """Last month's loaded row count per program and county, for the row-swing check of ingest."""
+    from pipelines.months import shift_month
+
+    if not ctx.warehouse.exists():
+        return {}
+    import duckdb
+
+    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    try:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'source_file'").fetchone()[0]:
+            return {}
+        rows = con.execute(
+            "SELECT program, county, sum(rows) FROM source_file WHERE payroll_month = ? "
+            "AND status = 'loaded' AND county <> '' GROUP BY ALL", [shift_month(ctx.month, -1)]).fetchall()
+    finally:
+        con.close()
+    out: dict[str, dict[str, int]] = {}
+    for program, county, n in rows:
+        out.setdefault(program, {})[county] = int(n)
+    return out

@@ -40,3 +40,11 @@ join (select unit_key, program, service_month, sum(amount) as paid from hist_led
       where status = 'payable' and line_type in ('regular', 'arrears', 'reissue') group by all) p
   on p.unit_key = d.unit_key and p.program = d.line_program and p.service_month = d.service_month
 where d.line_type = 'arrears' and d.eligible and d.has_standard and d.due < p.paid
+
+union all
+select getvariable('payroll_month'), 'arrears_top_up_review', 'warning', line_program, id_number, region_code, 'held',
+       format('{} 已以补发方式发放过；按新标准应再补 {} 元，为避免同一月份重复补发，暂停待人工核定',
+              service_month, amount::VARCHAR),
+       source_file, source_row
+from int_payment_lines
+where hold_reason = 'arrears_top_up_review'

@@ -34,6 +34,14 @@ holds as (
     group by all
 ),
 
+earlier_arrears as (
+    -- service months that already carry a payable arrears line: a second one would pay the same
+    -- (person, program, month, line type) twice, so a top-up for such a month is held for review
+    select distinct id_number, program as line_program, service_month
+    from hist_ledger
+    where line_type = 'arrears' and status = 'payable'
+),
+
 priced as (
     select
         d.*,
@@ -62,9 +70,12 @@ select
     py.payee_bank_name,
     py.payee_bic,
     py.institution_code,
-    h.hold_reason,
-    case when h.hold_reason is null then 'payable' else 'held' end as status
+    coalesce(h.hold_reason, case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason,
+    case when h.hold_reason is null and ea.id_number is null then 'payable' else 'held' end as status
 from priced pr
 join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
 left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
+left join earlier_arrears ea
+  on pr.line_type = 'arrears' and ea.id_number = pr.id_number and ea.line_program = pr.line_program
+ and ea.service_month = pr.service_month
 where pr.amount > 0

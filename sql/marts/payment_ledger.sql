@@ -40,7 +40,10 @@ select
     l.basis_month,
     l.rule_versions,
     l.inputs,
-    l.formula,
+    case when l.line_type = 'arrears'
+         then format('{}；应发 {} − 已发 {} = 补发 {}', l.formula, l.due::VARCHAR, l.previously_paid::VARCHAR,
+                     l.amount::VARCHAR)
+         else l.formula end                      as formula,
     l.approved_amount,
     l.source_file,
     l.source_row

@@ -1,0 +1,75 @@
+# doudi: two commands do everything on a machine with Python 3.11 and make.
+#   make demo   install, generate the sample inbox (2020-01..2020-04), run the monthly DAG for each
+#               month through `airflow dags test`, print where payout files and reports are
+#   make test   the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+MONTHS ?= 2020-01 2020-02 2020-03 2020-04
+PERSONS ?= 3000
+SEED ?= 20200101
+ROWS ?= 250000
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
+export DOUDI_INBOX ?= $(CURDIR)/var/inbox
+export DOUDI_OUT ?= $(CURDIR)/var/out
+export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
+export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
+
+.PHONY: install demo test lint bench lock clean airflow-db
+
+install: $(VENV)/.installed
+
+# Exact versions: requirements.lock pins every package; the project itself is installed editable.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "doudi needs $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+airflow-db: $(AIRFLOW_HOME)/airflow.db
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
+
+demo: install airflow-db
+	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE)
+	$(BIN)/doudi generate --out $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
+	    --persons $(PERSONS) --seed $(SEED)
+	@for m in $(MONTHS); do \
+	    echo "== monthly_disbursement $$m (airflow dags test)"; \
+	    $(BIN)/airflow dags test monthly_disbursement --conf "{\"payroll_month\": \"$$m\"}" \
+	        > $(AIRFLOW_HOME)/dags-test-$$m.log 2>&1 \
+	        || { echo "the DAG run for $$m failed; see $(AIRFLOW_HOME)/dags-test-$$m.log"; \
+	             grep -E "RunError|AirflowFailException|Error" $(AIRFLOW_HOME)/dags-test-$$m.log | tail -5; exit 1; }; \
+	    $(BIN)/doudi verify --month $$m || exit 1; \
+	done
+	@echo
+	@echo "Payout files:  $(DOUDI_OUT)/<YYYY-MM>/payouts/   (manifest.json names every file)"
+	@echo "Reports:       $(DOUDI_OUT)/<YYYY-MM>/reports/   (reconciliation.html/.xlsx, quarantine.xlsx, data_docs/)"
+	@echo "Warehouse:     $(DOUDI_WAREHOUSE)"
+	@echo "Try:           $(BIN)/doudi explain --month 2020-04 --id <ID number>"
+	@ls -d $(DOUDI_OUT)/*/payouts $(DOUDI_OUT)/*/reports
+
+test: install airflow-db
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check pipelines dags tests bench
+
+bench: install
+	$(BIN)/python bench/run.py --rows $(ROWS)
+
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf var .airflow .pytest_cache

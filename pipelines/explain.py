@@ -1,0 +1,62 @@
+"""`doudi explain`: the story of one person's (or household's) payments in a payroll month, read
+from the warehouse: every ledger line with its service month, rule versions, inputs and formula,
+where the money went (masked account) and its payment reference."""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.settings import RunContext, RunError
+from pipelines.sqlrun import _lit, connect
+from pipelines.vocabulary import LINE_TYPE_ZH, PROGRAM_NAMES_ZH
+
+
+def explain(ctx: RunContext, person: str) -> str:
+    if not ctx.warehouse.exists():
+        raise RunError(f"no warehouse at {ctx.warehouse}")
+    con = connect()
+    con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    key = person.strip().upper()
+    lines = con.execute("""
+        SELECT service_month, program, line_type, status, hold_reason, amount, formula, rule_versions, inputs,
+               mask_account(payee_account), payee_bank_name, payment_ref, arrears_cause, fund_central,
+               fund_provincial, fund_city, fund_county, source_file, source_row, id_number, household_id
+        FROM wh.payment_ledger
+        WHERE payroll_month = ? AND (id_number = ? OR household_id = ? OR unit_key = ?)
+        ORDER BY program, service_month, line_type""", [ctx.month, key, key, key]).fetchall()
+    rows = con.execute("""SELECT source_file, source_row, program, disposition, reasons, duplicate_of_file,
+               duplicate_of_row, not_paid_reason, hold_reason FROM wh.row_disposition
+        WHERE payroll_month = ? AND id_number = ? ORDER BY ALL""", [ctx.month, key]).fetchall()
+    findings = con.execute("SELECT finding_type, action, detail FROM wh.finding WHERE payroll_month = ? "
+                           "AND id_number = ? ORDER BY ALL", [ctx.month, key]).fetchall()
+    con.close()
+    if not lines and not rows:
+        return f"{ctx.month}: nothing for {key[:6]}…{key[-4:]} in the warehouse"
+    out = [f"{ctx.month} — {key[:6]}********{key[-4:]}"]
+    for r in rows:
+        text = f"  roster {r[0]} row {r[1]} ({r[2]}): {r[3]}"
+        if r[4]:
+            text += f" — {r[4]}"
+        if r[5]:
+            text += f" — duplicate of {r[5]} row {r[6]}"
+        if r[7] or r[8]:
+            text += f" — {'not paid: ' + r[7] if r[7] else ''}{'held: ' + r[8] if r[8] else ''}"
+        out.append(text)
+    total = 0
+    for ln in lines:
+        (service, program, line_type, status, hold, amount, formula, versions, inputs, acct, bank, ref, cause,
+         fc, fp, fci, fco, sf, sr, _id, _hh) = ln
+        label = f"{PROGRAM_NAMES_ZH.get(program, program)} {LINE_TYPE_ZH.get(line_type, line_type)}"
+        out.append(f"  {service} {label}: {amount} yuan [{status}{' — ' + hold if hold else ''}]")
+        out.append(f"      formula: {formula}")
+        out.append(f"      rules:   {', '.join(versions or [])}")
+        out.append(f"      inputs:  {json.dumps(json.loads(inputs), ensure_ascii=False) if inputs else ''}")
+        out.append(f"      why:     {cause}; from {sf} row {sr}")
+        out.append(f"      funds:   central {fc}, provincial {fp}, city {fci}, county {fco}")
+        out.append(f"      paid to: {bank} {acct}, payment_ref {ref or '(none: held)'}")
+        if status == "payable":
+            total += amount
+    for f in findings:
+        out.append(f"  finding {f[0]} ({f[1]}): {f[2]}")
+    out.append(f"  total payable this month: {total}")
+    return "\n".join(out)

@@ -1,0 +1,100 @@
+"""The Airflow tasks' bodies: one function per task, each calling one stage function.
+
+Tasks pass a small `run` dict (where the month's inbox, reference data, outputs and warehouse are)
+and the stages' small result dicts, never data. A RunError means the data cannot be paid as
+delivered: the task fails at once without retries (retrying cannot fix a roster); any other
+exception is left to Airflow's retries (a full disk, a locked warehouse).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pipelines.settings import RunContext, RunError
+
+
+def _no_retry_on_data_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RunError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+
+    return wrapper
+
+
+def resolve_run(params: dict, logical_month: str | None = None) -> dict:
+    """The run dict from the DAG's params; the payroll month may come from the logical date."""
+    month = (params.get("payroll_month") or logical_month or "").strip()
+    if not month:
+        raise RunError("no payroll month: trigger with conf {\"payroll_month\": \"YYYY-MM\"}")
+    ctx = RunContext.from_env(month, inbox=params.get("inbox") or "", reference=params.get("reference") or "",
+                              out=params.get("out") or "", warehouse=params.get("warehouse") or "")
+    return ctx.as_dict()
+
+
+def _ctx(run: dict) -> RunContext:
+    return RunContext.from_dict(run)
+
+
+@_no_retry_on_data_errors
+def check_reference(run: dict) -> dict:
+    from pipelines.reference import check_reference as stage
+
+    return stage(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def ingest(run: dict, program: str) -> dict:
+    from pipelines.ingest import ingest_program
+    from pipelines.warehouse import previous_file_counts
+
+    ctx = _ctx(run)
+    return ingest_program(ctx, program, previous_file_counts(ctx).get(program, {}))
+
+
+@_no_retry_on_data_errors
+def validate(run: dict, ingested: dict) -> dict:
+    from pipelines.validate import validate_program
+
+    return validate_program(_ctx(run), ingested["program"])
+
+
+@_no_retry_on_data_errors
+def integrity(run: dict) -> dict:
+    from pipelines.integrity import check_integrity
+
+    return check_integrity(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def compute(run: dict) -> dict:
+    from pipelines.compute import compute_payments
+
+    return compute_payments(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def payout(run: dict) -> dict:
+    from pipelines.payout import write_payouts
+
+    return write_payouts(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def publish(run: dict) -> dict:
+    from pipelines.warehouse import publish_month
+
+    os.environ.setdefault("DOUDI_OPERATOR", os.environ.get("AIRFLOW_CTX_DAG_OWNER", "airflow"))
+    return publish_month(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def report(run: dict) -> dict:
+    from pipelines.report import reconcile_and_report
+
+    return reconcile_and_report(_ctx(run))

@@ -1,0 +1,38 @@
+"""Shared fixtures: a small generated inbox and its four months run through the pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
+os.environ.setdefault("AIRFLOW_HOME", str(PROJECT / ".airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+@pytest.fixture(scope="session")
+def sample_inbox(tmp_path_factory) -> Path:
+    from pipelines.generate import generate
+
+    inbox = tmp_path_factory.mktemp("sample") / "inbox"
+    generate(inbox, "2020-01..2020-04", persons=800, seed=11)
+    return inbox
+
+
+@pytest.fixture(scope="session")
+def four_months(tmp_path_factory, sample_inbox) -> dict:
+    """The sample inbox run for 2020-01..2020-04 with the CLI's stage functions."""
+    from tests.helpers import context
+
+    from pipelines.monthly import run_month
+
+    tmp = tmp_path_factory.mktemp("run")
+    results = {}
+    for m in MONTHS:
+        results[m] = run_month(context(tmp, m, inbox=sample_inbox))
+    return {"tmp": tmp, "inbox": sample_inbox, "results": results, "warehouse": tmp / "warehouse.duckdb",
+            "out": tmp / "out"}
