@@ -100,14 +100,8 @@ def validate_program(ctx: RunContext, program: str) -> dict:
 
 
 def _condition_columns(suite: list[dict]) -> set[str]:
-    import re
-
-    cols = set()
-    for e in suite:
-        cond = e["kwargs"].get("row_condition")
-        if cond:
-            cols.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*==", cond))
-    return cols
+    """Columns named by the suite's row conditions (GX condition objects, serialised as dicts)."""
+    return {e["kwargs"]["row_condition"]["column"]["name"] for e in suite if e["kwargs"].get("row_condition")}
 
 
 def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
