@@ -120,6 +120,10 @@ def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
     suite = gx.ExpectationSuite(name=f"roster_{program}")
     for e in suite_dicts:
         suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]))
+    if len(suite.expectations) != len(suite_dicts):
+        # GX keeps one expectation per type and column: a second one would be silently dropped
+        raise RunError(f"suite roster_{program}: {len(suite_dicts)} expectations configured, "
+                       f"{len(suite.expectations)} kept; give each rule its own column")
     suite = context.suites.add(suite)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"v_{program}", data=batch, suite=suite))
     result = definition.run(

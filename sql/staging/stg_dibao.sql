@@ -35,6 +35,8 @@ select
     m.*,
     h.hh_head_count,
     h.hh_member_rows,
+    h.hh_head_count >= 1                                              as hh_has_head,
+    h.hh_head_count <= 1                                              as hh_single_head,
     coalesce(h.hh_head_has_account, false)                            as hh_head_has_account,
     m.household_income::DOUBLE                                        as household_income_num,
     len(list_filter(coalesce(m.class_categories, []),

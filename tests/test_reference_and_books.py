@@ -1,0 +1,65 @@
+"""A broken policy table stops the run before any payment; books that do not balance fail loudly
+and leave the warehouse as it was."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers import context, copy_reference, query
+
+from pipelines.compute import compute_payments
+from pipelines.ingest import ingest_program
+from pipelines.integrity import check_integrity
+from pipelines.payout import write_payouts
+from pipelines.reference import check_reference
+from pipelines.settings import RunError
+from pipelines.validate import validate_program
+from pipelines.warehouse import publish_month
+
+
+def _edit(ref, name, old, new):
+    path = ref / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize("name,old,new,message", [
+    ("standards.csv", "tekun,basic,2101,城市,*,852,2018-07,,", "tekun,basic,2101,城市,*,800,2018-07,,",
+     "tekun basic below 1.3"),
+    ("standards.csv", "dibao,standard,2109,农村,*,416,2019-01,,", "dibao,standard,2109,农村,*,300,2019-01,,",
+     "rural dibao standard at or below the poverty line"),
+    ("standards.csv", "dibao,floor,21,*,*,50,2019-01,,", "dibao,floor,21,*,*,50,2019-01,,\ndibao,floor,21,*,*,60,2019-01,,",
+     "two versions of one key with the same effective_from"),
+    ("fund_shares.csv", "dibao,21,0.50,0.20,0.15,0.15", "dibao,21,0.50,0.20,0.15,0.10", "fund shares do not sum to 1"),
+    ("price_linkage.csv", "1,cpi,1,0,fen", "1,median,1,0,fen", "basis must be"),
+])
+def test_broken_reference_stops_the_run(tmp_path, name, old, new, message):
+    ref = copy_reference(tmp_path)
+    _edit(ref, name, old, new)
+    with pytest.raises(RunError, match=message):
+        check_reference(context(tmp_path, "2020-01", reference=ref))
+
+
+def test_unbalanced_books_fail_and_leave_the_warehouse_unchanged(tmp_path, four_months):
+    """A row lost between integrity and publish: the publish transaction refuses to commit."""
+    import shutil
+
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(four_months["warehouse"], wh)
+    ctx = context(tmp_path, "2020-02", inbox=four_months["inbox"])
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        ingest_program(ctx, program)
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        validate_program(ctx, program)
+    check_integrity(ctx)
+    compute_payments(ctx)
+    write_payouts(ctx)
+    before = query(wh, "SELECT count(*), sum(amount) FROM payment_ledger")
+    roster = ctx.work_dir / "integrity" / "roster.parquet"
+    table = pq.read_table(roster)
+    pq.write_table(table.slice(1), roster)  # one row vanishes
+    with pytest.raises(RunError, match="books do not balance"):
+        publish_month(ctx)
+    assert query(wh, "SELECT count(*), sum(amount) FROM payment_ledger") == before
