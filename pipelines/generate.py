@@ -477,8 +477,10 @@ class Generator:
                         sizes = rosters["dibao"].groupby("household_id")["id_number"].count()
                         for hid in add["household_id"]:
                             sel = rosters["dibao"]["household_id"] == hid
-                            rosters["dibao"].loc[sel, "household_size"] = sizes.get(hid, 0) + (add["household_id"] == hid).sum()
-                        add["household_size"] = [int(sizes.get(h, 0) + (add["household_id"] == h).sum()) for h in add["household_id"]]
+                            listed = (add["household_id"] == hid).sum()
+                            rosters["dibao"].loc[sel, "household_size"] = sizes.get(hid, 0) + listed
+                        add["household_size"] = [int(sizes.get(h, 0) + (add["household_id"] == h).sum())
+                                                 for h in add["household_id"]]
                         add = add[add["household_id"].isin(rosters["dibao"]["household_id"])]
                     rosters[prog] = pd.concat([rosters[prog], add])
         if len(self._aged_out):
@@ -579,7 +581,8 @@ class Generator:
             extra["placement"] = "分散供养"
             extra["care_level"] = "全自理"
             extra["institution_code"] = None
-            extra["bank"] = rosters["dibao"].groupby("household_id")["bank"].first().reindex(extra["household_id"]).to_numpy()
+            head_bank = rosters["dibao"].groupby("household_id")["bank"].first()
+            extra["bank"] = head_bank.reindex(extra["household_id"]).to_numpy()
             extra["account"] = self.pop._accounts(len(extra))
             extra["defect"] = "exclusive_programs"
             extra["program"] = "tekun"

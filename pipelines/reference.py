@@ -55,25 +55,11 @@ def check_reference(ctx: RunContext) -> dict:
 
 
 def _run(frame_name: str, frame, expectations: list[dict]) -> list[str]:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from pipelines.gxrun import validate_frame
 
     if frame.empty:
         return [f"{frame_name}: no rows"]
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = context.data_sources.add_pandas("reference").add_dataframe_asset(frame_name) \
-        .add_batch_definition_whole_dataframe("all")
-    suite = gx.ExpectationSuite(name=f"reference_{frame_name}")
-    for e in expectations:
-        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]))
-    if len(suite.expectations) != len(expectations):
-        raise RunError(f"reference suite, frame {frame_name}: an expectation was merged into another by GX")
-    suite = context.suites.add(suite)
-    result = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"v_{frame_name}", data=batch, suite=suite)
-    ).run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+    result = validate_frame(f"reference_{frame_name}", frame, expectations)
     out = []
     for r in result.results:
         if r.success:

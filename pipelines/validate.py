@@ -13,14 +13,11 @@ result without personal data) and `reports/data_docs/<program>.html` (GX Data Do
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model
-
-os.environ.setdefault("TQDM_DISABLE", "1")  # GX progress bars would flood task logs
 
 # Result keys that would carry personal values into Data Docs: stripped before rendering.
 _PERSONAL_RESULT_KEYS = (
@@ -106,37 +103,17 @@ def _condition_columns(suite: list[dict]) -> set[str]:
 
 def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
     """Validate a frame with the suite; return ([(row_key, reason_code)], validation result)."""
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from pipelines.gxrun import validate_frame
 
     if frame.empty:
         return [], None
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    asset = context.data_sources.add_pandas(f"rosters_{program}").add_dataframe_asset(program)
-    batch = asset.add_batch_definition_whole_dataframe("month")
-    suite = gx.ExpectationSuite(name=f"roster_{program}")
-    for e in suite_dicts:
-        suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]))
-    if len(suite.expectations) != len(suite_dicts):
-        # GX keeps one expectation per type and column: a second one would be silently dropped
-        raise RunError(f"suite roster_{program}: {len(suite_dicts)} expectations configured, "
-                       f"{len(suite.expectations)} kept; give each rule its own column")
-    suite = context.suites.add(suite)
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"v_{program}", data=batch, suite=suite))
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"],
-                       "partial_unexpected_count": 0, "return_unexpected_index_query": False},
+    result = validate_frame(
+        f"roster_{program}", frame, suite_dicts, parameters,
+        {"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"],
+         "partial_unexpected_count": 0, "return_unexpected_index_query": False},
     )
     failures: list[tuple[int, str]] = []
     for r in result.results:
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RunError(f"GX expectation {r.expectation_config.type} on {program} failed to run: "
-                           f"{r.exception_info.get('exception_message')}")
         if r.success:
             continue
         code = r.expectation_config.meta["reason_code"]

@@ -170,9 +170,11 @@ def check_books(ctx: RunContext, con) -> None:
         "GROUP BY ALL HAVING f.rows <> count(d.source_row)", [m]).fetchall()
     if per_file:
         problems.append(f"rows do not balance for {len(per_file)} files, e.g. {per_file[0]}")
-    bad = con.execute("SELECT count(*) FROM row_disposition WHERE payroll_month = ? AND (disposition NOT IN "
-                      "('accepted', 'quarantined', 'duplicate') OR (disposition = 'quarantined' AND len(reason_codes) = 0) "
-                      "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]).fetchone()[0]
+    bad = con.execute(
+        "SELECT count(*) FROM row_disposition WHERE payroll_month = ? AND ("
+        "disposition NOT IN ('accepted', 'quarantined', 'duplicate') "
+        "OR (disposition = 'quarantined' AND len(reason_codes) = 0) "
+        "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]).fetchone()[0]
     if bad:
         problems.append(f"{bad} rows without a proper disposition (a reason or the row that survives)")
     unref = con.execute("SELECT count(*) FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' "

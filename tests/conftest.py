@@ -26,9 +26,8 @@ def sample_inbox(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def four_months(tmp_path_factory, sample_inbox) -> dict:
     """The sample inbox run for 2020-01..2020-04 with the CLI's stage functions."""
-    from tests.helpers import context
-
     from pipelines.monthly import run_month
+    from tests.helpers import context
 
     tmp = tmp_path_factory.mktemp("run")
     results = {}

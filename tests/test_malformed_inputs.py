@@ -11,10 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import xlsxwriter
 
-from tests.helpers import context, make_id, roster_path, write_csv
-
 from pipelines.ingest import ingest_program
 from pipelines.validate import validate_program
+from tests.helpers import context, make_id, roster_path
 
 C = "210102"
 MONTH = "2020-03"

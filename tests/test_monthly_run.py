@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+from pipelines.monthly import run_month
 from tests.conftest import MONTHS
 from tests.facts import assert_arrears_and_price, assert_month_facts, assert_never_paid_twice
 from tests.helpers import context, query
-
-from pipelines.monthly import run_month
 
 
 def test_every_month_balances(four_months):

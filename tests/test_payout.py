@@ -12,9 +12,8 @@ from xml.etree import ElementTree
 import pytest
 from python_calamine import CalamineWorkbook
 
-from tests.helpers import query
-
 from pipelines.cli import main as doudi
+from tests.helpers import query
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
 
@@ -115,9 +114,8 @@ def test_verify_detects_an_edited_amount(month_copy, capsys):
 
 
 def test_a_released_month_is_never_rewritten(four_months, tmp_path, capsys):
-    from tests.helpers import context
-
     from pipelines.payout import write_payouts
+    from tests.helpers import context
 
     out = tmp_path / "out"
     shutil.copytree(four_months["out"] / "2020-01", out / "2020-01")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import context, copy_reference, query
-
 from pipelines.compute import compute_payments
 from pipelines.ingest import ingest_program
 from pipelines.integrity import check_integrity
@@ -16,6 +14,7 @@ from pipelines.reference import check_reference
 from pipelines.settings import RunError
 from pipelines.validate import validate_program
 from pipelines.warehouse import publish_month
+from tests.helpers import context, copy_reference, query
 
 
 def _edit(ref, name, old, new):
