@@ -37,6 +37,7 @@ ENGINE_MODELS = (
 HIST_LEDGER_COLUMNS = {
     "payroll_month": "VARCHAR", "service_month": "VARCHAR", "program": "VARCHAR", "line_type": "VARCHAR",
     "status": "VARCHAR", "id_number": "VARCHAR", "unit_key": "VARCHAR", "amount": "DECIMAL(18, 2)",
+    "rule_versions": "VARCHAR[]", "inputs": "VARCHAR", "formula": "VARCHAR",
 }
 
 
@@ -121,7 +122,7 @@ def check_invariants(con) -> None:
         problems.append(f"{twice} lines already paid in an earlier payroll (would pay twice)")
     price_twice = con.execute(
         "SELECT count(*) FROM (SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' "
-        "GROUP BY id_number HAVING count(*) > 1)").fetchone()[0]
+        "GROUP BY id_number, service_month HAVING count(*) > 1)").fetchone()[0]
     if price_twice:
         problems.append(f"{price_twice} people with more than one price subsidy line")
     if problems:

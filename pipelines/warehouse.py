@@ -111,9 +111,10 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE stage_payout_file (payroll_month VARCHAR, name VARCHAR, "
                 "sha256 VARCHAR, count BIGINT, sum DECIMAL(18, 2), format VARCHAR, bank_code VARCHAR, "
                 "batch_id VARCHAR, part INTEGER)")
-    con.executemany("INSERT INTO stage_payout_file VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(ctx.month, f["name"], f["sha256"], f["count"], f["sum"], f["format"], f["bank_code"],
-                      f["batch_id"], f["part"]) for f in manifest["files"]])
+    if manifest["files"]:  # a month with nothing payable writes no payout file
+        con.executemany("INSERT INTO stage_payout_file VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(ctx.month, f["name"], f["sha256"], f["count"], f["sum"], f["format"], f["bank_code"],
+                          f["batch_id"], f["part"]) for f in manifest["files"]])
     run = run_record(ctx)
     con.execute("CREATE OR REPLACE TEMP TABLE stage_run_log AS SELECT * FROM (SELECT "
                 + ", ".join(f"?::{t} AS {k}" for k, t in RUN_LOG_COLUMNS) + ")", [run[k] for k, _ in RUN_LOG_COLUMNS])

@@ -6,7 +6,9 @@
 -- payroll month × rate / 100 × multiplier, rounded to the fen or the yuan (half up), at least the
 -- minimum; once per person however many programs cover them (the first program of the rule's
 -- list that covers them carries the line); every covered dibao member counts, paid to the household.
--- grain: one row per covered person.
+-- A price subsidy held in an earlier payroll (owed, withheld for review) is paid once the person's
+-- unit is on this month's roster again: the amount the ledger recorded, for its own service month.
+-- grain: one row per covered person (and per released earlier month).
 with rule as (
     select * from stg_price_linkage
     where effective_from <= getvariable('payroll_month') and effective_to >= getvariable('payroll_month')
@@ -74,8 +76,9 @@ amounts as (
     left join int_standard_resolved s
       on s.program = 'dibao' and s.component = 'standard' and s.region_code = p.region_code
      and s.urban_rural = p.urban_rural and s.category = '*' and s.service_month = getvariable('payroll_month')
-)
+),
 
+current_lines as (
 select
     unit_key,
     line_program,
@@ -105,3 +108,26 @@ select
            CAST(greatest(case rounding when 'yuan' then round(exact_amount, 0) else round(exact_amount, 2) end,
                          minimum) AS DECIMAL(18, 2))::VARCHAR, index_month, rounding, minimum::VARCHAR) as formula
 from amounts
+),
+
+released as (
+    -- held before, never paid since, and the person is on this month's roster
+    select h.unit_key, h.program as line_program, h.service_month, h.id_number,
+           any_value(h.amount) as amount, any_value(h.rule_versions) as rule_versions,
+           any_value(h.inputs) as inputs, any_value(h.formula) as formula
+    from hist_ledger h
+    where h.line_type = 'price_subsidy' and h.status = 'held'
+      and not exists (select 1 from hist_ledger p where p.line_type = 'price_subsidy' and p.status = 'payable'
+                      and p.id_number = h.id_number and p.service_month = h.service_month)
+    group by all
+)
+
+select * from current_lines
+union all
+select
+    r.unit_key, r.line_program, r.service_month, 'price_subsidy', 'held_released', 'history', u.basis_month,
+    r.id_number, u.household_id, u.region_code, u.urban_rural, u.source_file, u.source_row,
+    CAST(NULL AS DECIMAL(18, 2)), true, true, r.amount, r.rule_versions, r.inputs, r.formula
+from released r
+join int_units u on u.unit_key = r.unit_key and u.line_program = r.line_program and u.id_number = r.id_number
+qualify row_number() over (partition by r.id_number, r.service_month order by u.source_file, u.source_row) = 1
