@@ -77,6 +77,9 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     if program not in PROGRAMS:
         raise RunError(f"unknown program {program!r}; expected one of {', '.join(PROGRAMS)}")
     month_dir = inbox_path(ctx.inbox) / ctx.month
+    if not month_dir.exists():
+        raise RunError(f"no inbox for {ctx.month}: {month_dir} does not exist (expected "
+                       f"<inbox>/{ctx.month}/rosters/<program>/...)")
     folder = month_dir / "rosters" / program
     tables: list[pa.Table] = []
     results: list[FileResult] = []

@@ -81,7 +81,7 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
         SELECT '{ctx.month}' AS payroll_month,
                CASE WHEN program = 'dibao' THEN household_id ELSE id_number END AS unit_key,
                CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program,
-               * EXCLUDE (delivered, extra)
+               * REPLACE (to_json(delivered)::VARCHAR AS delivered)
         FROM read_parquet('{p("integrity", "roster.parquet")}')""")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_row_disposition AS
