@@ -21,7 +21,7 @@ export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
 export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
 
-.PHONY: install demo test lint bench lock clean airflow-db
+.PHONY: install demo test test-deps lint bench lock clean airflow-db
 
 install: $(VENV)/.installed
 
@@ -59,7 +59,15 @@ demo: install airflow-db
 	@echo "Try:           $(BIN)/doudi explain --month 2020-04 --id <ID number>"
 	@ls -d $(DOUDI_OUT)/*/payouts $(DOUDI_OUT)/*/reports
 
-test: install airflow-db
+# The tests open the workbooks in LibreOffice, as the bureau does: installed here when missing.
+test-deps:
+	@command -v soffice >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends libreoffice-calc-nogui >/dev/null; \
+	    else echo "the tests need LibreOffice: sudo apt-get install libreoffice-calc-nogui"; exit 1; fi; }
+
+test: install airflow-db test-deps
 	$(BIN)/python -m pytest -q
 
 lint: install

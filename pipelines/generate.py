@@ -574,8 +574,9 @@ class Generator:
         for i in idx:
             dib.iat[i, dib.columns.get_loc("holder")] = str(self.pop._names(np.array(["男"]))[0])
         mark("dibao", idx, "account_other_holder")
-        # exclusive programs: a dibao member also delivered on the tekun roster
-        idx = _pick(rng, (dib["defect"] == "").to_numpy() & ~head, cfg.rate("exclusive_programs"))
+        # exclusive programs: an elderly dibao member (who would qualify) also delivered on the tekun roster
+        elderly = Population.ages(dib, month) >= 60
+        idx = _pick(rng, (dib["defect"] == "").to_numpy() & ~head & elderly, cfg.rate("exclusive_programs"))
         if len(idx):
             extra = dib.iloc[idx].copy()
             extra["placement"] = "分散供养"

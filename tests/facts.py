@@ -70,7 +70,7 @@ def assert_arrears_and_price(warehouse: Path) -> None:
     assert arrears_months == {"2020-01", "2020-02", "2020-03"}
     # March's price subsidy is doubled: each line = standard × CPI(2020-02) 5.2% × 2, to the fen
     rows = query(warehouse, "SELECT amount, inputs FROM payment_ledger WHERE payroll_month = '2020-03' "
-                            "AND line_type = 'price_subsidy'")
+                            "AND service_month = '2020-03' AND line_type = 'price_subsidy'")
     assert rows
     for amount, inputs in rows:
         i = json.loads(inputs)

@@ -18,8 +18,9 @@ member_addons as (
     select
         m.unit_key, m.service_month, m.id_number,
         max(a.amount)                                            as addon_amount,
-        arg_max(a.category, a.amount)                            as addon_class,
-        arg_max(a.version_id, a.amount)                          as addon_version
+        -- ties (重残 and 重病 are both 60) broken by the class name, so reruns give the same line
+        first(a.category order by a.amount desc, a.category)     as addon_class,
+        first(a.version_id order by a.amount desc, a.category)   as addon_version
     from rows m
     join head h on h.unit_key = m.unit_key and h.service_month = m.service_month and h.basis_month = m.basis_month
     cross join lateral (select unnest(m.class_categories) as category) c
@@ -64,7 +65,7 @@ select
          AS DECIMAL(18, 2))                                            as addons,
     (select list(a.addon_class order by a.id_number) from member_addons a
      where a.unit_key = hh.unit_key and a.service_month = hh.service_month) as addon_classes,
-    list_filter([st.version_id, fl.version_id] || coalesce((select list(distinct a.addon_version) from member_addons a
+    list_filter([st.version_id, fl.version_id] || coalesce((select list_sort(list(distinct a.addon_version)) from member_addons a
                   where a.unit_key = hh.unit_key and a.service_month = hh.service_month), []),
                 lambda v: v is not null)                               as rule_versions,
     st.amount is not null                                              as has_standard

@@ -1,0 +1,82 @@
+"""The reports as their readers open them: workbooks in LibreOffice (headless), Data Docs and the
+reconciliation page on disk, and no full ID number, account or name anywhere in them."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from tests.helpers import query
+
+ID_RE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9X](?![0-9])")
+ACCOUNT_RE = re.compile(r"(?<![0-9*])[0-9]{12,30}(?![0-9])")
+
+
+def soffice_to_csv(xlsx, outdir):
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice is installed by `make test` (make test-deps)"
+    proc = subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{outdir}/profile",
+                           "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(outdir),
+                           str(xlsx)], capture_output=True, text=True, timeout=180, check=False)
+    out = outdir / (xlsx.stem + ".csv")
+    assert proc.returncode == 0 and out.exists(), proc.stdout + proc.stderr
+    with open(out, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_workbooks_open_in_libreoffice(four_months, tmp_path):
+    reports = four_months["out"] / "2020-03" / "reports"
+    recon = soffice_to_csv(reports / "reconciliation.xlsx", tmp_path)
+    assert "社会救助资金发放对账表" in recon[0][0]
+    assert recon[2][:4] == ["行政区划代码", "县区", "项目", "类型"]
+    quarantine = soffice_to_csv(reports / "quarantine.xlsx", tmp_path)
+    assert quarantine[0][:2] == ["文件", "行号（数据行，从1起）"]
+
+
+def test_quarantine_workbook_has_one_sheet_per_county_and_every_quarantined_row(four_months):
+    reports = four_months["out"] / "2020-03" / "reports"
+    wb = CalamineWorkbook.from_path(str(reports / "quarantine.xlsx"))
+    rows = []
+    for name in wb.sheet_names:
+        assert re.match(r"^\d{6} ", name) or name.startswith("未知"), name
+        rows += wb.get_sheet_by_name(name).to_python()[1:]
+    expected = query(four_months["warehouse"], "SELECT count(*) FROM row_disposition WHERE payroll_month = '2020-03' "
+                                               "AND disposition = 'quarantined'")[0][0]
+    assert len(rows) == expected > 0
+    assert all(r[0].startswith("rosters/") and int(r[1]) >= 1 and r[5] for r in rows)
+
+
+def test_data_docs_and_charts_exist(four_months):
+    reports = four_months["out"] / "2020-03" / "reports"
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        page = (reports / "data_docs" / f"{program}.html").read_text(encoding="utf-8")
+        assert f"roster_{program}" in page and "Evaluated Expectations" in page
+    html = (reports / "reconciliation.html").read_text(encoding="utf-8")
+    assert html.count("<svg") == 4 and 'class="bar"' in html
+    assert "对账结果：台账、代发记录与代发文件一致" in html
+
+
+@pytest.mark.parametrize("month", ["2020-01", "2020-04"])
+def test_no_personal_data_in_reports(four_months, month):
+    reports = four_months["out"] / month / "reports"
+    names = {r[0] for r in query(four_months["warehouse"], "SELECT DISTINCT name FROM roster_row "
+                                                           "WHERE length(name) >= 2")}
+    texts = []
+    for path in reports.rglob("*"):
+        if path.suffix == ".html":
+            texts.append(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".xlsx":
+            wb = CalamineWorkbook.from_path(str(path))
+            for sheet in wb.sheet_names:
+                texts.append("\n".join("\t".join(str(c) for c in row)
+                                       for row in wb.get_sheet_by_name(sheet).to_python()))
+    assert texts
+    for text in texts:
+        assert not ID_RE.search(text)
+        assert not ACCOUNT_RE.search(text)
+        assert not [n for n in names if n in text]
