@@ -1,0 +1,137 @@
+"""Benchmark the monthly run: `make bench ROWS=250000` or `python bench/run.py --rows 250000 [--rows 2500000]`.
+
+For each size: generate (once, cached under bench/work/) an inbox of about that many roster rows,
+run one payroll month stage by stage in this process, and report wall time per stage, rows per
+second and peak memory (RSS), plus the I/O floor: a bare read of the same roster files into Parquet
+(pyarrow for CSV, calamine for XLSX, no checks). Writes bench/results/latest.json and prints a table.
+The pandas baseline of issue 9 is not built yet: `pandas_seconds` is null until it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+# roster rows per generated person, measured on the generator's output (dibao members, both
+# disability subsidies, tekun, orphans)
+ROWS_PER_PERSON = 1.05
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def inbox_for(rows: int, seed: int) -> Path:
+    from pipelines.generate import generate
+
+    inbox = HERE / "work" / f"inbox-{rows}-{seed}"
+    if not (inbox / "ground_truth.csv").exists():
+        shutil.rmtree(inbox, ignore_errors=True)
+        started = time.perf_counter()
+        generate(inbox, "2020-01", persons=int(rows / ROWS_PER_PERSON), seed=seed)
+        print(f"generated {inbox} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return inbox
+
+
+def io_floor(inbox: Path, month: str, out: Path) -> float:
+    """Read every roster file as bare bytes into Arrow and write Parquet: no mapping, no checks."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from python_calamine import CalamineWorkbook
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    for program_dir in sorted((inbox / month / "rosters").iterdir()):
+        tables = []
+        for f in sorted(program_dir.iterdir()):
+            data = f.read_bytes()
+            if f.suffix == ".csv":
+                try:
+                    text = data.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    text = data.decode("gb18030")
+                t = pacsv.read_csv(io.BytesIO(text.encode()), convert_options=pacsv.ConvertOptions(
+                    strings_can_be_null=True))
+            elif f.suffix == ".xlsx":
+                grid = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0).to_python()
+                header = [str(h) for h in grid[1]]
+                t = pa.table({h: [str(r[i]) for r in grid[2:]] for i, h in enumerate(header)})
+            else:
+                t = pq.read_table(io.BytesIO(data))
+            tables.append(t.cast(pa.schema([(n, pa.string()) for n in t.column_names])))
+        for i, t in enumerate(tables):
+            pq.write_table(t, out / f"{program_dir.name}-{i}.parquet")
+    return time.perf_counter() - started
+
+
+def run_size(rows: int, seed: int) -> dict:
+    from pipelines.monthly import stages
+    from pipelines.settings import RunContext
+
+    month = "2020-01"
+    inbox = inbox_for(rows, seed)
+    work = HERE / "work" / f"run-{rows}"
+    shutil.rmtree(work, ignore_errors=True)
+    ctx = RunContext(month=month, inbox=str(inbox), reference=HERE.parent / "data" / "reference",
+                     out=work / "out", warehouse=work / "warehouse.duckdb")
+    per_stage: dict[str, float] = {}
+    started = time.perf_counter()
+    results = {}
+    for name, call in stages(ctx):
+        t = time.perf_counter()
+        results[name] = call()
+        key = name.split("[")[0]
+        per_stage[key] = per_stage.get(key, 0.0) + time.perf_counter() - t
+    doudi_seconds = time.perf_counter() - started
+    delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
+    floor = io_floor(inbox, month, work / "floor")
+    return {
+        "rows": delivered,
+        "target_rows": rows,
+        "doudi_seconds": round(doudi_seconds, 2),
+        "doudi_rows_per_second": round(delivered / doudi_seconds),
+        "doudi_peak_rss_mb": round(peak_rss_mb()),
+        "floor_seconds": round(floor, 2),
+        "pandas_seconds": None,
+        "doudi_over_floor": round(doudi_seconds / floor, 2) if floor else None,
+        "stages_seconds": {k: round(v, 2) for k, v in per_stage.items()},
+        "validate_rows_per_second": round(delivered / per_stage["validate"]) if per_stage.get("validate") else None,
+        "payable_lines": sum(v["count"] for k, v in results["compute"]["lines"].items() if k.startswith("payable")),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, action="append", help="roster rows (repeat for several sizes)")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    sizes = args.rows or [250_000]
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform()}, "runs": []}
+    for rows in sizes:
+        report["runs"].append(run_size(rows, args.seed))
+    latest = dict(report["runs"][-1], machine=report["machine"], runs=report["runs"])
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "latest.json").write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
+    print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8}  stages")
+    for r in report["runs"]:
+        stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
+        print(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} {r['doudi_peak_rss_mb']:>8} "
+              f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8}  {stages_text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
