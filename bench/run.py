@@ -23,9 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-# roster rows per generated person, measured on the generator's output (dibao members, both
+# roster rows per generated person, measured on the generator's output at 250k (dibao members, both
 # disability subsidies, tekun, orphans)
-ROWS_PER_PERSON = 1.05
+ROWS_PER_PERSON = 0.86
 
 
 def peak_rss_mb() -> float:

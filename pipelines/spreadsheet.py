@@ -34,19 +34,24 @@ def new_workbook(target, month: str):
 
 
 def write_table(ws, fmt, headers, rows, money_columns=frozenset(), start_row: int = 0) -> int:
-    """Headers then rows; money columns as numbers with two decimals. Returns the next free row."""
+    """Headers then rows, a row at a time; money columns as numbers with two decimals.
+    Returns the next free row."""
     ws.write_row(start_row, 0, list(headers), fmt["header"])
+    ws.set_column(0, max(len(headers) - 1, 0), 16)
+    for c in money_columns:
+        ws.set_column(c, c, 14, fmt["money"])
     r = start_row
     for r, row in enumerate(rows, start=start_row + 1):
-        for c, v in enumerate(row):
-            if v is None:
-                continue
-            if c in money_columns and isinstance(v, (Decimal, int, float)):
-                ws.write_number(r, c, float(v), fmt["money"])
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                ws.write_number(r, c, v)
-            else:
-                ws.write_string(r, c, str(neutralise(v)))
+        ws.write_row(r, 0, [_cell(v, c in money_columns) for c, v in enumerate(row)])
     ws.freeze_panes(start_row + 1, 0)
-    ws.set_column(0, max(len(headers) - 1, 0), 16)
     return r + 1
+
+
+def _cell(value, money: bool):
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return float(value) if money else str(value)  # display only: the files' sums come from the ledger
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return neutralise(str(value))
