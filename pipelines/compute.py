@@ -15,6 +15,7 @@ Writes `_work/compute/ledger.parquet` (the month's ledger lines, payment_ref sti
 
 from __future__ import annotations
 
+from pipelines.audits import enforce
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import _lit, connect, copy_to_parquet, register_reference, run_model, set_variables
@@ -101,29 +102,22 @@ def load_history(ctx: RunContext, con) -> None:
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
 
 
+ENGINE_AUDITS = [
+    ("{n} lines whose fund parts do not add up (check fund_shares.csv sums to 1)",
+     "SELECT * FROM int_fund_split WHERE parts_fen <> amount_fen", []),
+    ("{n} duplicate ledger keys (payroll month, service month, program, line type, person)",
+     "SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, line_type, id_number "
+     "HAVING count(*) > 1", []),
+    ("{n} negative amounts", "SELECT * FROM month_ledger WHERE amount < 0", []),
+    ("{n} lines already paid in an earlier payroll (would pay twice)",
+     "SELECT m.* FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number AND h.program = m.program "
+     "AND h.service_month = m.service_month AND h.line_type = m.line_type "
+     "WHERE m.status = 'payable' AND h.status = 'payable'", []),
+    ("{n} people with more than one price subsidy line for a month",
+     "SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' GROUP BY id_number, service_month "
+     "HAVING count(*) > 1", []),
+]
+
+
 def check_invariants(con) -> None:
-    problems = []
-    bad_split = con.execute("SELECT count(*) FROM int_fund_split WHERE parts_fen <> amount_fen").fetchone()[0]
-    if bad_split:
-        problems.append(f"{bad_split} lines whose fund parts do not add up (check fund_shares.csv sums to 1)")
-    dup = con.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, "
-        "line_type, id_number HAVING count(*) > 1)").fetchone()[0]
-    if dup:
-        problems.append(f"{dup} duplicate ledger keys (payroll month, service month, program, line type, person)")
-    neg = con.execute("SELECT count(*) FROM month_ledger WHERE amount < 0").fetchone()[0]
-    if neg:
-        problems.append(f"{neg} negative amounts")
-    twice = con.execute(
-        "SELECT count(*) FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number "
-        "AND h.program = m.program AND h.service_month = m.service_month AND h.line_type = m.line_type "
-        "WHERE m.status = 'payable' AND h.status = 'payable'").fetchone()[0]
-    if twice:
-        problems.append(f"{twice} lines already paid in an earlier payroll (would pay twice)")
-    price_twice = con.execute(
-        "SELECT count(*) FROM (SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' "
-        "GROUP BY id_number, service_month HAVING count(*) > 1)").fetchone()[0]
-    if price_twice:
-        problems.append(f"{price_twice} people with more than one price subsidy line")
-    if problems:
-        raise RunError("payment engine invariants broken, nothing written: " + "; ".join(problems))
+    enforce(con, ENGINE_AUDITS, "payment engine invariants broken, nothing written")

@@ -23,6 +23,7 @@ import os
 import subprocess
 
 from pipelines import __version__
+from pipelines.audits import enforce
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, _lit, connect
@@ -160,35 +161,26 @@ def code_version() -> str:
 def check_books(ctx: RunContext, con) -> None:
     """Inside the publish transaction: the month's books must balance, or nothing is committed."""
     m = ctx.month
-    problems = []
-    delivered = con.execute("SELECT coalesce(sum(rows), 0) FROM source_file WHERE payroll_month = ?", [m]).fetchone()[0]
-    judged = con.execute("SELECT count(*) FROM row_disposition WHERE payroll_month = ?", [m]).fetchone()[0]
-    if delivered != judged:
-        problems.append(f"{delivered} rows delivered but {judged} rows in row_disposition")
-    per_file = con.execute(
-        "SELECT f.source_file, f.rows, count(d.source_row) FROM source_file f LEFT JOIN row_disposition d "
-        "ON d.payroll_month = f.payroll_month AND d.source_file = f.source_file WHERE f.payroll_month = ? "
-        "GROUP BY ALL HAVING f.rows <> count(d.source_row)", [m]).fetchall()
-    if per_file:
-        problems.append(f"rows do not balance for {len(per_file)} files, e.g. {per_file[0]}")
-    bad = con.execute(
-        "SELECT count(*) FROM row_disposition WHERE payroll_month = ? AND ("
-        "disposition NOT IN ('accepted', 'quarantined', 'duplicate') "
-        "OR (disposition = 'quarantined' AND len(reason_codes) = 0) "
-        "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]).fetchone()[0]
-    if bad:
-        problems.append(f"{bad} rows without a proper disposition (a reason or the row that survives)")
-    unref = con.execute("SELECT count(*) FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' "
-                        "AND payment_ref IS NULL", [m]).fetchone()[0]
-    if unref:
-        problems.append(f"{unref} payable lines without a payment_ref")
-    twice = con.execute(
-        "SELECT count(*) FROM (SELECT id_number, program, service_month, line_type FROM payment_ledger "
-        "WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
-    if twice:
-        problems.append(f"{twice} (person, program, service month, line type) payable more than once across months")
-    if problems:
-        raise RunError(f"books do not balance for {m}, warehouse left unchanged: " + "; ".join(problems))
+    audits = [
+        ("rows delivered and rows judged differ for {n} files (every delivered row needs one disposition)",
+         "SELECT f.source_file FROM source_file f LEFT JOIN row_disposition d ON d.payroll_month = f.payroll_month "
+         "AND d.source_file = f.source_file WHERE f.payroll_month = ? GROUP BY f.source_file, f.rows "
+         "HAVING f.rows <> count(d.source_row)", [m]),
+        ("{n} judged rows from no delivered file",
+         "SELECT d.* FROM row_disposition d ANTI JOIN source_file f ON f.payroll_month = d.payroll_month "
+         "AND f.source_file = d.source_file WHERE d.payroll_month = ?", [m]),
+        ("{n} rows without a proper disposition (a reason, or the row that survives)",
+         "SELECT * FROM row_disposition WHERE payroll_month = ? AND ("
+         "disposition NOT IN ('accepted', 'quarantined', 'duplicate') "
+         "OR (disposition = 'quarantined' AND len(reason_codes) = 0) "
+         "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]),
+        ("{n} payable lines without a payment_ref",
+         "SELECT * FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' AND payment_ref IS NULL", [m]),
+        ("{n} (person, program, service month, line type) payable more than once across months",
+         "SELECT id_number FROM payment_ledger WHERE status = 'payable' "
+         "GROUP BY id_number, program, service_month, line_type HAVING count(*) > 1", []),
+    ]
+    enforce(con, audits, f"books do not balance for {m}, warehouse left unchanged")
 
 
 def previous_file_counts(ctx: RunContext) -> dict[str, dict[str, int]]:
