@@ -433,7 +433,6 @@ class Generator:
     def rosters(self, month: str) -> dict[str, pd.DataFrame]:
         p = self.pop.people
         alive = p["alive"]
-        ages = Population.ages(p, month)
         birth_month = p["birth"].dt.strftime("%Y-%m")
         eighteenth = [shift_month(b, 12 * 18) for b in birth_month]
         orphan_ok = np.array([e >= month for e in eighteenth])
@@ -448,7 +447,6 @@ class Generator:
         out["disability"] = pd.concat([living, nursing]).sort_index(kind="stable")
         self._aged_out = p[alive & (p["program"] == "orphan") & ~orphan_ok
                            & np.array([e == shift_month(month, -1) for e in eighteenth])].copy()
-        del ages
         return out
 
     def plant(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
