@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import fsspec
 
-from tests.helpers import context, make_id, roster_path, run, write_csv
-from tests.test_malformed_inputs import TEKUN_HEAD, tekun
-
 from pipelines.cli import main as doudi
 from pipelines.ingest import ingest_program
 from pipelines.settings import Settings
+from tests.helpers import context, make_id, roster_path, run, write_csv
+from tests.test_malformed_inputs import TEKUN_HEAD, tekun
 
 C = "210102"
 

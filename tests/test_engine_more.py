@@ -8,10 +8,9 @@ from decimal import Decimal as D
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.cli import main as doudi
 from tests.helpers import make_id, query, roster_path, run, write_csv
 from tests.test_engine_golden import DIBAO, TEKUN, C, acct, common, person
-
-from pipelines.cli import main as doudi
 
 
 def _dibao_month(inbox, month, rows):
