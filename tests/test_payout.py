@@ -127,3 +127,22 @@ def test_a_released_month_is_never_rewritten(four_months, tmp_path, capsys):
         write_payouts(ctx)
     assert {p.name: p.read_bytes() for p in (out / "2020-01" / "payouts").iterdir()} == before
     assert doudi(["release", *args, "--by", "again"]) == 1
+
+
+def test_large_batches_split_into_parts(tmp_path, monkeypatch):
+    """Banks cap batch sizes: with at most 2 records a file, a bank's batch becomes several parts,
+    each with its own count and control sum, and the month still reconciles."""
+    from tests.helpers import make_id, roster_path, run, write_csv
+    from tests.test_malformed_inputs import TEKUN_HEAD, tekun
+
+    monkeypatch.setenv("DOUDI_MAX_RECORDS_PER_FILE", "2")
+    rows = [tekun(make_id("210102", "19400101", i), 银行账号=f"62220202001{i:08d}") for i in range(5)]
+    write_csv(roster_path(tmp_path / "inbox", "2020-01", "tekun", "210102_tekun_202001.csv"), TEKUN_HEAD, rows)
+    run(tmp_path, "2020-01")
+    manifest = json.loads((tmp_path / "out" / "2020-01" / "payouts" / "manifest.json").read_text(encoding="utf-8"))
+    csv_parts = [f for f in manifest["files"] if f["format"] == "csv"]
+    assert [f["count"] for f in csv_parts] == [2, 2, 1]
+    assert [f["name"] for f in csv_parts] == ["2020-01_ICBC_R_01.csv", "2020-01_ICBC_R_02.csv",
+                                              "2020-01_ICBC_R_03.csv"]
+    assert doudi(["verify", "--month", "2020-01", "--out", str(tmp_path / "out"),
+                  "--warehouse", str(tmp_path / "warehouse.duckdb")]) == 0
