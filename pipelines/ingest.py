@@ -172,6 +172,7 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     res.sha256 = sha256_bytes(data)
     res.format = name.rsplit(".", 1)[-1].lower()
     res.county = name[:6] if name[:6].isdigit() else ""
+    body, malformed = None, None
     try:
         grid_header, body, malformed = _read_grid(data, res, settings.max_file_bytes)
         mapping = _map_header(program, grid_header, res)
@@ -179,7 +180,7 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     except FileRejected as rej:
         _reject(res, rej.code, rej.detail)
         # keep what rows we could count, so the county sees them quarantined
-        return _rejected_rows(program, res, locals().get("body"), locals().get("malformed"))
+        return _rejected_rows(program, res, body, malformed)
     if res.rows == 0:
         _reject(res, "FILE_EMPTY", "文件只有表头，没有数据行")
         return None
@@ -189,10 +190,10 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     if res.sha256 in seen_hashes:
         res.status = "duplicate_delivery"
         res.duplicate_of = seen_hashes[res.sha256]
-        table = _set_meta(table, file_status="duplicate_delivery", duplicate_of_file=res.duplicate_of)
-        table = table.set_column(
-            table.schema.get_field_index("duplicate_of_row"), "duplicate_of_row", table.column("source_row")
-        )
+        n = table.num_rows
+        table = _replace_columns(table, file_status=["duplicate_delivery"] * n,
+                                 duplicate_of_file=[res.duplicate_of] * n,
+                                 duplicate_of_row=table.column("source_row"))
     else:
         seen_hashes[res.sha256] = res.source_file
     return table
@@ -408,19 +409,7 @@ def _to_table(program, header, body, malformed, mapping, res: FileResult, max_fi
     row_malformed = [None] * n
     for num in bad_numbers:
         row_malformed[slot[num]] = malformed[num][:max_field_chars * 4]
-    meta = {
-        "program": [program] * n,
-        "source_file": [res.source_file] * n,
-        "source_row": order,
-        "file_sha256": [res.sha256] * n,
-        "file_status": ["loaded"] * n,
-        "file_reason": [None] * n,
-        "duplicate_of_file": [None] * n,
-        "duplicate_of_row": [None] * n,
-        "row_malformed": row_malformed,
-        "extra": extra,
-    }
-    return pa.table({**meta, **cols}, schema=row_schema(program))
+    return _rows_table(program, res, order, "loaded", cols, row_malformed=row_malformed, extra=extra)
 
 
 def _rejected_rows(program: str, res: FileResult, body, malformed) -> pa.Table | None:
@@ -429,26 +418,39 @@ def _rejected_rows(program: str, res: FileResult, body, malformed) -> pa.Table |
     res.rows = n
     if n == 0:
         return None
-    empty = {c: [None] * n for c in columns_for(program)}
+    return _rows_table(program, res, list(range(1, n + 1)), "rejected", {}, file_reason=res.reason_code)
+
+
+def _rows_table(program: str, res: FileResult, source_rows: list[int], file_status: str, values: dict,
+                file_reason: str | None = None, row_malformed: list | None = None,
+                extra: list | None = None) -> pa.Table:
+    """One file's rows with their lineage columns; canonical columns not in `values` are empty."""
+    n = len(source_rows)
+    empty = [None] * n
     meta = {
         "program": [program] * n,
         "source_file": [res.source_file] * n,
-        "source_row": list(range(1, n + 1)),
+        "source_row": source_rows,
         "file_sha256": [res.sha256] * n,
-        "file_status": ["rejected"] * n,
-        "file_reason": [res.reason_code] * n,
-        "duplicate_of_file": [None] * n,
-        "duplicate_of_row": [None] * n,
-        "row_malformed": [None] * n,
-        "extra": [None] * n,
+        "file_status": [file_status] * n,
+        "file_reason": [file_reason] * n,
+        "duplicate_of_file": empty,
+        "duplicate_of_row": empty,
+        "row_malformed": row_malformed or empty,
+        "extra": extra or empty,
     }
-    return pa.table({**meta, **empty}, schema=row_schema(program))
+    columns = {c: values.get(c, empty) for c in columns_for(program)}
+    return pa.table({**meta, **columns}, schema=row_schema(program))
 
 
-def _set_meta(table: pa.Table, **values) -> pa.Table:
-    for name, value in values.items():
+def _replace_columns(table: pa.Table, **values) -> pa.Table:
+    """The table with the named columns replaced, each keeping its type in the row schema."""
+    for name, column in values.items():
         idx = table.schema.get_field_index(name)
-        table = table.set_column(idx, name, pa.array([value] * table.num_rows, type=pa.string()))
+        field = table.schema.field(idx)
+        if not isinstance(column, (pa.Array, pa.ChunkedArray)):
+            column = pa.array(column, type=field.type)
+        table = table.set_column(idx, field, column)
     return table
 
 
@@ -496,10 +498,8 @@ def _apply_supersession(rows: pa.Table, results: list[FileResult]) -> pa.Table:
                 dup_file[k], dup_row[k] = target, hit
             else:
                 reason[k] = "FILE_SUPERSEDED"
-    for name, values, typ in (("file_status", status, pa.string()), ("duplicate_of_file", dup_file, pa.string()),
-                              ("duplicate_of_row", dup_row, pa.int64()), ("file_reason", reason, pa.string())):
-        rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, type=typ))
-    return rows
+    return _replace_columns(rows, file_status=status, duplicate_of_file=dup_file, duplicate_of_row=dup_row,
+                            file_reason=reason)
 
 
 def _id_key(v: str | None) -> str:
@@ -527,5 +527,4 @@ def _check_row_swing(ctx: RunContext, rows: pa.Table, results: list[FileResult],
     for k, f in enumerate(files):
         if f in rejected and status[k] == "loaded":
             status[k], reason[k] = "rejected", rejected[f]
-    rows = rows.set_column(rows.schema.get_field_index("file_status"), "file_status", pa.array(status, pa.string()))
-    return rows.set_column(rows.schema.get_field_index("file_reason"), "file_reason", pa.array(reason, pa.string()))
+    return _replace_columns(rows, file_status=status, file_reason=reason)
