@@ -81,7 +81,9 @@ def validate_program(ctx: RunContext, program: str) -> dict:
     out_dir = ensure_dir(ctx.work_dir / "validate")
     out_path = out_dir / f"{program}.parquet"
     copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
-    summary = _sanitise(result)
+    # the failing rows are read; from here the result keeps counts only, no personal values
+    _strip_personal_values(result)
+    summary = result.to_json_dict() if result is not None else {"success": True, "results": []}
     write_bytes_atomic(out_dir / f"{program}.gx.json",
                        (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
     docs = write_data_docs(ctx, program, result)
@@ -122,35 +124,24 @@ def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
     return failures, result
 
 
-def _sanitise(result) -> dict:
+def _strip_personal_values(result) -> None:
     if result is None:
-        return {"success": True, "results": []}
-    d = result.to_json_dict()
-    for r in d.get("results", []):
+        return
+    for r in result.results:
         for key in _PERSONAL_RESULT_KEYS:
-            r.get("result", {}).pop(key, None)
-    return d
+            r.result.pop(key, None)
 
 
 def write_data_docs(ctx: RunContext, program: str, result) -> Path | None:
-    """GX Data Docs for the program's roster: static HTML, with counts but no personal values."""
+    """GX Data Docs for the program's roster: static HTML of a result already stripped of personal
+    values (counts only)."""
     if result is None:
         return None
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
-    clean = ExpectationSuiteValidationResult(**{**_sanitise_obj(result)})
-    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(clean))
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
     path = ctx.reports_dir / "data_docs" / f"{program}.html"
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
-
-
-def _sanitise_obj(result) -> dict:
-    for r in result.results:
-        for key in _PERSONAL_RESULT_KEYS:
-            r.result.pop(key, None)
-    return {"success": result.success, "results": result.results, "suite_name": result.suite_name,
-            "statistics": result.statistics, "meta": result.meta}
