@@ -74,13 +74,11 @@ def cmd_verify(args) -> int:
 
     from pipelines.payout import read_manifest
     from pipelines.report import reconcile
-    from pipelines.sqlrun import _lit
+    from pipelines.sqlrun import attach_warehouse
 
     ctx = _ctx(args)
-    if not ctx.warehouse.exists():
-        raise RunError(f"no warehouse at {ctx.warehouse}")
     con = duckdb.connect()
-    con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    attach_warehouse(con, ctx.warehouse)
     manifest = read_manifest(ctx)
     checks = reconcile(ctx, con, manifest)
     print(f"{ctx.month}: {len(manifest['files'])} files match the manifest; {checks['records']} records, "

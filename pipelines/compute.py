@@ -18,7 +18,15 @@ from __future__ import annotations
 from pipelines.audits import enforce
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import _lit, connect, copy_to_parquet, register_reference, run_model, set_variables
+from pipelines.sqlrun import (
+    attach_warehouse,
+    connect,
+    copy_to_parquet,
+    register_reference,
+    run_model,
+    set_variables,
+    sql_string,
+)
 
 REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
 ENGINE_MODELS = (
@@ -52,7 +60,7 @@ def compute_payments(ctx: RunContext) -> dict:
     register_reference(con, ctx.reference)
     for model in REFERENCE_MODELS:
         run_model(con, f"staging/{model}.sql")
-    con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{_lit(str(roster))}')")
+    con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{sql_string(str(roster))}')")
     run_model(con, "intermediate/int_units.sql")
     load_history(ctx, con)
     for model in ENGINE_MODELS:
@@ -82,12 +90,10 @@ def compute_payments(ctx: RunContext) -> dict:
 def load_history(ctx: RunContext, con) -> None:
     """hist_ledger, hist_units and hist_decided: earlier payroll months, from the warehouse."""
     month = ctx.month
-    if ctx.warehouse.exists():
-        con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    tables = set()
+    if attach_warehouse(con, ctx.warehouse, required=False):
         tables = {r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
-    else:
-        tables = set()
     if {"payment_ledger", "roster_row"} <= tables:
         con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])

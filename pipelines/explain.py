@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 
-from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import _lit, connect
+from pipelines.settings import RunContext
+from pipelines.sqlrun import attach_warehouse, connect
 from pipelines.vocabulary import LINE_TYPE_ZH, PROGRAM_NAMES_ZH
 
 
 def explain(ctx: RunContext, person: str) -> str:
-    if not ctx.warehouse.exists():
-        raise RunError(f"no warehouse at {ctx.warehouse}")
     con = connect()
-    con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    attach_warehouse(con, ctx.warehouse)
     key = person.strip().upper()
     lines = con.execute("""
         SELECT service_month, program, line_type, status, hold_reason, amount, formula, rule_versions, inputs,

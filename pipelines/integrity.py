@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pipelines.io import ensure_dir
 from pipelines.settings import PROGRAMS, RunContext, RunError
-from pipelines.sqlrun import _lit, connect, copy_to_parquet, register_reference, run_model
+from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
 
 INTEGRITY_MODELS = (
     "int_roster_all",
@@ -35,7 +35,7 @@ def check_integrity(ctx: RunContext) -> dict:
     con = connect(ctx)
     register_reference(con, ctx.reference)
     run_model(con, "staging/stg_exclusions.sql")
-    files = ", ".join(f"'{_lit(str(p))}'" for p in paths)
+    files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
     con.execute(f"CREATE VIEW validated_rows AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
     _register_deaths(ctx, con)
     for model in INTEGRITY_MODELS:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipelines.io import atomic_path, ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import _lit, connect, copy_to_parquet, run_model
+from pipelines.sqlrun import connect, copy_to_parquet, run_model, sql_string
 from pipelines.vocabulary import PROGRAM_NAMES_ZH
 
 REGULAR_BATCH = "R"
@@ -50,7 +50,7 @@ def write_payouts(ctx: RunContext) -> dict:
     if not ledger.exists():
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
     con = connect(ctx)
-    con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet('{_lit(str(ledger))}')")
+    con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
     con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
     run_model(con, "marts/payout_record.sql")

@@ -24,15 +24,13 @@ from pipelines.months import shift_month
 from pipelines.payout import read_manifest
 from pipelines.settings import RunContext, RunError
 from pipelines.spreadsheet import new_workbook, write_table
-from pipelines.sqlrun import _lit, connect, register_reference, run_model
+from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model
 from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
 
 
 def reconcile_and_report(ctx: RunContext) -> dict:
-    if not ctx.warehouse.exists():
-        raise RunError(f"no warehouse at {ctx.warehouse}: publish the month first")
     con = connect(ctx)
-    con.execute(f"ATTACH '{_lit(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+    attach_warehouse(con, ctx.warehouse)
     register_reference(con, ctx.reference)
     run_model(con, "staging/stg_regions.sql")
     m = ctx.month

@@ -37,15 +37,29 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
         temp = ctx.work_dir / "duckdb_tmp"
         temp.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{_lit(str(temp))}'")
+        con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
         set_variables(con, payroll_month=ctx.month, province_code=s.province_code)
     con.execute("SET preserve_insertion_order = false")
     load_macros(con)
     return con
 
 
-def _lit(value: str) -> str:
+def sql_string(value: str) -> str:
+    """A value to put between single quotes in SQL (paths in COPY, ATTACH and read_parquet)."""
     return value.replace("'", "''")
+
+
+def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
+    """Attach the warehouse read-only as `wh`. A missing warehouse is an error when required;
+    otherwise the caller is told (False) and carries on without history."""
+    if not Path(warehouse).exists():
+        if required:
+            from pipelines.settings import RunError
+
+            raise RunError(f"no warehouse at {warehouse}: publish a month first (doudi run)")
+        return False
+    con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
+    return True
 
 
 def set_variables(con, **values) -> None:
@@ -63,7 +77,7 @@ def register_reference(con, reference_dir: Path) -> None:
         path = Path(reference_dir) / f"{name}.csv"
         if path.exists():
             con.execute(
-                f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{_lit(str(path))}', "
+                f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{sql_string(str(path))}', "
                 "all_varchar = true, header = true, encoding = 'utf-8')"
             )
     register_vocabulary(con)
@@ -115,4 +129,4 @@ def copy_to_parquet(con, query_or_table: str, path: Path) -> None:
     src = query_or_table if query_or_table.lstrip().lower().startswith(("select", "with", "from")) \
         else f"SELECT * FROM {query_or_table}"
     with atomic_path(path) as tmp:
-        con.execute(f"COPY ({src}) TO '{_lit(str(tmp))}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({src}) TO '{sql_string(str(tmp))}' (FORMAT parquet, COMPRESSION zstd)")

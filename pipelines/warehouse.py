@@ -26,7 +26,7 @@ from pipelines import __version__
 from pipelines.audits import enforce
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
-from pipelines.sqlrun import REFERENCE_FILES, _lit, connect
+from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
 from pipelines.vocabulary import REASONS
 
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
@@ -69,7 +69,7 @@ def publish_month(ctx: RunContext) -> dict:
 
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     w = ctx.work_dir
-    p = lambda *parts: _lit(str(w.joinpath(*parts)))  # noqa: E731
+    p = lambda *parts: sql_string(str(w.joinpath(*parts)))  # noqa: E731
     con.execute("CREATE OR REPLACE TEMP TABLE reason_vocab (code VARCHAR, message VARCHAR)")
     con.executemany("INSERT INTO reason_vocab VALUES (?, ?)", [(r.code, r.message_zh) for r in REASONS.values()])
     con.execute(f"""
