@@ -22,7 +22,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from pipelines.io import atomic_path, ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, run_model, sql_string
@@ -59,16 +59,20 @@ def write_payouts(ctx: RunContext) -> dict:
         "? AS batch_id, CAST(ceil(seq / ?) AS INTEGER) AS part FROM payout_record",
         [ctx.month_compact, REGULAR_BATCH, REGULAR_BATCH, ctx.settings.max_records_per_file],
     )
-    # every payable line is carried by exactly one record
-    check = con.execute(
+    # every payable line is carried by exactly one record; the same totals go into the manifest
+    payable_lines, carried, carried_distinct, payable_sum, records, records_sum = con.execute(
         "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
         "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
         "(SELECT count(DISTINCT l) FROM (SELECT unnest(line_ids) AS l FROM payout_records)), "
         "(SELECT coalesce(sum(amount), 0) FROM month_ledger WHERE status = 'payable'), "
+        "(SELECT count(*) FROM payout_records), "
         "(SELECT coalesce(sum(amount), 0) FROM payout_records)"
     ).fetchone()
-    if not (check[0] == check[1] == check[2] and check[3] == check[4]):
-        raise RunError(f"payout records do not carry the payable lines exactly once: {check}")
+    if not (payable_lines == carried == carried_distinct and payable_sum == records_sum):
+        raise RunError(f"payout records do not carry the payable lines exactly once: {payable_lines} payable "
+                       f"lines / {payable_sum}, records carry {carried} ({carried_distinct} distinct) / {records_sum}")
+    totals = {"records": int(records), "sum": f"{records_sum:.2f}", "payable_lines": int(payable_lines),
+              "payable_sum": f"{payable_sum:.2f}"}
 
     out_dir = ensure_dir(ctx.payouts_dir)
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
@@ -87,7 +91,7 @@ def write_payouts(ctx: RunContext) -> dict:
             files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
                           "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
     _remove_stale(out_dir, {f["name"] for f in files})
-    manifest = build_manifest(ctx, con, files)
+    manifest = build_manifest(ctx, files, totals)
     write_json_atomic(out_dir / "manifest.json", manifest)
     refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
     copy_to_parquet(con, "SELECT unnest(line_ids) AS line_id, payment_ref, batch_id, bank_code FROM payout_records "
@@ -112,19 +116,13 @@ def _remove_stale(out_dir: Path, keep: set[str]) -> None:
             p.unlink()
 
 
-def build_manifest(ctx: RunContext, con, files: list[dict]) -> dict:
+def build_manifest(ctx: RunContext, files: list[dict], totals: dict) -> dict:
     prev = ctx.out / shift_month(ctx.month, -1) / "payouts" / "manifest.json"
-    ledger = con.execute(
-        "SELECT count(*), coalesce(sum(l.amount), 0), count(DISTINCT r.payment_ref) FROM month_ledger l "
-        "JOIN (SELECT unnest(line_ids) AS line_id, payment_ref FROM payout_records) r USING (line_id)"
-    ).fetchone()
-    records = con.execute("SELECT count(*), coalesce(sum(amount), 0) FROM payout_records").fetchone()
     return {
         "payroll_month": ctx.month,
         "files": files,
         "previous_manifest_sha256": sha256_file(prev) if prev.exists() else None,
-        "totals": {"records": int(records[0]), "sum": f"{records[1]:.2f}", "payable_lines": int(ledger[0]),
-                   "payable_sum": f"{ledger[1]:.2f}"},
+        "totals": totals,
         "payment_ref_format": "<YYYYMM><bank code><batch><6-digit sequence>",
     }
 
@@ -264,5 +262,3 @@ def release(ctx: RunContext, who: str) -> dict:
     write_json_atomic(released_marker(ctx), record)
     return record
 
-
-__all__ = ["write_payouts", "read_manifest", "release", "validate_pain001", "atomic_path"]
