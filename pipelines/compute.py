@@ -30,6 +30,7 @@ from pipelines.sqlrun import (
 
 REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
 ENGINE_MODELS = (
+    "int_paid_history",
     "int_service_months",
     "int_basis_roster",
     "int_standard_needs",

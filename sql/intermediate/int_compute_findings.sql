@@ -33,13 +33,12 @@ where line_type = 'regular' and approved_amount is not null and due is not null
 
 union all
 select getvariable('payroll_month'), 'arrears_negative', 'warning', d.line_program, d.id_number, d.region_code,
-       'recorded', format('{} 应发 {}，已发 {}：不追回', d.service_month, d.due::VARCHAR, p.paid::VARCHAR),
+       'recorded', format('{} 应发 {}，已发 {}：不追回', d.service_month, d.due::VARCHAR, p.paid_amount::VARCHAR),
        d.source_file, d.source_row
 from due d
-join (select unit_key, program, service_month, sum(amount) as paid from hist_ledger
-      where status = 'payable' and line_type in ('regular', 'arrears', 'reissue') group by all) p
-  on p.unit_key = d.unit_key and p.program = d.line_program and p.service_month = d.service_month
-where d.line_type = 'arrears' and d.eligible and d.has_standard and d.due < p.paid
+join int_paid_history p
+  on p.unit_key = d.unit_key and p.line_program = d.line_program and p.service_month = d.service_month
+where d.line_type = 'arrears' and d.eligible and d.has_standard and d.due < p.paid_amount
 
 union all
 select getvariable('payroll_month'), 'arrears_top_up_review', 'warning', line_program, id_number, region_code, 'held',

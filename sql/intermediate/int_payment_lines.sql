@@ -10,14 +10,6 @@ with due as (
     select * from int_price_subsidy
 ),
 
-paid as (
-    select unit_key, program as line_program, service_month,
-           sum(amount) filter (where status = 'payable') as paid_amount
-    from hist_ledger
-    where line_type in ('regular', 'arrears', 'reissue')
-    group by all
-),
-
 payee as (
     -- a household is paid to its head's account; everyone else to their row's account
     select unit_key, line_program, name as beneficiary_name, account_holder as payee_name,
@@ -53,7 +45,7 @@ priced as (
             else d.due - coalesce(p.paid_amount, 0)
         end as amount
     from due d
-    left join paid p
+    left join int_paid_history p
       on p.unit_key = d.unit_key and p.line_program = d.line_program and p.service_month = d.service_month
      and d.line_type = 'arrears'
     where d.has_standard and d.eligible

@@ -41,14 +41,6 @@ entitled as (
       and service_month <= last_alive_month
 ),
 
-paid as (
-    select unit_key, program as line_program, service_month,
-           bool_or(status = 'payable') as was_paid,
-           bool_or(status = 'held')    as was_held
-    from hist_ledger
-    where line_type in ('regular', 'arrears', 'reissue')
-    group by all
-),
 
 decided as (
     -- units accepted on the roster of an earlier payroll month (a decision was taken for that month)
@@ -87,7 +79,7 @@ select
         else 'late_enrolment'
     end as arrears_cause
 from entitled e
-left join paid p using (unit_key, line_program, service_month)
+left join int_paid_history p using (unit_key, line_program, service_month)
 left join decided d using (unit_key, line_program, service_month)
 where e.service_month = getvariable('payroll_month')
    or (p.was_paid and e.service_month in (select service_month from retroactive))
