@@ -209,7 +209,7 @@ def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     """Return (header cells, body columns as lists of str, malformed rows {row_no: text})."""
     fmt = res.format
     if fmt == "csv":
-        text, res.encoding = _decode(data)
+        text, res.encoding = decode_text(data)
         return _read_csv(text, res)
     if fmt == "xlsx":
         res.encoding = "xlsx"
@@ -225,7 +225,8 @@ def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     return header, body, {}
 
 
-def _decode(data: bytes) -> tuple[str, str]:
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Text of a CSV as counties send it: UTF-8 (with or without BOM), UTF-16, GB18030/GBK; (text, encoding)."""
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"

@@ -72,10 +72,10 @@ def _register_deaths(ctx: RunContext, con) -> None:
     import csv
     import io
 
-    from pipelines.ingest import FileRejected, _decode
+    from pipelines.ingest import FileRejected, decode_text
 
     try:
-        text, _ = _decode(path.read_bytes())
+        text, _ = decode_text(path.read_bytes())
     except FileRejected as exc:
         raise RunError(f"registry/deaths.csv cannot be read: {exc.detail}") from exc
     reader = csv.DictReader(io.StringIO(text))

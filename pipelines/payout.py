@@ -182,7 +182,7 @@ def render_pain001(ctx: RunContext, stem: str, rows: list[tuple], batch_id: str,
     E("CtrlSum", pmt, f"{total:.2f}")
     E("Dt", E("ReqdExctnDt", pmt), f"{ctx.month}-01")
     E("Nm", E("Dbtr", pmt), s.debtor_name)
-    E("Id", E("Othr", E("Id", E("DbtrAcct", pmt))), s.debtor_iban)
+    E("Id", E("Othr", E("Id", E("DbtrAcct", pmt))), s.debtor_account)
     E("BICFI", E("FinInstnId", E("DbtrAgt", pmt)), s.debtor_bic)
     for ref, name, account, _bank_code, _bank_name, amount, _programs, _region, memo, bic in rows:
         tx = E("CdtTrfTxInf", pmt)

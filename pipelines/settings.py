@@ -53,7 +53,7 @@ class Settings:
     )
     # Debtor (the paying finance bureau) for pain.001 files.
     debtor_name: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_NAME", "辽宁省财政厅社会保障资金专户"))
-    debtor_iban: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
+    debtor_account: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
     debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "ICBKCNBJSYG"))
     duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
     duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))

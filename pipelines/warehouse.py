@@ -128,10 +128,10 @@ RUN_LOG_COLUMNS = (("payroll_month", "VARCHAR"), ("published_at", "VARCHAR"), ("
 
 def run_record(ctx: RunContext) -> dict:
     """The audit trail of one publish: who, when, which code, which inputs and reference data."""
+    import pyarrow.parquet as pq
+
     inputs = {}
     for prog in PROGRAMS:
-        import pyarrow.parquet as pq
-
         t = pq.read_table(ctx.work_dir / "ingest" / f"{prog}.files.parquet", columns=["source_file", "sha256"])
         inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
     reference = {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
