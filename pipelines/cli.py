@@ -5,6 +5,7 @@
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
     doudi release  --month YYYY-MM --out DIR --by NAME
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
+    doudi clear    --month YYYY-MM (--id ID --program P --reason R | --file CSV) --by NAME [--through YYYY-MM]
 
 Exit status: 0 done; 1 the run cannot complete (the message says why and what to do); 2 usage.
 """
@@ -102,6 +103,25 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_clear(args) -> int:
+    from pathlib import Path
+
+    from pipelines.clearance import read_clearance_file, record_clearances
+
+    ctx = _ctx(args)
+    if args.file:
+        items = read_clearance_file(Path(args.file))
+    elif args.id and args.program and args.reason:
+        items = [{"program": args.program, "id_number": args.id, "hold_reason": args.reason, "note": args.note,
+                  "through_payroll": args.through}]
+    else:
+        raise RunError("name the hold to clear: --id, --program and --reason, or --file CSV")
+    records = record_clearances(ctx.warehouse, ctx.month, items, args.by)
+    print(f"recorded {len(records)} clearance(s) in {ctx.warehouse}; they apply from the {ctx.month} payroll: "
+          f"run (or rerun) that month to pay what was held")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(e, inbox=False)
     e.add_argument("--id", required=True, help="ID number (or dibao household ID)")
     e.set_defaults(fn=cmd_explain)
+    c = sub.add_parser("clear", help="clear a held payment after review (recorded with who and when)")
+    _run_args(c, inbox=False)
+    c.add_argument("--by", required=True, help="who clears (recorded)")
+    c.add_argument("--id", help="ID number of the person (a dibao household: any member, usually the head)")
+    c.add_argument("--program", choices=["dibao", "tekun", "orphan", "disability"])
+    c.add_argument("--reason", help="the hold reason to clear, e.g. account_holder_mismatch")
+    c.add_argument("--through", help="last payroll month the clearance covers (default: --month)")
+    c.add_argument("--note", help="why (recorded)")
+    c.add_argument("--file", help="CSV of clearances: program, id_number, hold_reason[, note, through_payroll]")
+    c.set_defaults(fn=cmd_clear)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,10 @@ DEFAULT_DEFECT_RATES = {
     "orphan_aged_out": 0.3,  # share of orphans who turned 18 last month still listed -> ORPHAN_AGED_OUT
     "duplicate_delivery": 0.02,  # share of files delivered twice (same bytes)
     "corrected_file": 0.02,  # share of files followed by a corrected version
+    "on_public_payroll": 0.002,  # a dibao/tekun person on the public payroll extract -> review finding
+    "owns_vehicle": 0.002,  # ... in the vehicle registry -> review finding
+    "owns_business": 0.002,  # ... in the business registry -> review finding
+    "guardian_account_changed": 0.01,  # an orphan's guardian, account and holder all change -> review
 }
 # What the pipeline is expected to do with each planted defect (for tests and bench).
 EXPECTED_OUTCOME = {
@@ -69,7 +74,21 @@ EXPECTED_OUTCOME = {
     "orphan_aged_out": ("quarantined", "ORPHAN_AGED_OUT"),
     "duplicate_delivery": ("file", "file_duplicate_delivery"),
     "corrected_file": ("file", "file_superseded"),
+    "on_public_payroll": ("finding", "registry_public_payroll"),
+    "owns_vehicle": ("finding", "registry_vehicle"),
+    "owns_business": ("finding", "registry_business"),
+    "guardian_account_changed": ("finding", "account_changed_with_holder"),
 }
+# Registry extracts (contract section 3) the generator writes, with the defect each planted match is,
+# and the evidence columns each registry carries beside id_number and name.
+REGISTRIES = {
+    "public_payroll": ("on_public_payroll", ("employer",)),
+    "vehicles": ("owns_vehicle", ("plate", "vehicle_type")),
+    "businesses": ("owns_business", ("business_name", "credit_code")),
+}
+ID_HEADERS = ("id_number", *COMMON_COLUMNS["id_number"])
+# Defects that need the person delivered and accepted that month to be findable.
+NEEDS_DELIVERY = {"on_public_payroll", "owns_vehicle", "owns_business", "guardian_account_changed"}
 
 FORMATS = ("csv_utf8", "csv_utf8_bom", "csv_gbk", "xlsx", "parquet")
 FORMAT_WEIGHTS = (0.40, 0.15, 0.20, 0.20, 0.05)
@@ -371,6 +390,13 @@ class Generator:
         self.rng = self.pop.rng
         self.truth: list[dict] = []
         self.deaths_last: pd.DataFrame = pd.DataFrame()
+        self.withdrawn: set[tuple[str, str]] = set()  # (month, id) dropped by a corrected file
+        self.clean_last_month: dict[str, set[str]] = {}  # program -> IDs delivered clean last month
+
+    def side_rng(self, month: str, purpose: str) -> np.random.Generator:
+        """A generator of its own for defects added later, so the main stream (and with it every
+        sample inbox generated before) stays as it was."""
+        return np.random.default_rng([self.cfg.seed, _stable_hash(month), _stable_hash(purpose)])
 
     # --- month evolution -------------------------------------------------------------------
     def seed_population(self, month: str) -> None:
@@ -598,6 +624,8 @@ class Generator:
             twin["county"] = [self._other_county(c) for c in twin["county"]]
             twin["defect"] = "dup_across_counties"
             rosters["tekun"] = pd.concat([tk, twin], ignore_index=True)
+        if month != cfg.months[0]:
+            self._change_guardians(month, rosters["orphan"])
         # duplicates in one file: the same row typed twice
         for prog in ("dibao", "tekun", "disability"):
             df = rosters[prog]
@@ -620,6 +648,30 @@ class Generator:
                                    "id_number": r["id_number"], "related_id": "", "file": "",
                                    "detail": str(r.get("household_id") or "")})
         return rosters
+
+    def _change_guardians(self, month: str, orphans: pd.DataFrame) -> None:
+        """A dispersed orphan's guardian changes: new guardian, new account in the new guardian's name.
+        Legitimate often, diversion sometimes: the pattern (account and holder both changed since last
+        month) is a review finding. The change persists in the population."""
+        rng = self.side_rng(month, "guardians")
+        base = ((orphans["defect"] == "") & orphans["placement"].isin(["社会散居", "事实无人抚养"])
+                & orphans["id_number"].isin(self.clean_last_month.get("orphan", set()))).to_numpy()
+        idx = _pick(rng, base, self.cfg.rate("guardian_account_changed"))
+        p = self.pop.people
+        for i in idx:
+            pid = orphans["id_number"].iat[i]
+            name = str(rng.choice(self.pop.surnames, p=self.pop.surname_weights)) + str(rng.choice(self.pop.given_male))
+            account = "62" + f"{int(rng.integers(0, 10**14)):014d}"
+            if account in self.pop.used_accounts:
+                continue
+            self.pop.used_accounts.add(account)
+            body = orphans["guardian_id_number"].iat[i][:14] + f"{int(rng.integers(500, 1000)):03d}"
+            guardian_id = body + str(check_digits(np.array([body]))[0])
+            values = {"guardian_name": name, "guardian_id_number": guardian_id, "account": account, "holder": name}
+            for col, v in values.items():
+                orphans.iat[i, orphans.columns.get_loc(col)] = v
+                p.loc[p["id_number"] == pid, col] = v
+            orphans.iat[i, orphans.columns.get_loc("defect")] = "guardian_account_changed"
 
     def _other_county(self, county: str) -> str:
         options = [c for c in self.pop.counties if c[:4] == county[:4] and c != county]
@@ -729,6 +781,8 @@ class Generator:
                 elif r < self.cfg.rate("duplicate_delivery") + self.cfg.rate("corrected_file") and len(data) > 2:
                     # the county finds an error and sends a corrected file: last row removed
                     fixed = data.iloc[:-1]
+                    withdrawn_id = str(data.iloc[-1][[c for c in data.columns if c in ID_HEADERS][0]])
+                    self.withdrawn.add((month, unicodedata.normalize("NFKC", withdrawn_id).strip().upper()))
                     cor = path.with_name(name + "_v2" + path.suffix)
                     _write_roster(cor, fixed, fmt, title + "（更正）")
                     self.truth.append({"month": month, "defect": "corrected_file", "program": prog,
@@ -773,6 +827,44 @@ class Generator:
         path.parent.mkdir(parents=True, exist_ok=True)
         reg.to_csv(path, index=False, encoding="utf-8")
 
+    def write_registries(self, month: str, rosters: dict[str, pd.DataFrame]) -> None:
+        """public_payroll.csv, vehicles.csv and businesses.csv: some of the month's dibao and tekun
+        people (planted matches) among three times as many people doudi does not pay."""
+        rng = self.side_rng(month, "registries")
+        clean = pd.concat([rosters[p].loc[rosters[p]["defect"] == "", ["id_number", "name", "program"]]
+                           .assign(program=p) for p in ("dibao", "tekun")]).drop_duplicates("id_number")
+        for registry, (kind, columns) in REGISTRIES.items():
+            idx = _pick(rng, np.ones(len(clean), dtype=bool), self.cfg.rate(kind))
+            hits = clean.iloc[idx]
+            n_other = 3 * len(hits) + 2
+            births = pd.to_datetime("1950-01-01") + pd.to_timedelta(rng.integers(0, 20000, n_other), unit="D")
+            body = np.char.add(np.char.add(rng.choice(self.pop.counties, n_other).astype(str),
+                                           births.strftime("%Y%m%d").to_numpy().astype(str)),
+                               np.char.zfill(rng.integers(500, 1000, n_other).astype(str), 3))
+            others = pd.DataFrame({"id_number": np.char.add(body, check_digits(body)),
+                                   "name": rng.choice(self.pop.surnames, n_other) + "某"})
+            others = others[~others["id_number"].isin(self.pop.used_ids)]
+            reg = pd.concat([hits[["id_number", "name"]], others], ignore_index=True)
+            n = len(reg)
+            evidence = {
+                "employer": rng.choice(["市财政局", "区教育局", "县人民医院", "镇人民政府"], n),
+                "plate": ["辽" + "ABCDEFGHJKLMNP"[int(i)] + f"{int(v):05d}" for i, v in
+                          zip(rng.integers(0, 14, n), rng.integers(0, 100000, n), strict=True)],
+                "vehicle_type": rng.choice(["小型轿车", "小型越野客车", "轻型货车"], n),
+                "business_name": [f"某某商贸有限公司{int(v)}" for v in rng.integers(1, 999, n)],
+                "credit_code": [f"91210{int(v):013d}" for v in rng.integers(0, 10**12, n)],
+            }
+            for col in columns:
+                reg[col] = evidence[col]
+            reg = reg.sample(frac=1.0, random_state=int(rng.integers(0, 2**31)))
+            path = self.cfg.out / month / "registry" / f"{registry}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            reg.to_csv(path, index=False, encoding="utf-8")
+            for _, h in hits.iterrows():
+                self.truth.append({"month": month, "defect": kind, "program": h["program"],
+                                   "id_number": h["id_number"], "related_id": "", "file": f"registry/{registry}.csv",
+                                   "detail": registry})
+
     def run(self) -> dict:
         months = self.cfg.months
         for i, month in enumerate(months):
@@ -784,6 +876,12 @@ class Generator:
             rosters = self.plant(month, rosters)
             self.write_month(month, rosters)
             self.write_deaths(month)
+            self.write_registries(month, rosters)
+            self.clean_last_month = {
+                p: set(df.loc[df["defect"] == "", "id_number"]) - {i for m, i in self.withdrawn if m == month}
+                for p, df in rosters.items()}
+        self.truth = [t for t in self.truth
+                      if t["defect"] not in NEEDS_DELIVERY or (t["month"], t["id_number"]) not in self.withdrawn]
         truth = pd.DataFrame(self.truth, columns=["month", "defect", "program", "id_number", "related_id",
                                                   "file", "detail"])
         truth["expected"] = truth["defect"].map(lambda d: "/".join(EXPECTED_OUTCOME.get(d, ("", ""))))

@@ -2,19 +2,26 @@
 
 Duplicates across counties, exclusive programs (reference exclusions.csv), the disability living
 subsidy only for dibao household members, the death registry, accounts not held by the person the
-contract says is paid, accounts shared by unrelated payees, one ID under two names. Each rule is a
-model under sql/intermediate/; together they set, on every row, its final disposition and what
-the payment engine must do with it (not paid, held, member excluded, no price subsidy), and they
-write the month's integrity findings.
+contract says is paid, accounts shared by unrelated payees, one ID under two names, an account
+changed together with its holder since the last payroll, the external registries (public payroll,
+vehicles, businesses: review only), and near-duplicates by record linkage (pipelines/linkage.py).
+Each rule is a model under sql/intermediate/; together they set, on every row, its final
+disposition and what the payment engine must do with it (not paid, held, member excluded, no price
+subsidy), and they write the month's integrity findings. Holds cleared with `doudi clear`
+(pipelines/clearance.py) are waived for the payrolls the clearance covers.
 
 Writes `_work/integrity/roster.parquet` (every delivered row) and `_work/integrity/findings.parquet`.
 """
 
 from __future__ import annotations
 
+import json
+
+from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.io import ensure_dir
+from pipelines.linkage import find_near_duplicates
 from pipelines.settings import PROGRAMS, RunContext, RunError
-from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
+from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, register_reference, run_model, sql_string
 
 INTEGRITY_MODELS = (
     "int_roster_all",
@@ -22,8 +29,9 @@ INTEGRITY_MODELS = (
     "int_person_programs",
     "int_exclusions",
     "int_deaths",
+    "int_registry_matches",
+    "int_account_changes",
     "int_roster_final",
-    "int_integrity_findings",
 )
 
 
@@ -35,11 +43,15 @@ def check_integrity(ctx: RunContext) -> dict:
     con = connect(ctx)
     register_reference(con, ctx.reference)
     run_model(con, "staging/stg_exclusions.sql")
+    run_model(con, "staging/stg_policy_parameters.sql")
     files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
     con.execute(f"CREATE VIEW validated_rows AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
-    _register_deaths(ctx, con)
+    registries = _register_registries(ctx, con)
+    _load_history(ctx, con)
     for model in INTEGRITY_MODELS:
         run_model(con, f"intermediate/{model}.sql")
+    find_near_duplicates(con, ctx.reference)
+    run_model(con, "intermediate/int_integrity_findings.sql")
     delivered = con.execute("SELECT count(*) FROM validated_rows").fetchone()[0]
     final = con.execute("SELECT count(*) FROM int_roster_final").fetchone()[0]
     if final != delivered:
@@ -56,32 +68,81 @@ def check_integrity(ctx: RunContext) -> dict:
         "roster_path": str(out / "roster.parquet"),
         "findings_path": str(out / "findings.parquet"),
         "rows": int(delivered),
+        "registries": registries,
         "by_disposition": {k: int(v) for k, v in sorted(by_disposition.items())},
         "findings": {k: int(v) for k, v in sorted(by_finding.items())},
     }
 
 
-def _register_deaths(ctx: RunContext, con) -> None:
-    """The month's death-registry extract (contract section 3), or an empty one where absent."""
-    from pipelines.io import inbox_path
+REGISTRY_EXTRACTS = ("public_payroll", "vehicles", "businesses")  # contract section 3: review only
 
-    path = inbox_path(ctx.inbox) / ctx.month / "registry" / "deaths.csv"
-    con.execute("CREATE TABLE raw_deaths (id_number VARCHAR, name VARCHAR, death_date VARCHAR, source VARCHAR)")
-    if not path.exists():
-        return
+
+def _read_registry_csv(ctx: RunContext, name: str, need: set[str]) -> list[dict] | None:
+    """Rows of `<inbox>/<month>/registry/<name>.csv`, or None where the month has no such extract."""
     import csv
     import io
 
     from pipelines.ingest import FileRejected, decode_text
+    from pipelines.io import inbox_path
 
+    path = inbox_path(ctx.inbox) / ctx.month / "registry" / f"{name}.csv"
+    if not path.exists():
+        return None
     try:
         text, _ = decode_text(path.read_bytes())
     except FileRejected as exc:
-        raise RunError(f"registry/deaths.csv cannot be read: {exc.detail}") from exc
+        raise RunError(f"registry/{name}.csv cannot be read: {exc.detail}") from exc
     reader = csv.DictReader(io.StringIO(text))
-    need = {"id_number", "death_date"}
-    if not need <= set(reader.fieldnames or []):
-        raise RunError(f"registry/deaths.csv needs columns {sorted(need)}, has {reader.fieldnames}")
-    rows = [(r.get("id_number"), r.get("name"), r.get("death_date"), r.get("source")) for r in reader]
-    if rows:
-        con.executemany("INSERT INTO raw_deaths VALUES (?, ?, ?, ?)", rows)
+    fields = [f.strip() for f in reader.fieldnames or []]
+    if not need <= set(fields):
+        raise RunError(f"registry/{name}.csv needs columns {sorted(need)}, has {fields}")
+    return [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+
+
+def _register_registries(ctx: RunContext, con) -> list[str]:
+    """raw_deaths (the death-registry extract) and raw_registry (public payroll, vehicles, businesses:
+    id_number, name and the rest of the row as evidence), empty where the month has none."""
+    con.execute("CREATE TABLE raw_deaths (id_number VARCHAR, name VARCHAR, death_date VARCHAR, source VARCHAR)")
+    deaths = _read_registry_csv(ctx, "deaths", {"id_number", "death_date"})
+    if deaths:
+        con.executemany("INSERT INTO raw_deaths VALUES (?, ?, ?, ?)",
+                        [(r.get("id_number"), r.get("name"), r.get("death_date"), r.get("source")) for r in deaths])
+    con.execute("CREATE TABLE raw_registry (registry VARCHAR, id_number VARCHAR, name VARCHAR, evidence VARCHAR)")
+    present = ["deaths"] if deaths is not None else []
+    for name in REGISTRY_EXTRACTS:
+        rows = _read_registry_csv(ctx, name, {"id_number"})
+        if rows is None:
+            continue
+        present.append(name)
+        con.executemany("INSERT INTO raw_registry VALUES (?, ?, ?, ?)", [
+            (name, r.get("id_number"), r.get("name"),
+             json.dumps({k: v for k, v in r.items() if k not in ("id_number", "name") and v}, ensure_ascii=False))
+            for r in rows])
+    return present
+
+
+def _load_history(ctx: RunContext, con) -> None:
+    """From the warehouse (read-only): each person's account as last accepted in an earlier payroll,
+    and the hold clearances recorded with `doudi clear` that apply to this payroll."""
+    tables = set()
+    if attach_warehouse(con, ctx.warehouse, required=False):
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+    if "roster_row" in tables:
+        con.execute("""
+            CREATE TABLE hist_accounts AS
+            SELECT program, id_number, payroll_month, bank_account, account_holder
+            FROM wh.roster_row
+            WHERE payroll_month < getvariable('payroll_month') AND disposition = 'accepted'
+              AND bank_account IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY program, id_number
+                                       ORDER BY payroll_month DESC, source_file, source_row) = 1""")
+    else:
+        con.execute("CREATE TABLE hist_accounts (program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, "
+                    "bank_account VARCHAR, account_holder VARCHAR)")
+    if "hold_clearance" in tables:
+        con.execute("""CREATE TABLE hold_clearances AS SELECT * FROM wh.hold_clearance
+                       WHERE effective_payroll <= getvariable('payroll_month')
+                         AND through_payroll >= getvariable('payroll_month')""")
+    else:
+        con.execute(f"CREATE TABLE hold_clearances ({CLEARANCE_COLUMNS})")

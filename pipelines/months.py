@@ -11,6 +11,12 @@ def _parse(month: str) -> tuple[int, int]:
     return int(month[:4]), int(month[5:7])
 
 
+def parse_month(month: str) -> str:
+    """A checked 'YYYY-MM' (RunError otherwise)."""
+    _parse(month)
+    return month
+
+
 def shift_month(month: str, delta: int) -> str:
     y, m = _parse(month)
     k = y * 12 + (m - 1) + delta

@@ -26,7 +26,10 @@ from pipelines.vocabulary import (
 
 REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
+    "registry_checks",
 )
+# Extensions a bureau's folder may lack: an empty table stands in (the models say what that means).
+OPTIONAL_REFERENCE = {"registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR"}
 
 
 def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_only: bool = False):
@@ -80,6 +83,8 @@ def register_reference(con, reference_dir: Path) -> None:
                 f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{sql_string(str(path))}', "
                 "all_varchar = true, header = true, encoding = 'utf-8')"
             )
+        elif name in OPTIONAL_REFERENCE:
+            con.execute(f"CREATE OR REPLACE TABLE raw_{name} ({OPTIONAL_REFERENCE[name]})")
     register_vocabulary(con)
 
 

@@ -3,8 +3,8 @@
 Validation defects must be quarantined with the right reason; exact duplicates must be `duplicate`
 rows with the right rule; file-level defects must be recognised; integrity defects must become
 findings. Recall per defect type is printed (pytest -s) and must be 1.0 on this sample for every
-exact type the pipeline handles today. Near-duplicates (id_typo, id_swap) need record linkage and
-are measured separately once it exists."""
+exact type (the issue asks ≥ 0.99). Near-duplicates (id_typo, id_swap) are found by record linkage:
+pairs, with recall ≥ 0.9 at precision ≥ 0.95."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ FINDING = {  # defect -> finding type
     "deceased_listed": "deceased_listed",
     "account_other_holder": "account_holder_mismatch",
     "dup_across_counties": "duplicate_across_counties",
+    "on_public_payroll": "registry_public_payroll",
+    "owns_vehicle": "registry_vehicle",
+    "owns_business": "registry_business",
+    "guardian_account_changed": "account_changed_with_holder",
 }
-NOT_YET = {"id_typo", "id_swap"}  # near-duplicates: record linkage (issue 4)
+NEAR_DUPLICATES = {"id_typo", "id_swap"}
 
 
 def test_planted_defects_are_found(four_months):
@@ -39,7 +43,7 @@ def test_planted_defects_are_found(four_months):
     found: dict[str, list[bool]] = defaultdict(list)
     for t in truth:
         month, defect, program, pid = t["month"], t["defect"], t["program"], t["id_number"]
-        if defect in NOT_YET:
+        if defect in NEAR_DUPLICATES:
             continue
         if defect in ROW_REASON:
             reasons = query(wh, "SELECT reason_codes FROM row_disposition WHERE payroll_month = ? AND program = ? "
@@ -66,4 +70,26 @@ def test_planted_defects_are_found(four_months):
     recall = {d: sum(v) / len(v) for d, v in sorted(found.items())}
     print("\nrecall by planted defect type:", {d: f"{r:.3f} ({len(found[d])})" for d, r in recall.items()})
     assert {d for d in recall} >= set(ROW_REASON) - {"orphan_aged_out"}
+    assert {d for d in recall} >= set(FINDING)
     assert all(r == 1.0 for r in recall.values()), recall
+
+
+def test_near_duplicates_are_linked(four_months):
+    """Each planted pair (a mistyped or swapped ID and the correct one, listed by two counties) must
+    come back as a near_duplicate finding naming both IDs; found pairs not planted count against
+    precision."""
+    wh = four_months["warehouse"]
+    with open(four_months["inbox"] / "ground_truth.csv", encoding="utf-8") as fh:
+        planted = {(t["month"], frozenset((t["id_number"], t["related_id"])))
+                   for t in csv.DictReader(fh) if t["defect"] in NEAR_DUPLICATES}
+    found = {(m, frozenset((a, b))) for m, a, b in query(
+        wh, "SELECT payroll_month, id_number, related_id_number FROM finding WHERE finding_type = 'near_duplicate'")}
+    assert len(planted) >= 10
+    recall = len(planted & found) / len(planted)
+    precision = len(planted & found) / len(found)
+    print(f"\nnear-duplicates: {len(planted)} planted pairs, {len(found)} found; "
+          f"recall {recall:.3f}, precision {precision:.3f}")
+    assert recall >= 0.9 and precision >= 0.95, (recall, precision)
+    # the finding says why: weight and the fields that agreed, and the other ID masked
+    detail = query(wh, "SELECT detail FROM finding WHERE finding_type = 'near_duplicate' LIMIT 1")[0][0]
+    assert "匹配权重" in detail and "姓名相同" in detail and "********" in detail

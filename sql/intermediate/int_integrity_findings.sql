@@ -95,8 +95,82 @@ all_findings as (
     union all select * from dead_members
     union all select * from shared_accounts
     union all select * from name_conflicts
-)
+),
+
+near_duplicates as (
+    -- one finding on each side of a pair, so both counties see it in their own list
+    select 'near_duplicate' as finding_type, 'warning' as severity, r.program, r.id_number, r.region_code,
+           'paid_and_flagged' as action,
+           '疑似同一人使用两个身份证号：另见 ' || mask_id(p.other_id) || '（' || p.other_programs || '，'
+               || p.other_file || ' 第' || p.other_row || '行）；匹配权重 ' || p.match_weight || '；一致: '
+               || array_to_string(p.agreed, ', ') as detail,
+           r.source_file, r.source_row,
+           p.other_id as related_id_number,
+           to_json({match_weight: p.match_weight, agreed: p.agreed, related_source_file: p.other_file,
+                    related_source_row: p.other_row})::VARCHAR as evidence
+    from (
+        select id_number_l as id_number, source_file_l as source_file, source_row_l as source_row,
+               id_number_r as other_id, source_file_r as other_file, source_row_r as other_row,
+               programs_r as other_programs, match_weight, agreed
+        from int_near_duplicate_pairs
+        union all
+        select id_number_r, source_file_r, source_row_r, id_number_l, source_file_l, source_row_l,
+               programs_l, match_weight, agreed
+        from int_near_duplicate_pairs
+    ) p
+    join int_roster_final r using (source_file, source_row)
+),
+
+registry_hits as (
+    select 'registry_' || case m.registry when 'public_payroll' then 'public_payroll'
+                                          when 'vehicles' then 'vehicle' else 'business' end as finding_type,
+           'warning' as severity, m.program, m.id_number, r.region_code, 'paid_and_flagged' as action,
+           case m.registry when 'public_payroll' then '财政供养人员名单' when 'vehicles' then '机动车登记'
+                           else '工商登记' end
+               || '中有此人（' || coalesce(
+                    (select string_agg(v, '，' order by k)
+                     from (select unnest(json_keys(m.evidence)) as k) keys,
+                          lateral (select json_extract_string(m.evidence, '$."' || k || '"') as v)),
+                    '') || '）：请核对收入与财产，不自动停发' as detail,
+           m.source_file, m.source_row, null::VARCHAR as related_id_number,
+           m.evidence
+    from int_registry_matches m
+    join int_roster_final r using (source_file, source_row)
+),
+
+account_changes as (
+    select 'account_changed_with_holder' as finding_type, 'warning' as severity, a.program, a.id_number,
+           r.region_code, 'paid_and_flagged' as action,
+           '收款账户与户名同时变更：' || a.previous_month || ' 为 ' || mask_account(a.previous_account) || '（户名 '
+               || coalesce(mask_name(a.previous_holder), '空') || '），本月为 ' || mask_account(a.bank_account)
+               || '（户名 ' || coalesce(mask_name(a.account_holder), '空') || '）' as detail,
+           a.source_file, a.source_row, null::VARCHAR as related_id_number,
+           to_json({previous_month: a.previous_month})::VARCHAR as evidence
+    from int_account_changes a
+    join int_roster_final r using (source_file, source_row)
+),
+
+hold_clearances_applied as (
+    select 'hold_cleared' as finding_type, 'info' as severity, program, id_number, region_code,
+           'recorded' as action,
+           '暂停原因 ' || cleared_hold_reason || ' 已由 ' || cleared_by || ' 于 ' || cleared_at || ' 核销'
+               || coalesce('（' || clearance_note || '）', '') || '：本月照发，暂停期间的款项补发' as detail,
+           source_file, source_row, null::VARCHAR as related_id_number,
+           to_json({clearance_id: clearance_id, cleared_by: cleared_by, cleared_at: cleared_at})::VARCHAR
+               as evidence
+    from int_roster_final
+    where clearance_id is not null
+),
 
 -- the first branch (duplicates) names the columns of the union
-select getvariable('payroll_month') as payroll_month, *
+select getvariable('payroll_month') as payroll_month, *,
+       null::VARCHAR as related_id_number, null::VARCHAR as evidence
 from all_findings
+union all by name
+select getvariable('payroll_month') as payroll_month, * from near_duplicates
+union all by name
+select getvariable('payroll_month') as payroll_month, * from registry_hits
+union all by name
+select getvariable('payroll_month') as payroll_month, * from account_changes
+union all by name
+select getvariable('payroll_month') as payroll_month, * from hold_clearances_applied

@@ -1,7 +1,10 @@
 -- int_roster_final: every delivered row with its final disposition and what integrity decided
 -- for payment. grain: one row per delivered row (row conservation).
 --   not_paid_reason   the row's program lines are not paid at all (a finding type)
---   hold_reason       lines are computed and owed but held for review (status `held`)
+--   hold_reason       lines are computed and owed but held for review (status `held`), unless a
+--                     clearance recorded with `doudi clear` covers this payroll (then
+--                     cleared_hold_reason and clearance_id say so, and earlier held months are
+--                     released by the engine)
 --   excluded_member   a dibao member not counted in the household (holds an excluding program)
 --   no_price_subsidy  the person gets no price subsidy (a deceased household member)
 with living_not_in_dibao as (
@@ -26,8 +29,9 @@ payee_named as (
         end as expected_holder
     from int_roster_all
     where disposition = 'accepted' and bank_account is not null
-)
+),
 
+decided as (
 select
     r.* exclude (disposition, duplicate_of_file, duplicate_of_row, duplicate_rule),
     coalesce(case when d.source_row is not null then 'duplicate' end, r.disposition) as disposition,
@@ -56,3 +60,34 @@ left join living_not_in_dibao l on l.source_file = r.source_file and l.source_ro
 left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
 left join payee_named pn on pn.source_file = r.source_file and pn.source_row = r.source_row
+),
+
+clearance_units as (
+    -- a dibao household's clearance may name any of its members (usually the head, on whom its
+    -- ledger lines stand)
+    select c.*, h.household_id
+    from hold_clearances c
+    left join (select distinct id_number, household_id from int_roster_all where program = 'dibao') h
+      on c.program = 'dibao' and h.id_number = c.id_number
+),
+
+cleared as (
+    select d.source_file, d.source_row, cu.clearance_id, cu.cleared_by, cu.cleared_at, cu.note
+    from decided d
+    join clearance_units cu
+      on cu.program = d.program and cu.hold_reason = d.hold_reason
+     and (cu.id_number = d.id_number or cu.household_id = d.household_id)
+    qualify row_number() over (partition by d.source_file, d.source_row
+                               order by cu.cleared_at desc, cu.clearance_id) = 1
+)
+
+select
+    d.* exclude (hold_reason),
+    case when c.clearance_id is null then d.hold_reason end  as hold_reason,
+    case when c.clearance_id is not null then d.hold_reason end as cleared_hold_reason,
+    c.clearance_id,
+    c.cleared_by,
+    c.cleared_at,
+    c.note as clearance_note
+from decided d
+left join cleared c using (source_file, source_row)
