@@ -8,6 +8,7 @@ and writes under `<out>/<YYYY-MM>/reports/`:
                        files, changes since last month, findings
 - reconciliation.html  the same for reading in a browser, with charts (inline SVG, no network)
 - quarantine.xlsx      every quarantined row, one sheet per county, named by file and row number
+- exceptions.xlsx/html every finding, by type and county, for auditors (pipelines/audit_report.py)
 
 ID numbers, names and accounts are masked everywhere in these files.
 """
@@ -19,6 +20,7 @@ import html
 import io
 from decimal import Decimal
 
+from pipelines.audit_report import query_findings, write_exceptions
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
 from pipelines.payout import read_manifest
@@ -80,6 +82,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
         ORDER BY d.region_code NULLS LAST, d.source_file, d.source_row""", [m]).fetchall()
     dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
         WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    exceptions = query_findings(con, m)
     con.close()
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +97,11 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     qbook = ctx.reports_dir / "quarantine.xlsx"
     with atomic_path(qbook) as tmp:
         tmp.write_bytes(render_quarantine(ctx, quarantined))
+    audit = write_exceptions(ctx, exceptions)
     return {"reports": str(ctx.reports_dir), "reconciliation_html": str(page), "reconciliation_xlsx": str(xlsx),
-            "quarantine_xlsx": str(qbook), "checks": checks["status"], "quarantined_rows": len(quarantined)}
+            "quarantine_xlsx": str(qbook), "exceptions_xlsx": audit["exceptions_xlsx"],
+            "exceptions_html": audit["exceptions_html"], "checks": checks["status"],
+            "quarantined_rows": len(quarantined)}
 
 
 def reconcile(ctx: RunContext, con, manifest: dict) -> dict:

@@ -75,6 +75,10 @@ CREATE OR REPLACE MACRO mask_account(a) AS
          ELSE repeat('*', length(a)) END;
 CREATE OR REPLACE MACRO mask_name(n) AS
     CASE WHEN n IS NULL THEN NULL WHEN length(n) <= 1 THEN '*' ELSE substr(n, 1, 1) || repeat('*', length(n) - 1) END;
+-- free text from outside (registry evidence): any run of 12 or more digits, which may be an ID number
+-- or an account, keeps its first 6 and last 4 characters only
+CREATE OR REPLACE MACRO mask_long_numbers(s) AS
+    regexp_replace(s, '([0-9]{6})[0-9]{2,}([0-9]{3}[0-9Xx])', '\1********\2', 'g');
 
 -- months as dates for arithmetic, and back
 CREATE OR REPLACE MACRO month_date(m) AS CAST(m || '-01' AS DATE);

@@ -80,3 +80,27 @@ def test_no_personal_data_in_reports(four_months, month):
         assert not ID_RE.search(text)
         assert not ACCOUNT_RE.search(text)
         assert not [n for n in names if n in text]
+
+
+def test_exception_list_has_every_finding_by_type_and_county(four_months, tmp_path):
+    reports = four_months["out"] / "2020-03" / "reports"
+    expected = dict(query(four_months["warehouse"], "SELECT finding_type, count(*) FROM finding "
+                                                    "WHERE payroll_month = '2020-03' GROUP BY 1"))
+    assert {"near_duplicate", "registry_vehicle", "account_changed_with_holder"} <= set(expected)
+    wb = CalamineWorkbook.from_path(str(reports / "exceptions.xlsx"))
+    assert wb.sheet_names[0] == "汇总" and len(wb.sheet_names) == 1 + len(expected)
+    summary = wb.get_sheet_by_name("汇总").to_python()
+    assert summary[2] == ["类型", "行政区划代码", "县区", "处理", "条数"]
+    assert sum(int(r[4]) for r in summary[3:]) == sum(expected.values())
+    listed = 0
+    for name in wb.sheet_names[1:]:
+        rows = wb.get_sheet_by_name(name).to_python()
+        assert rows[2][:4] == ["行政区划代码", "县区", "项目", "身份证号（脱敏）"]
+        counties = [r[0] for r in rows[3:]]
+        assert counties == sorted(counties)  # by county within the type
+        listed += len(rows) - 3
+    assert listed == sum(expected.values())
+    page = (reports / "exceptions.html").read_text(encoding="utf-8")
+    assert all(f'<section id="{t}">' in page for t in expected)
+    # auditors open it in LibreOffice too
+    assert soffice_to_csv(reports / "exceptions.xlsx", tmp_path)[0][0].startswith("2020-03 异常与核查清单")

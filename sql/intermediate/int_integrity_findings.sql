@@ -128,7 +128,7 @@ registry_hits as (
            case m.registry when 'public_payroll' then '财政供养人员名单' when 'vehicles' then '机动车登记'
                            else '工商登记' end
                || '中有此人（' || coalesce(
-                    (select string_agg(v, '，' order by k)
+                    (select mask_long_numbers(string_agg(v, '，' order by k))
                      from (select unnest(json_keys(m.evidence)) as k) keys,
                           lateral (select json_extract_string(m.evidence, '$."' || k || '"') as v)),
                     '') || '）：请核对收入与财产，不自动停发' as detail,

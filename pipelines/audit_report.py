@@ -1,0 +1,120 @@
+"""The auditors' exception list (issue 4): every finding of the month, by type and county.
+
+`<out>/<YYYY-MM>/reports/exceptions.xlsx`: a summary sheet (type × county: how many, what was
+done) and one sheet per finding type listing each finding, sorted by county, with the source file
+and row a county can find it by. `exceptions.html`: the same for a browser. ID numbers are masked;
+details are written masked by the checks that produce them.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+from pipelines.io import atomic_path
+from pipelines.settings import RunContext
+from pipelines.spreadsheet import new_workbook, write_table
+from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
+
+ACTIONS_ZH = {"not_paid": "不予发放", "held": "暂停发放待核", "paid_and_flagged": "照发并核查",
+              "file_rejected": "文件退回", "recorded": "记录"}
+SEVERITY_ZH = {"error": "严重", "warning": "警告", "info": "提示"}
+DETAIL_HEADERS = ["行政区划代码", "县区", "项目", "身份证号（脱敏）", "关联身份证号（脱敏）", "级别", "处理", "说明",
+                  "文件", "行号"]
+
+
+def query_findings(con, month: str) -> list[tuple]:
+    """con has the warehouse attached as `wh` and stg_regions built."""
+    return con.execute("""
+        SELECT f.finding_type, coalesce(f.region_code, '') AS region_code, coalesce(r.county_name, '') AS county,
+               f.program, mask_id(f.id_number), mask_id(f.related_id_number), f.severity, f.action, f.detail,
+               f.source_file, f.source_row
+        FROM wh.finding f LEFT JOIN stg_regions r USING (region_code)
+        WHERE f.payroll_month = ?
+        ORDER BY f.finding_type, f.region_code NULLS LAST, f.source_file, f.source_row, f.finding_id""",
+                       [month]).fetchall()
+
+
+def _detail_row(f: tuple) -> list:
+    _type, region, county, program, pid, related, severity, action, detail, source_file, source_row = f
+    return [region, county, PROGRAM_NAMES_ZH.get(program, program or ""), pid, related,
+            SEVERITY_ZH.get(severity, severity), ACTIONS_ZH.get(action, action), detail, source_file, source_row]
+
+
+def summarise(findings: list[tuple]) -> list[list]:
+    counts: dict[tuple, int] = {}
+    for f in findings:
+        key = (f[0], f[1], f[2], f[7])
+        counts[key] = counts.get(key, 0) + 1
+    return [[FINDING_TYPES.get(t, t), region, county, ACTIONS_ZH.get(a, a), n]
+            for (t, region, county, a), n in sorted(counts.items())]
+
+
+def write_exceptions(ctx: RunContext, findings: list[tuple]) -> dict:
+    ctx.reports_dir.mkdir(parents=True, exist_ok=True)
+    book = ctx.reports_dir / "exceptions.xlsx"
+    with atomic_path(book) as tmp:
+        tmp.write_bytes(render_xlsx(ctx, findings))
+    page = ctx.reports_dir / "exceptions.html"
+    with atomic_path(page) as tmp:
+        tmp.write_text(render_html(ctx, findings), encoding="utf-8")
+    return {"exceptions_xlsx": str(book), "exceptions_html": str(page), "findings": len(findings)}
+
+
+def _by_type(findings: list[tuple]) -> dict[str, list[tuple]]:
+    grouped: dict[str, list[tuple]] = {}
+    for f in findings:
+        grouped.setdefault(f[0], []).append(f)
+    return grouped
+
+
+def render_xlsx(ctx: RunContext, findings: list[tuple]) -> bytes:
+    buf = io.BytesIO()
+    wb, fmt = new_workbook(buf, ctx.month)
+    ws = wb.add_worksheet("汇总")
+    ws.write(0, 0, f"{ctx.month} 异常与核查清单（按类型、县区）：共 {len(findings)} 条", fmt["title"])
+    write_table(ws, fmt, ["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings), start_row=2)
+    used: set[str] = {"汇总"}
+    for finding_type, items in _by_type(findings).items():
+        # sheet names: at most 31 characters, unique, without []:*?/\
+        name = FINDING_TYPES.get(finding_type, finding_type)
+        for ch in "[]:*?/\\":
+            name = name.replace(ch, "")
+        name = name[:28]
+        while name in used:
+            name = name[:26] + f"_{len(used)}"
+        used.add(name)
+        sheet = wb.add_worksheet(name)
+        sheet.write(0, 0, f"{FINDING_TYPES.get(finding_type, finding_type)}（{finding_type}）：{len(items)} 条",
+                    fmt["title"])
+        write_table(sheet, fmt, DETAIL_HEADERS, [_detail_row(f) for f in items], start_row=2)
+        sheet.set_column(7, 7, 70)
+    wb.close()
+    return buf.getvalue()
+
+
+def render_html(ctx: RunContext, findings: list[tuple]) -> str:
+    esc = html.escape
+
+    def table(headers, rows):
+        head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
+                       for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    sections = []
+    for finding_type, items in _by_type(findings).items():
+        title = f"{FINDING_TYPES.get(finding_type, finding_type)}（{finding_type}，{len(items)} 条）"
+        sections.append(f'<section id="{esc(finding_type)}"><h2>{esc(title)}</h2>'
+                        f"{table(DETAIL_HEADERS, [_detail_row(f) for f in items])}</section>")
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(ctx.month)} 异常与核查清单</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#fde9d9}}</style>
+</head><body>
+<h1>{esc(ctx.month)} 异常与核查清单</h1>
+<p>共 {len(findings)} 条。身份证号已脱敏；“文件”“行号”指县区报送文件中的数据行（从 1 起）。</p>
+<h2>汇总（类型 × 县区）</h2>{table(["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings))}
+{"".join(sections)}
+</body></html>
+"""
