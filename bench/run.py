@@ -79,6 +79,7 @@ def io_floor(inbox: Path, month: str, out: Path) -> float:
 def run_size(rows: int, seed: int) -> dict:
     from pipelines.monthly import stages
     from pipelines.settings import RunContext
+    from pipelines.truth import exact_recall, near_duplicate_scores, read_truth
 
     month = "2020-01"
     inbox = inbox_for(rows, seed)
@@ -97,6 +98,8 @@ def run_size(rows: int, seed: int) -> dict:
     doudi_seconds = time.perf_counter() - started
     delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
     floor = io_floor(inbox, month, work / "floor")
+    truth = read_truth(inbox)
+    recall = exact_recall(truth, ctx.warehouse)
     return {
         "rows": delivered,
         "target_rows": rows,
@@ -108,6 +111,11 @@ def run_size(rows: int, seed: int) -> dict:
         "doudi_over_floor": round(doudi_seconds / floor, 2) if floor else None,
         "stages_seconds": {k: round(v, 2) for k, v in per_stage.items()},
         "validate_rows_per_second": round(delivered / per_stage["validate"]) if per_stage.get("validate") else None,
+        "ground_truth": {
+            "exact_recall": {d: round(r, 4) for d, (r, _n) in recall.items()},
+            "exact_min_recall": round(min(r for r, _n in recall.values()), 4) if recall else None,
+            "near_duplicates": near_duplicate_scores(truth, ctx.warehouse),
+        },
         "payable_lines": sum(v["count"] for k, v in results["compute"]["lines"].items() if k.startswith("payable")),
     }
 
@@ -130,6 +138,12 @@ def main() -> int:
         stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
         print(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} {r['doudi_peak_rss_mb']:>8} "
               f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8}  {stages_text}")
+    for r in report["runs"]:
+        gt = r["ground_truth"]
+        nd = gt["near_duplicates"]
+        print(f"{r['rows']:>10} ground truth: exact recall min {gt['exact_min_recall']} over "
+              f"{len(gt['exact_recall'])} types; near-duplicates {nd['planted']} planted, {nd['found']} found, "
+              f"recall {nd['recall']}, precision {nd['precision']}")
     return 0
 
 

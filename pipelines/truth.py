@@ -1,0 +1,99 @@
+"""Score a run against the generator's planted defects (ground_truth.csv): used by the tests and
+by bench/ so both print the same figures.
+
+Exact defects: recall per type (the row quarantined with the right reason, the duplicate with the
+right rule, the file recognised, the finding written). Near-duplicates: pairs, recall and precision.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+
+ROW_REASON = {  # defect -> reason code on the row
+    "bad_check_digit": "ID_CHECK_DIGIT",
+    "household_size_mismatch": "HOUSEHOLD_SIZE_MISMATCH",
+    "malformed_month": "MONTH_INVALID",
+    "sex_mismatch": "SEX_MISMATCH",
+    "bad_account": "BANK_ACCOUNT_INVALID",
+    "negative_income": "HOUSEHOLD_INCOME_INVALID",
+    "orphan_aged_out": "ORPHAN_AGED_OUT",
+}
+FINDING = {  # defect -> finding type
+    "exclusive_programs": "exclusive_programs",
+    "deceased_listed": "deceased_listed",
+    "account_other_holder": "account_holder_mismatch",
+    "dup_across_counties": "duplicate_across_counties",
+    "on_public_payroll": "registry_public_payroll",
+    "owns_vehicle": "registry_vehicle",
+    "owns_business": "registry_business",
+    "guardian_account_changed": "account_changed_with_holder",
+}
+NEAR_DUPLICATES = {"id_typo", "id_swap"}
+
+
+def read_truth(inbox: Path) -> list[dict]:
+    with open(Path(inbox) / "ground_truth.csv", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, int]]:
+    """defect type -> (recall, planted count), over the months the warehouse holds."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM row_disposition").fetchall()}
+
+    def q(sql, params):
+        return con.execute(sql, params).fetchall()
+
+    found: dict[str, list[bool]] = defaultdict(list)
+    try:
+        for t in truth:
+            month, defect, program, pid = t["month"], t["defect"], t["program"], t["id_number"]
+            if defect in NEAR_DUPLICATES or month not in months:
+                continue
+            if defect in ROW_REASON:
+                reasons = q("SELECT reason_codes FROM row_disposition WHERE payroll_month = ? AND program = ? "
+                            "AND id_number = ? AND disposition = 'quarantined'", [month, program, pid])
+                found[defect].append(any(ROW_REASON[defect] in r[0] for r in reasons))
+            elif defect == "dup_in_file":
+                rows = q("SELECT duplicate_rule FROM row_disposition WHERE payroll_month = ? AND program = ? "
+                         "AND id_number = ? AND disposition = 'duplicate'", [month, program, pid])
+                found[defect].append(("same_person_same_file",) in rows)
+            elif defect == "duplicate_delivery":
+                status = q("SELECT status, duplicate_of FROM source_file WHERE payroll_month = ? AND source_file = ?",
+                           [month, t["file"]])
+                found[defect].append(status == [("duplicate_delivery", t["detail"])])
+            elif defect == "corrected_file":
+                status = q("SELECT status, superseded_by FROM source_file WHERE payroll_month = ? "
+                           "AND source_file = ?", [month, t["file"]])
+                found[defect].append(status == [("superseded", t["detail"])])
+            elif defect in FINDING:
+                hits = q("SELECT count(*) FROM finding WHERE payroll_month = ? AND finding_type = ? "
+                         "AND id_number = ?", [month, FINDING[defect], pid])[0][0]
+                found[defect].append(hits > 0)
+            else:
+                raise ValueError(f"ground truth names a defect this scorer does not know: {defect}")
+    finally:
+        con.close()
+    return {d: (sum(v) / len(v), len(v)) for d, v in sorted(found.items())}
+
+
+def near_duplicate_scores(truth: list[dict], warehouse: Path) -> dict:
+    """Planted pairs against near_duplicate findings (unordered ID pairs per month)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM row_disposition").fetchall()}
+        found = {(m, frozenset((a, b))) for m, a, b in con.execute(
+            "SELECT payroll_month, id_number, related_id_number FROM finding "
+            "WHERE finding_type = 'near_duplicate'").fetchall()}
+    finally:
+        con.close()
+    planted = {(t["month"], frozenset((t["id_number"], t["related_id"])))
+               for t in truth if t["defect"] in NEAR_DUPLICATES and t["month"] in months}
+    hit = len(planted & found)
+    return {"planted": len(planted), "found": len(found),
+            "recall": hit / len(planted) if planted else None,
+            "precision": hit / len(found) if found else None}
