@@ -5,6 +5,7 @@
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
     doudi release  --month YYYY-MM --out DIR --by NAME
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
+    doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
     doudi clear    --month YYYY-MM (--id ID --program P --reason R | --file CSV) --by NAME [--through YYYY-MM]
 
 Exit status: 0 done; 1 the run cannot complete (the message says why and what to do); 2 usage.
@@ -103,6 +104,16 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_returns(args) -> int:
+    from pipelines.tasks import bank_returns_body
+
+    result = bank_returns_body(_ctx(args))
+    print(f"{result['files']} return file(s); rows {result['rows']}; rejected {result['rejected_files'] or 'none'}; "
+          f"reconciliation findings {result['reconciliation_findings'] or 'none'}; "
+          f"reports refreshed for {', '.join(result['reports_refreshed']) or 'no month'}")
+    return 0
+
+
 def cmd_clear(args) -> int:
     from pathlib import Path
 
@@ -146,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(e, inbox=False)
     e.add_argument("--id", required=True, help="ID number (or dibao household ID)")
     e.set_defaults(fn=cmd_explain)
+    b = sub.add_parser("returns", help="load the bank return files of a month and reconcile three ways")
+    _run_args(b)
+    b.set_defaults(fn=cmd_returns)
     c = sub.add_parser("clear", help="clear a held payment after review (recorded with who and when)")
     _run_args(c, inbox=False)
     c.add_argument("--by", required=True, help="who clears (recorded)")

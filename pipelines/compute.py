@@ -41,6 +41,7 @@ ENGINE_MODELS = (
     "int_disability_person",
     "int_program_due",
     "int_price_subsidy",
+    "int_reissue_due",
     "int_payment_lines",
     "int_fund_split",
 )
@@ -48,6 +49,8 @@ HIST_LEDGER_COLUMNS = {
     "payroll_month": "VARCHAR", "service_month": "VARCHAR", "program": "VARCHAR", "line_type": "VARCHAR",
     "status": "VARCHAR", "id_number": "VARCHAR", "unit_key": "VARCHAR", "amount": "DECIMAL(18, 2)",
     "rule_versions": "VARCHAR[]", "inputs": "VARCHAR", "formula": "VARCHAR",
+    "line_id": "VARCHAR", "payment_ref": "VARCHAR", "payee_account": "VARCHAR", "payment_state": "VARCHAR",
+    "reissue_of": "VARCHAR[]", "region_code": "VARCHAR", "household_id": "VARCHAR", "urban_rural": "VARCHAR",
 }
 
 
@@ -119,7 +122,13 @@ ENGINE_AUDITS = [
     ("{n} lines already paid in an earlier payroll (would pay twice)",
      "SELECT m.* FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number AND h.program = m.program "
      "AND h.service_month = m.service_month AND h.line_type = m.line_type "
-     "WHERE m.status = 'payable' AND h.status = 'payable'", []),
+     "WHERE m.status = 'payable' AND h.status = 'payable' AND h.payment_state IS DISTINCT FROM 'failed'", []),
+    ("{n} reissue lines for payments the bank did not return as failed, or already reissued",
+     "SELECT m.line_id FROM (SELECT line_id, unnest(reissue_of) AS failed_id FROM month_ledger "
+     "WHERE line_type = 'reissue' AND status = 'payable') m LEFT JOIN hist_ledger h ON h.line_id = m.failed_id "
+     "WHERE h.payment_state IS DISTINCT FROM 'failed' OR EXISTS (SELECT 1 FROM (SELECT unnest(reissue_of) AS r, "
+     "payment_state FROM hist_ledger WHERE line_type = 'reissue' AND status = 'payable') x "
+     "WHERE x.r = m.failed_id AND x.payment_state IS DISTINCT FROM 'failed')", []),
     ("{n} people with more than one price subsidy line for a month",
      "SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' GROUP BY id_number, service_month "
      "HAVING count(*) > 1", []),

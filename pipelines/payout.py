@@ -2,8 +2,9 @@
 
 Each record carries a `payment_ref` unique across every batch ever written:
 `<YYYYMM><bank code><batch><sequence>`, e.g. `202003ICBCR000123` (batch `R` is the month's regular
-batch; supplementary batches are `S1`, `S2`, ...). The sequence follows a fixed order, so a rerun
-with the same inputs gives the same references and byte-identical files.
+batch, `X` its reissue batch: payments a bank returned as failed, sent again to a corrected
+account). The sequence runs per bank across both batches in a fixed order, so a rerun with the
+same inputs gives the same references and byte-identical files.
 
 Renderings of one batch: CSV (UTF-8, always), and as configured (DOUDI_PAYOUT_FORMATS): `csv_gbk`,
 `xlsx`, `pain001` (ISO 20022 pain.001.001.09, validated against the official XSD before it is
@@ -28,7 +29,8 @@ from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, run_model, sql_string
 from pipelines.vocabulary import PROGRAM_NAMES_ZH
 
-REGULAR_BATCH = "R"
+REGULAR_BATCH = "R"  # the month's regular batch per bank
+REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
 CSV_COLUMNS = ("payment_ref", "payee_name", "payee_account", "bank_code", "bank_name", "amount",
                "programs", "region_code", "memo")
 CSV_HEADERS_ZH = ("支付流水号", "收款人", "收款账号", "银行代码", "开户银行", "金额", "项目", "行政区划代码", "摘要")
@@ -55,9 +57,11 @@ def write_payouts(ctx: RunContext) -> dict:
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
     run_model(con, "marts/payout_record.sql")
     con.execute(
-        "CREATE TABLE payout_records AS SELECT *, ? || bank_code || ? || lpad(seq::VARCHAR, 6, '0') AS payment_ref, "
-        "? AS batch_id, CAST(ceil(seq / ?) AS INTEGER) AS part FROM payout_record",
-        [ctx.month_compact, REGULAR_BATCH, REGULAR_BATCH, ctx.settings.max_records_per_file],
+        "CREATE TABLE payout_records AS "
+        "SELECT *, ? || bank_code || batch_id || lpad(seq::VARCHAR, 6, '0') AS payment_ref, "
+        "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
+        "FROM (SELECT *, CASE WHEN is_reissue THEN ? ELSE ? END AS batch_id FROM payout_record)",
+        [ctx.month_compact, ctx.settings.max_records_per_file, REISSUE_BATCH, REGULAR_BATCH],
     )
     # every payable line is carried by exactly one record; the same totals go into the manifest
     payable_lines, carried, carried_distinct, payable_sum, records, records_sum = con.execute(

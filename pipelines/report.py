@@ -83,11 +83,13 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
         WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
     exceptions = query_findings(con, m)
+    failures, three_way = _failures(con, m)
     con.close()
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
     data = dict(summary=summary, by_program=by_program, held=held, trend=trend, changes=changes,
-                findings=findings, checks=checks, manifest=manifest, dispositions=dispositions)
+                findings=findings, checks=checks, manifest=manifest, dispositions=dispositions,
+                failures=failures, three_way=three_way)
     xlsx = ctx.reports_dir / "reconciliation.xlsx"
     with atomic_path(xlsx) as tmp:
         tmp.write_bytes(render_xlsx(ctx, data))
@@ -154,6 +156,36 @@ def _program(p: str) -> str:
     return PROGRAM_NAMES_ZH.get(p, p)
 
 
+def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
+    """This month's payments the bank returned as failed, with their reissue (if any), the month's
+    reissue lines, and the three-way reconciliation findings of the month."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+    if "bank_return" not in tables:
+        return [], []
+    failures = con.execute("""
+        WITH reissues AS (SELECT unnest(reissue_of) AS line_id, payroll_month, status, payment_ref
+                          FROM wh.payment_ledger WHERE line_type = 'reissue'),
+             latest AS (SELECT * FROM wh.bank_return QUALIFY row_number() OVER (PARTITION BY payment_ref
+                        ORDER BY received_month DESC, source_file DESC, source_row DESC) = 1)
+        SELECT '退回' AS kind, l.region_code, l.program, mask_id(l.id_number), l.service_month, l.line_type, l.amount,
+               l.payment_ref, coalesce(b.reason, ''),
+               coalesce(string_agg(r.payroll_month || ' ' || r.status || ' ' || coalesce(r.payment_ref, ''), '; '),
+                        '未重发')
+        FROM wh.payment_ledger l LEFT JOIN latest b USING (payment_ref)
+        LEFT JOIN reissues r ON r.line_id = l.line_id
+        WHERE l.payroll_month = ? AND l.payment_state = 'failed'
+        GROUP BY ALL
+        UNION ALL
+        SELECT '重发', region_code, program, mask_id(id_number), service_month, line_type, amount,
+               coalesce(payment_ref, ''), coalesce(hold_reason, ''), status
+        FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'reissue'
+        ORDER BY 1, 2, 3, 4, 5, 6""", [month, month]).fetchall()
+    three_way = con.execute("""SELECT finding_type, severity, coalesce(payment_ref, ''), coalesce(program, ''),
+               mask_id(id_number), detail FROM wh.reconciliation_finding WHERE payroll_month = ? OR payroll_month IS NULL
+               ORDER BY 1, 3""", [month]).fetchall() if "reconciliation_finding" in tables else []
+    return failures, three_way
+
+
 def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
@@ -175,6 +207,12 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     ws4 = wb.add_worksheet("异常")
     write_table(ws4, fmt, ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
                 [[r[0], FINDING_TYPES.get(r[1], r[1]), *r[2:]] for r in d["findings"]])
+    ws6 = wb.add_worksheet("退回与重发")
+    write_table(ws6, fmt, ["类别", "行政区划代码", "项目", "身份证号（脱敏）", "所属月份", "类型", "金额", "支付流水号",
+                           "原因", "重发情况 / 状态"], [list(r) for r in d["failures"]], money_columns={6})
+    ws7 = wb.add_worksheet("三方对账")
+    write_table(ws7, fmt, ["类型", "级别", "支付流水号", "项目", "身份证号（脱敏）", "说明"],
+                [[FINDING_TYPES.get(r[0], r[0]), *r[1:]] for r in d["three_way"]])
     ws5 = wb.add_worksheet("暂停发放")
     write_table(ws5, fmt, ["项目", "原因", "笔数", "金额"], [[_program(r[0]), r[1], r[2], r[3]] for r in d["held"]],
                 money_columns={3})
@@ -231,6 +269,10 @@ def render_html(ctx: RunContext, d: dict) -> str:
     counties = sorted(by_county.items(), key=lambda kv: -kv[1])[:15]
     trend = [(t[0], float(t[1] or 0)) for t in d["trend"]]
     price = [(t[0], float(t[2] or 0)) for t in d["trend"]]
+    failed_by_program: dict[str, float] = {}
+    for r in d["failures"]:
+        if r[0] == "退回":
+            failed_by_program[_program(r[2])] = failed_by_program.get(_program(r[2]), 0.0) + float(r[6])
 
     def table(headers, rows):
         head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
@@ -250,11 +292,14 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#dde
 {_bar_chart('发放金额最多的县区（元）', counties)}
 {_bar_chart('各月救助金（不含价格临时补贴）', trend)}
 {_bar_chart('各月价格临时补贴', price)}
+{_bar_chart('银行退回失败金额（按项目，元）', sorted(failed_by_program.items()))}
 </section>
 <h2>按项目</h2>{table(['项目', '类型', '笔数', '金额'], [(_program(p), t, n, f'{a:,.2f}') for p, t, n, a in d['by_program']])}
 <h2>名册处理结果</h2>{table(['项目', '处理', '行数'], d['dispositions'])}
 <h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], c['files'])}
 <h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], d['held'])}
+<h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], d['failures'][:500])}
+<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], d['three_way'][:500])}
 <h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200])}
 <h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], d['findings'][:500])}
 <p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>

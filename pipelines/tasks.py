@@ -98,3 +98,38 @@ def report(run: dict) -> dict:
     from pipelines.report import reconcile_and_report
 
     return reconcile_and_report(_ctx(run))
+
+
+def returns_waiting(run: dict) -> bool:
+    """The bank_returns sensor: a return file in the month's inbox not yet loaded with these bytes."""
+    from pipelines.bank_returns import return_folder_has_news
+
+    return return_folder_has_news(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def load_bank_returns(run: dict) -> dict:
+    from pipelines.bank_returns import load_bank_returns as stage
+
+    return stage(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def refresh_reports(run: dict, loaded: dict) -> list[str]:
+    """Rewrite the reports of every payroll month the returns touched (and whose payouts exist)."""
+    from pipelines.report import reconcile_and_report
+
+    refreshed = []
+    for month in loaded.get("payroll_months", []):
+        ctx = RunContext.from_dict(dict(run, month=month))
+        if (ctx.payouts_dir / "manifest.json").exists():
+            reconcile_and_report(ctx)
+            refreshed.append(month)
+    return refreshed
+
+
+def bank_returns_body(ctx: RunContext) -> dict:
+    """The bank_returns DAG in one call, for the CLI."""
+    run = ctx.as_dict()
+    loaded = load_bank_returns(run)
+    return dict(loaded, reports_refreshed=refresh_reports(run, loaded))

@@ -24,6 +24,7 @@ import subprocess
 
 from pipelines import __version__
 from pipelines.audits import enforce
+from pipelines.bank_returns import reconcile_three_ways, refresh_payment_states
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
@@ -52,6 +53,9 @@ def publish_month(ctx: RunContext) -> dict:
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM stage_{table} LIMIT 0")
             con.execute(f"DELETE FROM {table} WHERE payroll_month = ?", [ctx.month])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
+        # bank returns already received for this month's payment_refs keep their effect on a rerun
+        refresh_payment_states(con)
+        reconcile_three_ways(con)
         check_books(ctx, con)
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
@@ -177,7 +181,7 @@ def check_books(ctx: RunContext, con) -> None:
         ("{n} payable lines without a payment_ref",
          "SELECT * FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' AND payment_ref IS NULL", [m]),
         ("{n} (person, program, service month, line type) payable more than once across months",
-         "SELECT id_number FROM payment_ledger WHERE status = 'payable' "
+         "SELECT id_number FROM payment_ledger WHERE status = 'payable' AND payment_state IS DISTINCT FROM 'failed' "
          "GROUP BY id_number, program, service_month, line_type HAVING count(*) > 1", []),
     ]
     enforce(con, audits, f"books do not balance for {m}, warehouse left unchanged")

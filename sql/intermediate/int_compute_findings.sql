@@ -47,3 +47,22 @@ select getvariable('payroll_month'), 'arrears_top_up_review', 'warning', line_pr
        source_file, source_row
 from int_payment_lines
 where hold_reason = 'arrears_top_up_review'
+
+union all
+-- a failed payment still waiting for a corrected account: held, owed; escalated after the months
+-- policy_parameters.csv allows (reissue_escalate_after_months)
+select getvariable('payroll_month'),
+       case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
+                 >= coalesce((select value from stg_policy_parameters
+                              where parameter = 'reissue_escalate_after_months'), 999)
+            then 'reissue_overdue' else 'awaiting_account_correction' end,
+       case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
+                 >= coalesce((select value from stg_policy_parameters
+                              where parameter = 'reissue_escalate_after_months'), 999)
+            then 'error' else 'warning' end,
+       l.line_program, l.id_number, l.region_code, 'held',
+       format('{} 的款项 {} 元于 {} 被银行退回，账户 {} 尚未更正，暂不重发', l.service_month, l.amount::VARCHAR,
+              l.first_failed_payroll, mask_account(l.failed_account)),
+       null, null
+from int_payment_lines l
+where l.line_type = 'reissue' and l.hold_reason = 'awaiting_account_correction'

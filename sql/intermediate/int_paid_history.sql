@@ -1,5 +1,7 @@
 -- int_paid_history: what earlier payrolls did for each unit, program and service month, from the
--- ledger's program lines (regular, arrears, reissue; price subsidies are settled on their own).
+-- ledger's program lines (regular, arrears; price subsidies are settled on their own). A line the
+-- bank returned as failed still counts: it is owed through a reissue line (int_reissue_due), never
+-- again through arrears; reissue lines replace such payments and so are not counted a second time.
 -- grain: one row per unit, line program and service month that appears in an earlier payroll.
 select
     unit_key,
@@ -9,5 +11,5 @@ select
     bool_or(status = 'payable')                      as was_paid,
     bool_or(status = 'held')                         as was_held
 from hist_ledger
-where line_type in ('regular', 'arrears', 'reissue')
+where line_type in ('regular', 'arrears')
 group by all

@@ -1,6 +1,7 @@
 -- int_payment_lines: the month's payment lines before fund attribution.
 --   regular / price_subsidy: what is due for this payroll month
 --   arrears: due now for an earlier service month minus what the ledger already paid for it
+--   reissue: a payment the bank returned as failed, owed again (int_reissue_due)
 -- Payee and hold come from this month's roster: money owed for an earlier month goes to the
 -- account the unit has now. grain: one row per unit, line program, service month and line type
 -- (price subsidy: per covered person).
@@ -8,6 +9,8 @@ with due as (
     select * from int_program_due
     union all by name
     select * from int_price_subsidy
+    union all by name
+    select * from int_reissue_due
 ),
 
 payee as (
@@ -62,8 +65,14 @@ select
     py.payee_bank_name,
     py.payee_bic,
     py.institution_code,
-    coalesce(h.hold_reason, case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason,
-    case when h.hold_reason is null and ea.id_number is null then 'payable' else 'held' end as status
+    coalesce(h.hold_reason,
+             case when ea.id_number is not null then 'arrears_top_up_review' end,
+             -- a reissue waits until the unit's account is no longer the one the bank refused
+             case when pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account
+                  then 'awaiting_account_correction' end) as hold_reason,
+    case when h.hold_reason is null and ea.id_number is null
+              and not (pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account)
+         then 'payable' else 'held' end as status
 from priced pr
 join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
 left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program

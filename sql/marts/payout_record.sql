@@ -6,8 +6,11 @@
 with lines as (
     select
         *,
-        coalesce(institution_code, unit_key) as payee_group,
+        -- a reissue travels on its own record, in the month's reissue batch
+        coalesce(institution_code, unit_key) || case when line_type = 'reissue' then '#reissue' else '' end
+            as payee_group,
         case when line_type = 'price_subsidy' then '价格临时补贴'
+             when line_type = 'reissue' then program_zh || '退回重发'
              else program_zh || case when line_type = 'regular' then '' else '补发' end
         end as memo_label
     from month_ledger l
@@ -46,6 +49,7 @@ select
     list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number) as line_ids,
     string_agg(distinct l.program, ';' order by l.program) as programs,
     any_value(m.memo)                         as memo,
+    bool_and(l.line_type = 'reissue')         as is_reissue,
     row_number() over (partition by l.payee_bank_code
                        order by min(l.region_code), l.payee_group, l.payee_account, l.payee_name) as seq
 from lines l

@@ -1,0 +1,44 @@
+-- int_reissue_due: payments the bank returned as failed (contract section 4) and not yet reissued by
+-- a payment that did not fail itself. They stay owed: one reissue line per person, program and
+-- service month (a household head's failed regular line and price subsidy of one month travel as
+-- one reissue line; reissue_of names every failed line it replaces). Paid to the account the unit
+-- has this month once it differs from the one that failed; until then held
+-- (awaiting_account_correction, see int_payment_lines). grain: person, program, service month.
+with reissued as (
+    select unnest(reissue_of) as line_id, payment_state
+    from hist_ledger
+    where line_type = 'reissue' and status = 'payable'
+),
+
+failed as (
+    select h.*
+    from hist_ledger h
+    where h.status = 'payable' and h.payment_state = 'failed'
+      and not exists (select 1 from reissued r
+                      where r.line_id = h.line_id and r.payment_state is distinct from 'failed')
+)
+
+select
+    id_number,
+    program                                               as line_program,
+    program,
+    service_month,
+    'reissue'                                             as line_type,
+    any_value(unit_key)                                   as unit_key,
+    any_value(region_code)                                as region_code,
+    any_value(household_id)                               as household_id,
+    any_value(urban_rural)                                as urban_rural,
+    CAST(sum(amount) AS DECIMAL(18, 2))                   as due,
+    true                                                  as has_standard,
+    true                                                  as eligible,
+    min(payroll_month)                                    as basis_month,
+    list(line_id order by line_id)                        as reissue_of,
+    arg_max(payee_account, payroll_month)                 as failed_account,
+    min(payroll_month)                                    as first_failed_payroll,
+    list_distinct(flatten(list(rule_versions)))           as rule_versions,
+    to_json({failed_payment_refs: list(distinct payment_ref order by payment_ref),
+             failed_lines: list(line_type || ' ' || amount::VARCHAR order by line_id)})::VARCHAR as inputs,
+    '银行退回失败后重发：' || string_agg(distinct payment_ref, ', ' order by payment_ref) || ' 共 '
+        || sum(amount)::VARCHAR || ' 元'                    as formula
+from failed
+group by id_number, program, service_month
