@@ -66,6 +66,11 @@ test-deps:
 	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	            --no-install-recommends libreoffice-calc-nogui >/dev/null; \
 	    else echo "the tests need LibreOffice: sudo apt-get install libreoffice-calc-nogui"; exit 1; fi; }
+	@command -v chromium >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends chromium >/dev/null; \
+	    else echo "the tests need Chromium: sudo apt-get install chromium"; exit 1; fi; }
 
 test: install airflow-db test-deps
 	$(BIN)/python -m pytest -q

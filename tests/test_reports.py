@@ -104,3 +104,59 @@ def test_exception_list_has_every_finding_by_type_and_county(four_months, tmp_pa
     assert all(f'<section id="{t}">' in page for t in expected)
     # auditors open it in LibreOffice too
     assert soffice_to_csv(reports / "exceptions.xlsx", tmp_path)[0][0].startswith("2020-03 异常与核查清单")
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and RGB(A) scanlines of a PNG (8-bit truecolour, as Chromium writes it)."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour in (2, 6), (depth, colour)
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i:i + 3]) for r in rows for i in range(0, stride, bpp)]
+
+
+def test_reconciliation_page_renders_its_charts_in_headless_chromium(four_months, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is installed by `make test` (make test-deps)"
+    page = four_months["out"] / "2020-03" / "reports" / "reconciliation.html"
+    shot = tmp_path / "page.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1400", "--hide-scrollbars",
+                           f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    width, height, pixels = _png_pixels(shot.read_bytes())
+    assert (width, height) == (1200, 1400)
+    # the bars of the charts are drawn in the page's bar colour (#2f6fae), in quantity
+    bar = bytes((0x2F, 0x6F, 0xAE))
+    assert sum(1 for px in pixels if px == bar) > 5000
