@@ -87,6 +87,7 @@ REGISTRIES = {
     "businesses": ("owns_business", ("business_name", "credit_code")),
 }
 ID_HEADERS = ("id_number", *COMMON_COLUMNS["id_number"])
+FILE_DEFECTS = {"duplicate_delivery", "corrected_file"}
 # Defects that need the person delivered and accepted that month to be findable.
 NEEDS_DELIVERY = {"on_public_payroll", "owns_vehicle", "owns_business", "guardian_account_changed"}
 
@@ -831,8 +832,17 @@ class Generator:
         """public_payroll.csv, vehicles.csv and businesses.csv: some of the month's dibao and tekun
         people (planted matches) among three times as many people doudi does not pay."""
         rng = self.side_rng(month, "registries")
-        clean = pd.concat([rosters[p].loc[rosters[p]["defect"] == "", ["id_number", "name", "program"]]
-                           .assign(program=p) for p in ("dibao", "tekun")]).drop_duplicates("id_number")
+        dib = rosters["dibao"]
+        # a dibao member is findable only if the whole household is clean (a defect on one member
+        # quarantines the household)
+        dib_clean = ~(dib["defect"] != "").groupby(dib["household_id"]).transform("any")
+        clean = pd.concat([dib.loc[dib_clean, ["id_number", "name"]].assign(program="dibao"),
+                           rosters["tekun"].loc[rosters["tekun"]["defect"] == "", ["id_number", "name"]]
+                           .assign(program="tekun")])
+        # and only if delivered once: a person planted twice (a duplicate) is left out
+        clean = clean[~clean["id_number"].isin(
+            pd.concat([dib["id_number"], rosters["tekun"]["id_number"]]).loc[lambda x: x.duplicated()])]
+        clean = clean.drop_duplicates("id_number")
         for registry, (kind, columns) in REGISTRIES.items():
             idx = _pick(rng, np.ones(len(clean), dtype=bool), self.cfg.rate(kind))
             hits = clean.iloc[idx]
@@ -880,8 +890,9 @@ class Generator:
             self.clean_last_month = {
                 p: set(df.loc[df["defect"] == "", "id_number"]) - {i for m, i in self.withdrawn if m == month}
                 for p, df in rosters.items()}
+        # a planted row that a corrected file then withdrew never reached doudi: nothing to find
         self.truth = [t for t in self.truth
-                      if t["defect"] not in NEEDS_DELIVERY or (t["month"], t["id_number"]) not in self.withdrawn]
+                      if t["defect"] in FILE_DEFECTS or (t["month"], t["id_number"]) not in self.withdrawn]
         truth = pd.DataFrame(self.truth, columns=["month", "defect", "program", "id_number", "related_id",
                                                   "file", "detail"])
         truth["expected"] = truth["defect"].map(lambda d: "/".join(EXPECTED_OUTCOME.get(d, ("", ""))))
