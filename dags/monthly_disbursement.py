@@ -28,6 +28,8 @@ PROGRAMS = ["dibao", "tekun", "orphan", "disability"]
         "reference": Param("", type="string", description="reference folder (blank: DOUDI_REFERENCE)"),
         "out": Param("", type="string", description="output root (blank: DOUDI_OUT)"),
         "warehouse": Param("", type="string", description="warehouse DuckDB file (blank: DOUDI_WAREHOUSE)"),
+        "supplementary": Param(False, type="boolean",
+                               description="rerun a released month: pay only what its released batches lack"),
     },
     doc_md=__doc__,
 )

@@ -1,7 +1,7 @@
 """The `doudi` command: the same stage functions as the DAG, without Airflow.
 
     doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S
-    doudi run      --month YYYY-MM --inbox DIR --reference DIR --out DIR --warehouse FILE
+    doudi run      --month YYYY-MM --inbox DIR --reference DIR --out DIR --warehouse FILE [--supplementary]
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
     doudi release  --month YYYY-MM --out DIR --by NAME
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
@@ -30,7 +30,8 @@ def _run_args(p: argparse.ArgumentParser, inbox: bool = True) -> None:
 
 
 def _ctx(args) -> RunContext:
-    return RunContext.from_env(args.month, inbox=getattr(args, "inbox", None) or "",
+    return RunContext.from_env(args.month, supplementary=getattr(args, "supplementary", False),
+                               inbox=getattr(args, "inbox", None) or "",
                                reference=args.reference or "", out=args.out or "", warehouse=args.warehouse or "")
 
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("run", help="run one payroll month without Airflow")
     _run_args(r)
+    r.add_argument("--supplementary", action="store_true",
+                   help="rerun a month already released: pay only what its released batches lack, in a new batch")
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("verify", help="check a month's payout files against its manifest and the ledger")
     _run_args(v, inbox=False)

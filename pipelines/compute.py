@@ -71,6 +71,8 @@ def compute_payments(ctx: RunContext) -> dict:
         run_model(con, f"intermediate/{model}.sql")
     run_model(con, "marts/payment_ledger.sql", name="month_ledger")
     run_model(con, "intermediate/int_compute_findings.sql")
+    if ctx.supplementary:
+        apply_supplementary(ctx, con)
     check_invariants(con)
 
     out = ensure_dir(ctx.work_dir / "compute")
@@ -110,6 +112,49 @@ def load_history(ctx: RunContext, con) -> None:
         con.execute(f"CREATE TABLE hist_ledger ({', '.join(f'{k} {t}' for k, t in HIST_LEDGER_COLUMNS.items())})")
         con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
+
+
+SUPPLEMENTARY_FINDINGS = """
+INSERT INTO int_compute_findings BY NAME
+SELECT getvariable('payroll_month') AS payroll_month, 'overpaid_after_release' AS finding_type,
+       'warning' AS severity, r.program, r.id_number, r.region_code, 'recorded' AS action,
+       format('已发放 {} {} {} 元；更正后应发 {} 元：多发部分不自动追回，请核查', r.service_month, r.line_type,
+              r.amount::VARCHAR, coalesce(f.amount, 0)::VARCHAR) AS detail,
+       r.source_file, r.source_row
+FROM released_lines r
+LEFT JOIN month_ledger f ON f.service_month = r.service_month AND f.program = r.program
+     AND f.line_type = r.line_type AND f.id_number = r.id_number AND f.status = 'payable'
+WHERE coalesce(f.amount, 0) < r.amount
+UNION ALL BY NAME
+SELECT getvariable('payroll_month') AS payroll_month, 'supplementary_review' AS finding_type, 'warning' AS severity,
+       f.program, f.id_number, f.region_code, 'recorded' AS action,
+       format('更正后 {} {} 应发 {} 元，已发 {} 元，但该月已有补发行：差额待人工核定',
+              f.service_month, f.line_type, f.amount::VARCHAR, r.amount::VARCHAR) AS detail,
+       f.source_file, f.source_row
+FROM month_ledger f JOIN released_lines r USING (service_month, program, line_type, id_number)
+WHERE f.status = 'payable' AND f.amount > r.amount
+  AND NOT EXISTS (SELECT 1 FROM supplementary_ledger s WHERE s.service_month = f.service_month
+                  AND s.program = f.program AND s.id_number = f.id_number AND s.line_type = 'arrears'
+                  AND s.arrears_cause = 'supplementary_correction')
+"""
+
+
+def apply_supplementary(ctx: RunContext, con) -> None:
+    """A released month rerun on corrected rosters: keep the released lines, add what they lack."""
+    from pipelines.payout import check_release_state, released_batches, supplement_batch
+
+    released = released_batches(ctx)
+    check_release_state(ctx, released)
+    if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'wh'").fetchall()[0][0]:
+        raise RunError(f"a supplementary run needs the warehouse holding the released month: {ctx.warehouse}")
+    batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
+    con.execute(f"""CREATE TABLE released_lines AS SELECT * FROM wh.payment_ledger
+                    WHERE payroll_month = ? AND status = 'payable' AND batch_id IN ({batches})""", [ctx.month])
+    set_variables(con, supplement_batch=supplement_batch(ctx))
+    run_model(con, "marts/payment_ledger_supplementary.sql", name="supplementary_ledger")
+    con.execute(SUPPLEMENTARY_FINDINGS)
+    con.execute("DROP TABLE month_ledger")
+    con.execute("ALTER TABLE supplementary_ledger RENAME TO month_ledger")
 
 
 ENGINE_AUDITS = [

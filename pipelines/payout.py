@@ -26,7 +26,7 @@ from pathlib import Path
 from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import connect, copy_to_parquet, run_model, sql_string
+from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, run_model, sql_string
 from pipelines.vocabulary import PROGRAM_NAMES_ZH
 
 REGULAR_BATCH = "R"  # the month's regular batch per bank
@@ -43,16 +43,15 @@ def released_marker(ctx: RunContext) -> Path:
 
 
 def write_payouts(ctx: RunContext) -> dict:
-    if released_marker(ctx).exists():
-        raise RunError(
-            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
-            "rewritten. Corrections go out as a supplementary batch in a later payroll month."
-        )
+    released = released_batches(ctx)
+    check_release_state(ctx, released)
     ledger = ctx.work_dir / "compute" / "ledger.parquet"
     if not ledger.exists():
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
     con = connect(ctx)
-    con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
+    # lines already carried by a released batch keep their payment_ref; the rest go out now
+    con.execute(f"CREATE TABLE full_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
+    con.execute("CREATE TABLE month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
     con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
     run_model(con, "marts/payout_record.sql")
@@ -60,11 +59,12 @@ def write_payouts(ctx: RunContext) -> dict:
         "CREATE TABLE payout_records AS "
         "SELECT *, ? || bank_code || batch_id || lpad(seq::VARCHAR, 6, '0') AS payment_ref, "
         "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
-        "FROM (SELECT *, CASE WHEN is_reissue THEN ? ELSE ? END AS batch_id FROM payout_record)",
-        [ctx.month_compact, ctx.settings.max_records_per_file, REISSUE_BATCH, REGULAR_BATCH],
+        "FROM (SELECT *, CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END AS batch_id FROM payout_record)",
+        [ctx.month_compact, ctx.settings.max_records_per_file, ctx.supplementary, supplement_batch(ctx),
+         REISSUE_BATCH, REGULAR_BATCH],
     )
-    # every payable line is carried by exactly one record; the same totals go into the manifest
-    payable_lines, carried, carried_distinct, payable_sum, records, records_sum = con.execute(
+    # every payable line going out now is carried by exactly one record
+    payable_lines, carried, carried_distinct, payable_sum, _records, records_sum = con.execute(
         "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
         "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
         "(SELECT count(DISTINCT l) FROM (SELECT unnest(line_ids) AS l FROM payout_records)), "
@@ -75,8 +75,6 @@ def write_payouts(ctx: RunContext) -> dict:
     if not (payable_lines == carried == carried_distinct and payable_sum == records_sum):
         raise RunError(f"payout records do not carry the payable lines exactly once: {payable_lines} payable "
                        f"lines / {payable_sum}, records carry {carried} ({carried_distinct} distinct) / {records_sum}")
-    totals = {"records": int(records), "sum": f"{records_sum:.2f}", "payable_lines": int(payable_lines),
-              "payable_sum": f"{payable_sum:.2f}"}
 
     out_dir = ensure_dir(ctx.payouts_dir)
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
@@ -94,13 +92,30 @@ def write_payouts(ctx: RunContext) -> dict:
             write_bytes_atomic(out_dir / name, data)
             files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
                           "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
+    if released:  # the released batches' files stay as they were sent
+        files = [f for f in read_manifest(ctx)["files"] if f["batch_id"] in released] + files
     _remove_stale(out_dir, {f["name"] for f in files})
+    all_payable, all_payable_sum = con.execute(
+        "SELECT count(*), coalesce(sum(amount), 0) FROM full_ledger WHERE status = 'payable'").fetchall()[0]
+    csv_files = [f for f in files if f["format"] == "csv"]
+    totals = {"records": sum(f["count"] for f in csv_files),
+              "sum": f"{sum((Decimal(f['sum']) for f in csv_files), Decimal('0.00')):.2f}",
+              "payable_lines": int(all_payable), "payable_sum": f"{all_payable_sum:.2f}"}
+    if totals["sum"] != totals["payable_sum"]:
+        raise RunError(f"payout files carry {totals['sum']} but the month's payable lines sum to "
+                       f"{totals['payable_sum']}: nothing released is rewritten, check the warehouse")
     manifest = build_manifest(ctx, files, totals)
     write_json_atomic(out_dir / "manifest.json", manifest)
     refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
     copy_to_parquet(con, "SELECT unnest(line_ids) AS line_id, payment_ref, batch_id, bank_code FROM payout_records "
                          "ORDER BY payment_ref, line_id", refs_path)
-    copy_to_parquet(con, "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records ORDER BY payment_ref",
+    records_query = "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records"
+    if released:  # the month's records in the warehouse: the released batches' stay
+        attach_warehouse(con, ctx.warehouse)
+        batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
+        records_query += (" UNION ALL BY NAME SELECT * EXCLUDE (payroll_month) FROM wh.payout_record "
+                          f"WHERE payroll_month = '{ctx.month}' AND batch_id IN ({batches})")
+    copy_to_parquet(con, f"SELECT * FROM ({records_query}) ORDER BY payment_ref",
                     ctx.work_dir / "payout" / "records.parquet")
     con.close()
     return {
@@ -110,6 +125,20 @@ def write_payouts(ctx: RunContext) -> dict:
         "sum": manifest["totals"]["sum"],
         "refs_path": str(refs_path),
     }
+
+
+def check_release_state(ctx: RunContext, released: set[str] | None = None) -> None:
+    """A released month is rerun only as a supplementary run, and only a released month is."""
+    released = released_batches(ctx) if released is None else released
+    if released and not ctx.supplementary:
+        raise RunError(
+            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
+            "rewritten. To pay corrections for this month, rerun it as a supplementary run "
+            f"(doudi run --month {ctx.month} --supplementary, or the DAG param supplementary=true): only the "
+            "lines the released batches did not carry go out, in a new batch."
+        )
+    if ctx.supplementary and not released:
+        raise RunError(f"{ctx.month} has not been released: rerun it normally (without --supplementary)")
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
@@ -251,18 +280,48 @@ def read_manifest(ctx: RunContext) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def release_record(ctx: RunContext) -> dict | None:
+    marker = released_marker(ctx)
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
+
+
+def released_batches(ctx: RunContext) -> set[str]:
+    """Batches of the month already sent to the banks (never rewritten)."""
+    record = release_record(ctx)
+    if record is None:
+        return set()
+    batches = set(record.get("batches") or (REGULAR_BATCH, REISSUE_BATCH))
+    for supplement in record.get("supplements", []):
+        batches |= set(supplement["batches"])
+    return batches
+
+
+def supplement_batch(ctx: RunContext) -> str:
+    """The batch a supplementary run of a released month writes: S1, then S2 once S1 is released."""
+    record = release_record(ctx) or {}
+    return f"S{len(record.get('supplements', [])) + 1}"
+
+
 def release(ctx: RunContext, who: str) -> dict:
-    """Mark the month's payout batches as released to the banks: from now on they are never rewritten."""
+    """Mark the month's payout batches as released to the banks: from now on they are never rewritten.
+    A month released before may release its supplementary batch the same way."""
     import datetime
 
     manifest_path = ctx.payouts_dir / "manifest.json"
     if not manifest_path.exists():
         raise RunError(f"nothing to release: {manifest_path} does not exist")
-    if released_marker(ctx).exists():
+    manifest = read_manifest(ctx)
+    in_manifest = {f["batch_id"] for f in manifest["files"]} or {REGULAR_BATCH}
+    entry = {"released_by": who, "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+             "manifest_sha256": sha256_file(manifest_path)}
+    record = release_record(ctx)
+    if record is None:
+        record = {"payroll_month": ctx.month, **entry, "batches": sorted(in_manifest)}
+        write_json_atomic(released_marker(ctx), record)
+        return dict(record)
+    pending = sorted(in_manifest - released_batches(ctx))
+    if not pending:
         raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
-    record = {"payroll_month": ctx.month, "released_by": who,
-              "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-              "manifest_sha256": sha256_file(manifest_path)}
+    record.setdefault("supplements", []).append({**entry, "batches": pending})
     write_json_atomic(released_marker(ctx), record)
-    return record
-
+    return {"payroll_month": ctx.month, **entry, "batches": pending}

@@ -26,6 +26,9 @@ FRAMES = {
 
 
 def check_reference(ctx: RunContext) -> dict:
+    from pipelines.payout import check_release_state
+
+    check_release_state(ctx)  # first of all: a released month is rerun only as a supplementary run
     missing = [f"{n}.csv" for n in REQUIRED_REFERENCE if not (ctx.reference / f"{n}.csv").exists()]
     if missing:
         raise RunError(f"reference folder {ctx.reference} lacks {', '.join(missing)}")

@@ -68,6 +68,8 @@ class RunContext:
     reference: Path
     out: Path
     warehouse: Path
+    # a rerun of a month already released to the banks: corrections go out as a supplementary batch
+    supplementary: bool = False
     settings: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
@@ -75,7 +77,7 @@ class RunContext:
             raise RunError(f"payroll month must be YYYY-MM, got {self.month!r}")
 
     @classmethod
-    def from_env(cls, month: str, **overrides: str) -> RunContext:
+    def from_env(cls, month: str, supplementary: bool = False, **overrides: str) -> RunContext:
         values = {
             "inbox": _env("DOUDI_INBOX", str(PROJECT_ROOT / "var" / "inbox")),
             "reference": _env("DOUDI_REFERENCE", str(DEFAULT_REFERENCE)),
@@ -89,6 +91,7 @@ class RunContext:
             reference=Path(values["reference"]),
             out=Path(values["out"]),
             warehouse=Path(values["warehouse"]),
+            supplementary=bool(supplementary),
         )
 
     @property
@@ -119,6 +122,7 @@ class RunContext:
             "reference": str(self.reference),
             "out": str(self.out),
             "warehouse": str(self.warehouse),
+            "supplementary": "1" if self.supplementary else "",
         }
 
     @classmethod
@@ -129,4 +133,5 @@ class RunContext:
             reference=Path(d["reference"]),
             out=Path(d["out"]),
             warehouse=Path(d["warehouse"]),
+            supplementary=bool(d.get("supplementary")),
         )

@@ -32,7 +32,8 @@ def resolve_run(params: dict, logical_month: str | None = None) -> dict:
     month = (params.get("payroll_month") or logical_month or "").strip()
     if not month:
         raise RunError("no payroll month: trigger with conf {\"payroll_month\": \"YYYY-MM\"}")
-    ctx = RunContext.from_env(month, inbox=params.get("inbox") or "", reference=params.get("reference") or "",
+    ctx = RunContext.from_env(month, supplementary=bool(params.get("supplementary")),
+                              inbox=params.get("inbox") or "", reference=params.get("reference") or "",
                               out=params.get("out") or "", warehouse=params.get("warehouse") or "")
     return ctx.as_dict()
 

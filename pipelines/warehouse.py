@@ -78,7 +78,8 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     con.executemany("INSERT INTO reason_vocab VALUES (?, ?)", [(r.code, r.message_zh) for r in REASONS.values()])
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_payment_ledger AS
-        SELECT l.* REPLACE (r.payment_ref AS payment_ref), r.batch_id
+        SELECT l.* REPLACE (coalesce(r.payment_ref, l.payment_ref) AS payment_ref,
+                            coalesce(r.batch_id, l.batch_id) AS batch_id)
         FROM read_parquet('{p("compute", "ledger.parquet")}') l
         LEFT JOIN read_parquet('{p("payout", "payment_refs.parquet")}') r USING (line_id)""")
     con.execute(f"""

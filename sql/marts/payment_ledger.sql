@@ -35,6 +35,7 @@ select
     l.payee_bic,
     l.institution_code,
     CAST(NULL AS VARCHAR)                        as payment_ref,
+    CAST(NULL AS VARCHAR)                        as batch_id,
     -- sent when published; paid / failed once a bank return names it (pipelines/bank_returns.py)
     case when l.status = 'payable' then 'sent' end as payment_state,
     l.reissue_of,

@@ -1,0 +1,45 @@
+-- payment_ledger_supplementary: a month already released to the banks, rerun on corrected rosters
+-- (a supplementary run). The released batches' lines stand exactly as they were sent; the corrected
+-- computation (month_ledger) adds only what they did not carry, in the supplementary batch:
+--   a line whose key (service month, program, line type, person) no released line has;
+--   a top-up `arrears` line where the corrected amount of a regular or price-subsidy line is higher
+--   (arrears_cause supplementary_correction; its fund parts are the difference of the parts).
+-- Lower or vanished amounts are never recovered by doudi: compute reports them as findings.
+-- grain: one row per payment line of the month (released + supplementary).
+with added as (
+    select f.* replace (case when f.status = 'payable' then getvariable('supplement_batch') end as batch_id)
+    from month_ledger f
+    anti join released_lines r using (service_month, program, line_type, id_number)
+),
+
+topups as (
+    select f.* replace (
+        md5(concat_ws('|', f.payroll_month, f.service_month, f.program, 'arrears', f.id_number,
+                      getvariable('supplement_batch')))                    as line_id,
+        'arrears'                                                          as line_type,
+        CAST(f.amount - r.amount AS DECIMAL(18, 2))                        as amount,
+        r.amount                                                           as previously_paid,
+        'supplementary_correction'                                         as arrears_cause,
+        f.formula || '；更正后应发 ' || f.amount::VARCHAR || ' − 已发 ' || r.amount::VARCHAR
+            || ' = 补发 ' || (f.amount - r.amount)::VARCHAR                as formula,
+        f.fund_central - r.fund_central                                    as fund_central,
+        f.fund_provincial - r.fund_provincial                              as fund_provincial,
+        f.fund_city - r.fund_city                                          as fund_city,
+        f.fund_county - r.fund_county                                      as fund_county,
+        getvariable('supplement_batch')                                    as batch_id)
+    from month_ledger f
+    join released_lines r using (service_month, program, line_type, id_number)
+    where f.status = 'payable' and f.line_type in ('regular', 'price_subsidy') and f.amount > r.amount
+      and not exists (select 1 from released_lines x
+                      where x.service_month = f.service_month and x.program = f.program
+                        and x.line_type = 'arrears' and x.id_number = f.id_number)
+      and not exists (select 1 from added a
+                      where a.service_month = f.service_month and a.program = f.program
+                        and a.line_type = 'arrears' and a.id_number = f.id_number)
+)
+
+select * from released_lines
+union all by name
+select * from added
+union all by name
+select * from topups
