@@ -48,6 +48,7 @@ def cmd_run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pipelines.faults import checkpoint
     from pipelines.monthly import stages
 
     ctx = _ctx(args)
@@ -61,6 +62,7 @@ def cmd_run(args) -> int:
         for name, call in steps:
             progress.update(bar, description=f"{ctx.month} {name}")
             results[name] = call()
+            checkpoint(f"after:{name}")
             progress.advance(bar)
     rep = results["report"]
     pay = results["payout"]

@@ -16,6 +16,7 @@ Writes `_work/compute/ledger.parquet` (the month's ledger lines, payment_ref sti
 from __future__ import annotations
 
 from pipelines.audits import enforce
+from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import (
@@ -76,6 +77,7 @@ def compute_payments(ctx: RunContext) -> dict:
     check_invariants(con)
 
     out = ensure_dir(ctx.work_dir / "compute")
+    checkpoint("compute.before_write")
     copy_to_parquet(con, "SELECT * FROM month_ledger ORDER BY program, region_code, unit_key, id_number, "
                          "service_month, line_type", out / "ledger.parquet")
     copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row",

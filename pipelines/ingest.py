@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, inbox_path, list_files, sha256_bytes
 from pipelines.settings import PROGRAMS, RunContext, RunError
 from pipelines.vocabulary import (
@@ -91,6 +92,7 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
         table = _ingest_one(ctx, program, path, res, seen_hashes)
         if table is not None:
             tables.append(table)
+        checkpoint("ingest.after_first_file")
     rows = _combine(program, tables)
     rows = _apply_supersession(rows, results)
     rows = _check_row_swing(ctx, rows, results, previous_counts or {})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from pipelines.clearance import CLEARANCE_COLUMNS
+from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.linkage import find_near_duplicates
 from pipelines.settings import PROGRAMS, RunContext, RunError
@@ -57,6 +58,7 @@ def check_integrity(ctx: RunContext) -> dict:
     if final != delivered:
         raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
     out = ensure_dir(ctx.work_dir / "integrity")
+    checkpoint("integrity.before_write")
     copy_to_parquet(con, "SELECT * FROM int_roster_final ORDER BY program, source_file, source_row",
                     out / "roster.parquet")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",

@@ -8,6 +8,7 @@ personal data are created owner-only (0600).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from upath import UPath
+
+from pipelines.faults import checkpoint
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -30,12 +33,18 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)
     ensure_dir(final.parent)
+    # a run killed mid-write leaves its temporary file behind: the next write of the same file
+    # clears it (never visible under the final name either way)
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     try:
         yield tmp
         os.chmod(tmp, PRIVATE_FILE_MODE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        checkpoint("io.before_rename")
         os.replace(tmp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipelines.compute import compute_payments
+from pipelines.faults import checkpoint
 from pipelines.ingest import ingest_program
 from pipelines.integrity import check_integrity
 from pipelines.payout import write_payouts
@@ -41,6 +42,7 @@ def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = No
     results = {}
     for name, call in stages(ctx):
         results[name] = call()
+        checkpoint(f"after:{name}")
         if on_stage:
             on_stage(name, results[name])
     return results

@@ -23,6 +23,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
@@ -90,6 +91,7 @@ def write_payouts(ctx: RunContext) -> dict:
         for fmt in formats:
             name, data = render(ctx, fmt, stem, rows, bank_code, batch_id, total)
             write_bytes_atomic(out_dir / name, data)
+            checkpoint("payout.after_first_file")
             files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
                           "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
     if released:  # the released batches' files stay as they were sent
@@ -105,6 +107,7 @@ def write_payouts(ctx: RunContext) -> dict:
         raise RunError(f"payout files carry {totals['sum']} but the month's payable lines sum to "
                        f"{totals['payable_sum']}: nothing released is rewritten, check the warehouse")
     manifest = build_manifest(ctx, files, totals)
+    checkpoint("payout.before_manifest")
     write_json_atomic(out_dir / "manifest.json", manifest)
     refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
     copy_to_parquet(con, "SELECT unnest(line_ids) AS line_id, payment_ref, batch_id, bank_code FROM payout_records "

@@ -21,6 +21,7 @@ import io
 from decimal import Decimal
 
 from pipelines.audit_report import query_findings, write_exceptions
+from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
 from pipelines.payout import read_manifest
@@ -93,6 +94,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     xlsx = ctx.reports_dir / "reconciliation.xlsx"
     with atomic_path(xlsx) as tmp:
         tmp.write_bytes(render_xlsx(ctx, data))
+    checkpoint("report.after_xlsx")
     page = ctx.reports_dir / "reconciliation.html"
     with atomic_path(page) as tmp:
         tmp.write_text(render_html(ctx, data), encoding="utf-8")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model
@@ -80,6 +81,7 @@ def validate_program(ctx: RunContext, program: str) -> dict:
 
     out_dir = ensure_dir(ctx.work_dir / "validate")
     out_path = out_dir / f"{program}.parquet"
+    checkpoint("validate.before_write")
     copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
     # the failing rows are read; from here the result keeps counts only, no personal values
     _strip_personal_values(result)

@@ -25,6 +25,7 @@ import subprocess
 from pipelines import __version__
 from pipelines.audits import enforce
 from pipelines.bank_returns import reconcile_three_ways, refresh_payment_states
+from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
@@ -59,6 +60,7 @@ def publish_month(ctx: RunContext) -> dict:
         check_books(ctx, con)
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
+        checkpoint("publish.before_commit")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
