@@ -49,6 +49,7 @@ _REASONS = [
     Reason("ROW_MALFORMED", "该行列数与表头不符（可能被截断或多了逗号）", "row has the wrong number of fields"),
     # row level: identity
     Reason("NAME_MISSING", "姓名为空", "name missing"),
+    Reason("NAME_INVALID", "姓名或户名以 = + - @ 开头或含控制字符，不是有效姓名（可能是公式注入），请核对", "name looks like a formula"),
     Reason("ID_MISSING", "身份证号为空", "ID number missing"),
     Reason("ID_FORMAT", "身份证号应为18位（17位数字加校验位），15位旧号码请换领后报送", "ID not 18 chars"),
     Reason("ID_CHECK_DIGIT", "身份证号校验位错误，请核对号码", "ID check digit wrong"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import MONTHS, PROJECT
 from tests.facts import assert_arrears_and_price, assert_month_facts, assert_never_paid_twice
+from tests.test_reports import ACCOUNT_RE, ID_RE
 
 
 def test_dagbag_imports_every_dag_with_tags_and_retries():
@@ -44,6 +46,8 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox):
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     })
     airflow = Path(sys.executable).parent / "airflow"
+    logs = []
+    started = time.time()
     for month in MONTHS:
         proc = subprocess.run([str(airflow), "dags", "test", "monthly_disbursement", "--conf",
                                f'{{"payroll_month": "{month}"}}'], env=env, capture_output=True, text=True,
@@ -52,5 +56,15 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox):
         assert proc.returncode == 0, tail
         assert "state=failed" not in proc.stdout + proc.stderr, tail
         assert_month_facts(tmp_path / "out", tmp_path / "warehouse.duckdb", month)
+        logs.append(proc.stdout + proc.stderr)
     assert_arrears_and_price(tmp_path / "warehouse.duckdb")
     assert_never_paid_twice(tmp_path / "warehouse.duckdb")
+    # the task logs (printed by `dags test`, and any written under AIRFLOW_HOME/logs by these runs)
+    # never show a full ID number or account
+    home = Path(env.get("AIRFLOW_HOME", Path.home() / "airflow")) / "logs"
+    logs += [p.read_text(encoding="utf-8", errors="replace") for p in home.rglob("*")
+             if p.is_file() and p.stat().st_mtime >= started]
+    text = "\n".join(logs)
+    assert "monthly_disbursement" in text
+    assert not ID_RE.search(text), ID_RE.search(text)
+    assert not ACCOUNT_RE.search(text), ACCOUNT_RE.search(text)

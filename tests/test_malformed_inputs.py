@@ -165,6 +165,15 @@ CASES = [
      ("row", 1, "quarantined", "HOUSEHOLD_SIZE_MISMATCH")),
     ("money_with_thousands_separator", "dibao", {"a.csv": csv_text(DIBAO_HEAD, dibao([
         ("王五", HEAD, "男", True, "H1", "户主", 1, "1,234.50")])).encode()}, ("row", 1, "accepted", None)),
+    ("formula_in_name", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(姓名='=HYPERLINK("http://x","点我")',
+                                                                 户名='=HYPERLINK("http://x","点我")')]).encode()},
+     ("row", 1, "quarantined", "NAME_INVALID")),
+    ("formula_in_account_holder", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(户名="@SUM(A1:A9)")]).encode()},
+     ("row", 1, "quarantined", "NAME_INVALID")),
+    ("control_character_in_name", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(姓名="张\x07三")]).encode()},
+     ("row", 1, "quarantined", "NAME_INVALID")),
+    ("path_in_file_name", "tekun", {"..\\..\\evil.csv": csv_text(TEKUN_HEAD, [tekun()]).encode()},
+     ("file", "rejected", "FILE_NAME_INVALID")),
     ("member_error_quarantines_household", "dibao", {"a.csv": csv_text(DIBAO_HEAD, dibao([
         ("王五", HEAD, "男", True, "H1", "户主", 2, "0"), ("赵六", WIFE, "男", False, "H1", "配偶", 2, "0")])).encode()},
      ("row", 1, "quarantined", "HOUSEHOLD_MEMBER_INVALID")),
@@ -210,3 +219,15 @@ def test_malformed_input(tmp_path, case):
             assert reason in row["reasons"]
         if disposition == "duplicate":
             assert row["duplicate_of_row"] == 1 and row["duplicate_rule"] == "same_person_same_file"
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOUDI_MAX_FILE_BYTES", "2000")
+    path = roster_path(tmp_path / "inbox", MONTH, "tekun", f"{C}_tekun_big.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(csv_text(TEKUN_HEAD, [tekun(make_id(C, "19400101", i)) for i in range(40)]).encode())
+    ctx = context(tmp_path, MONTH)
+    ingest_program(ctx, "tekun")
+    files_table = pq.read_table(ctx.work_dir / "ingest" / "tekun.files.parquet").to_pylist()
+    assert [(f["status"], f["reason_code"]) for f in files_table] == [("rejected", "FILE_TOO_LARGE")]
+    assert "2000" in files_table[0]["reason_detail"]

@@ -36,17 +36,23 @@ def month_args(root: Path, month: str) -> list[str]:
             "--warehouse", str(root / "warehouse.duckdb")]
 
 
+MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file", "payout_record",
+                "payout_file")
+
+
 def snapshot(root: Path, month: str) -> dict:
-    """What a finished month is: its payout and report files' bytes, and its ledger."""
+    """What a finished month is: its payout files' bytes, its ledger, and its rows in each table."""
     files = {p.name: sha256_file(p) for p in (root / "out" / month / "payouts").iterdir()
              if not p.name.startswith(".")}
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     try:
         ledger = con.execute(f"SELECT {LEDGER_COLUMNS} FROM payment_ledger WHERE payroll_month = ? ORDER BY line_id",
                              [month]).fetchall()
+        counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [month]).fetchall()[0][0]
+                  for t in MONTH_TABLES}
     finally:
         con.close()
-    return {"files": files, "ledger": ledger}
+    return {"files": files, "ledger": ledger, "counts": counts}
 
 
 def assert_nothing_half_done(root: Path, month: str, baseline: dict) -> None:
@@ -58,16 +64,11 @@ def assert_nothing_half_done(root: Path, month: str, baseline: dict) -> None:
             assert sha256_file(p) == baseline["files"][p.name], p.name
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        for table in ("payment_ledger", "row_disposition", "payout_record", "finding"):
-            if table in tables:
-                n = con.execute(f"SELECT count(*) FROM {table} WHERE payroll_month = ?", [month]).fetchall()[0][0]
-                assert n == 0 or table != "payment_ledger" or n == len(baseline["ledger"]), (table, n)
-        if "payment_ledger" in tables:
-            n = con.execute("SELECT count(*) FROM payment_ledger WHERE payroll_month = ?", [month]).fetchall()[0][0]
-            assert n in (0, len(baseline["ledger"]))
+        counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [month]).fetchall()[0][0]
+                  for t in MONTH_TABLES}
     finally:
         con.close()
+    assert counts in ({t: 0 for t in MONTH_TABLES}, baseline["counts"]), counts
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,30 @@ def test_files_with_personal_data_are_owner_only_and_the_run_is_on_record(crash_
     assert inputs and all(len(h) == 64 for h in inputs.values())
     assert {"standards.csv", "cpi.csv", "policy_parameters.csv"} <= set(reference)
     assert runs[0][3].startswith("doudi ") and runs[0][2][:4] == "20" + runs[0][2][2:4]
+
+
+def test_a_hostile_name_never_becomes_a_formula_in_any_workbook(tmp_path):
+    """A name typed as a formula is quarantined (NAME_INVALID), and where it is shown (the county's
+    quarantine workbook, masked) the cell is text, never a formula."""
+    import openpyxl
+
+    from tests.helpers import run, write_csv
+    from tests.test_engine_golden import TEKUN, C, common, person
+
+    good, bad = person(96, "19400101"), person(97, "19410101", name='=HYPERLINK("http://x","点我")')
+    write_csv(tmp_path / "inbox" / "2020-01" / "rosters" / "tekun" / f"{C}_tekun_202001.csv", TEKUN,
+              [common(good) + ["分散供养", "全自理", ""], common(bad) + ["分散供养", "全自理", ""]])
+    run(tmp_path, "2020-01")
+    books = list((tmp_path / "out" / "2020-01").rglob("*.xlsx"))
+    assert {b.name for b in books} >= {"quarantine.xlsx", "reconciliation.xlsx", "exceptions.xlsx"}
+    hostile_cells = 0
+    for book in books:
+        wb = openpyxl.load_workbook(book)
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                for cell in row:
+                    assert cell.data_type != "f", (book.name, cell.coordinate, cell.value)
+                    if isinstance(cell.value, str) and cell.value.lstrip("'").startswith(("=", "+", "-", "@")):
+                        assert cell.value.startswith("'"), (book.name, cell.coordinate, cell.value)
+                        hostile_cells += 1
+    assert hostile_cells >= 1  # the quarantined name is shown, as text
