@@ -6,6 +6,9 @@
     doudi release  --month YYYY-MM --out DIR --by NAME
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
     doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
+    doudi dictionary [--warehouse FILE] [--output docs/data_dictionary.md]
+    doudi simulate --from-month YYYY-MM --urban 5% --rural 7% [--effective YYYY-MM] [--first-payroll YYYY-MM]
+    doudi export   --month YYYY-MM [--output DIR]
     doudi clear    --month YYYY-MM (--id ID --program P --reason R | --file CSV) --by NAME [--through YYYY-MM]
 
 Exit status: 0 done; 1 the run cannot complete (the message says why and what to do); 2 usage.
@@ -117,6 +120,66 @@ def cmd_returns(args) -> int:
     return 0
 
 
+def cmd_dictionary(args) -> int:
+    from pathlib import Path
+
+    from pipelines.analyst import write_dictionary
+    from pipelines.io import write_bytes_atomic
+
+    ctx = _ctx(args)
+    if not ctx.analyst_db.exists():
+        raise RunError(f"no analyst database at {ctx.analyst_db}: publish a month first (doudi run)")
+    text = write_dictionary(ctx.analyst_db)
+    target = Path(args.output)
+    write_bytes_atomic(target, text.encode("utf-8"))
+    print(f"data dictionary of {ctx.analyst_db} written to {target}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipelines.simulate import parse_share, simulate, write_xlsx
+    from pipelines.vocabulary import PROGRAM_NAMES_ZH
+
+    ctx = _ctx(argparse.Namespace(**dict(vars(args), month=args.from_month)))
+    result = simulate(ctx, args.from_month, parse_share(args.urban), parse_share(args.rural), args.effective,
+                      args.first_payroll, args.round,
+                      parse_share(args.target_urban) if args.target_urban else None,
+                      parse_share(args.target_rural) if args.target_rural else None)
+    console = Console()
+    table = Table(title=f"提标测算 {result['effective']} 起执行，{result['first_payroll']} 首次发放")
+    for col in ("county", "program", "monthly", "annual", f"arrears ({result['arrears_months']} months)"):
+        table.add_column(col, justify="right" if col not in ("county", "program") else "left")
+    for c in result["costs"]:
+        table.add_row(f"{c['region_code']} {c['county']}", PROGRAM_NAMES_ZH.get(c["program"], c["program"]),
+                      f"{c['monthly']:,.2f}", f"{c['annual']:,.2f}", f"{c['arrears']:,.2f}")
+    t = result["totals"]
+    table.add_row("合计", "", f"{t['monthly']:,.2f}", f"{t['annual']:,.2f}", f"{t['arrears']:,.2f}")
+    console.print(table)
+    misses = [s for s in result["standards"] if not (s["urban_meets_target"] and s["rural_meets_target"]
+                                                       and s["rural_above_poverty_line"])]
+    console.print(f"{len(result['standards'])} counties; {len(misses)} miss a target or the poverty line"
+                  + (": " + ", ".join(f"{s['region_code']} {s['county']}" for s in misses[:10]) if misses else ""))
+    path = Path(args.output or ctx.out / "simulations" /
+                f"simulate_{result['from_month']}_{result['effective']}_{args.urban.strip('%')}_{args.rural.strip('%')}.xlsx")
+    write_xlsx(result, path)
+    console.print(f"workbook: {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipelines.export import export_month
+
+    result = export_month(_ctx(args), args.output)
+    print(f"{result['tables']} tables of {args.month} written as Parquet under {result['root']} "
+          f"(partitioned by payroll_month and region_code)")
+    return 0
+
+
 def cmd_clear(args) -> int:
     from pathlib import Path
 
@@ -165,6 +228,31 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("returns", help="load the bank return files of a month and reconcile three ways")
     _run_args(b)
     b.set_defaults(fn=cmd_returns)
+    d = sub.add_parser("dictionary", help="write the data dictionary of the analyst database (Markdown)")
+    d.add_argument("--month", default="2020-01", help=argparse.SUPPRESS)
+    d.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE); the analyst "
+                                       "database is DOUDI_ANALYST_DB or <warehouse>_analyst.duckdb")
+    d.add_argument("--output", default="docs/data_dictionary.md")
+    d.set_defaults(fn=cmd_dictionary, reference=None, out=None)
+    sim = sub.add_parser("simulate", help="what a raise of the dibao standards would cost (提标测算)")
+    sim.add_argument("--from-month", required=True, help="the month whose rosters are the basis")
+    sim.add_argument("--urban", required=True, help="raise of the urban standards, e.g. 5%%")
+    sim.add_argument("--rural", required=True, help="raise of the rural standards, e.g. 7%%")
+    sim.add_argument("--effective", help="first month the raise applies to (default: the month after --from-month)")
+    sim.add_argument("--first-payroll", help="first payroll that pays it (default: --effective); earlier "
+                                             "months are paid as arrears then")
+    sim.add_argument("--round", choices=["yuan", "fen"], default="yuan", help="rounding of the new standards")
+    sim.add_argument("--target-urban", help="target average raise per county (default: --urban)")
+    sim.add_argument("--target-rural", help="target average raise per county (default: --rural)")
+    sim.add_argument("--output", help="XLSX path (default: <out>/simulations/...)")
+    sim.add_argument("--reference", help="reference folder (default: DOUDI_REFERENCE)")
+    sim.add_argument("--out", help="output root (default: DOUDI_OUT)")
+    sim.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE)")
+    sim.set_defaults(fn=cmd_simulate)
+    ex = sub.add_parser("export", help="write the analyst tables of a month as Parquet, by month and county")
+    _run_args(ex, inbox=False)
+    ex.add_argument("--output", help="folder (default: <out>/export)")
+    ex.set_defaults(fn=cmd_export)
     c = sub.add_parser("clear", help="clear a held payment after review (recorded with who and when)")
     _run_args(c, inbox=False)
     c.add_argument("--by", required=True, help="who clears (recorded)")

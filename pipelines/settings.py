@@ -115,6 +115,16 @@ class RunContext:
     def reports_dir(self) -> Path:
         return self.month_out / "reports"
 
+    @property
+    def analyst_db(self) -> Path:
+        """The analysts' database: the marts with pseudonyms and masks (DOUDI_ANALYST_DB)."""
+        return Path(_env("DOUDI_ANALYST_DB", str(self.warehouse.with_name(self.warehouse.stem + "_analyst.duckdb"))))
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        """The secret of the analysts' pseudonyms, kept outside both databases (DOUDI_PSEUDONYM_KEY_FILE)."""
+        return Path(_env("DOUDI_PSEUDONYM_KEY_FILE", str(self.warehouse.with_name("pseudonym.key"))))
+
     def as_dict(self) -> dict[str, str]:
         return {
             "month": self.month,

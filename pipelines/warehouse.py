@@ -23,10 +23,12 @@ import os
 import subprocess
 
 from pipelines import __version__
+from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
 from pipelines.bank_returns import reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
+from pipelines.marts import build_marts, prepare_marts
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
 from pipelines.vocabulary import REASONS
@@ -48,6 +50,7 @@ def publish_month(ctx: RunContext) -> dict:
     con = connect(ctx, path=ctx.warehouse)
     os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
     _stage_views(ctx, con, manifest)
+    prepare_marts(ctx, con)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in MONTH_TABLES:
@@ -58,6 +61,7 @@ def publish_month(ctx: RunContext) -> dict:
         refresh_payment_states(con)
         reconcile_three_ways(con)
         check_books(ctx, con)
+        build_marts(ctx, con)
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
         checkpoint("publish.before_commit")
@@ -70,7 +74,9 @@ def publish_month(ctx: RunContext) -> dict:
               for t in MONTH_TABLES}
     con.execute("CHECKPOINT")
     con.close()
-    return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts}
+    analyst = build_analyst_db(ctx)
+    return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts,
+            "analyst_db": analyst["analyst_db"]}
 
 
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:

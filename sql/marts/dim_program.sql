@@ -1,0 +1,3 @@
+-- dim_program: the programs of the ledger, with their Chinese names and the fund program whose
+-- shares pay them. grain: one row per ledger program
+select program, program_zh, fund_program from vocab_program
