@@ -26,12 +26,14 @@ export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
 install: $(VENV)/.installed
 
 # Exact versions: requirements.lock pins every package; the project itself is installed editable.
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (these machines), Python
+# would otherwise compile Airflow, GX and pandas from source in every process (~10 s each).
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "doudi needs $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db
@@ -41,7 +43,7 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
 
 demo: install airflow-db
-	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE)
+	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE) $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb
 	$(BIN)/doudi generate --out $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
 	    --persons $(PERSONS) --seed $(SEED)
 	@for m in $(MONTHS); do \
@@ -54,9 +56,11 @@ demo: install airflow-db
 	done
 	@echo
 	@echo "Payout files:  $(DOUDI_OUT)/<YYYY-MM>/payouts/   (manifest.json names every file)"
-	@echo "Reports:       $(DOUDI_OUT)/<YYYY-MM>/reports/   (reconciliation.html/.xlsx, quarantine.xlsx, data_docs/)"
-	@echo "Warehouse:     $(DOUDI_WAREHOUSE)"
+	@echo "Reports:       $(DOUDI_OUT)/<YYYY-MM>/reports/   (reconciliation, exceptions, quarantine, data_docs/)"
+	@echo "Warehouse:     $(DOUDI_WAREHOUSE)   (auditors; full ID numbers, owner-only)"
+	@echo "Analysts:      $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb   (pseudonymised; docs/data_dictionary.md)"
 	@echo "Try:           $(BIN)/doudi explain --month 2020-04 --id <ID number>"
+	@echo "               $(BIN)/doudi simulate --from-month 2020-04 --urban 5% --rural 7%"
 	@ls -d $(DOUDI_OUT)/*/payouts $(DOUDI_OUT)/*/reports
 
 # The tests open the workbooks in LibreOffice, as the bureau does: installed here when missing.
