@@ -50,6 +50,15 @@ def summarise(findings: list[tuple]) -> list[list]:
             for (t, region, county, a), n in sorted(counts.items())]
 
 
+def html_table(headers, rows) -> str:
+    """An HTML table, every value escaped; shared by the report pages."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def write_exceptions(ctx: RunContext, findings: list[tuple]) -> dict:
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
     book = ctx.reports_dir / "exceptions.xlsx"
@@ -95,13 +104,7 @@ def render_xlsx(ctx: RunContext, findings: list[tuple]) -> bytes:
 
 def render_html(ctx: RunContext, findings: list[tuple]) -> str:
     esc = html.escape
-
-    def table(headers, rows):
-        head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
-                       for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
+    table = html_table
     sections = []
     for finding_type, items in _by_type(findings).items():
         title = f"{FINDING_TYPES.get(finding_type, finding_type)}（{finding_type}，{len(items)} 条）"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipelines.io import inbox_path, list_files, sha256_bytes
 from pipelines.settings import RunContext, RunError
+from pipelines.sqlrun import tables_in
 
 PAID_WORDS = {"成功", "paid", "success", "ACSC", "ACCC", "ACSP"}
 FAILED_WORDS = {"失败", "failed", "failure", "RJCT"}
@@ -178,7 +179,7 @@ def load_bank_returns(ctx: RunContext) -> dict:
 def refresh_payment_states(con) -> None:
     """payment_ledger.payment_state of every payable line: the latest return naming its
     payment_ref (paid / failed), else `sent`. Called by every bank-return load and every publish."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = tables_in(con)
     if "payment_ledger" not in tables:
         return
     if "bank_return" not in tables:
@@ -253,7 +254,7 @@ WHERE l.status = 'payable' AND l.payment_state = 'paid'
 
 
 def reconcile_three_ways(con) -> None:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = tables_in(con)
     if not {"payment_ledger", "payout_record"} <= tables:
         return
     if "bank_return" not in tables:

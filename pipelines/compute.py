@@ -27,6 +27,7 @@ from pipelines.sqlrun import (
     run_model,
     set_variables,
     sql_string,
+    tables_in,
 )
 
 REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
@@ -100,8 +101,7 @@ def load_history(ctx: RunContext, con) -> None:
     month = ctx.month
     tables = set()
     if attach_warehouse(con, ctx.warehouse, required=False):
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+        tables = tables_in(con, "wh")
     if {"payment_ledger", "roster_row"} <= tables:
         con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])

@@ -88,8 +88,6 @@ REGISTRIES = {
 }
 ID_HEADERS = ("id_number", *COMMON_COLUMNS["id_number"])
 FILE_DEFECTS = {"duplicate_delivery", "corrected_file"}
-# Defects that need the person delivered and accepted that month to be findable.
-NEEDS_DELIVERY = {"on_public_payroll", "owns_vehicle", "owns_business", "guardian_account_changed"}
 
 FORMATS = ("csv_utf8", "csv_utf8_bom", "csv_gbk", "xlsx", "parquet")
 FORMAT_WEIGHTS = (0.40, 0.15, 0.20, 0.20, 0.05)

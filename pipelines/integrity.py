@@ -22,7 +22,15 @@ from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.linkage import find_near_duplicates
 from pipelines.settings import PROGRAMS, RunContext, RunError
-from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, register_reference, run_model, sql_string
+from pipelines.sqlrun import (
+    attach_warehouse,
+    connect,
+    copy_to_parquet,
+    register_reference,
+    run_model,
+    sql_string,
+    tables_in,
+)
 
 INTEGRITY_MODELS = (
     "int_roster_all",
@@ -128,8 +136,7 @@ def _load_history(ctx: RunContext, con) -> None:
     and the hold clearances recorded with `doudi clear` that apply to this payroll."""
     tables = set()
     if attach_warehouse(con, ctx.warehouse, required=False):
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+        tables = tables_in(con, "wh")
     if "roster_row" in tables:
         con.execute("""
             CREATE TABLE hist_accounts AS

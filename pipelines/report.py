@@ -20,14 +20,14 @@ import html
 import io
 from decimal import Decimal
 
-from pipelines.audit_report import query_findings, write_exceptions
+from pipelines.audit_report import html_table, query_findings, write_exceptions
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
 from pipelines.payout import read_manifest
 from pipelines.settings import RunContext, RunError
 from pipelines.spreadsheet import new_workbook, write_table
-from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model
+from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, tables_in
 from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
 
 
@@ -161,7 +161,7 @@ def _program(p: str) -> str:
 def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
     """This month's payments the bank returned as failed, with their reissue (if any), the month's
     reissue lines, and the three-way reconciliation findings of the month."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+    tables = tables_in(con, "wh")
     if "bank_return" not in tables:
         return [], []
     failures = con.execute("""
@@ -276,11 +276,7 @@ def render_html(ctx: RunContext, d: dict) -> str:
         if r[0] == "退回":
             failed_by_program[_program(r[2])] = failed_by_program.get(_program(r[2]), 0.0) + float(r[6])
 
-    def table(headers, rows):
-        head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
-                       for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = html_table
 
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(ctx.month)} 对账报告</title>

@@ -50,7 +50,7 @@ def scenario_reference(live: Path, target: Path, urban: Decimal, rural: Decimal,
         fields, rows = reader.fieldnames, list(reader)
     con = connect()
     register_reference(con, live)
-    con.execute("SET VARIABLE payroll_month = ?", [first_payroll])
+    set_variables(con, payroll_month=first_payroll)
     run_model(con, "staging/stg_standards.sql")
     in_force = con.execute("""
         SELECT region_code, urban_rural, category, amount FROM stg_standards

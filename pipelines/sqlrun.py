@@ -65,6 +65,14 @@ def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
     return True
 
 
+def tables_in(con, database: str | None = None) -> set[str]:
+    """Names of the tables in an attached database (`wh`), or in the connection's own."""
+    if database is None:
+        database = con.execute("SELECT current_database()").fetchall()[0][0]
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                                      [database]).fetchall()}
+
+
 def set_variables(con, **values) -> None:
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
