@@ -1,5 +1,11 @@
 """monthly_disbursement: one payroll month, from delivered rosters to payout files and reports.
 
+The month is partitioned so that a deployment with several workers (CeleryExecutor, see
+deploy/celery/) spreads the heavy stages: ingest is mapped per program, validation per city, the
+payment engine per closed group of cities (pipelines/partitions.py says why these cuts change
+nothing). Integrity's cross-county checks run once on the combined result, and one task (publish)
+writes the warehouse. The ledger is the same as `doudi run`'s (tests/test_dags.py).
+
 Wiring only: every task calls one function of pipelines.tasks. Trigger with
     airflow dags test monthly_disbursement --conf '{"payroll_month": "2020-03"}'
 (inbox, reference, out and warehouse default to DOUDI_* environment variables; see README).
@@ -53,23 +59,47 @@ def monthly_disbursement():
         return tasks.ingest(run, program)
 
     @task
-    def validate(run: dict, ingested: dict) -> dict:
+    def plan_cities(run: dict, ingested: list[dict]) -> list[str]:
         from pipelines import tasks
 
-        return tasks.validate(run, ingested)
+        # `ingested` orders this task after every ingest instance; the plan reads their files
+        return tasks.plan_cities(run)
 
     @task
-    def integrity(run: dict, validated: list[dict]) -> dict:
+    def validate(run: dict, city: str) -> dict:
         from pipelines import tasks
 
-        # `validated` orders this task after every validate instance; the stage reads their files
+        return tasks.validate_city(run, city)
+
+    @task
+    def combine_validation(run: dict, cities: list[str], validated: list[dict]) -> dict:
+        from pipelines import tasks
+
+        return tasks.combine_validation(run, cities)
+
+    @task
+    def integrity(run: dict, combined: dict) -> dict:
+        from pipelines import tasks
+
         return tasks.integrity(run)
 
     @task
-    def compute(run: dict, checked: dict) -> dict:
+    def plan_payment_groups(run: dict, checked: dict) -> list[str]:
         from pipelines import tasks
 
-        return tasks.compute(run)
+        return tasks.plan_payment_groups(run)
+
+    @task
+    def compute(run: dict, group: str) -> dict:
+        from pipelines import tasks
+
+        return tasks.compute_group(run, group)
+
+    @task
+    def combine_compute(run: dict, groups: list[str], computed: list[dict]) -> dict:
+        from pipelines import tasks
+
+        return tasks.combine_compute(run, groups)
 
     @task
     def payout(run: dict, computed: dict) -> dict:
@@ -93,9 +123,11 @@ def monthly_disbursement():
     reference_ok = check_reference(run)
     ingested = ingest.partial(run=run).expand(program=PROGRAMS)
     reference_ok >> ingested
-    validated = validate.partial(run=run).expand(ingested=ingested)
-    checked = integrity(run, validated)
-    computed = compute(run, checked)
+    cities = plan_cities(run, ingested)
+    validated = validate.partial(run=run).expand(city=cities)
+    checked = integrity(run, combine_validation(run, cities, validated))
+    groups = plan_payment_groups(run, checked)
+    computed = combine_compute(run, groups, compute.partial(run=run).expand(group=groups))
     paid = payout(run, computed)
     published = publish(run, paid)
     report(run, published)

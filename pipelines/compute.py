@@ -57,6 +57,70 @@ HIST_LEDGER_COLUMNS = {
 
 
 def compute_payments(ctx: RunContext) -> dict:
+    """The whole month in one process (`doudi run`)."""
+    con = _run_engine(ctx)
+    return _finish_month(ctx, con)
+
+
+def compute_partition(ctx: RunContext, partition: str) -> dict:
+    """One group of cities (pipelines/partitions.py): the engine on that group's rows only. Its lines
+    and findings go to `_work/compute/partitions/<group>/`; `combine_compute` checks and joins them."""
+    from pipelines.partitions import compute_partitions_dir
+
+    parts = compute_partitions_dir(ctx)
+    rows, people = parts / "rows.parquet", parts / "people.parquet"
+    if not rows.exists():
+        raise RunError(f"payment partitions not planned: run plan_compute_partitions first ({rows})")
+    first = _first_partition(ctx)
+    con = _run_engine(ctx, partition_rows=(rows, partition))
+    # lines and findings of persons in the group; those no roster row owns go to the first group
+    con.execute(f"CREATE TABLE part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
+    con.execute(f"CREATE TABLE part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
+    out = ensure_dir(parts / partition)
+    checkpoint("compute.before_write")
+    for table, name in (("month_ledger", "ledger"), ("int_compute_findings", "findings")):
+        copy_to_parquet(con, f"""
+            SELECT t.* FROM {table} t
+            LEFT JOIN part_people p ON p.id_number = t.id_number
+            LEFT JOIN part_rows r ON r.source_file = t.source_file AND r.source_row = t.source_row
+            WHERE coalesce(p.partition, r.partition, '{sql_string(first)}') = '{sql_string(partition)}'""",
+                        out / f"{name}.parquet")
+    lines = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(out / 'ledger.parquet'))}')").fetchone()[0]
+    con.close()
+    return {"partition": partition, "ledger_path": str(out / "ledger.parquet"), "lines": int(lines)}
+
+
+def combine_compute(ctx: RunContext, partitions: list[str]) -> dict:
+    """Join the groups' lines, then what needs the whole month: a supplementary run's comparison
+    with the released batches, and the engine's month-wide invariants."""
+    from pipelines.partitions import compute_partitions_dir
+
+    parts = [compute_partitions_dir(ctx) / p for p in partitions]
+    missing = [str(p) for p in parts if not (p / "ledger.parquet").exists() or not (p / "findings.parquet").exists()]
+    if missing:
+        raise RunError("payment partitions missing: " + ", ".join(missing))
+    con = connect(ctx)
+    ledgers = ", ".join(f"'{sql_string(str(p / 'ledger.parquet'))}'" for p in parts)
+    findings = ", ".join(f"'{sql_string(str(p / 'findings.parquet'))}'" for p in parts)
+    con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet([{ledgers}], union_by_name = true)")
+    con.execute(f"CREATE TABLE int_compute_findings AS SELECT * FROM read_parquet([{findings}], union_by_name = true)")
+    load_history(ctx, con, units=False)
+    return _finish_month(ctx, con)
+
+
+def _first_partition(ctx: RunContext) -> str:
+    from pipelines.partitions import compute_partitions_dir
+
+    con = connect(ctx)
+    path = compute_partitions_dir(ctx) / "rows.parquet"
+    first = con.execute(f"SELECT min(partition) FROM read_parquet('{sql_string(str(path))}')").fetchone()[0]
+    con.close()
+    return first or ""
+
+
+def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
+    """Run the engine's models; return the connection holding month_ledger and int_compute_findings.
+    With `partition_rows` (rows file, group), only that group's roster rows are read."""
     roster = ctx.work_dir / "integrity" / "roster.parquet"
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
@@ -66,13 +130,23 @@ def compute_payments(ctx: RunContext) -> dict:
     register_reference(con, ctx.reference)
     for model in REFERENCE_MODELS:
         run_model(con, f"staging/{model}.sql")
-    con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{sql_string(str(roster))}')")
+    where = ""
+    if partition_rows is not None:
+        rows, partition = partition_rows
+        where = (f" WHERE (source_file, source_row) IN (SELECT (source_file, source_row) FROM "
+                 f"read_parquet('{sql_string(str(rows))}') WHERE partition = '{sql_string(partition)}')")
+    con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{sql_string(str(roster))}'){where}")
     run_model(con, "intermediate/int_units.sql")
     load_history(ctx, con)
     for model in ENGINE_MODELS:
         run_model(con, f"intermediate/{model}.sql")
     run_model(con, "marts/payment_ledger.sql", name="month_ledger")
     run_model(con, "intermediate/int_compute_findings.sql")
+    enforce(con, LINE_AUDITS, "payment engine invariants broken, nothing written")
+    return con
+
+
+def _finish_month(ctx: RunContext, con) -> dict:
     if ctx.supplementary:
         apply_supplementary(ctx, con)
     check_invariants(con)
@@ -96,8 +170,9 @@ def compute_payments(ctx: RunContext) -> dict:
     }
 
 
-def load_history(ctx: RunContext, con) -> None:
-    """hist_ledger, hist_units and hist_decided: earlier payroll months, from the warehouse."""
+def load_history(ctx: RunContext, con, units: bool = True) -> None:
+    """hist_ledger, hist_units and hist_decided: earlier payroll months, from the warehouse
+    (hist_ledger only when `units` is false: what the month-wide checks need)."""
     month = ctx.month
     tables = set()
     if attach_warehouse(con, ctx.warehouse, required=False):
@@ -105,6 +180,8 @@ def load_history(ctx: RunContext, con) -> None:
     if {"payment_ledger", "roster_row"} <= tables:
         con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
+        if not units:
+            return
         con.execute("CREATE TABLE hist_decided AS SELECT unit_key, line_program, payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted'", [month])
         con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month), payroll_month AS basis_month "
@@ -112,6 +189,8 @@ def load_history(ctx: RunContext, con) -> None:
                     "AND not_paid_reason IS NULL", [month])
     else:
         con.execute(f"CREATE TABLE hist_ledger ({', '.join(f'{k} {t}' for k, t in HIST_LEDGER_COLUMNS.items())})")
+        if not units:
+            return
         con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
 
@@ -159,9 +238,13 @@ def apply_supplementary(ctx: RunContext, con) -> None:
     con.execute("ALTER TABLE supplementary_ledger RENAME TO month_ledger")
 
 
-ENGINE_AUDITS = [
+# checked on every engine run, partitioned or not, while int_fund_split exists
+LINE_AUDITS = [
     ("{n} lines whose fund parts do not add up (check fund_shares.csv sums to 1)",
      "SELECT * FROM int_fund_split WHERE parts_fen <> amount_fen", []),
+]
+# checked on the whole month's lines
+ENGINE_AUDITS = [
     ("{n} duplicate ledger keys (payroll month, service month, program, line type, person)",
      "SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, line_type, id_number "
      "HAVING count(*) > 1", []),

@@ -66,6 +66,48 @@ def validate(run: dict, ingested: dict) -> dict:
 
 
 @_no_retry_on_data_errors
+def plan_cities(run: dict) -> list[str]:
+    from pipelines.partitions import plan_validation_partitions
+
+    return plan_validation_partitions(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def validate_city(run: dict, city: str) -> dict:
+    from pipelines.partitions import validate_partition
+
+    return validate_partition(_ctx(run), city)
+
+
+@_no_retry_on_data_errors
+def combine_validation(run: dict, cities: list[str]) -> dict:
+    from pipelines.partitions import combine_validation as stage
+
+    return stage(_ctx(run), list(cities))
+
+
+@_no_retry_on_data_errors
+def plan_payment_groups(run: dict) -> list[str]:
+    from pipelines.partitions import plan_compute_partitions
+
+    return plan_compute_partitions(_ctx(run))
+
+
+@_no_retry_on_data_errors
+def compute_group(run: dict, group: str) -> dict:
+    from pipelines.compute import compute_partition
+
+    return compute_partition(_ctx(run), group)
+
+
+@_no_retry_on_data_errors
+def combine_compute(run: dict, groups: list[str]) -> dict:
+    from pipelines.compute import combine_compute as stage
+
+    return stage(_ctx(run), list(groups))
+
+
+@_no_retry_on_data_errors
 def integrity(run: dict) -> dict:
     from pipelines.integrity import check_integrity
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
-from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model
+from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
 
 # Result keys that would carry personal values into Data Docs: stripped before rendering.
 _PERSONAL_RESULT_KEYS = (
@@ -36,7 +36,13 @@ def load_suite_dicts(program: str) -> list[dict]:
     return out
 
 
-def validate_program(ctx: RunContext, program: str) -> dict:
+def validate_program(ctx: RunContext, program: str, city: str | None = None) -> dict:
+    """Validate one program's delivered rows; with `city`, only the rows of files from that city's
+    counties (a partition of the DAG, see pipelines/partitions.py). A partition writes under
+    `_work/validate/partitions/<city>/`, and `combine_validation` joins the partitions into the
+    same files the whole-program run writes."""
+    from pipelines.partitions import file_city_sql
+
     ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
     if not ingest_path.exists():
         raise RunError(f"ingest output missing for {program}: run the ingest stage first ({ingest_path})")
@@ -46,12 +52,22 @@ def validate_program(ctx: RunContext, program: str) -> dict:
         run_model(con, f"staging/{model}.sql")
     # the roster's grain beyond the person: a disability row is one person *and subsidy*
     grain_extra = "norm_text(subsidy_type)" if program == "disability" else "NULL::VARCHAR"
-    con.execute(f"CREATE VIEW raw_roster AS SELECT *, {grain_extra} AS grain_extra "
-                f"FROM read_parquet('{ingest_path}')")
+    # row keys are numbered over the whole delivery before a partition is cut out of it
+    in_partition = "true"
+    if city is not None:
+        files = ctx.work_dir / "ingest" / f"{program}.files.parquet"
+        in_partition = (f"source_file IN (SELECT source_file FROM read_parquet('{sql_string(str(files))}') "
+                        f"WHERE {file_city_sql('county')} = '{sql_string(city)}')")
+    con.execute(f"CREATE VIEW raw_roster_keyed AS SELECT * FROM (SELECT *, {grain_extra} AS grain_extra, "
+                f"row_number() OVER (ORDER BY source_file, source_row) AS row_key "
+                f"FROM read_parquet('{sql_string(str(ingest_path))}')) WHERE {in_partition}")
+    con.execute("CREATE VIEW raw_roster AS SELECT * EXCLUDE (row_key) FROM raw_roster_keyed")
+    con.execute("CREATE VIEW raw_roster_keys AS SELECT source_file, source_row, row_key FROM raw_roster_keyed")
     disability = ctx.work_dir / "ingest" / "disability.parquet"
     if program == "tekun" and disability.exists():
+        # every city's disability roster: a tekun person's disability row may be in another city
         con.execute("CREATE TABLE disability_roster_ids AS SELECT DISTINCT norm_code(id_number) AS id_number "
-                    f"FROM read_parquet('{disability}') WHERE file_status = 'loaded'")
+                    f"FROM read_parquet('{sql_string(str(disability))}') WHERE file_status = 'loaded'")
     else:
         con.execute("CREATE TABLE disability_roster_ids (id_number VARCHAR)")
     run_model(con, "staging/stg_roster_base.sql")
@@ -79,7 +95,7 @@ def validate_program(ctx: RunContext, program: str) -> dict:
     if sum(counts.values()) != delivered:
         raise RunError(f"{program}: {delivered} rows delivered but {sum(counts.values())} judged: books do not balance")
 
-    out_dir = ensure_dir(ctx.work_dir / "validate")
+    out_dir = ensure_dir(validate_dir(ctx, city))
     out_path = out_dir / f"{program}.parquet"
     checkpoint("validate.before_write")
     copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
@@ -88,10 +104,11 @@ def validate_program(ctx: RunContext, program: str) -> dict:
     summary = result.to_json_dict() if result is not None else {"success": True, "results": []}
     write_bytes_atomic(out_dir / f"{program}.gx.json",
                        (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
-    docs = write_data_docs(ctx, program, result)
+    docs = write_data_docs(ctx, program, result, city)
     con.close()
     return {
         "program": program,
+        "city": city or "",
         "validated_path": str(out_path),
         "rows": int(delivered),
         "by_disposition": {k: int(v) for k, v in sorted(counts.items())},
@@ -134,16 +151,27 @@ def _strip_personal_values(result) -> None:
             r.result.pop(key, None)
 
 
-def write_data_docs(ctx: RunContext, program: str, result) -> Path | None:
-    """GX Data Docs for the program's roster: static HTML of a result already stripped of personal
-    values (counts only)."""
+def validate_dir(ctx: RunContext, city: str | None = None) -> Path:
+    """Where validation writes: `_work/validate/`, or a city partition's folder under it."""
+    base = ctx.work_dir / "validate"
+    return base if city is None else base / "partitions" / city
+
+
+def data_docs_path(ctx: RunContext, program: str, city: str | None = None) -> Path:
+    docs = ctx.reports_dir / "data_docs"
+    return docs / f"{program}.html" if city is None else docs / program / f"{city}.html"
+
+
+def write_data_docs(ctx: RunContext, program: str, result, city: str | None = None) -> Path | None:
+    """GX Data Docs for the program's roster (or one city's part of it): static HTML of a result
+    already stripped of personal values (counts only)."""
     if result is None:
         return None
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
     html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
-    path = ctx.reports_dir / "data_docs" / f"{program}.html"
+    path = data_docs_path(ctx, program, city)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path

@@ -1,4 +1,5 @@
-"""The DAGs: they import cleanly, and a real `airflow dags test` run pays four months correctly."""
+"""The DAGs: they import cleanly, and a real `airflow dags test` run pays four months correctly,
+partitioned by city, to the same ledger as the unpartitioned CLI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from tests.conftest import MONTHS, PROJECT
 from tests.facts import assert_arrears_and_price, assert_month_facts, assert_never_paid_twice
+from tests.helpers import table_differences
 from tests.test_reports import ACCOUNT_RE, ID_RE
 
 
@@ -26,6 +28,7 @@ def test_dagbag_imports_every_dag_with_tags_and_retries():
     assert monthly.max_active_runs == 1
     assert {"ingest", "validate", "integrity", "compute", "payout", "publish", "report"} <= set(monthly.task_ids)
     assert monthly.get_task("ingest").is_mapped and monthly.get_task("validate").is_mapped
+    assert monthly.get_task("compute").is_mapped and not monthly.get_task("publish").is_mapped
 
 
 def test_dag_files_import_only_the_airflow_sdk():
@@ -37,7 +40,7 @@ def test_dag_files_import_only_the_airflow_sdk():
             assert ln.startswith(("from __future__", "from datetime", "from airflow.sdk", "import datetime")), ln
 
 
-def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox):
+def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox, four_months):
     env = dict(os.environ)
     env.update({
         "DOUDI_INBOX": str(sample_inbox),
@@ -59,6 +62,10 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox):
         logs.append(proc.stdout + proc.stderr)
     assert_arrears_and_price(tmp_path / "warehouse.duckdb")
     assert_never_paid_twice(tmp_path / "warehouse.duckdb")
+    # the partitioned DAG and `doudi run` (the four_months fixture) on the same inbox: same books
+    assert table_differences(four_months["warehouse"], tmp_path / "warehouse.duckdb") == {}
+    cities = {p.name for p in (tmp_path / "out" / "2020-04" / "_work" / "validate" / "partitions").iterdir()}
+    assert len(cities) >= 10, cities
     # the task logs (printed by `dags test`, and any written under AIRFLOW_HOME/logs by these runs)
     # never show a full ID number or account
     home = Path(env.get("AIRFLOW_HOME", Path.home() / "airflow")) / "logs"

@@ -61,7 +61,7 @@ derived as (
 
 checked as (
     select
-        *,
+        d.*,
         birth_date is not null
             and birth_date >= DATE '1900-01-01'
             and birth_date <= last_day(month_date(payroll_month))   as birth_ok,
@@ -73,8 +73,10 @@ checked as (
              then first_value(source_row)
                   over (partition by source_file, id_number, grain_extra order by source_row)
         end                                                         as same_file_duplicate_of_row,
-        row_number() over (order by source_file, source_row)        as row_key
-    from derived
+        -- numbered over the program's whole delivery, so a city partition keeps the same keys
+        k.row_key
+    from derived d
+    join raw_roster_keys k using (source_file, source_row)
 )
 
 select * from checked
