@@ -21,7 +21,7 @@ export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
 export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
 
-.PHONY: install demo test test-deps lint bench lock clean airflow-db
+.PHONY: install demo test test-deps lint bench lock clean airflow-db celery-check
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,14 @@ bench: install
 
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra celery -c requirements.lock --python-version 3.11 \
+	    -o requirements-celery.lock
+
+# The monthly DAG on CeleryExecutor (Redis, PostgreSQL, two workers, all on this machine), checked
+# against `doudi run` on the same inbox: deploy/celery/run.sh, README "Running on several workers".
+celery-check: install
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-celery.lock
+	deploy/celery/run.sh
 
 clean:
 	rm -rf var .airflow .pytest_cache

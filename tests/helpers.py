@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from pipelines.audits import book_differences as table_differences  # noqa: F401  (tests import it here)
 from pipelines.idnumbers import check_digits
 from pipelines.monthly import run_month
 from pipelines.settings import DEFAULT_REFERENCE, RunContext
@@ -59,21 +60,3 @@ def copy_reference(tmp: Path) -> Path:
     shutil.copytree(DEFAULT_REFERENCE, dest)
     return dest
 
-
-# the warehouse tables two runs of the same inbox must agree on, row for row
-BOOKS = ("payment_ledger", "roster_row", "row_disposition", "finding", "payout_record")
-
-
-def table_differences(a: Path, b: Path, tables=BOOKS) -> dict[str, int]:
-    """Rows in one warehouse's table and not in the other's (both ways), for tables that differ."""
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
-    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
-    out = {}
-    for t in tables:
-        n = con.execute(f"SELECT (SELECT count(*) FROM (FROM a.{t} EXCEPT ALL FROM b.{t})) + "
-                        f"(SELECT count(*) FROM (FROM b.{t} EXCEPT ALL FROM a.{t}))").fetchone()[0]
-        if n:
-            out[t] = n
-    con.close()
-    return out
