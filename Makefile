@@ -82,8 +82,9 @@ test: install airflow-db test-deps
 lint: install
 	$(BIN)/ruff check pipelines dags tests bench
 
+# one or several sizes: make bench ROWS=250000, make bench ROWS="250000 2500000"
 bench: install
-	$(BIN)/python bench/run.py --rows $(ROWS)
+	$(BIN)/python bench/run.py $(foreach r,$(ROWS),--rows $(r))
 
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -1,10 +1,15 @@
-"""Benchmark the monthly run: `make bench ROWS=250000` or `python bench/run.py --rows 250000 [--rows 2500000]`.
+"""Benchmark the monthly run: `make bench ROWS=250000`, `make bench ROWS="250000 2500000"`, or
+`python bench/run.py --rows 250000 [--rows 2500000]`.
 
-For each size: generate (once, cached under bench/work/) an inbox of about that many roster rows,
-run one payroll month stage by stage in this process, and report wall time per stage, rows per
-second and peak memory (RSS), plus the I/O floor: a bare read of the same roster files into Parquet
-(pyarrow for CSV, calamine for XLSX, no checks). Writes bench/results/latest.json and prints a table.
-The pandas baseline of issue 9 is not built yet: `pandas_seconds` is null until it is.
+For each size, in a fresh process (so peak memory is that size's own): generate (once, cached under
+bench/work/) an inbox of about that many roster rows, run one payroll month stage by stage, and
+report wall time per stage, rows per second and peak memory (RSS), with two baselines:
+- the I/O floor: a bare read of the same roster files into Parquet (pyarrow for CSV, calamine for
+  XLSX, no checks);
+- the pandas baseline (bench/pandas_baseline.py): the payment engine written in pandas, from the
+  same input as doudi's compute stage; its ledger totals must equal doudi's to the fen, or the
+  harness says so and reports no ratio.
+Writes bench/results/latest.json (the last size, with every size under `runs`) and prints a table.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 # roster rows per generated person, measured on the generator's output at 250k (dibao members, both
 # disability subsidies, tekun, orphans)
@@ -77,6 +84,8 @@ def io_floor(inbox: Path, month: str, out: Path) -> float:
 
 
 def run_size(rows: int, seed: int) -> dict:
+    import pandas_baseline
+
     from pipelines.monthly import stages
     from pipelines.settings import RunContext
     from pipelines.truth import exact_recall, near_duplicate_scores, read_truth
@@ -98,6 +107,8 @@ def run_size(rows: int, seed: int) -> dict:
     doudi_seconds = time.perf_counter() - started
     delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
     floor = io_floor(inbox, month, work / "floor")
+    pandas = pandas_baseline.run(ctx.work_dir / "integrity" / "roster.parquet", ctx.reference, month,
+                                 ctx.work_dir / "compute" / "ledger.parquet")
     truth = read_truth(inbox)
     recall = exact_recall(truth, ctx.warehouse)
     return {
@@ -106,8 +117,16 @@ def run_size(rows: int, seed: int) -> dict:
         "doudi_seconds": round(doudi_seconds, 2),
         "doudi_rows_per_second": round(delivered / doudi_seconds),
         "doudi_peak_rss_mb": round(peak_rss_mb()),
+        # the payout stage's rendering processes (pipelines/payout.py), the largest of them
+        "render_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "floor_seconds": round(floor, 2),
-        "pandas_seconds": None,
+        # the pandas baseline is the payment engine only: compare it with doudi's compute stage
+        "pandas_seconds": pandas["seconds"] if pandas["totals_match"] else None,
+        "pandas_scope": "payment engine (compute stage), from the integrity stage's roster",
+        "pandas_totals_match": pandas["totals_match"],
+        "pandas_differences": pandas["differences"],
+        "pandas_over_doudi_compute": round(pandas["seconds"] / per_stage["compute"], 2)
+        if pandas["totals_match"] else None,
         "doudi_over_floor": round(doudi_seconds / floor, 2) if floor else None,
         "stages_seconds": {k: round(v, 2) for k, v in per_stage.items()},
         "validate_rows_per_second": round(delivered / per_stage["validate"]) if per_stage.get("validate") else None,
@@ -124,20 +143,34 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, action="append", help="roster rows (repeat for several sizes)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--one", action="store_true", help="run one size in this process, print its JSON")
     args = ap.parse_args()
     sizes = args.rows or [250_000]
+    if args.one:
+        print("BENCH-RESULT " + json.dumps(run_size(sizes[0], args.seed)))
+        return 0
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}, "runs": []}
     for rows in sizes:
-        report["runs"].append(run_size(rows, args.seed))
+        proc = subprocess.run([sys.executable, __file__, "--one", "--rows", str(rows), "--seed", str(args.seed)],
+                              stdout=subprocess.PIPE, text=True, check=False)
+        results = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT ")]
+        if proc.returncode or not results:
+            print(f"the {rows}-row run failed (exit {proc.returncode})", file=sys.stderr)
+            return 1
+        report["runs"].append(json.loads(results[-1].split(" ", 1)[1]))
     latest = dict(report["runs"][-1], machine=report["machine"], runs=report["runs"])
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "latest.json").write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
-    print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8}  stages")
+    print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8} "
+          f"{'compute s':>9} {'pandas s':>9} {'pandas/doudi':>12}  stages")
     for r in report["runs"]:
         stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
+        pandas = r["pandas_seconds"] if r["pandas_totals_match"] else "totals differ"
         print(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} {r['doudi_peak_rss_mb']:>8} "
-              f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8}  {stages_text}")
+              f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8} {r['stages_seconds']['compute']:>9} "
+              f"{pandas:>9} {str(r['pandas_over_doudi_compute']):>12}  {stages_text}")
+    print("pandas/doudi compares the payment engine (doudi's compute stage), the pandas baseline's scope.")
     for r in report["runs"]:
         gt = r["ground_truth"]
         nd = gt["near_duplicates"]

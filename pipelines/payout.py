@@ -80,15 +80,19 @@ def write_payouts(ctx: RunContext) -> dict:
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
     files = []
     groups = con.execute("SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall()
-    for bank_code, batch_id, part in groups:
-        rows = con.execute(
-            f"SELECT {', '.join(CSV_COLUMNS)}, bic FROM payout_records WHERE bank_code = ? AND batch_id = ? "
-            "AND part = ? ORDER BY seq", [bank_code, batch_id, part]).fetchall()
-        stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
-        count = len(rows)
-        total = sum((r[5] for r in rows), Decimal("0.00"))
-        for fmt in formats:
-            name, data = render(ctx, fmt, stem, rows, bank_code, batch_id, total)
+    record_count = con.execute("SELECT count(*) FROM payout_records").fetchone()[0]
+
+    def batches():
+        for bank_code, batch_id, part in groups:
+            rows = con.execute(
+                f"SELECT {', '.join(CSV_COLUMNS)}, bic FROM payout_records WHERE bank_code = ? AND batch_id = ? "
+                "AND part = ? ORDER BY seq", [bank_code, batch_id, part]).fetchall()
+            stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
+            yield (stem, rows, bank_code, batch_id, part)
+
+    for (_stem, count, total, bank_code, batch_id, part), rendered in _render_batches(ctx, formats, batches(),
+                                                                                      record_count):
+        for fmt, name, data in rendered:
             write_bytes_atomic(out_dir / name, data)
             checkpoint("payout.after_first_file")
             files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
@@ -160,6 +164,46 @@ def build_manifest(ctx: RunContext, files: list[dict], totals: dict) -> dict:
         "totals": totals,
         "payment_ref_format": "<YYYYMM><bank code><batch><6-digit sequence>",
     }
+
+
+def render_batch(ctx: RunContext, formats: list[str], stem: str, rows: list[tuple], bank_code: str,
+                 batch_id: str) -> tuple[Decimal, list[tuple[str, str, bytes]]]:
+    """Every format of one payout file: (total, [(format, file name, bytes)])."""
+    total = sum((r[5] for r in rows), Decimal("0.00"))
+    return total, [(fmt, *render(ctx, fmt, stem, rows, bank_code, batch_id, total)) for fmt in formats]
+
+
+def _render_batches(ctx: RunContext, formats: list[str], batches, record_count: int):
+    """Render the month's files in order; with several processes, a few batches at a time.
+    XlsxWriter and the pain.001 tree are pure-Python work per cell and element: the payout stage's
+    largest cost (bench/README.md), and independent per file. Processes are spawned, never forked,
+    so no DuckDB thread state is copied. Yields ((stem, count, total, bank, batch, part), rendered)."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    processes = ctx.settings.payout_processes
+    if processes <= 1 or record_count < ctx.settings.payout_parallel_min_records:
+        for stem, rows, bank_code, batch_id, part in batches:
+            total, rendered = render_batch(ctx, formats, stem, rows, bank_code, batch_id)
+            yield (stem, len(rows), total, bank_code, batch_id, part), rendered
+        return
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        pending: deque = deque()
+        for stem, rows, bank_code, batch_id, part in batches:
+            future = pool.submit(render_batch, ctx, formats, stem, rows, bank_code, batch_id)
+            pending.append(((stem, len(rows), bank_code, batch_id, part), future))
+            del rows
+            while len(pending) > processes:  # bounded: at most a few files' rows in memory
+                yield _finished(*pending.popleft())
+        while pending:
+            yield _finished(*pending.popleft())
+
+
+def _finished(meta, future):
+    stem, count, bank_code, batch_id, part = meta
+    total, rendered = future.result()
+    return (stem, count, total, bank_code, batch_id, part), rendered
 
 
 def render(ctx: RunContext, fmt: str, stem: str, rows: list[tuple], bank_code: str, batch_id: str,

@@ -55,6 +55,12 @@ class Settings:
     debtor_name: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_NAME", "辽宁省财政厅社会保障资金专户"))
     debtor_account: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
     debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "ICBKCNBJSYG"))
+    # Processes that render payout files (XLSX, pain.001) side by side, for months of at least this
+    # many records; smaller months render in the run's own process.
+    payout_processes: int = field(default_factory=lambda: int(_env("DOUDI_PAYOUT_PROCESSES", str(os.cpu_count() or 1))))
+    payout_parallel_min_records: int = field(
+        default_factory=lambda: int(_env("DOUDI_PAYOUT_PARALLEL_MIN_RECORDS", "50000"))
+    )
     duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
     duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))
 
