@@ -1,4 +1,5 @@
-"""The monthly run as an ordered list of stage calls: what the DAG wires and what `doudi run` executes.
+"""The monthly run as an ordered list of stage calls: what `doudi run` executes, unpartitioned (the
+DAG runs the same stages partitioned by city, pipelines/partitions.py, to the same books).
 
 Every stage takes the RunContext and returns a small dict (paths, counts). A stage reads only the
 files earlier stages wrote under `<out>/<YYYY-MM>/_work/` and writes its own outputs atomically,

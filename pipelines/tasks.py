@@ -59,13 +59,6 @@ def ingest(run: dict, program: str) -> dict:
 
 
 @_no_retry_on_data_errors
-def validate(run: dict, ingested: dict) -> dict:
-    from pipelines.validate import validate_program
-
-    return validate_program(_ctx(run), ingested["program"])
-
-
-@_no_retry_on_data_errors
 def plan_cities(run: dict) -> list[str]:
     from pipelines.partitions import plan_validation_partitions
 
@@ -87,6 +80,13 @@ def combine_validation(run: dict, cities: list[str]) -> dict:
 
 
 @_no_retry_on_data_errors
+def integrity(run: dict) -> dict:
+    from pipelines.integrity import check_integrity
+
+    return check_integrity(_ctx(run))
+
+
+@_no_retry_on_data_errors
 def plan_payment_groups(run: dict) -> list[str]:
     from pipelines.partitions import plan_compute_partitions
 
@@ -105,20 +105,6 @@ def combine_compute(run: dict, groups: list[str]) -> dict:
     from pipelines.compute import combine_compute as stage
 
     return stage(_ctx(run), list(groups))
-
-
-@_no_retry_on_data_errors
-def integrity(run: dict) -> dict:
-    from pipelines.integrity import check_integrity
-
-    return check_integrity(_ctx(run))
-
-
-@_no_retry_on_data_errors
-def compute(run: dict) -> dict:
-    from pipelines.compute import compute_payments
-
-    return compute_payments(_ctx(run))
 
 
 @_no_retry_on_data_errors
