@@ -22,6 +22,11 @@ from pathlib import Path
 import pandas as pd
 
 UNIT = ["unit_key", "line_program"]
+ROSTER_COLUMNS = ["program", "source_file", "source_row", "id_number", "region_code", "urban_rural", "enrolled_from",
+                  "enrolled_to", "approved_amount", "household_id", "relation", "household_size", "household_income",
+                  "class_categories", "placement", "care_level", "ledger_program", "disability_grade",
+                  "age_out_month", "disposition", "not_paid_reason", "excluded_member", "no_price_subsidy",
+                  "death_month", "hold_reason"]
 
 
 def _fen(series: pd.Series) -> pd.Series:
@@ -69,7 +74,7 @@ def resolve(needs: pd.DataFrame, standards: pd.DataFrame, program: str, componen
 
 def compute_month(roster_path: Path, reference: Path, month: str, province: str = "21") -> pd.DataFrame:
     """The month's lines: program, line_type, status, amount_fen."""
-    r = pd.read_parquet(roster_path)
+    r = pd.read_parquet(roster_path, columns=ROSTER_COLUMNS)
     u = r[(r.disposition == "accepted") & r.not_paid_reason.isna()].copy()
     u["line_program"] = u.ledger_program.where(u.program == "disability", u.program)
     u["unit_key"] = u.household_id.where(u.program == "dibao", u.id_number)
@@ -206,3 +211,15 @@ def run(roster: Path, reference: Path, month: str, ledger: Path) -> dict:
     return {"seconds": round(seconds, 2), "lines": len(lines), "totals_match": ours == theirs,
             "differences": {"/".join(k): {"pandas": ours.get(k), "doudi": theirs.get(k)}
                             for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}}
+
+
+if __name__ == "__main__":
+    # bench/run.py runs the baseline in its own process, so its peak memory is its own:
+    # pandas_baseline.py <integrity roster.parquet> <reference dir> <YYYY-MM> <doudi ledger.parquet>
+    import json
+    import resource
+    import sys
+
+    result = run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print("PANDAS-RESULT " + json.dumps(result))

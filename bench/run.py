@@ -83,9 +83,17 @@ def io_floor(inbox: Path, month: str, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_size(rows: int, seed: int) -> dict:
-    import pandas_baseline
+def run_pandas_baseline(ctx) -> dict:
+    """bench/pandas_baseline.py in its own process, on the run's integrity roster and ledger."""
+    proc = subprocess.run([sys.executable, str(HERE / "pandas_baseline.py"),
+                           str(ctx.work_dir / "integrity" / "roster.parquet"), str(ctx.reference), ctx.month,
+                           str(ctx.work_dir / "compute" / "ledger.parquet")],
+                          stdout=subprocess.PIPE, text=True, check=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("PANDAS-RESULT ")][-1]
+    return json.loads(line.split(" ", 1)[1])
 
+
+def run_size(rows: int, seed: int) -> dict:
     from pipelines.monthly import stages
     from pipelines.settings import RunContext
     from pipelines.truth import exact_recall, near_duplicate_scores, read_truth
@@ -106,9 +114,9 @@ def run_size(rows: int, seed: int) -> dict:
         per_stage[key] = per_stage.get(key, 0.0) + time.perf_counter() - t
     doudi_seconds = time.perf_counter() - started
     delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
+    doudi_peak = peak_rss_mb()  # before the baselines run
     floor = io_floor(inbox, month, work / "floor")
-    pandas = pandas_baseline.run(ctx.work_dir / "integrity" / "roster.parquet", ctx.reference, month,
-                                 ctx.work_dir / "compute" / "ledger.parquet")
+    pandas = run_pandas_baseline(ctx)
     truth = read_truth(inbox)
     recall = exact_recall(truth, ctx.warehouse)
     return {
@@ -116,7 +124,7 @@ def run_size(rows: int, seed: int) -> dict:
         "target_rows": rows,
         "doudi_seconds": round(doudi_seconds, 2),
         "doudi_rows_per_second": round(delivered / doudi_seconds),
-        "doudi_peak_rss_mb": round(peak_rss_mb()),
+        "doudi_peak_rss_mb": round(doudi_peak),
         # the payout stage's rendering processes (pipelines/payout.py), the largest of them
         "render_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "floor_seconds": round(floor, 2),
@@ -124,6 +132,7 @@ def run_size(rows: int, seed: int) -> dict:
         "pandas_seconds": pandas["seconds"] if pandas["totals_match"] else None,
         "pandas_scope": "payment engine (compute stage), from the integrity stage's roster",
         "pandas_totals_match": pandas["totals_match"],
+        "pandas_peak_rss_mb": pandas["peak_rss_mb"],
         "pandas_differences": pandas["differences"],
         "pandas_over_doudi_compute": round(pandas["seconds"] / per_stage["compute"], 2)
         if pandas["totals_match"] else None,

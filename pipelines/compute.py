@@ -184,7 +184,8 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
             return
         con.execute("CREATE TABLE hist_decided AS SELECT unit_key, line_program, payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted'", [month])
-        con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month), payroll_month AS basis_month "
+        con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month, delivered, extra, reasons, "
+                    "file_sha256), payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted' "
                     "AND not_paid_reason IS NULL", [month])
     else:

@@ -2,8 +2,10 @@
 -- A unit is a dibao household (unit_key = household_id) or a person in one ledger program
 -- (unit_key = id_number). grain: one row per accepted roster row of the current payroll month,
 -- with its unit and ledger program. Rows whose program is not paid at all (not_paid_reason) drop out.
+-- The delivered row (a wide struct) and the lineage columns stay behind: the engine never reads
+-- them, and carrying them through every model cost a third of the stage at 2.6M rows.
 select
-    r.*,
+    r.* exclude (delivered, extra, reasons, file_sha256),
     case when r.program = 'dibao' then r.household_id else r.id_number end  as unit_key,
     case when r.program = 'disability' then r.ledger_program else r.program end as line_program,
     getvariable('payroll_month')                                             as basis_month
