@@ -56,7 +56,11 @@ def reconcile_and_report(ctx: RunContext) -> dict:
                sum(amount) FILTER (WHERE line_type = 'price_subsidy'), count(DISTINCT id_number)
         FROM wh.payment_ledger WHERE status = 'payable' AND payroll_month <= ?
         GROUP BY 1 ORDER BY 1""", [m]).fetchall()
-    changes = con.execute("""
+    # the first payroll the warehouse holds has nothing to compare with: every unit would be "new",
+    # millions of rows at province scale, so the change list says so instead
+    has_previous = con.execute("SELECT count(*) > 0 FROM wh.payment_ledger WHERE payroll_month = ?",
+                               [shift_month(m, -1)]).fetchone()[0]
+    changes = [] if not has_previous else con.execute("""
         WITH cur AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
                      FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'regular' GROUP BY ALL),
              prev AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
@@ -89,6 +93,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
     data = dict(summary=summary, by_program=by_program, held=held, trend=trend, changes=changes,
+                has_previous=has_previous,
                 findings=findings, checks=checks, manifest=manifest, dispositions=dispositions,
                 failures=failures, three_way=three_way)
     xlsx = ctx.reports_dir / "reconciliation.xlsx"
@@ -188,6 +193,9 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
     return failures, three_way
 
 
+NO_PREVIOUS_PAYROLL = "仓库中没有上月发放记录（首个发放月）：无可比较的变动"
+
+
 def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
@@ -204,8 +212,11 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     ws2 = wb.add_worksheet("代发文件")
     write_table(ws2, fmt, ["文件", "格式", "笔数", "金额", "校验"], [list(f) for f in c["files"]], money_columns={3})
     ws3 = wb.add_worksheet("变动")
-    write_table(ws3, fmt, ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
-                [[r[0], _program(r[1]), r[2], r[3], r[4], r[5]] for r in d["changes"]], money_columns={4, 5})
+    if d["has_previous"]:
+        write_table(ws3, fmt, ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
+                    [[r[0], _program(r[1]), r[2], r[3], r[4], r[5]] for r in d["changes"]], money_columns={4, 5})
+    else:
+        ws3.write(0, 0, NO_PREVIOUS_PAYROLL)
     ws4 = wb.add_worksheet("异常")
     write_table(ws4, fmt, ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
                 [[r[0], FINDING_TYPES.get(r[1], r[1]), *r[2:]] for r in d["findings"]])
@@ -298,7 +309,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#dde
 <h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], d['held'])}
 <h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], d['failures'][:500])}
 <h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], d['three_way'][:500])}
-<h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200])}
+<h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200]) if d['has_previous'] else '<p>' + NO_PREVIOUS_PAYROLL + '</p>'}
 <h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], d['findings'][:500])}
 <p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>
 </body></html>

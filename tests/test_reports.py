@@ -160,3 +160,18 @@ def test_reconciliation_page_renders_its_charts_in_headless_chromium(four_months
     # the bars of the charts are drawn in the page's bar colour (#2f6fae), in quantity
     bar = bytes((0x2F, 0x6F, 0xAE))
     assert sum(1 for px in pixels if px == bar) > 5000
+
+
+def test_change_list_compares_with_the_previous_payroll_only_when_there_is_one(four_months):
+    """The first payroll has no month before it: its change list says so instead of listing every
+    unit as new (1.6 million rows at province scale); later months list what changed."""
+    from pipelines.report import NO_PREVIOUS_PAYROLL
+
+    def changes(month):
+        wb = CalamineWorkbook.from_path(str(four_months["out"] / month / "reports" / "reconciliation.xlsx"))
+        return wb.get_sheet_by_name("变动").to_python()
+
+    assert changes("2020-01")[0][0] == NO_PREVIOUS_PAYROLL
+    later = changes("2020-02")
+    assert later[0][:4] == ["行政区划代码", "项目", "对象（脱敏）", "变动"] and len(later) > 1
+    assert {r[3] for r in later[1:]} <= {"新增", "停发", "金额变化"}
