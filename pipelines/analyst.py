@@ -141,9 +141,23 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
     return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:KEY_LENGTH].translate(_LETTERS)
 
 
+def _pseudonym_table(con, secret: bytes, kind: str, table: str, column: str, key_column: str, values_sql: str):
+    """A temporary table of (value, pseudonym) computed in DuckDB: HMAC-SHA256 spelled out from its
+    definition (RFC 2104) with DuckDB's sha256, the same keys as `pseudonym()` (tested), without a
+    Python call per person (2.9 million at province scale)."""
+    key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+    key = key.ljust(64, b"\0")
+    inner, outer = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+    con.execute(f"""
+        CREATE TEMP TABLE {table} AS
+        SELECT {column},
+               translate(left(sha256($outer::BLOB || unhex(sha256($inner::BLOB || encode($kind || {column})))),
+                              {KEY_LENGTH}), '0123456789abcdef', 'abcdefghijklmnop') AS {key_column}
+        FROM ({values_sql}) WHERE {column} IS NOT NULL""", {"outer": outer, "inner": inner, "kind": f"{kind}:"})
+
+
 def build_analyst_db(ctx: RunContext) -> dict:
     import duckdb
-    import pyarrow as pa
 
     secret = pseudonym_secret(ctx)
     target = ctx.analyst_db
@@ -153,23 +167,18 @@ def build_analyst_db(ctx: RunContext) -> dict:
         try:
             load_macros(con)
             con.execute(f"ATTACH '{sql_string(str(ctx.warehouse))}' AS wh (READ_ONLY)")
-            ids = [r[0] for r in con.execute("""
+            _pseudonym_table(con, secret, "person", "person_keys", "id_number", "person_key", """
                 SELECT id_number FROM wh.dim_person UNION SELECT id_number FROM wh.fact_payment
                 UNION SELECT id_number FROM wh.fact_enrolment UNION SELECT id_number FROM wh.fact_finding
-                UNION SELECT head_id_number FROM wh.dim_household""").fetchall() if r[0] is not None]
-            households = [r[0] for r in con.execute("""
+                UNION SELECT head_id_number FROM wh.dim_household""")
+            _pseudonym_table(con, secret, "household", "household_keys", "household_id", "household_key", """
                 SELECT household_id FROM wh.dim_household UNION SELECT household_id FROM wh.fact_payment
-                UNION SELECT household_id FROM wh.fact_enrolment""").fetchall() if r[0] is not None]
-            person_keys = pa.table({"id_number": ids, "person_key": [pseudonym(secret, "person", i) for i in ids]})
-            household_keys = pa.table({"household_id": households,
-                                       "household_key": [pseudonym(secret, "household", h) for h in households]})
-            con.register("person_keys", person_keys)
-            con.register("household_keys", household_keys)
+                UNION SELECT household_id FROM wh.fact_enrolment""")
             for table, query in ANALYST_TABLES.items():
                 con.execute(f"CREATE TABLE {table} AS {query}")
                 describe_table(con, table)
-            con.unregister("person_keys")
-            con.unregister("household_keys")
+            con.execute("DROP TABLE person_keys")
+            con.execute("DROP TABLE household_keys")
             con.execute("DETACH wh")
             for macro in ("mask_name", "mask_account", "mask_id", "mask_long_numbers"):
                 con.execute(f"DROP MACRO IF EXISTS {macro}")

@@ -207,3 +207,21 @@ def test_simulate_command_prints_the_table_and_writes_the_workbook(may_2020, cap
     assert wb.sheet_names == ["测算汇总", "标准与目标"]
     rows = wb.get_sheet_by_name("测算汇总").to_python()
     assert rows[2][:3] == ["行政区划代码", "县区", "项目"] and any(r[0] == "210102" for r in rows[3:])
+
+
+def test_pseudonyms_computed_in_duckdb_equal_the_python_hmac():
+    """The analyst database's keys are HMAC-SHA256 spelled out in SQL: the same as hmac.new for
+    every value, for a short key and for one longer than SHA-256's block (hashed first)."""
+    import duckdb
+
+    from pipelines.analyst import _pseudonym_table, pseudonym
+
+    con = duckdb.connect()
+    values = [f"21010219{i:010d}" for i in range(500)] + ["中文户号-7", ""]
+    con.execute("CREATE TABLE v AS SELECT unnest(?) AS id_number", [values])
+    for secret in (bytes(range(32)), bytes(range(80))):
+        con.execute("DROP TABLE IF EXISTS person_keys")
+        _pseudonym_table(con, secret, "person", "person_keys", "id_number", "person_key", "SELECT id_number FROM v")
+        got = dict(con.execute("SELECT id_number, person_key FROM person_keys").fetchall())
+        assert got == {v: pseudonym(secret, "person", v) for v in values}
+        assert all(set(k) <= set("abcdefghijklmnop") and len(k) == 16 for k in got.values())
