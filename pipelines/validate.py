@@ -146,6 +146,11 @@ def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
 def _strip_personal_values(result) -> None:
     if result is None:
         return
+    # the frame's MD5 fingerprint is hex: now and then it holds a run of 12+ digits that any scan for
+    # account numbers flags in a report (it did, in a test); it tells a caseworker nothing
+    markers = (result.meta or {}).get("batch_markers")
+    if isinstance(markers, dict):
+        markers.pop("pandas_data_fingerprint", None)
     for r in result.results:
         for key in _PERSONAL_RESULT_KEYS:
             r.result.pop(key, None)

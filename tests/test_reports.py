@@ -56,6 +56,7 @@ def test_data_docs_and_charts_exist(four_months):
     for program in ("dibao", "tekun", "orphan", "disability"):
         page = (reports / "data_docs" / f"{program}.html").read_text(encoding="utf-8")
         assert f"roster_{program}" in page and "Evaluated Expectations" in page
+        assert "pandas_data_fingerprint" not in page  # hex that can look like an account number
     html = (reports / "reconciliation.html").read_text(encoding="utf-8")
     assert html.count("<svg") == 4 and 'class="bar"' in html
     assert "对账结果：台账、代发记录与代发文件一致" in html
