@@ -217,9 +217,12 @@ if __name__ == "__main__":
     # bench/run.py runs the baseline in its own process, so its peak memory is its own:
     # pandas_baseline.py <integrity roster.parquet> <reference dir> <YYYY-MM> <doudi ledger.parquet>
     import json
-    import resource
     import sys
 
     result = run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a large
+    # process would report its parent's peak
+    status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+    result["peak_rss_mb"] = round(int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")))
+                                  / 1024)
     print("PANDAS-RESULT " + json.dumps(result))

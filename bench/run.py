@@ -125,8 +125,6 @@ def run_size(rows: int, seed: int) -> dict:
         "doudi_seconds": round(doudi_seconds, 2),
         "doudi_rows_per_second": round(delivered / doudi_seconds),
         "doudi_peak_rss_mb": round(doudi_peak),
-        # the payout stage's rendering processes (pipelines/payout.py), the largest of them
-        "render_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "floor_seconds": round(floor, 2),
         # the pandas baseline is the payment engine only: compare it with doudi's compute stage
         "pandas_seconds": pandas["seconds"] if pandas["totals_match"] else None,
