@@ -71,11 +71,11 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
     rows, people = parts / "rows.parquet", parts / "people.parquet"
     if not rows.exists():
         raise RunError(f"payment partitions not planned: run plan_compute_partitions first ({rows})")
-    first = _first_partition(ctx)
     con = _run_engine(ctx, partition_rows=(rows, partition))
-    # lines and findings of persons in the group; those no roster row owns go to the first group
+    # lines and findings of persons in the group; any that no roster row owns go to the first group
     con.execute(f"CREATE TABLE part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
     con.execute(f"CREATE TABLE part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
+    first = con.execute("SELECT coalesce(min(partition), '') FROM part_rows").fetchone()[0]
     out = ensure_dir(parts / partition)
     checkpoint("compute.before_write")
     for table, name in (("month_ledger", "ledger"), ("int_compute_findings", "findings")):
@@ -106,16 +106,6 @@ def combine_compute(ctx: RunContext, partitions: list[str]) -> dict:
     con.execute(f"CREATE TABLE int_compute_findings AS SELECT * FROM read_parquet([{findings}], union_by_name = true)")
     load_history(ctx, con, units=False)
     return _finish_month(ctx, con)
-
-
-def _first_partition(ctx: RunContext) -> str:
-    from pipelines.partitions import compute_partitions_dir
-
-    con = connect(ctx)
-    path = compute_partitions_dir(ctx) / "rows.parquet"
-    first = con.execute(f"SELECT min(partition) FROM read_parquet('{sql_string(str(path))}')").fetchone()[0]
-    con.close()
-    return first or ""
 
 
 def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):

@@ -13,8 +13,9 @@ a partition is only ever cut where no rule looks across it:
 - **The payment engine, by closed groups of cities.** A person's lines depend on every unit they
   belong to (a price subsidy once per person across programs; a dibao household's members), so a
   person who appears in two cities pulls both into one group: groups are the connected components
-  of persons and units, each named after its smallest city. Lines that no current roster row owns
-  (reissues of failed payments for people absent this month) belong to the first group.
+  of persons and units, each named after its smallest city. A line or finding that no current
+  roster row owns would go to the first group, so each is still written once (none arises today:
+  even a reissue waits until its payee is on the month's roster).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, sql_string
-from pipelines.validate import data_docs_path, validate_dir
+from pipelines.validate import data_docs_path, validate_dir, validate_program
 
 UNKNOWN_CITY = "other"
 # a label propagation that has not settled after this many rounds means a bug, not data
@@ -39,7 +40,7 @@ def file_city_sql(column: str) -> str:
             f"ELSE '{UNKNOWN_CITY}' END")
 
 
-def _files_glob(ctx: RunContext) -> list[str]:
+def _ingest_file_tables(ctx: RunContext) -> list[str]:
     paths = [ctx.work_dir / "ingest" / f"{p}.files.parquet" for p in PROGRAMS]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -50,7 +51,7 @@ def _files_glob(ctx: RunContext) -> list[str]:
 def plan_validation_partitions(ctx: RunContext) -> list[str]:
     """The cities that delivered any roster file this month, in order (the validate task's map)."""
     con = connect(ctx)
-    files = ", ".join(f"'{sql_string(p)}'" for p in _files_glob(ctx))
+    files = ", ".join(f"'{sql_string(p)}'" for p in _ingest_file_tables(ctx))
     cities = [r[0] for r in con.execute(
         f"SELECT DISTINCT {file_city_sql('county')} AS city FROM read_parquet([{files}]) ORDER BY city").fetchall()]
     con.close()
@@ -59,8 +60,6 @@ def plan_validation_partitions(ctx: RunContext) -> list[str]:
 
 def validate_partition(ctx: RunContext, city: str) -> dict:
     """Validate every program's rows from one city's files."""
-    from pipelines.validate import validate_program
-
     return {"city": city, "programs": [validate_program(ctx, program, city) for program in PROGRAMS]}
 
 

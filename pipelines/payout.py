@@ -90,8 +90,7 @@ def write_payouts(ctx: RunContext) -> dict:
             stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
             yield (stem, rows, bank_code, batch_id, part)
 
-    for (_stem, count, total, bank_code, batch_id, part), rendered in _render_batches(ctx, formats, batches(),
-                                                                                      record_count):
+    for (count, total, bank_code, batch_id, part), rendered in _render_batches(ctx, formats, batches(), record_count):
         for fmt, name, data in rendered:
             write_bytes_atomic(out_dir / name, data)
             checkpoint("payout.after_first_file")
@@ -177,7 +176,7 @@ def _render_batches(ctx: RunContext, formats: list[str], batches, record_count: 
     """Render the month's files in order; with several processes, a few batches at a time.
     XlsxWriter and the pain.001 tree are pure-Python work per cell and element: the payout stage's
     largest cost (bench/README.md), and independent per file. Processes are spawned, never forked,
-    so no DuckDB thread state is copied. Yields ((stem, count, total, bank, batch, part), rendered)."""
+    so no DuckDB thread state is copied. Yields ((count, total, bank, batch, part), rendered)."""
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -186,13 +185,13 @@ def _render_batches(ctx: RunContext, formats: list[str], batches, record_count: 
     if processes <= 1 or record_count < ctx.settings.payout_parallel_min_records:
         for stem, rows, bank_code, batch_id, part in batches:
             total, rendered = render_batch(ctx, formats, stem, rows, bank_code, batch_id)
-            yield (stem, len(rows), total, bank_code, batch_id, part), rendered
+            yield (len(rows), total, bank_code, batch_id, part), rendered
         return
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
         pending: deque = deque()
         for stem, rows, bank_code, batch_id, part in batches:
             future = pool.submit(render_batch, ctx, formats, stem, rows, bank_code, batch_id)
-            pending.append(((stem, len(rows), bank_code, batch_id, part), future))
+            pending.append(((len(rows), bank_code, batch_id, part), future))
             del rows
             while len(pending) > processes:  # bounded: at most a few files' rows in memory
                 yield _finished(*pending.popleft())
@@ -201,9 +200,9 @@ def _render_batches(ctx: RunContext, formats: list[str], batches, record_count: 
 
 
 def _finished(meta, future):
-    stem, count, bank_code, batch_id, part = meta
+    count, bank_code, batch_id, part = meta
     total, rendered = future.result()
-    return (stem, count, total, bank_code, batch_id, part), rendered
+    return (count, total, bank_code, batch_id, part), rendered
 
 
 def render(ctx: RunContext, fmt: str, stem: str, rows: list[tuple], bank_code: str, batch_id: str,

@@ -9,7 +9,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from pipelines.audits import book_differences as table_differences  # noqa: F401  (tests import it here)
 from pipelines.idnumbers import check_digits
 from pipelines.monthly import run_month
 from pipelines.settings import DEFAULT_REFERENCE, RunContext

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.audits import book_differences
 from tests.conftest import MONTHS, PROJECT
 from tests.facts import assert_arrears_and_price, assert_month_facts, assert_never_paid_twice
-from tests.helpers import table_differences
 from tests.test_reports import ACCOUNT_RE, ID_RE
 
 
@@ -63,7 +63,7 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox, four_months)
     assert_arrears_and_price(tmp_path / "warehouse.duckdb")
     assert_never_paid_twice(tmp_path / "warehouse.duckdb")
     # the partitioned DAG and `doudi run` (the four_months fixture) on the same inbox: same books
-    assert table_differences(four_months["warehouse"], tmp_path / "warehouse.duckdb") == {}
+    assert book_differences(four_months["warehouse"], tmp_path / "warehouse.duckdb") == {}
     cities = {p.name for p in (tmp_path / "out" / "2020-04" / "_work" / "validate" / "partitions").iterdir()}
     assert len(cities) >= 10, cities
     # the task logs (printed by `dags test`, and any written under AIRFLOW_HOME/logs by these runs)

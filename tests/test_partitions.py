@@ -12,9 +12,10 @@ from __future__ import annotations
 import duckdb
 
 from pipelines import tasks
+from pipelines.audits import book_differences
 from pipelines.monthly import run_month
 from pipelines.partitions import plan_compute_partitions
-from tests.helpers import context, query, roster_path, table_differences, write_csv
+from tests.helpers import context, query, roster_path, write_csv
 from tests.test_engine_golden import DIBAO, DISABILITY, TEKUN, common, person
 
 SHENYANG, DALIAN, ANSHAN = "210102", "210202", "210302"
@@ -88,7 +89,7 @@ def test_partitioned_tasks_give_the_unpartitioned_ledger(tmp_path):
                   "'price_subsidy' AND status = 'payable' AND id_number = ?", [person(91, "19600101")["id"]])
     assert price == query(single / "warehouse.duckdb", "SELECT count(*) FROM payment_ledger WHERE line_type = "
                           "'price_subsidy' AND status = 'payable' AND id_number = ?", [person(91, "19600101")["id"]])
-    assert table_differences(single / "warehouse.duckdb", parted / "warehouse.duckdb") == {}
+    assert book_differences(single / "warehouse.duckdb", parted / "warehouse.duckdb") == {}
     assert query(parted / "warehouse.duckdb", "SELECT count(*) FROM payment_ledger")[0][0] > 4
 
 
