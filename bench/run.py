@@ -40,13 +40,19 @@ def peak_rss_mb() -> float:
 
 
 def inbox_for(rows: int, seed: int) -> Path:
+    """The cached inbox of about `rows` roster rows; above one shard's size, generated in shards
+    (bench/shards.py: the generator holds its population in memory)."""
     from pipelines.generate import generate
+    from shards import generate_sharded, shard_count
 
     inbox = HERE / "work" / f"inbox-{rows}-{seed}"
     if not (inbox / "ground_truth.csv").exists():
         shutil.rmtree(inbox, ignore_errors=True)
         started = time.perf_counter()
-        generate(inbox, "2020-01", persons=int(rows / ROWS_PER_PERSON), seed=seed)
+        if shard_count(rows) > 1:
+            generate_sharded(inbox, "2020-01", rows, ROWS_PER_PERSON, seed)
+        else:
+            generate(inbox, "2020-01", persons=int(rows / ROWS_PER_PERSON), seed=seed)
         print(f"generated {inbox} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return inbox
 
@@ -151,8 +157,13 @@ def main() -> int:
     ap.add_argument("--rows", type=int, action="append", help="roster rows (repeat for several sizes)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--one", action="store_true", help="run one size in this process, print its JSON")
+    ap.add_argument("--generate-only", action="store_true", help="generate (and cache) the inboxes, run nothing")
     args = ap.parse_args()
     sizes = args.rows or [250_000]
+    if args.generate_only:
+        for rows in sizes:
+            print(inbox_for(rows, args.seed))
+        return 0
     if args.one:
         print("BENCH-RESULT " + json.dumps(run_size(sizes[0], args.seed)))
         return 0

@@ -124,6 +124,11 @@ class GeneratorConfig:
     defect_scale: float = 1.0
     reference: Path = DEFAULT_REFERENCE
     defect_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DEFECT_RATES))
+    # One shard of a population too large for one process (bench/shards.py merges them): shard k of
+    # n draws ID sequence numbers, card numbers, household and institution numbers from its own
+    # block, so no two shards hand out the same identifier. shards=1 is the whole population.
+    shard: int = 0
+    shards: int = 1
 
     def rate(self, kind: str) -> float:
         return min(1.0, self.defect_rates[kind] * self.defect_scale)
@@ -153,8 +158,10 @@ class Population:
         self.given_female = np.array(Provider.first_names_female)
         self.used_ids: set[str] = set()
         self.used_accounts: set[str] = set()
-        self.next_household = 1
-        self.next_institution = 1
+        self.next_household = 1 + cfg.shard * 10**7
+        self.next_institution = 1 + cfg.shard * 1000
+        self.id_sequences = 500 // cfg.shards  # the ID's 3-digit sequence, halved by the sex digit
+        self.account_block = 10**14 // cfg.shards
         self.people = pd.DataFrame()
         self.institutions: dict[str, pd.DataFrame] = {}
 
@@ -174,7 +181,8 @@ class Population:
         out = np.empty(n, dtype=object)
         todo = np.arange(n)
         while len(todo):
-            seq = rng.integers(0, 500, len(todo)) * 2 + np.where(sex[todo] == "男", 1, 0)
+            first = self.cfg.shard * self.id_sequences
+            seq = rng.integers(first, first + self.id_sequences, len(todo)) * 2 + np.where(sex[todo] == "男", 1, 0)
             body = np.char.add(
                 np.char.add(birth_codes[todo].astype(str), births[todo].astype(str)),
                 np.char.zfill(seq.astype(str), 3),
@@ -197,7 +205,8 @@ class Population:
         out = np.empty(n, dtype=object)
         todo = np.arange(n)
         while len(todo):
-            body = np.char.zfill(rng.integers(0, 10**14, len(todo)).astype(str), 14)
+            first = self.cfg.shard * self.account_block
+            body = np.char.zfill(rng.integers(first, first + self.account_block, len(todo)).astype(str), 14)
             tail = np.char.zfill(rng.integers(0, 1000, len(todo)).astype(str), 3)
             long = rng.random(len(todo)) < 0.5
             accts = np.where(long, np.char.add(np.char.add("62", body), tail), np.char.add("62", body))
@@ -933,12 +942,13 @@ def _write_roster(path: Path, data: pd.DataFrame, fmt: str, title: str) -> None:
 
 
 def generate(out: Path, months: str | list[str], persons: int = 2000, seed: int = 20200101,
-             defect_scale: float = 1.0, reference: Path = DEFAULT_REFERENCE) -> dict:
+             defect_scale: float = 1.0, reference: Path = DEFAULT_REFERENCE, shard: int = 0,
+             shards: int = 1) -> dict:
     month_list = month_range(months) if isinstance(months, str) else list(months)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = GeneratorConfig(out=out, months=month_list, persons=persons, seed=seed,
-                          defect_scale=defect_scale, reference=Path(reference))
+                          defect_scale=defect_scale, reference=Path(reference), shard=shard, shards=shards)
     result = Generator(cfg).run()
     result["span"] = months_between(month_list[0], month_list[-1])
     return result
