@@ -42,8 +42,9 @@ def peak_rss_mb() -> float:
 def inbox_for(rows: int, seed: int) -> Path:
     """The cached inbox of about `rows` roster rows; above one shard's size, generated in shards
     (bench/shards.py: the generator holds its population in memory)."""
-    from pipelines.generate import generate
     from shards import generate_sharded, shard_count
+
+    from pipelines.generate import generate
 
     inbox = HERE / "work" / f"inbox-{rows}-{seed}"
     if not (inbox / "ground_truth.csv").exists():
