@@ -2,8 +2,10 @@
 `python bench/run.py --rows 250000 [--rows 2500000]`.
 
 For each size, in a fresh process (so peak memory is that size's own): generate (once, cached under
-bench/work/) an inbox of about that many roster rows, run one payroll month stage by stage, and
-report wall time per stage, rows per second and peak memory (RSS), with two baselines:
+bench/work/; above 2.5M rows in shards, bench/shards.py) an inbox of about that many roster rows,
+run one payroll month stage by stage (up to 5M rows as `doudi run` does, above that partitioned as
+the DAG does; --mode), and report wall time, rows per second and peak memory (RSS of the process
+and its children) per stage, with two baselines:
 - the I/O floor: a bare read of the same roster files into Parquet (pyarrow for CSV, calamine for
   XLSX, no checks);
 - the pandas baseline (bench/pandas_baseline.py): the payment engine written in pandas, from the
@@ -19,10 +21,10 @@ import io
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,13 +32,68 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+# The pandas baseline holds the whole roster in pandas: 5.5 GB at 2.6M rows, so about 53 GB at 25M,
+# more than this machine has. Above this size it is not run, and the result says so.
+PANDAS_MAX_ROWS = 5_000_000
+
+# Above this size the bench runs the stages partitioned, as the DAG does: one program's whole
+# roster in one validation frame or one engine run would not fit in memory. Below it, partitioning
+# in one process only adds each partition's fixed cost (a GX context, the reference models).
+SINGLE_MAX_ROWS = 5_000_000
+
 # roster rows per generated person, measured on the generator's output at 250k (dibao members, both
 # disability subsidies, tekun, orphans)
 ROWS_PER_PERSON = 0.86
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class MemoryWatch:
+    """Peak resident memory per stage, of this process *and its children* (payout renders in
+    spawned processes): a thread samples the process tree's RSS every 0.2 s, and this process's own
+    high-water mark (VmHWM, reset at each stage through /proc/self/clear_refs) catches a spike
+    between samples."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.stage_peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _status_kb(pid: int | str, key: str) -> int:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # the process ended between listing and reading
+            return 0
+        return next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith(key + ":")), 0)
+
+    @staticmethod
+    def _tree(pid: int) -> list[int]:
+        out, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            for children in Path(f"/proc/{p}/task").glob("*/children"):
+                try:
+                    todo += [int(c) for c in children.read_text().split()]
+                except OSError:
+                    pass
+        return out
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.interval):
+            self.stage_peak_kb = max(self.stage_peak_kb, sum(self._status_kb(p, "VmRSS") for p in self._tree(me)))
+
+    def start_stage(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        self.stage_peak_kb = 0
+
+    def stage_peak_mb(self) -> float:
+        return max(self.stage_peak_kb, self._status_kb("self", "VmHWM")) / 1024
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def inbox_for(rows: int, seed: int) -> Path:
@@ -100,8 +157,8 @@ def run_pandas_baseline(ctx) -> dict:
     return json.loads(line.split(" ", 1)[1])
 
 
-def run_size(rows: int, seed: int) -> dict:
-    from pipelines.monthly import stages
+def run_size(rows: int, seed: int, mode: str) -> dict:
+    from pipelines.monthly import partitioned_stages, stages
     from pipelines.settings import RunContext
     from pipelines.truth import exact_recall, near_duplicate_scores, read_truth
 
@@ -112,18 +169,28 @@ def run_size(rows: int, seed: int) -> dict:
     ctx = RunContext(month=month, inbox=str(inbox), reference=HERE.parent / "data" / "reference",
                      out=work / "out", warehouse=work / "warehouse.duckdb")
     per_stage: dict[str, float] = {}
+    stage_peak: dict[str, float] = {}
+    watch = MemoryWatch()
     started = time.perf_counter()
     results = {}
-    for name, call in stages(ctx):
+    for name, call in (partitioned_stages(ctx) if mode == "partitioned" else stages(ctx)):
         t = time.perf_counter()
+        watch.start_stage()
         results[name] = call()
         key = name.split("[")[0]
         per_stage[key] = per_stage.get(key, 0.0) + time.perf_counter() - t
+        stage_peak[key] = max(stage_peak.get(key, 0.0), watch.stage_peak_mb())
+        print(f"{time.perf_counter() - started:8.1f} s  {name}: {time.perf_counter() - t:.1f} s, "
+              f"peak {stage_peak[key]:.0f} MB", file=sys.stderr, flush=True)
     doudi_seconds = time.perf_counter() - started
+    watch.stop()
     delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
-    doudi_peak = peak_rss_mb()  # before the baselines run
+    doudi_peak = max(stage_peak.values())  # before the baselines run
+    compute_result = results["compute" if mode == "single" else "compute[combine]"]
     floor = io_floor(inbox, month, work / "floor")
-    pandas = run_pandas_baseline(ctx)
+    pandas = run_pandas_baseline(ctx) if rows <= PANDAS_MAX_ROWS else {
+        "seconds": None, "totals_match": False, "peak_rss_mb": None,
+        "differences": [f"not run above {PANDAS_MAX_ROWS} rows: it would need about 2.1 KB a row in memory"]}
     truth = read_truth(inbox)
     recall = exact_recall(truth, ctx.warehouse)
     return {
@@ -132,6 +199,8 @@ def run_size(rows: int, seed: int) -> dict:
         "doudi_seconds": round(doudi_seconds, 2),
         "doudi_rows_per_second": round(delivered / doudi_seconds),
         "doudi_peak_rss_mb": round(doudi_peak),
+        "mode": mode,
+        "stages_peak_rss_mb": {k: round(v) for k, v in stage_peak.items()},
         "floor_seconds": round(floor, 2),
         # the pandas baseline is the payment engine only: compare it with doudi's compute stage
         "pandas_seconds": pandas["seconds"] if pandas["totals_match"] else None,
@@ -149,7 +218,7 @@ def run_size(rows: int, seed: int) -> dict:
             "exact_min_recall": round(min(r for r, _n in recall.values()), 4) if recall else None,
             "near_duplicates": near_duplicate_scores(truth, ctx.warehouse),
         },
-        "payable_lines": sum(v["count"] for k, v in results["compute"]["lines"].items() if k.startswith("payable")),
+        "payable_lines": sum(v["count"] for k, v in compute_result["lines"].items() if k.startswith("payable")),
     }
 
 
@@ -157,6 +226,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, action="append", help="roster rows (repeat for several sizes)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--mode", choices=("auto", "single", "partitioned"), default="auto",
+                    help="single: the stages as `doudi run` runs them; partitioned: as the DAG cuts them, by city "
+                         f"and payment group, one partition at a time; auto (default): single up to "
+                         f"{SINGLE_MAX_ROWS} rows, partitioned above")
     ap.add_argument("--one", action="store_true", help="run one size in this process, print its JSON")
     ap.add_argument("--generate-only", action="store_true", help="generate (and cache) the inboxes, run nothing")
     args = ap.parse_args()
@@ -166,12 +239,14 @@ def main() -> int:
             print(inbox_for(rows, args.seed))
         return 0
     if args.one:
-        print("BENCH-RESULT " + json.dumps(run_size(sizes[0], args.seed)))
+        mode = args.mode if args.mode != "auto" else "single" if sizes[0] <= SINGLE_MAX_ROWS else "partitioned"
+        print("BENCH-RESULT " + json.dumps(run_size(sizes[0], args.seed, mode)))
         return 0
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}, "runs": []}
     for rows in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", "--rows", str(rows), "--seed", str(args.seed)],
+        proc = subprocess.run([sys.executable, __file__, "--one", "--rows", str(rows), "--seed", str(args.seed),
+                               "--mode", args.mode],
                               stdout=subprocess.PIPE, text=True, check=False)
         results = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT ")]
         if proc.returncode or not results:
@@ -185,11 +260,15 @@ def main() -> int:
           f"{'compute s':>9} {'pandas s':>9} {'pandas/doudi':>12}  stages")
     for r in report["runs"]:
         stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
-        pandas = r["pandas_seconds"] if r["pandas_totals_match"] else "totals differ"
+        pandas = (r["pandas_seconds"] if r["pandas_totals_match"] else
+                  "not run" if r["pandas_peak_rss_mb"] is None else "totals differ")
         print(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} {r['doudi_peak_rss_mb']:>8} "
               f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8} {r['stages_seconds']['compute']:>9} "
               f"{pandas:>9} {str(r['pandas_over_doudi_compute']):>12}  {stages_text}")
     print("pandas/doudi compares the payment engine (doudi's compute stage), the pandas baseline's scope.")
+    for r in report["runs"]:
+        peaks = " ".join(f"{k}={v}" for k, v in r["stages_peak_rss_mb"].items())
+        print(f"{r['rows']:>10} peak MB by stage ({r['mode']}, this process and its children): {peaks}")
     for r in report["runs"]:
         gt = r["ground_truth"]
         nd = gt["near_duplicates"]

@@ -8,12 +8,18 @@ so any stage can be rerun on its own and a crash leaves nothing half-written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from pipelines.compute import compute_payments
+from pipelines.compute import combine_compute, compute_partition, compute_payments
 from pipelines.faults import checkpoint
 from pipelines.ingest import ingest_program
 from pipelines.integrity import check_integrity
+from pipelines.partitions import (
+    combine_validation,
+    plan_compute_partitions,
+    plan_validation_partitions,
+    validate_partition,
+)
 from pipelines.payout import write_payouts
 from pipelines.reference import check_reference
 from pipelines.report import reconcile_and_report
@@ -37,6 +43,35 @@ def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
         ("report", lambda: reconcile_and_report(ctx)),
     ]
     return out
+
+
+def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict | list]]]:
+    """The stages as the monthly DAG cuts them (validation per city, the engine per closed group of
+    cities), one after another in this process: what bench/ runs above one shard's size, where a
+    whole program's frame would not fit in memory.
+
+    A generator, because the partitions are known only once the planning stage has run: the caller
+    must call each stage before asking for the next (bench/run.py does)."""
+    yield "check_reference", lambda: check_reference(ctx)
+    previous = previous_file_counts(ctx)
+    for p in PROGRAMS:
+        yield f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))
+    cities: list[str] = []
+    yield "validate[plan]", lambda: cities.extend(plan_validation_partitions(ctx)) or list(cities)
+    for city in cities:
+        yield f"validate[{city}]", lambda city=city: validate_partition(ctx, city)
+    yield "validate[combine]", lambda: combine_validation(ctx, cities)
+    yield "integrity", lambda: check_integrity(ctx)
+    groups: list[str] = []
+    yield "compute[plan]", lambda: groups.extend(plan_compute_partitions(ctx)) or list(groups)
+    for group in groups:
+        yield f"compute[{group}]", lambda group=group: compute_partition(ctx, group)
+    yield "compute[combine]", lambda: combine_compute(ctx, groups)
+    yield from [
+        ("payout", lambda: write_payouts(ctx)),
+        ("publish", lambda: publish_month(ctx)),
+        ("report", lambda: reconcile_and_report(ctx)),
+    ]
 
 
 def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None) -> dict:
