@@ -73,8 +73,13 @@ def resolve(needs: pd.DataFrame, standards: pd.DataFrame, program: str, componen
 
 
 def compute_month(roster_path: Path, reference: Path, month: str, province: str = "21") -> pd.DataFrame:
-    """The month's lines: program, line_type, status, amount_fen."""
-    r = pd.read_parquet(roster_path, columns=ROSTER_COLUMNS)
+    """The month's lines (program, line_type, status, amount in fen) from doudi's integrity roster."""
+    return compute_frame(pd.read_parquet(roster_path, columns=ROSTER_COLUMNS), reference, month, province)
+
+
+def compute_frame(r: pd.DataFrame, reference: Path, month: str, province: str = "21") -> pd.DataFrame:
+    """The month's lines from a roster frame with ROSTER_COLUMNS (bench/pandas_pipeline.py builds
+    one from the inbox)."""
     u = r[(r.disposition == "accepted") & r.not_paid_reason.isna()].copy()
     u["line_program"] = u.ledger_program.where(u.program == "disability", u.program)
     u["unit_key"] = u.household_id.where(u.program == "dibao", u.id_number)
