@@ -208,9 +208,10 @@ def doudi_totals(ledger_path: Path) -> dict[tuple[str, str, str], tuple[int, int
     return {(p, t, s): (int(n), int(a)) for p, t, s, n, a in rows}
 
 
-def run(roster: Path, reference: Path, month: str, ledger: Path) -> dict:
+def timed_against(ledger: Path, compute) -> dict:
+    """Time `compute()` (a frame of lines) and compare its totals with doudi's ledger."""
     started = time.perf_counter()
-    lines = compute_month(roster, reference, month)
+    lines = compute()
     seconds = time.perf_counter() - started
     ours, theirs = totals(lines), doudi_totals(ledger)
     return {"seconds": round(seconds, 2), "lines": len(lines), "totals_match": ours == theirs,
@@ -218,16 +219,23 @@ def run(roster: Path, reference: Path, month: str, ledger: Path) -> dict:
                             for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}}
 
 
+def print_result(result: dict) -> None:
+    """The line bench/run.py reads, with this process's peak memory. VmHWM, not ru_maxrss: Linux
+    carries ru_maxrss over exec, so a child started by a large process would report its parent's peak."""
+    import json
+
+    status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+    peak_kb = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")))
+    print("PANDAS-RESULT " + json.dumps(dict(result, peak_rss_mb=round(peak_kb / 1024))))
+
+
+def run(roster: Path, reference: Path, month: str, ledger: Path) -> dict:
+    return timed_against(ledger, lambda: compute_month(roster, reference, month))
+
+
 if __name__ == "__main__":
     # bench/run.py runs the baseline in its own process, so its peak memory is its own:
     # pandas_baseline.py <integrity roster.parquet> <reference dir> <YYYY-MM> <doudi ledger.parquet>
-    import json
     import sys
 
-    result = run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a large
-    # process would report its parent's peak
-    status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
-    result["peak_rss_mb"] = round(int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")))
-                                  / 1024)
-    print("PANDAS-RESULT " + json.dumps(result))
+    print_result(run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))

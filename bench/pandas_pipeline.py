@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pandas_baseline import ROSTER_COLUMNS, compute_frame, doudi_totals, totals  # noqa: E402
+from pandas_baseline import ROSTER_COLUMNS, compute_frame, print_result, timed_against  # noqa: E402
 
 from pipelines.vocabulary import (  # noqa: E402  the contract's vocabularies: data, not pipeline code
     CLASS_CATEGORIES,
@@ -389,18 +388,8 @@ def run_month(inbox: Path, reference: Path, month: str, province: str = "21") ->
 
 
 def run(inbox: Path, reference: Path, month: str, ledger: Path) -> dict:
-    started = time.perf_counter()
-    lines = run_month(inbox, reference, month)
-    seconds = time.perf_counter() - started
-    ours, theirs = totals(lines), doudi_totals(ledger)
-    return {"seconds": round(seconds, 2), "lines": len(lines), "totals_match": ours == theirs,
-            "differences": {"/".join(k): {"pandas": ours.get(k), "doudi": theirs.get(k)}
-                            for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}}
+    return timed_against(ledger, lambda: run_month(inbox, reference, month))
 
 
 if __name__ == "__main__":
-    result = run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
-    status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
-    result["peak_rss_mb"] = round(int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")))
-                                  / 1024)
-    print("PANDAS-RESULT " + json.dumps(result))
+    print_result(run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))
