@@ -13,7 +13,8 @@ and its children) per stage, with two baselines:
   the same input as doudi's compute stage). Each one's ledger totals must equal doudi's to the
   fen, or the harness says so and reports no ratio. Neither is run above 5M rows: they hold the
   whole month in memory.
-Writes bench/results/latest.json (the last size, with every size under `runs`) and prints a table.
+Writes bench/results/latest.json (the last size, with every size under `runs`) and
+bench/results/<rows>.json for each size (so a 25M run, hours long, keeps its own), and prints a table.
 """
 
 from __future__ import annotations
@@ -276,6 +277,9 @@ def main() -> int:
     latest = dict(report["runs"][-1], machine=report["machine"], runs=report["runs"])
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "latest.json").write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
+    for run in report["runs"]:
+        (HERE / "results" / f"{run['target_rows']}.json").write_text(
+            json.dumps(dict(run, machine=report["machine"]), indent=2) + "\n", encoding="utf-8")
     print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8} "
           f"{'pandas s':>9} {'pandas/doudi':>12} {'engine s':>9} {'compute s':>9}  stages")
     for r in report["runs"]:
