@@ -12,14 +12,19 @@ Why the merge is sound:
 - a county's file has the same format, encoding, header aliases and column order in every shard
   (the generator derives them from the county and program, not from the seed), so the merged file
   is the shards' rows under one header;
-- a duplicate delivery (`_重复报送`) or a corrected file (`_v2`) in one shard is merged with the
-  other shards' ordinary file for that county: the merged duplicate is still byte-identical to the
-  merged original, and the merged correction still withdraws that shard's withdrawn row.
+- a county delivers its file twice (`_重复报送`) or corrects it (`_v2`) when shard 0 drew that
+  defect for it: the variant then holds every shard's rows (each shard's own variant where it has
+  one, else its ordinary file), so the merged duplicate is still byte-identical to the merged
+  original. The other shards' variants are dropped, with their ground-truth entries: kept, any
+  shard's draw would make a whole county's copy, and ten shards would deliver ten times as many
+  copies as one generated inbox (the first 25M inbox had 28% of its rows in copies). A dropped
+  correction's withdrawn row is delivered as in its shard's original file.
 The ground truth, the registries and the death extract are the shards' rows concatenated.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import re
@@ -109,6 +114,21 @@ def _merge_parquet(parts: list[Path], out: Path) -> None:
     pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), out)
 
 
+def _merge_truth(shards: list[Path], dropped: set[str], out: Path) -> None:
+    """The shards' ground truth, without the entries about variant files the merge dropped."""
+    rows: list[dict] = []
+    for s in shards:
+        with open(s / "ground_truth.csv", encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames
+            rows += [r for r in reader if f"{r['month']}/{r['file']}" not in dropped
+                     and f"{r['month']}/{r['detail']}" not in dropped]
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def merge_shards(shards: list[Path], inbox: Path) -> None:
     tmp = inbox.with_name(inbox.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -116,9 +136,14 @@ def merge_shards(shards: list[Path], inbox: Path) -> None:
     names: set[Path] = set()
     for s in shards:
         names |= {p.relative_to(s) for p in s.rglob("*") if p.is_file()}
-    for rel in sorted(names):
+    # a county's duplicate delivery or correction follows shard 0's draw (see the module's docstring)
+    dropped = {rel for rel in names if VARIANT.search(rel.stem) and not (shards[0] / rel).exists()}
+    for rel in sorted(names - dropped):
         out = tmp / rel
         out.parent.mkdir(parents=True, exist_ok=True)
+        if rel.name == "ground_truth.csv":
+            _merge_truth(shards, {d.as_posix() for d in dropped}, out)
+            continue
         if rel.name == "generator.json":
             configs = [json.loads((s / rel).read_text(encoding="utf-8")) for s in shards]
             merged = dict(configs[0], seed=configs[0]["seed"] // 1000, persons=sum(c["persons"] for c in configs),
