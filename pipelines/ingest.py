@@ -470,6 +470,11 @@ def _file_of(table: pa.Table) -> str:
     return table.column("source_file")[0].as_py() if table.num_rows else ""
 
 
+def _rewrite_files(tables: list[pa.Table], files, rewrite) -> list[pa.Table]:
+    """Each table whose file is in `files` replaced by `rewrite(table, file)`; the others as they are."""
+    return [rewrite(t, f) if (f := _file_of(t)) in files else t for t in tables]
+
+
 def _apply_supersession(tables: list[pa.Table], results: list[FileResult]) -> list[pa.Table]:
     """A later file (by name) for the same program and county replaces the earlier ones."""
     by_county: dict[str, list[FileResult]] = {}
@@ -496,24 +501,20 @@ def _apply_supersession(tables: list[pa.Table], results: list[FileResult]) -> li
             for k, src_row in enumerate(table.column("source_row").to_pylist()):
                 if ids[k] and (f, ids[k]) not in index:
                     index[(f, ids[k])] = src_row
-    out = []
-    for table in tables:
-        f = _file_of(table)
-        if f not in superseded:
-            out.append(table)
-            continue
+
+    def supersede(table: pa.Table, f: str) -> pa.Table:
         target = superseded[f].source_file
-        n = table.num_rows
         hits = [index.get((target, _id_key(v))) for v in table.column("id_number").to_pylist()]
-        reasons = table.column("file_reason").to_pylist()
-        out.append(_replace_columns(
-            table, file_status=["superseded"] * n,
+        return _replace_columns(
+            table, file_status=["superseded"] * table.num_rows,
             duplicate_of_file=[target if h is not None else d
                                for h, d in zip(hits, table.column("duplicate_of_file").to_pylist(), strict=True)],
             duplicate_of_row=[h if h is not None else d
                               for h, d in zip(hits, table.column("duplicate_of_row").to_pylist(), strict=True)],
-            file_reason=[r if h is not None else "FILE_SUPERSEDED" for h, r in zip(hits, reasons, strict=True)]))
-    return out
+            file_reason=[r if h is not None else "FILE_SUPERSEDED"
+                         for h, r in zip(hits, table.column("file_reason").to_pylist(), strict=True)])
+
+    return _rewrite_files(tables, superseded, supersede)
 
 
 def _id_key(v: str | None) -> str:
@@ -535,16 +536,13 @@ def _check_row_swing(ctx: RunContext, tables: list[pa.Table], results: list[File
     rejected = {r.source_file: r.reason_code for r in results if r.status == "rejected"}
     if not rejected:
         return tables
-    out = []
-    for table in tables:
-        f = _file_of(table)
-        if f not in rejected:
-            out.append(table)
-            continue
+
+    def reject(table: pa.Table, f: str) -> pa.Table:
         status = table.column("file_status").to_pylist()
         reason = table.column("file_reason").to_pylist()
         loaded = [was == "loaded" for was in status]
-        out.append(_replace_columns(
+        return _replace_columns(
             table, file_status=["rejected" if ld else was for ld, was in zip(loaded, status, strict=True)],
-            file_reason=[rejected[f] if ld else r for ld, r in zip(loaded, reason, strict=True)]))
-    return out
+            file_reason=[rejected[f] if ld else r for ld, r in zip(loaded, reason, strict=True)])
+
+    return _rewrite_files(tables, rejected, reject)

@@ -28,21 +28,33 @@ from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
 
-def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+    """check_reference and ingest: the same whether the month is partitioned or not."""
     out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
     previous = previous_file_counts(ctx)
     for p in PROGRAMS:
         out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
+    return out
+
+
+def _writing_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+    """payout, publish and report: on the whole month in either case."""
+    return [
+        ("payout", lambda: write_payouts(ctx)),
+        ("publish", lambda: publish_month(ctx)),
+        ("report", lambda: reconcile_and_report(ctx)),
+    ]
+
+
+def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+    out = _reading_stages(ctx)
     for p in PROGRAMS:
         out.append((f"validate[{p}]", lambda p=p: validate_program(ctx, p)))
     out += [
         ("integrity", lambda: check_integrity(ctx)),
         ("compute", lambda: compute_payments(ctx)),
-        ("payout", lambda: write_payouts(ctx)),
-        ("publish", lambda: publish_month(ctx)),
-        ("report", lambda: reconcile_and_report(ctx)),
     ]
-    return out
+    return out + _writing_stages(ctx)
 
 
 def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict | list]]]:
@@ -52,10 +64,7 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
 
     A generator, because the partitions are known only once the planning stage has run: the caller
     must call each stage before asking for the next (bench/run.py does)."""
-    yield "check_reference", lambda: check_reference(ctx)
-    previous = previous_file_counts(ctx)
-    for p in PROGRAMS:
-        yield f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))
+    yield from _reading_stages(ctx)
     cities: list[str] = []
     yield "validate[plan]", lambda: cities.extend(plan_validation_partitions(ctx)) or list(cities)
     for city in cities:
@@ -67,11 +76,7 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
     for group in groups:
         yield f"compute[{group}]", lambda group=group: compute_partition(ctx, group)
     yield "compute[combine]", lambda: combine_compute(ctx, groups)
-    yield from [
-        ("payout", lambda: write_payouts(ctx)),
-        ("publish", lambda: publish_month(ctx)),
-        ("report", lambda: reconcile_and_report(ctx)),
-    ]
+    yield from _writing_stages(ctx)
 
 
 def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None) -> dict:
