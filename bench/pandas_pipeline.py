@@ -41,18 +41,18 @@ sys.path.insert(0, str(HERE))
 
 from pandas_baseline import ROSTER_COLUMNS, compute_frame, print_result, timed_against  # noqa: E402
 
+from pipelines.ingest import HEADER_SEARCH_ROWS, MIN_HEADER_MATCHES  # noqa: E402  the contract's header search
 from pipelines.vocabulary import (  # noqa: E402  the contract's vocabularies: data, not pipeline code
     CLASS_CATEGORIES,
     DISABILITY_CATEGORIES,
     DISABILITY_GRADES,
     SUBSIDY_TYPES,
+    fold_fullwidth,
     header_aliases,
     normalise_header,
 )
 
 PROGRAMS = ("dibao", "tekun", "orphan", "disability")
-FULLWIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-HEADER_SEARCH_ROWS, MIN_HEADER_MATCHES = 10, 3
 EXPECTATIONS = HERE.parent / "expectations"
 
 
@@ -119,7 +119,7 @@ def ingest(inbox: Path, month: str, program: str) -> pd.DataFrame:
         if df.empty:
             continue
         df["source_file"] = f"rosters/{program}/{path.name}"
-        county = df["region_code"].map(lambda v: None if v is None else v.translate(FULLWIDTH).strip()).mode()
+        county = df["region_code"].map(lambda v: None if v is None else fold_fullwidth(v).strip()).mode()
         county_files.setdefault(county.iloc[0] if len(county) else path.name[:6], []).append(df["source_file"].iat[0])
         frames[df["source_file"].iat[0]] = df
     survivors = [files[-1] for files in county_files.values()]  # a correction is named after the original
@@ -131,7 +131,7 @@ def ingest(inbox: Path, month: str, program: str) -> pd.DataFrame:
 
 # --- 2. validation ---------------------------------------------------------------------------
 def fold(s: pd.Series) -> pd.Series:
-    return s.astype(object).map(lambda v: v.translate(FULLWIDTH) if isinstance(v, str) else v)
+    return s.astype(object).map(lambda v: fold_fullwidth(v) if isinstance(v, str) else v)
 
 
 def norm_text(s: pd.Series) -> pd.Series:
