@@ -57,6 +57,9 @@ def test_data_docs_and_charts_exist(four_months):
         page = (reports / "data_docs" / f"{program}.html").read_text(encoding="utf-8")
         assert f"roster_{program}" in page and "Evaluated Expectations" in page
         assert "pandas_data_fingerprint" not in page  # hex that can look like an account number
+        assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", page)  # GX's random uuids, likewise
+        assert 'href="#section-1-content-block-3-collapse-body-block1"' in page
+        assert "id=section-1-content-block-3-collapse-body-block1 " in page
     html = (reports / "reconciliation.html").read_text(encoding="utf-8")
     assert html.count("<svg") == 4 and 'class="bar"' in html
     assert "对账结果：台账、代发记录与代发文件一致" in html
