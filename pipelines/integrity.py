@@ -32,6 +32,10 @@ from pipelines.sqlrun import (
     tables_in,
 )
 
+# The month's rows with their lineage columns are about 1 KB each: the models that carry them are
+# views, streamed from the validated Parquet into the written roster, never held as tables. The
+# others hold one row per finding (or per person and program) and are materialised.
+ROSTER_VIEWS = ("int_roster_all", "int_roster_final")
 INTEGRITY_MODELS = (
     "int_roster_all",
     "int_cross_county_duplicates",
@@ -58,17 +62,22 @@ def check_integrity(ctx: RunContext) -> dict:
     registries = _register_registries(ctx, con)
     _load_history(ctx, con)
     for model in INTEGRITY_MODELS:
-        run_model(con, f"intermediate/{model}.sql")
-    find_near_duplicates(con, ctx.reference)
-    run_model(con, "intermediate/int_integrity_findings.sql")
-    delivered = con.execute("SELECT count(*) FROM validated_rows").fetchone()[0]
-    final = con.execute("SELECT count(*) FROM int_roster_final").fetchone()[0]
-    if final != delivered:
-        raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
+        run_model(con, f"intermediate/{model}.sql", view=model in ROSTER_VIEWS)
     out = ensure_dir(ctx.work_dir / "integrity")
     checkpoint("integrity.before_write")
     copy_to_parquet(con, "SELECT * FROM int_roster_final ORDER BY program, source_file, source_row",
                     out / "roster.parquet")
+    # what reads the final roster from here on reads the written file, not the view again
+    con.execute(f"CREATE OR REPLACE VIEW int_roster_final AS "
+                f"SELECT * FROM read_parquet('{sql_string(str(out / 'roster.parquet'))}')")
+    delivered = con.execute("SELECT count(*) FROM validated_rows").fetchone()[0]
+    final = con.execute("SELECT count(*) FROM int_roster_final").fetchone()[0]
+    if final != delivered:
+        con.close()
+        (out / "roster.parquet").unlink()  # no later stage may read a roster that lost or made rows
+        raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
+    find_near_duplicates(con, ctx.reference)
+    run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
                     out / "findings.parquet")
     by_disposition = dict(con.execute("SELECT disposition, count(*) FROM int_roster_final GROUP BY 1").fetchall())

@@ -128,10 +128,11 @@ def model_sql(relpath: str) -> str:
     return (SQL_DIR / relpath).read_text(encoding="utf-8")
 
 
-def run_model(con, relpath: str, name: str | None = None) -> str:
-    """Materialise sql/<relpath> as a table named after the file; return the table name."""
+def run_model(con, relpath: str, name: str | None = None, view: bool = False) -> str:
+    """Materialise sql/<relpath> as a table named after the file (or, with `view`, define it as a
+    view that its readers stream); return the name."""
     table = name or Path(relpath).stem
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS\n{model_sql(relpath)}")
+    con.execute(f"CREATE OR REPLACE {'VIEW' if view else 'TABLE'} {table} AS\n{model_sql(relpath)}")
     return table
 
 
