@@ -32,6 +32,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# where inboxes, runs and results go: bench/ itself unless DOUDI_BENCH_DIR says elsewhere (the tests)
+BENCH_DIR = Path(os.environ.get("DOUDI_BENCH_DIR", HERE))
+WORK = BENCH_DIR / "work"
+RESULTS = BENCH_DIR / "results"
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
@@ -107,7 +111,7 @@ def inbox_for(rows: int, seed: int) -> Path:
 
     from pipelines.generate import generate
 
-    inbox = HERE / "work" / f"inbox-{rows}-{seed}"
+    inbox = WORK / f"inbox-{rows}-{seed}"
     if not (inbox / "ground_truth.csv").exists():
         shutil.rmtree(inbox, ignore_errors=True)
         started = time.perf_counter()
@@ -179,7 +183,7 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
 
     month = "2020-01"
     inbox = inbox_for(rows, seed)
-    work = HERE / "work" / f"run-{rows}"
+    work = WORK / f"run-{rows}"
     shutil.rmtree(work, ignore_errors=True)
     ctx = RunContext(month=month, inbox=str(inbox), reference=HERE.parent / "data" / "reference",
                      out=work / "out", warehouse=work / "warehouse.duckdb")
@@ -188,15 +192,26 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
     watch = MemoryWatch()
     started = time.perf_counter()
     results = {}
-    for name, call in (partitioned_stages(ctx) if mode == "partitioned" else stages(ctx)):
-        t = time.perf_counter()
-        watch.start_stage()
-        results[name] = call()
-        key = name.split("[")[0]
-        per_stage[key] = per_stage.get(key, 0.0) + time.perf_counter() - t
-        stage_peak[key] = max(stage_peak.get(key, 0.0), watch.stage_peak_mb())
-        print(f"{time.perf_counter() - started:8.1f} s  {name}: {time.perf_counter() - t:.1f} s, "
-              f"peak {stage_peak[key]:.0f} MB", file=sys.stderr, flush=True)
+    name = "generate"
+    try:
+        for name, call in (partitioned_stages(ctx) if mode == "partitioned" else stages(ctx)):
+            t = time.perf_counter()
+            watch.start_stage()
+            key = name.split("[")[0]
+            results[name] = call()
+            per_stage[key] = per_stage.get(key, 0.0) + time.perf_counter() - t
+            stage_peak[key] = max(stage_peak.get(key, 0.0), watch.stage_peak_mb())
+            # one line per finished stage, so a run killed by the OOM killer still tells how far it got
+            print("BENCH-STAGE " + json.dumps({"stage": key, "seconds": round(per_stage[key], 2),
+                                               "peak_rss_mb": round(stage_peak[key])}), flush=True)
+            print(f"{time.perf_counter() - started:8.1f} s  {name}: {time.perf_counter() - t:.1f} s, "
+                  f"peak {stage_peak[key]:.0f} MB", file=sys.stderr, flush=True)
+    except Exception as exc:
+        # an hours-long size that fails still tells where and after how long: its JSON says so
+        print("BENCH-FAILED " + json.dumps({"failed_at": name, "error": f"{type(exc).__name__}: {exc}"[:2000],
+                                            "seconds_until_failure": round(time.perf_counter() - started, 2)}),
+              flush=True)
+        raise
     doudi_seconds = time.perf_counter() - started
     watch.stop()
     delivered = sum(results[f"ingest[{p}]"]["rows"] for p in ("dibao", "tekun", "orphan", "disability"))
@@ -243,6 +258,23 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
     }
 
 
+def failed_run(rows: int, mode: str, exit_code: int, stdout: str) -> dict:
+    """What a size that did not finish measured: its finished stages, and how it ended (an exception
+    it reported, or a kill it could not report, such as the OOM killer's)."""
+    lines = stdout.splitlines()
+    done = [json.loads(ln.split(" ", 1)[1]) for ln in lines if ln.startswith("BENCH-STAGE ")]
+    reported = [json.loads(ln.split(" ", 1)[1]) for ln in lines if ln.startswith("BENCH-FAILED ")]
+    ended = reported[-1] if reported else {
+        "failed_at": "after " + done[-1]["stage"] if done else "before the first stage",
+        "error": f"killed by signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}, no error reported"}
+    seconds, peaks = {}, {}
+    for stage in done:  # a partitioned stage reports after each partition: keep its running total
+        seconds[stage["stage"]] = stage["seconds"]
+        peaks[stage["stage"]] = stage["peak_rss_mb"]
+    return {"target_rows": rows, "mode": mode, "finished": False, "exit_code": exit_code,
+            "stages_done": list(seconds), **ended, "stages_seconds": seconds, "stages_peak_rss_mb": peaks}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, action="append", help="roster rows (repeat for several sizes)")
@@ -265,20 +297,28 @@ def main() -> int:
         return 0
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}, "runs": []}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    failed = []
     for rows in sizes:
         proc = subprocess.run([sys.executable, __file__, "--one", "--rows", str(rows), "--seed", str(args.seed),
                                "--mode", args.mode],
                               stdout=subprocess.PIPE, text=True, check=False)
         results = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT ")]
         if proc.returncode or not results:
-            print(f"the {rows}-row run failed (exit {proc.returncode})", file=sys.stderr)
-            return 1
+            failure = failed_run(rows, args.mode, proc.returncode, proc.stdout)
+            failure["machine"] = report["machine"]
+            (RESULTS / f"{rows}.json").write_text(json.dumps(failure, indent=2) + "\n", encoding="utf-8")
+            print(f"the {rows}-row run failed (exit {proc.returncode}) after {failure['stages_done'] or 'no stage'}: "
+                  f"{failure['error']}; what it measured is in {RESULTS / f'{rows}.json'}", file=sys.stderr)
+            failed.append(rows)
+            continue
         report["runs"].append(json.loads(results[-1].split(" ", 1)[1]))
+    if not report["runs"]:
+        return 1
     latest = dict(report["runs"][-1], machine=report["machine"], runs=report["runs"])
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "latest.json").write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
     for run in report["runs"]:
-        (HERE / "results" / f"{run['target_rows']}.json").write_text(
+        (RESULTS / f"{run['target_rows']}.json").write_text(
             json.dumps(dict(run, machine=report["machine"]), indent=2) + "\n", encoding="utf-8")
     print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8} "
           f"{'pandas s':>9} {'pandas/doudi':>12} {'engine s':>9} {'compute s':>9}  stages")
@@ -305,7 +345,7 @@ def main() -> int:
         print(f"{r['rows']:>10} ground truth: exact recall min {gt['exact_min_recall']} over "
               f"{len(gt['exact_recall'])} types; near-duplicates {nd['planted']} planted, {nd['found']} found, "
               f"recall {nd['recall']}, precision {nd['precision']}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
