@@ -4,7 +4,9 @@ A caseworker who mistypes one digit of an ID, or swaps two, and whose tool then 
 check digit, creates a second valid ID for the same person; two counties may also list one person
 under two IDs. Exact checks cannot see this. splink (Fellegi-Sunter record linkage on DuckDB)
 compares the month's accepted persons, one record per ID number, within blocks of the same name and
-birth date or the same name and county, and scores each pair with the fixed weights of
+birth date, or the same name, county and ID sequence code (the three digits after the birth date, so
+a mistyped birth date still meets its twin; name and county alone put every namesake of a county in
+one block: 50 million comparisons at 25M rows), and scores each pair with the fixed weights of
 `<reference>/near_duplicate_model.json`. Pairs at or above `near_duplicate_min_match_weight`
 (policy_parameters.csv) become review findings: paid and flagged, never stopped on their own.
 
