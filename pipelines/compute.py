@@ -73,8 +73,10 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
         raise RunError(f"payment partitions not planned: run plan_compute_partitions first ({rows})")
     con = _run_engine(ctx, partition_rows=(rows, partition))
     # lines and findings of persons in the group; any that no roster row owns go to the first group
-    con.execute(f"CREATE TABLE part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
-    con.execute(f"CREATE TABLE part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
+    # views, not tables: the files cover the whole month (25M rows at scale) and each group needs only
+    # its own lines' entries, which the joins below pick out as they scan
+    con.execute(f"CREATE VIEW part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
+    con.execute(f"CREATE VIEW part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
     first = con.execute("SELECT coalesce(min(partition), '') FROM part_rows").fetchone()[0]
     out = ensure_dir(parts / partition)
     checkpoint("compute.before_write")
