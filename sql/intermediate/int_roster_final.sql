@@ -1,112 +1,24 @@
 -- int_roster_final: every delivered row with its final disposition and what integrity decided
--- for payment. grain: one row per delivered row (row conservation).
---   not_paid_reason   the row's program lines are not paid at all (a finding type)
---   hold_reason       lines are computed and owed but held for review (status `held`), unless a
---                     clearance recorded with `doudi clear` covers this payroll (then
---                     cleared_hold_reason and clearance_id say so, and earlier held months are
---                     released by the engine)
---   excluded_member   a dibao member not counted in the household (holds an excluding program)
---   no_price_subsidy  the person gets no price subsidy (a deceased household member)
+-- for payment (int_roster_decisions: the columns are explained there). grain: one row per
+-- delivered row (row conservation).
 --
--- Written to Parquet as it streams (pipelines/integrity.py): the big input, int_roster_all, is read
--- once, and every other input joined to it is small (one row per finding or clearance). A self-join
--- of the roster, or a CTE over it read twice, makes DuckDB hold the whole month with its lineage
--- columns; at 25M rows that spilled 60 GB.
-with living_not_in_dibao as (
-    select p.source_file, p.source_row
-    from int_person_programs p
-    where p.program = 'disability' and p.subsidy_type = '生活补贴'
-      and p.id_number not in (select id_number from int_person_programs where program = 'dibao')
-),
-
-head_deaths as (
-    select distinct household_id from int_deaths where program = 'dibao' and relation = '户主'
-),
-
-clearance_units as (
-    -- a dibao household's clearance may name any of its members (usually the head, on whom its
-    -- ledger lines stand)
-    select distinct c.*, h.household_id
-    from hold_clearances c
-    left join int_roster_all h
-      on c.program = 'dibao' and h.program = 'dibao' and h.id_number = c.id_number
-),
-
-latest_by_person as (
-    select * exclude (household_id) from clearance_units
-    qualify row_number() over (partition by program, hold_reason, id_number
-                               order by cleared_at desc, clearance_id) = 1
-),
-
-latest_by_household as (
-    select * from clearance_units where household_id is not null
-    qualify row_number() over (partition by program, hold_reason, household_id
-                               order by cleared_at desc, clearance_id) = 1
-),
-
-decided as (
+-- A view: pipelines/integrity.py writes it to Parquet a few counties at a time. The month's rows
+-- with their lineage columns are about 1 KB each; one ORDER BY over 25M of them spilled 36 GB.
 select
     r.* exclude (disposition, duplicate_of_file, duplicate_of_row, duplicate_rule),
-    coalesce(case when d.source_row is not null then 'duplicate' end, r.disposition) as disposition,
-    coalesce(d.survivor_file, r.duplicate_of_file)      as duplicate_of_file,
-    coalesce(d.survivor_row, r.duplicate_of_row)        as duplicate_of_row,
-    coalesce(d.duplicate_rule, r.duplicate_rule)        as duplicate_rule,
-    case
-        when r.disposition <> 'accepted' or d.source_row is not null then null
-        when x.action = 'pay_a_only' and r.program <> 'dibao' then 'exclusive_programs'
-        when l.source_row is not null then 'living_subsidy_not_in_dibao'
-        when dead.source_row is not null and r.program <> 'dibao' then 'deceased_listed'
-    end                                                 as not_paid_reason,
-    -- who the contract says must hold the account: beneficiary, dibao head, guardian; institution
-    -- accounts (an institution's orphans and residents) are not checked by name here
-    case
-        when r.program = 'orphan' and r.placement = '机构养育' then null
-        when r.program = 'orphan' then r.guardian_name
-        when r.institution_code is not null then null
-        else r.name
-    end                                                 as expected_holder,
-    case
-        when r.disposition <> 'accepted' or d.source_row is not null then null
-        when r.program = 'dibao' and hd.household_id is not null then 'household_head_deceased'
-        when r.bank_account is not null and expected_holder is not null
-             and r.account_holder is distinct from expected_holder
-            then 'account_holder_mismatch'
-    end                                                 as hold_reason,
-    coalesce(x.action = 'pay_a_only' and r.program = 'dibao', false) as excluded_member,
-    coalesce(dead.source_row is not null, false)        as no_price_subsidy,
-    dead.death_month
+    case when x.duplicate_across_counties then 'duplicate' else r.disposition end as disposition,
+    coalesce(x.survivor_file, r.duplicate_of_file)      as duplicate_of_file,
+    coalesce(x.survivor_row, r.duplicate_of_row)        as duplicate_of_row,
+    coalesce(x.duplicate_rule, r.duplicate_rule)        as duplicate_rule,
+    x.not_paid_reason,
+    coalesce(x.excluded_member, false)                  as excluded_member,
+    coalesce(x.no_price_subsidy, false)                 as no_price_subsidy,
+    x.death_month,
+    x.hold_reason,
+    x.cleared_hold_reason,
+    x.clearance_id,
+    x.cleared_by,
+    x.cleared_at,
+    x.clearance_note
 from int_roster_all r
-left join int_cross_county_duplicates d using (source_file, source_row)
-left join int_exclusions x on x.source_file = r.source_file and x.source_row = r.source_row
-left join living_not_in_dibao l on l.source_file = r.source_file and l.source_row = r.source_row
-left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
-left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
-),
-
-cleared as (
-    -- the latest clearance that names this row's hold, by the person or by their dibao household
-    select d.* exclude (expected_holder),
-        hh.clearance_id is not null
-            and (cp.clearance_id is null or hh.cleared_at > cp.cleared_at
-                 or (hh.cleared_at = cp.cleared_at and hh.clearance_id < cp.clearance_id))
-                                                        as by_household,
-        case when by_household then hh.clearance_id else cp.clearance_id end as clearance_id,
-        case when by_household then hh.cleared_by else cp.cleared_by end     as cleared_by,
-        case when by_household then hh.cleared_at else cp.cleared_at end     as cleared_at,
-        case when by_household then hh.note else cp.note end                 as clearance_note
-    from decided d
-    left join latest_by_person cp
-      on cp.program = d.program and cp.hold_reason = d.hold_reason and cp.id_number = d.id_number
-    left join latest_by_household hh
-      on hh.program = d.program and hh.hold_reason = d.hold_reason and hh.household_id = d.household_id
-)
-
-select
-    * exclude (by_household, hold_reason, clearance_id, cleared_by, cleared_at, clearance_note),
-    case when clearance_id is null then hold_reason end      as hold_reason,
-    case when clearance_id is not null then hold_reason end  as cleared_hold_reason,
-    clearance_id,
-    cleared_by,
-    cleared_at,
-    clearance_note
-from cleared
+left join int_roster_decisions x on x.source_file = r.source_file and x.source_row = r.source_row
