@@ -1,7 +1,13 @@
 -- int_integrity_findings: what the integrity checks found this month, with evidence and action.
 -- grain: one row per finding. Types and actions: pipelines/vocabulary.py (FINDING_TYPES).
 with accepted as (
-    select * from int_roster_final where disposition = 'accepted'
+    -- the columns the rules below read: several read this CTE, so DuckDB holds it, and the whole
+    -- row (with its delivered form) is about 1 KB
+    select source_file, source_row, program, id_number, name, region_code, household_id, relation,
+           institution_code, placement, guardian_id_number, bank_account, account_holder, not_paid_reason,
+           hold_reason, death_month
+    from int_roster_final
+    where disposition = 'accepted'
 ),
 
 duplicates as (
@@ -72,19 +78,22 @@ payees as (
 ),
 
 shared_accounts as (
-    select 'account_shared', 'warning', program, id_number, region_code, 'paid_and_flagged',
-           '账户 ' || mask_account(bank_account) || ' 同时收取 ' || units || ' 个无关家庭/个人的款项',
-           source_file, source_row
-    from (select *, count(distinct payee_unit) over (partition by bank_account) as units from payees)
-    where units > 1
+    -- grouped, then joined back: a window over every account of the month sorts the month
+    select 'account_shared', 'warning', p.program, p.id_number, p.region_code, 'paid_and_flagged',
+           '账户 ' || mask_account(p.bank_account) || ' 同时收取 ' || s.units || ' 个无关家庭/个人的款项',
+           p.source_file, p.source_row
+    from payees p
+    join (select bank_account, count(distinct payee_unit) as units from payees
+          group by bank_account having count(distinct payee_unit) > 1) s using (bank_account)
 ),
 
 name_conflicts as (
-    select 'id_name_conflict', 'warning', program, id_number, region_code, 'paid_and_flagged',
-           '同一身份证号在本月名册中出现不同姓名（' || names || ' 个）',
-           source_file, source_row
-    from (select *, count(distinct name) over (partition by id_number) as names from accepted)
-    where names > 1
+    select 'id_name_conflict', 'warning', a.program, a.id_number, a.region_code, 'paid_and_flagged',
+           '同一身份证号在本月名册中出现不同姓名（' || n.names || ' 个）',
+           a.source_file, a.source_row
+    from accepted a
+    join (select id_number, count(distinct name) as names from accepted
+          group by id_number having count(distinct name) > 1) n using (id_number)
 ),
 
 all_findings as (
