@@ -72,9 +72,9 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
     if not rows.exists():
         raise RunError(f"payment partitions not planned: run plan_compute_partitions first ({rows})")
     con = _run_engine(ctx, partition_rows=(rows, partition))
-    # lines and findings of persons in the group; any that no roster row owns go to the first group
-    # views, not tables: the files cover the whole month (25M rows at scale) and each group needs only
-    # its own lines' entries, which the joins below pick out as they scan
+    # lines and findings of persons in the group; any that no roster row owns go to the first group.
+    # The maps cover the whole month (25M rows, 20M people at scale): each is read as a view and cut
+    # to this group's lines' keys before it is joined, so no join holds the month's map
     con.execute(f"CREATE VIEW part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
     con.execute(f"CREATE VIEW part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
     first = con.execute("SELECT coalesce(min(partition), '') FROM part_rows").fetchone()[0]
@@ -82,9 +82,13 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
     checkpoint("compute.before_write")
     for table, name in (("month_ledger", "ledger"), ("int_compute_findings", "findings")):
         copy_to_parquet(con, f"""
+            WITH people AS (SELECT id_number, partition FROM part_people
+                            WHERE id_number IN (SELECT id_number FROM {table})),
+                 rows AS (SELECT source_file, source_row, partition FROM part_rows
+                          WHERE (source_file, source_row) IN (SELECT (source_file, source_row) FROM {table}))
             SELECT t.* FROM {table} t
-            LEFT JOIN part_people p ON p.id_number = t.id_number
-            LEFT JOIN part_rows r ON r.source_file = t.source_file AND r.source_row = t.source_row
+            LEFT JOIN people p ON p.id_number = t.id_number
+            LEFT JOIN rows r ON r.source_file = t.source_file AND r.source_row = t.source_row
             WHERE coalesce(p.partition, r.partition, '{sql_string(first)}') = '{sql_string(partition)}'""",
                         out / f"{name}.parquet")
     lines = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(out / 'ledger.parquet'))}')").fetchone()[0]
