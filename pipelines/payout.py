@@ -51,8 +51,10 @@ def write_payouts(ctx: RunContext) -> dict:
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
     con = connect(ctx)
     # lines already carried by a released batch keep their payment_ref; the rest go out now
-    con.execute(f"CREATE TABLE full_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
-    con.execute("CREATE TABLE month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
+    # views: the queries below read a few of the ledger's columns, and a whole line with its
+    # explanation is wide (two copies of the month's lines as tables spilled 40 GB at 25M rows)
+    con.execute(f"CREATE VIEW full_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
+    con.execute("CREATE VIEW month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
     con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
     run_model(con, "marts/payout_record.sql")

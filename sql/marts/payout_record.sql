@@ -4,8 +4,12 @@
 -- saying so (contract section 5). seq orders records within the bank's batch, the same way on
 -- every rerun. grain: one row per record.
 with lines as (
+    -- only the columns used below: DuckDB holds this CTE (it is read twice), and a ledger line with
+    -- its explanation is wide (at 25M roster rows the whole lines spilled over 40 GB)
     select
-        *,
+        l.line_id, l.program, l.line_type, l.service_month, l.id_number, l.region_code, l.amount,
+        l.payee_bank_code, l.payee_bank_name, l.payee_bic, l.payee_account, l.payee_name,
+        z.program_zh,
         -- a reissue travels on its own record, in the month's reissue batch
         coalesce(institution_code, unit_key) || case when line_type = 'reissue' then '#reissue' else '' end
             as payee_group,
