@@ -192,7 +192,7 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
     watch = MemoryWatch()
     started = time.perf_counter()
     results = {}
-    name = "generate"
+    name = "before the first stage"  # what a failure is reported at until a stage has started
     try:
         for name, call in (partitioned_stages(ctx) if mode == "partitioned" else stages(ctx)):
             t = time.perf_counter()
