@@ -4,7 +4,8 @@ Each record carries a `payment_ref` unique across every batch ever written:
 `<YYYYMM><bank code><batch><sequence>`, e.g. `202003ICBCR000123` (batch `R` is the month's regular
 batch, `X` its reissue batch: payments a bank returned as failed, sent again to a corrected
 account). The sequence runs per bank across both batches in a fixed order, so a rerun with the
-same inputs gives the same references and byte-identical files.
+same inputs gives the same references and byte-identical files. It has six digits; a bank with
+more than 999,999 records in a run (a national month) gets a wider sequence for all of them.
 
 Renderings of one batch: CSV (UTF-8, always), and as configured (DOUDI_PAYOUT_FORMATS): `csv_gbk`,
 `xlsx`, `pain001` (ISO 20022 pain.001.001.09, validated against the official XSD before it is
@@ -27,7 +28,7 @@ from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, run_model, sql_string
+from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, sql_string
 from pipelines.vocabulary import PROGRAM_NAMES_ZH
 
 REGULAR_BATCH = "R"  # the month's regular batch per bank
@@ -36,6 +37,7 @@ CSV_COLUMNS = ("payment_ref", "payee_name", "payee_account", "bank_code", "bank_
                "programs", "region_code", "memo")
 CSV_HEADERS_ZH = ("支付流水号", "收款人", "收款账号", "银行代码", "开户银行", "金额", "项目", "行政区划代码", "摘要")
 PAIN001_XSD = "pain.001.001.09.xsd"
+PAYMENT_REF_FORMAT = "<YYYYMM><bank code><batch><sequence: 6 digits, more when a bank has over 999,999 records>"
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 
 
@@ -57,26 +59,10 @@ def write_payouts(ctx: RunContext) -> dict:
     con.execute("CREATE VIEW month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
     con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
-    run_model(con, "marts/payout_record.sql")
-    con.execute(
-        "CREATE TABLE payout_records AS "
-        "SELECT *, ? || bank_code || batch_id || lpad(seq::VARCHAR, 6, '0') AS payment_ref, "
-        "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
-        "FROM (SELECT *, CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END AS batch_id FROM payout_record)",
-        [ctx.month_compact, ctx.settings.max_records_per_file, ctx.supplementary, supplement_batch(ctx),
-         REISSUE_BATCH, REGULAR_BATCH],
-    )
-    # every payable line going out now is carried by exactly one record
-    payable_lines, carried, carried_distinct, payable_sum, records_sum = con.execute(
-        "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
-        "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
-        "(SELECT count(DISTINCT l) FROM (SELECT unnest(line_ids) AS l FROM payout_records)), "
-        "(SELECT coalesce(sum(amount), 0) FROM month_ledger WHERE status = 'payable'), "
-        "(SELECT coalesce(sum(amount), 0) FROM payout_records)"
-    ).fetchone()
-    if not (payable_lines == carried == carried_distinct and payable_sum == records_sum):
-        raise RunError(f"payout records do not carry the payable lines exactly once: {payable_lines} payable "
-                       f"lines / {payable_sum}, records carry {carried} ({carried_distinct} distinct) / {records_sum}")
+    build_records(con, ctx)
+    if released:
+        attach_warehouse(con, ctx.warehouse)
+    check_records(con, ctx, released)
 
     out_dir = ensure_dir(ctx.payouts_dir)
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
@@ -118,7 +104,6 @@ def write_payouts(ctx: RunContext) -> dict:
                          "ORDER BY payment_ref, line_id", refs_path)
     records_query = "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records"
     if released:  # the month's records in the warehouse: the released batches' stay
-        attach_warehouse(con, ctx.warehouse)
         batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
         records_query += (" UNION ALL BY NAME SELECT * EXCLUDE (payroll_month) FROM wh.payout_record "
                           f"WHERE payroll_month = '{ctx.month}' AND batch_id IN ({batches})")
@@ -132,6 +117,78 @@ def write_payouts(ctx: RunContext) -> dict:
         "sum": manifest["totals"]["sum"],
         "refs_path": str(refs_path),
     }
+
+
+def build_records(con, ctx: RunContext) -> None:
+    """`payout_records`: the month's transfers (sql/marts/payout_record.sql), numbered per bank,
+    with their payment refs and file parts.
+
+    A record gathers its payee's lines with ordered list and string aggregates, whose states DuckDB
+    cannot spill: over a national month's lines they outgrow any memory limit. A record's lines
+    share its payee account, so the payable lines are cut by a hash of the account into chunks of
+    about DOUDI_PAYOUT_CHUNK_LINES lines, each aggregated on its own. The records are numbered
+    afterwards over the whole bank, so the chunking changes no byte of any file."""
+    payable = con.execute("SELECT count(*) FROM month_ledger WHERE status = 'payable'").fetchone()[0]
+    chunks = max(1, -(-payable // ctx.settings.payout_chunk_lines))
+    records_sql = model_sql("marts/payout_record.sql")
+    for chunk in range(chunks):
+        con.execute("CREATE OR REPLACE VIEW payable_lines AS SELECT * FROM month_ledger WHERE status = 'payable' "
+                    f"AND hash(payee_account) % {chunks} = {chunk}")
+        con.execute(f"CREATE TABLE payout_record AS {records_sql}" if chunk == 0
+                    else f"INSERT INTO payout_record {records_sql}")
+    number_records(con, ctx.month_compact, ctx.settings.max_records_per_file,
+                   supplement_batch(ctx) if ctx.supplementary else None)
+
+
+def number_records(con, month_compact: str, max_records_per_file: int, supplement: str | None) -> None:
+    """`payout_records` from `payout_record`: each record's batch, its sequence within the bank (in
+    a fixed order: region, payee, account, name, so a rerun numbers alike), its payment ref and its
+    file part. The numbering reads only the narrow sort keys, never the records' line lists."""
+    batch = ("CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END",
+             [supplement is not None, supplement, REISSUE_BATCH, REGULAR_BATCH])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE payout_record_numbers AS "
+        "SELECT record_rowid, seq, batch_id, payment_ref(?, bank_code, batch_id, seq, bank_records) AS payment_ref, "
+        "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
+        "FROM (SELECT record_rowid, bank_code, batch_id, seq, max(seq) OVER (PARTITION BY bank_code) AS bank_records "
+        f"      FROM (SELECT rowid AS record_rowid, bank_code, {batch[0]} AS batch_id, "
+        "            row_number() OVER (PARTITION BY bank_code "
+        "                               ORDER BY region_code, payee_group, payee_account, payee_name) AS seq "
+        "            FROM payout_record))",
+        [month_compact, max_records_per_file, *batch[1]],
+    )
+    con.execute("CREATE OR REPLACE TABLE payout_records AS SELECT r.*, n.seq, n.batch_id, n.payment_ref, n.part "
+                "FROM payout_record r JOIN payout_record_numbers n ON r.rowid = n.record_rowid")
+    con.execute("DROP TABLE payout_record")
+    con.execute("DROP TABLE payout_record_numbers")
+
+
+def check_records(con, ctx: RunContext, released: set[str]) -> None:
+    """Every payable line going out now is carried by exactly one record, for the same sum, and no
+    two records share a payment ref: the bank deduplicates transfers by it, and a return names it.
+    With released batches (a supplementary run), no ref of theirs is used again."""
+    payable_lines, carried, carried_distinct, payable_sum, records_sum, records, refs = con.execute(
+        "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
+        "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
+        "(SELECT count(DISTINCT l) FROM (SELECT unnest(line_ids) AS l FROM payout_records)), "
+        "(SELECT coalesce(sum(amount), 0) FROM month_ledger WHERE status = 'payable'), "
+        "(SELECT coalesce(sum(amount), 0) FROM payout_records), "
+        "(SELECT count(*) FROM payout_records), (SELECT count(DISTINCT payment_ref) FROM payout_records)"
+    ).fetchone()
+    if not (payable_lines == carried == carried_distinct and payable_sum == records_sum):
+        raise RunError(f"payout records do not carry the payable lines exactly once: {payable_lines} payable "
+                       f"lines / {payable_sum}, records carry {carried} ({carried_distinct} distinct) / {records_sum}")
+    if refs != records:
+        example = con.execute("SELECT payment_ref FROM payout_records GROUP BY ALL HAVING count(*) > 1 "
+                              "ORDER BY ALL LIMIT 1").fetchone()[0]
+        raise RunError(f"{records} payout records but {refs} distinct payment refs (for example {example} is used "
+                       "twice): a bank would take them for one transfer. Nothing was written.")
+    if released:
+        reused = con.execute("SELECT min(payment_ref) FROM payout_records SEMI JOIN wh.payout_record p "
+                             "USING (payment_ref) WHERE p.payroll_month = ?", [ctx.month]).fetchone()[0]
+        if reused is not None:
+            raise RunError(f"payment ref {reused} was already sent in a released batch of {ctx.month}. "
+                           "Nothing was written.")
 
 
 def check_release_state(ctx: RunContext, released: set[str] | None = None) -> None:
@@ -163,7 +220,7 @@ def build_manifest(ctx: RunContext, files: list[dict], totals: dict) -> dict:
         "files": files,
         "previous_manifest_sha256": sha256_file(prev) if prev.exists() else None,
         "totals": totals,
-        "payment_ref_format": "<YYYYMM><bank code><batch><6-digit sequence>",
+        "payment_ref_format": PAYMENT_REF_FORMAT,
     }
 
 

@@ -61,6 +61,11 @@ class Settings:
     payout_parallel_min_records: int = field(
         default_factory=lambda: int(_env("DOUDI_PAYOUT_PARALLEL_MIN_RECORDS", "50000"))
     )
+    # Payable lines aggregated into payout records at a time (their aggregates cannot spill to disk);
+    # a tuning knob, not policy: the files are the same bytes for any value.
+    payout_chunk_lines: int = field(
+        default_factory=lambda: int(_env("DOUDI_PAYOUT_CHUNK_LINES", "2000000"))
+    )
     duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
     duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))
 

@@ -88,3 +88,10 @@ CREATE OR REPLACE MACRO mask_long_numbers(s) AS
 CREATE OR REPLACE MACRO month_date(m) AS CAST(m || '-01' AS DATE);
 CREATE OR REPLACE MACRO month_text(d) AS strftime(d, '%Y-%m');
 CREATE OR REPLACE MACRO add_months(m, k) AS month_text(month_date(m) + to_months(CAST(k AS INTEGER)));
+
+-- a payout record's reference (contract section 4): <YYYYMM><bank code><batch><sequence>, e.g.
+-- 202003ICBCR000123. Six digits of sequence; a bank with more records in the run than six digits
+-- count gets as many digits as its largest sequence needs, for every one of its refs (lpad alone
+-- would cut 1234567 to 123456, the ref of another record)
+CREATE OR REPLACE MACRO payment_ref(month_compact, bank_code, batch_id, seq, bank_records) AS
+    month_compact || bank_code || batch_id || lpad(seq::VARCHAR, greatest(6, length(bank_records::VARCHAR))::INTEGER, '0');

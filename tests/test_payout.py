@@ -146,3 +146,94 @@ def test_large_batches_split_into_parts(tmp_path, monkeypatch):
                                               "2020-01_ICBC_R_03.csv"]
     assert doudi(["verify", "--month", "2020-01", "--out", str(tmp_path / "out"),
                   "--warehouse", str(tmp_path / "warehouse.duckdb")]) == 0
+
+
+def test_chunked_aggregation_writes_the_same_files(four_months, tmp_path, monkeypatch):
+    """Payout records are aggregated a chunk of payee accounts at a time, so that a national month's
+    per-payee aggregates fit in memory. However small the chunks, the files, refs and records are
+    the same bytes as the run's own."""
+    from pipelines.payout import write_payouts
+    from tests.helpers import context
+
+    month = "2020-04"
+    work = tmp_path / "out" / month / "_work" / "compute"
+    work.mkdir(parents=True)
+    shutil.copy(four_months["out"] / month / "_work" / "compute" / "ledger.parquet", work)
+    monkeypatch.setenv("DOUDI_PAYOUT_CHUNK_LINES", "7")
+    ctx = context(tmp_path, month, inbox=four_months["inbox"])
+    assert ctx.settings.payout_chunk_lines == 7
+    result = write_payouts(ctx)
+
+    ours, theirs = tmp_path / "out" / month, four_months["out"] / month
+    manifest = json.loads((ours / "payouts" / "manifest.json").read_text(encoding="utf-8"))
+    original = json.loads((theirs / "payouts" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["totals"]["records"] > 7 * 3  # many chunks
+    assert manifest["files"] == original["files"]  # names, SHA-256s, counts and sums
+    for f in manifest["files"]:
+        assert (ours / "payouts" / f["name"]).read_bytes() == (theirs / "payouts" / f["name"]).read_bytes()
+    for name in ("payment_refs.parquet", "records.parquet"):
+        ours_rows = query_parquet(ours / "_work" / "payout" / name)
+        assert ours_rows == query_parquet(theirs / "_work" / "payout" / name)
+    assert result["records"] == original["totals"]["records"]
+
+
+def query_parquet(path):
+    import duckdb
+
+    return duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL").fetchall()
+
+
+def _numbered(records_per_bank: dict[str, int], reissues: int = 0):
+    """The numbering step alone, over synthetic records: DuckDB with the project's macros."""
+    from pipelines.payout import number_records
+    from pipelines.sqlrun import connect
+
+    con = connect()
+    parts = " UNION ALL ".join(
+        f"SELECT '{bank}' AS bank_code, '210102' AS region_code, 'u' || lpad(i::VARCHAR, 8, '0') AS payee_group, "
+        f"'6222' || i AS payee_account, '张三' AS payee_name, i < {reissues} AS is_reissue, [i::VARCHAR] AS line_ids "
+        f"FROM range({n}) t(i)" for bank, n in records_per_bank.items())
+    con.execute(f"CREATE TABLE payout_record AS {parts}")
+    number_records(con, "202001", 100_000, None)
+    return con
+
+
+def test_payment_refs_stay_unique_past_999999_records_of_a_bank():
+    """A bank's month with over 999,999 records (a national month) gets seven-digit sequences for all
+    its refs; a bank with fewer keeps the contract's six digits (202003ICBCR000123). Six digits
+    with lpad had cut record 1,234,567's ref to record 123,456's."""
+    con = _numbered({"ABC": 1_000_001, "ICBC": 3}, reissues=2)
+    total, distinct = con.execute("SELECT count(*), count(DISTINCT payment_ref) FROM payout_records").fetchone()
+    assert total == distinct == 1_000_004
+    refs = dict(con.execute("SELECT bank_code || ':' || batch_id || ':' || seq, payment_ref FROM payout_records "
+                            "WHERE seq IN (1, 3, 999999, 1000000, 1000001)").fetchall())
+    # the reissues (first in order) are batch X, and the sequence runs on through the bank's R batch
+    assert refs["ABC:X:1"] == "202001ABCX0000001"
+    assert refs["ABC:R:3"] == "202001ABCR0000003"
+    assert refs["ABC:R:1000000"] == "202001ABCR1000000"
+    assert refs["ABC:R:1000001"] == "202001ABCR1000001"
+    assert refs["ICBC:X:1"] == "202001ICBCX000001"
+    assert refs["ICBC:R:3"] == "202001ICBCR000003"
+    widths = con.execute("SELECT bank_code, min(length(payment_ref)), max(length(payment_ref)) FROM payout_records "
+                         "GROUP BY ALL ORDER BY ALL").fetchall()
+    assert widths == [("ABC", 17, 17), ("ICBC", 17, 17)]
+    parts = con.execute("SELECT batch_id, part, count(*) FROM payout_records WHERE bank_code = 'ABC' "
+                        "GROUP BY ALL ORDER BY ALL").fetchall()
+    assert parts[0] == ("R", 1, 100_000) and parts[-1] == ("X", 1, 2)
+    assert sum(p[2] for p in parts) == 1_000_001
+
+
+def test_payout_refuses_records_that_share_a_payment_ref(tmp_path):
+    """The stage checks its own refs: two records under one ref would be one transfer to a bank."""
+    from pipelines.payout import check_records
+    from pipelines.settings import RunError
+    from tests.helpers import context
+
+    con = _numbered({"ICBC": 3})
+    con.execute("CREATE VIEW month_ledger AS SELECT unnest(line_ids) AS line_id, 'payable' AS status, "
+                "1.00::DECIMAL(18, 2) AS amount FROM payout_records")
+    con.execute("ALTER TABLE payout_records ADD COLUMN amount DECIMAL(18, 2) DEFAULT 1.00")
+    check_records(con, context(tmp_path, "2020-01"), set())  # three records, three refs
+    con.execute("UPDATE payout_records SET payment_ref = '202001ICBCR000001'")
+    with pytest.raises(RunError, match="3 payout records but 1 distinct payment refs"):
+        check_records(con, context(tmp_path, "2020-01"), set())

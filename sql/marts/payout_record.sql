@@ -1,8 +1,9 @@
 -- payout_record: the month's transfers. One record per payee account and beneficiary unit (a
 -- household, an institution, a person) within a bank's batch, carrying every payable line of that
 -- payee: a household's regular, arrears and price-subsidy lines travel in one transfer, its memo
--- saying so (contract section 5). seq orders records within the bank's batch, the same way on
--- every rerun. grain: one row per record.
+-- saying so (contract section 5). It reads `payable_lines`, the payable lines of one chunk of payee
+-- accounts (pipelines/payout.py build_records), which numbers the records per bank afterwards.
+-- grain: one row per record.
 with lines as (
     -- only the columns used below: DuckDB holds this CTE (it is read twice), and a ledger line with
     -- its explanation is wide (at 25M roster rows the whole lines spilled over 40 GB)
@@ -17,9 +18,8 @@ with lines as (
              when line_type = 'reissue' then program_zh || '退回重发'
              else program_zh || case when line_type = 'regular' then '' else '补发' end
         end as memo_label
-    from month_ledger l
+    from payable_lines l
     join vocab_program_zh z on z.program = l.program
-    where l.status = 'payable'
 ),
 
 labels as (
@@ -53,9 +53,7 @@ select
     list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number) as line_ids,
     string_agg(distinct l.program, ';' order by l.program) as programs,
     any_value(m.memo)                         as memo,
-    bool_and(l.line_type = 'reissue')         as is_reissue,
-    row_number() over (partition by l.payee_bank_code
-                       order by min(l.region_code), l.payee_group, l.payee_account, l.payee_name) as seq
+    bool_and(l.line_type = 'reissue')         as is_reissue
 from lines l
 join memos m using (payee_bank_code, payee_account, payee_name, payee_group)
 group by l.payee_bank_code, l.payee_account, l.payee_name, l.payee_group
