@@ -119,7 +119,7 @@ def _write_roster(con, path) -> None:
             for program, files, _rows in parts:
                 names = ", ".join(f"'{sql_string(f)}'" for f in files)  # constants: pushed into the scan
                 part = con.sql(f"SELECT * FROM int_roster_final WHERE program = '{sql_string(program)}' "
-                                   f"AND source_file IN ({names}) ORDER BY source_file, source_row")
+                               f"AND source_file IN ({names}) ORDER BY source_file, source_row")
                 for batch in part.to_arrow_reader(ROSTER_PART_ROWS):
                     writer.write_batch(batch)
 

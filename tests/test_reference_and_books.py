@@ -62,3 +62,26 @@ def test_unbalanced_books_fail_and_leave_the_warehouse_unchanged(tmp_path, four_
     with pytest.raises(RunError, match="books do not balance"):
         publish_month(ctx)
     assert query(wh, "SELECT count(*), sum(amount) FROM payment_ledger") == before
+
+
+def test_the_roster_is_written_in_order_whatever_its_parts(tmp_path, four_months, monkeypatch):
+    """Integrity writes the month's roster a few county files at a time, each part sorted on its own.
+    Parts of any size give the same rows in the same order (program, source file, source row), the
+    order later stages and auditors read them in."""
+    import pipelines.integrity as integrity
+
+    ctx = context(tmp_path, "2020-01", inbox=four_months["inbox"])
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        ingest_program(ctx, program)
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        validate_program(ctx, program)
+    monkeypatch.setattr(integrity, "ROSTER_PART_ROWS", 40)
+    check_integrity(ctx)
+    ours = pq.read_table(ctx.work_dir / "integrity" / "roster.parquet")
+    theirs = pq.read_table(four_months["out"] / "2020-01" / "_work" / "integrity" / "roster.parquet")
+    assert ours.num_rows > 40 * 10
+    programs = ours["program"].to_pylist()
+    keys = list(zip(programs, ours["source_file"].to_pylist(), ours["source_row"].to_pylist(), strict=True))
+    assert keys == sorted(keys)
+    assert len(set(programs)) == 4
+    assert ours.equals(theirs)

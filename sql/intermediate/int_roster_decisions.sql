@@ -121,4 +121,4 @@ select
     clearance_note
 from cleared
 where duplicate_across_counties or not_paid_reason is not null or hold_reason is not null
-   or excluded_member or no_price_subsidy or death_month is not null
+   or excluded_member or no_price_subsidy  -- no_price_subsidy: a death record, so death_month too
