@@ -184,8 +184,10 @@ def check_records(con, ctx: RunContext, released: set[str]) -> None:
         raise RunError(f"{records} payout records but {refs} distinct payment refs (for example {example} is used "
                        "twice): a bank would take them for one transfer. Nothing was written.")
     if released:
-        reused = con.execute("SELECT min(payment_ref) FROM payout_records SEMI JOIN wh.payout_record p "
-                             "USING (payment_ref) WHERE p.payroll_month = ?", [ctx.month]).fetchone()[0]
+        # the released batches only: an unreleased supplementary batch is rewritten by its rerun
+        reused = con.execute("SELECT min(payment_ref) FROM payout_records WHERE payment_ref IN "
+                             "(SELECT payment_ref FROM wh.payout_record WHERE payroll_month = ? "
+                             "AND list_contains(?, batch_id))", [ctx.month, sorted(released)]).fetchone()[0]
         if reused is not None:
             raise RunError(f"payment ref {reused} was already sent in a released batch of {ctx.month}. "
                            "Nothing was written.")

@@ -237,3 +237,29 @@ def test_payout_refuses_records_that_share_a_payment_ref(tmp_path):
     con.execute("UPDATE payout_records SET payment_ref = '202001ICBCR000001'")
     with pytest.raises(RunError, match="3 payout records but 1 distinct payment refs"):
         check_records(con, context(tmp_path, "2020-01"), set())
+
+
+def test_a_supplementary_batch_may_not_reuse_a_released_ref(tmp_path):
+    """A ref a released batch of the month carried is never sent again; refs of the month's unreleased
+    batches (a supplementary batch being rerun) may be."""
+    import duckdb
+
+    from pipelines.payout import check_records
+    from pipelines.settings import RunError
+    from tests.helpers import context
+
+    wh = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(wh)) as w:
+        w.execute("CREATE TABLE payout_record AS SELECT * FROM (VALUES ('2020-01', 'R', '202001ICBCR000001'), "
+                  "('2020-01', 'S1', '202001ICBCS1000001')) t(payroll_month, batch_id, payment_ref)")
+    con = _numbered({"ICBC": 1})
+    con.execute("CREATE VIEW month_ledger AS SELECT unnest(line_ids) AS line_id, 'payable' AS status, "
+                "1.00::DECIMAL(18, 2) AS amount FROM payout_records")
+    con.execute("ALTER TABLE payout_records ADD COLUMN amount DECIMAL(18, 2) DEFAULT 1.00")
+    con.execute(f"ATTACH '{wh}' AS wh (READ_ONLY)")
+    ctx = context(tmp_path, "2020-01")
+    con.execute("UPDATE payout_records SET payment_ref = '202001ICBCS1000001'")
+    check_records(con, ctx, {"R", "X"})  # S1 is not released: its rerun may write it again
+    con.execute("UPDATE payout_records SET payment_ref = '202001ICBCR000001'")
+    with pytest.raises(RunError, match="202001ICBCR000001 was already sent in a released batch"):
+        check_records(con, ctx, {"R", "X"})
