@@ -60,9 +60,12 @@ def write_payouts(ctx: RunContext) -> dict:
     con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
     con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
     build_records(con, ctx)
-    if released:
+    if released:  # the month's records the banks already have: never rewritten, their refs never reused
         attach_warehouse(con, ctx.warehouse)
-    check_records(con, ctx, released)
+        batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
+        con.execute("CREATE VIEW released_records AS SELECT * EXCLUDE (payroll_month) FROM wh.payout_record "
+                    f"WHERE payroll_month = '{sql_string(ctx.month)}' AND batch_id IN ({batches})")
+    check_records(con, released=bool(released))
 
     out_dir = ensure_dir(ctx.payouts_dir)
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
@@ -104,9 +107,7 @@ def write_payouts(ctx: RunContext) -> dict:
                          "ORDER BY payment_ref, line_id", refs_path)
     records_query = "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records"
     if released:  # the month's records in the warehouse: the released batches' stay
-        batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
-        records_query += (" UNION ALL BY NAME SELECT * EXCLUDE (payroll_month) FROM wh.payout_record "
-                          f"WHERE payroll_month = '{ctx.month}' AND batch_id IN ({batches})")
+        records_query += " UNION ALL BY NAME SELECT * FROM released_records"
     copy_to_parquet(con, f"SELECT * FROM ({records_query}) ORDER BY payment_ref",
                     ctx.work_dir / "payout" / "records.parquet")
     con.close()
@@ -144,18 +145,17 @@ def number_records(con, month_compact: str, max_records_per_file: int, supplemen
     """`payout_records` from `payout_record`: each record's batch, its sequence within the bank (in
     a fixed order: region, payee, account, name, so a rerun numbers alike), its payment ref and its
     file part. The numbering reads only the narrow sort keys, never the records' line lists."""
-    batch = ("CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END",
-             [supplement is not None, supplement, REISSUE_BATCH, REGULAR_BATCH])
     con.execute(
         "CREATE OR REPLACE TEMP TABLE payout_record_numbers AS "
         "SELECT record_rowid, seq, batch_id, payment_ref(?, bank_code, batch_id, seq, bank_records) AS payment_ref, "
         "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
         "FROM (SELECT record_rowid, bank_code, batch_id, seq, max(seq) OVER (PARTITION BY bank_code) AS bank_records "
-        f"      FROM (SELECT rowid AS record_rowid, bank_code, {batch[0]} AS batch_id, "
+        "      FROM (SELECT rowid AS record_rowid, bank_code, "
+        "            CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END AS batch_id, "
         "            row_number() OVER (PARTITION BY bank_code "
         "                               ORDER BY region_code, payee_group, payee_account, payee_name) AS seq "
         "            FROM payout_record))",
-        [month_compact, max_records_per_file, *batch[1]],
+        [month_compact, max_records_per_file, supplement is not None, supplement, REISSUE_BATCH, REGULAR_BATCH],
     )
     con.execute("CREATE OR REPLACE TABLE payout_records AS SELECT r.*, n.seq, n.batch_id, n.payment_ref, n.part "
                 "FROM payout_record r JOIN payout_record_numbers n ON r.rowid = n.record_rowid")
@@ -163,10 +163,11 @@ def number_records(con, month_compact: str, max_records_per_file: int, supplemen
     con.execute("DROP TABLE payout_record_numbers")
 
 
-def check_records(con, ctx: RunContext, released: set[str]) -> None:
+def check_records(con, released: bool) -> None:
     """Every payable line going out now is carried by exactly one record, for the same sum, and no
     two records share a payment ref: the bank deduplicates transfers by it, and a return names it.
-    With released batches (a supplementary run), no ref of theirs is used again."""
+    With released batches (a supplementary run, view `released_records`), no ref of theirs is used
+    again; an unreleased supplementary batch is rewritten by its rerun, refs and all."""
     payable_lines, carried, carried_distinct, payable_sum, records_sum, records, refs = con.execute(
         "SELECT (SELECT count(*) FROM month_ledger WHERE status = 'payable'), "
         "(SELECT count(*) FROM (SELECT unnest(line_ids) FROM payout_records)), "
@@ -184,12 +185,10 @@ def check_records(con, ctx: RunContext, released: set[str]) -> None:
         raise RunError(f"{records} payout records but {refs} distinct payment refs (for example {example} is used "
                        "twice): a bank would take them for one transfer. Nothing was written.")
     if released:
-        # the released batches only: an unreleased supplementary batch is rewritten by its rerun
-        reused = con.execute("SELECT min(payment_ref) FROM payout_records WHERE payment_ref IN "
-                             "(SELECT payment_ref FROM wh.payout_record WHERE payroll_month = ? "
-                             "AND list_contains(?, batch_id))", [ctx.month, sorted(released)]).fetchone()[0]
+        reused = con.execute("SELECT min(payment_ref) FROM payout_records "
+                             "WHERE payment_ref IN (SELECT payment_ref FROM released_records)").fetchone()[0]
         if reused is not None:
-            raise RunError(f"payment ref {reused} was already sent in a released batch of {ctx.month}. "
+            raise RunError(f"payment ref {reused} was already sent in a released batch of this month. "
                            "Nothing was written.")
 
 
