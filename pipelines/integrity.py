@@ -63,8 +63,8 @@ def check_integrity(ctx: RunContext) -> dict:
     run_model(con, "staging/stg_policy_parameters.sql")
     files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
     con.execute(f"CREATE VIEW validated_rows AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
-    registries = _register_registries(ctx, con)
     _load_history(ctx, con)
+    registries = _register_registries(ctx, con)
     for model in INTEGRITY_MODELS:
         run_model(con, f"intermediate/{model}.sql", view=model in ROSTER_VIEWS)
     twice = con.execute("SELECT count(*) - count(DISTINCT (source_file, source_row)) FROM int_roster_decisions"
@@ -83,6 +83,7 @@ def check_integrity(ctx: RunContext) -> dict:
         con.close()
         (out / "roster.parquet").unlink()  # no later stage may read a roster that lost or made rows
         raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
+    copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", out / "registry.parquet")
     find_near_duplicates(con, ctx.reference)
     run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
@@ -93,6 +94,7 @@ def check_integrity(ctx: RunContext) -> dict:
     return {
         "roster_path": str(out / "roster.parquet"),
         "findings_path": str(out / "findings.parquet"),
+        "registry_path": str(out / "registry.parquet"),
         "rows": int(delivered),
         "registries": registries,
         "by_disposition": {k: int(v) for k, v in sorted(by_disposition.items())},
@@ -125,6 +127,14 @@ def _write_roster(con, path) -> None:
 
 
 REGISTRY_EXTRACTS = ("public_payroll", "vehicles", "businesses")  # contract section 3: review only
+# One row per registry entry ever reported (contract section 1: extracts are deltas). The month's own
+# extracts are written to `_work/integrity/registry.parquet` and published into the warehouse table
+# `registry_entry`; every later payroll reads them back, less the entries withdrawn as errors
+# (`registry_withdrawal`, recorded with `doudi withdraw`).
+REGISTRY_ENTRY_COLUMNS = {
+    "payroll_month": "VARCHAR", "registry": "VARCHAR", "source_file": "VARCHAR", "source_row": "BIGINT",
+    "id_number": "VARCHAR", "name": "VARCHAR", "death_date": "VARCHAR", "source": "VARCHAR", "evidence": "VARCHAR",
+}
 
 
 def _read_registry_csv(ctx: RunContext, name: str, need: set[str]) -> list[dict] | None:
@@ -150,34 +160,64 @@ def _read_registry_csv(ctx: RunContext, name: str, need: set[str]) -> list[dict]
 
 
 def _register_registries(ctx: RunContext, con) -> list[str]:
-    """raw_deaths (the death-registry extract) and raw_registry (public payroll, vehicles, businesses:
-    id_number, name and the rest of the row as evidence), empty where the month has none."""
+    """registry_known: every registry entry known to this payroll, this month's extracts and every
+    earlier month's (from the warehouse), less withdrawn entries. raw_deaths (the death registry)
+    and raw_registry (public payroll, vehicles, businesses: evidence to review) are views of it."""
     import pyarrow as pa
 
-    def insert(table: str, columns: dict[str, list]) -> None:
-        # through Arrow: executemany costs a statement per row, minutes for a province's registries
-        rows = pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})  # noqa: F841 (read by SQL)
-        con.execute(f"INSERT INTO {table} SELECT * FROM rows")
-
-    con.execute("CREATE TABLE raw_deaths (id_number VARCHAR, name VARCHAR, death_date VARCHAR, source VARCHAR)")
-    deaths = _read_registry_csv(ctx, "deaths", {"id_number", "death_date"})
-    if deaths:
-        insert("raw_deaths", {k: [r.get(k) for r in deaths] for k in ("id_number", "name", "death_date", "source")})
-    con.execute("CREATE TABLE raw_registry (registry VARCHAR, id_number VARCHAR, name VARCHAR, evidence VARCHAR)")
-    present = ["deaths"] if deaths is not None else []
-    for name in REGISTRY_EXTRACTS:
-        rows = _read_registry_csv(ctx, name, {"id_number"})
+    columns = ", ".join(f"{k} {t}" for k, t in REGISTRY_ENTRY_COLUMNS.items())
+    con.execute(f"CREATE TABLE registry_month ({columns})")
+    present = []
+    for name in ("deaths", *REGISTRY_EXTRACTS):
+        rows = _read_registry_csv(ctx, name, {"id_number", "death_date"} if name == "deaths" else {"id_number"})
         if rows is None:
             continue
         present.append(name)
-        insert("raw_registry", {
-            "registry": [name] * len(rows),
-            "id_number": [r.get("id_number") for r in rows],
-            "name": [r.get("name") for r in rows],
-            "evidence": [json.dumps({k: v for k, v in r.items() if k not in ("id_number", "name") and v},
-                                    ensure_ascii=False) for r in rows],
+        if not rows:
+            continue
+        kept = ("id_number", "name", "death_date", "source")
+        entries = pa.table({  # noqa: F841 (read by SQL) through Arrow: executemany is a statement per row
+            "registry": pa.array([name] * len(rows), pa.string()),
+            "source_row": pa.array(range(1, len(rows) + 1), pa.int64()),
+            **{k: pa.array([r.get(k) if name == "deaths" or k in ("id_number", "name") else None for r in rows],
+                           pa.string()) for k in kept},
+            "evidence": pa.array([None if name == "deaths" else json.dumps(
+                {k: v for k, v in r.items() if k not in ("id_number", "name") and v}, ensure_ascii=False)
+                for r in rows], pa.string()),
         })
+        con.execute(f"""INSERT INTO registry_month BY NAME
+                        SELECT getvariable('payroll_month') AS payroll_month, registry,
+                               'registry/' || registry || '.csv' AS source_file, source_row,
+                               coalesce(norm_code(id_number), id_number) AS id_number, norm_text(name) AS name,
+                               death_date, norm_text(source) AS source, evidence
+                        FROM entries""")
+    tables = tables_in(con, "wh") if _warehouse_attached(con) else set()
+    history = (f"SELECT {', '.join(REGISTRY_ENTRY_COLUMNS)} FROM wh.registry_entry "
+               "WHERE payroll_month < getvariable('payroll_month')") if "registry_entry" in tables else \
+        "SELECT * FROM registry_month LIMIT 0"
+    if "registry_withdrawal" in tables:
+        con.execute("CREATE TABLE registry_withdrawals AS SELECT * FROM wh.registry_withdrawal "
+                    "WHERE effective_payroll <= getvariable('payroll_month')")
+    else:
+        con.execute(f"CREATE TABLE registry_withdrawals ({WITHDRAWAL_COLUMNS})")
+    con.execute(f"""
+        CREATE TABLE registry_known AS
+        SELECT * FROM (SELECT * FROM registry_month UNION ALL BY NAME ({history})) e
+        WHERE NOT EXISTS (SELECT 1 FROM registry_withdrawals w WHERE w.registry = e.registry
+                          AND w.id_number = e.id_number AND w.reported_month = e.payroll_month)""")
+    con.execute("CREATE VIEW raw_deaths AS SELECT id_number, name, death_date, source, "
+                "payroll_month AS reported_month FROM registry_known WHERE registry = 'deaths'")
+    con.execute("CREATE VIEW raw_registry AS SELECT registry, id_number, name, evidence, "
+                "payroll_month AS reported_month FROM registry_known WHERE registry <> 'deaths'")
     return present
+
+
+def _warehouse_attached(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'wh'").fetchone()[0])
+
+
+WITHDRAWAL_COLUMNS = ("withdrawal_id VARCHAR, registry VARCHAR, id_number VARCHAR, reported_month VARCHAR, "
+                      "effective_payroll VARCHAR, withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
 
 
 def _load_history(ctx: RunContext, con) -> None:

@@ -133,6 +133,11 @@ FINDING_TYPES = {
     "standards_policy_violation": "保障标准违反政策规定",
     "arrears_negative": "新标准低于已发金额，不追回，待核",
     "arrears_top_up_review": "该月已补发过一次，新标准差额暂停待人工核定",
+    "death_date_invalid": "死亡登记的死亡日期无效或晚于报送月份（未据此停发）",
+    "registry_withdrawn": "登记信息已作为错误撤回，暂停或停发的款项补发",
+    "receivable_recognised": "死亡等信息晚到，已发款项列为应追缴",
+    "account_closed": "银行回报账户已销户或不存在，待更换账户后发放",
+    "unit_not_paid": "名册中的对象本月没有发放行",
 }
 FINDING_ACTIONS = ("not_paid", "held", "paid_and_flagged", "file_rejected", "recorded")
 SEVERITIES = ("error", "warning", "info")

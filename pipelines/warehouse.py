@@ -11,6 +11,7 @@ uncommitted transaction, also after a kill). Tables (contract section 5, extende
 - roster_row       the accepted, normalised rosters of each month (the basis of arrears; personal data)
 - source_file      every delivered file with its SHA-256, format, encoding and outcome
 - payout_record / payout_file   the transfers and files written for each month
+- registry_entry   every registry entry (deaths, public payroll, ...) as reported, by the month reported
 - run_log          who ran which month, when, with which code version, inputs and reference data
 """
 
@@ -34,12 +35,13 @@ from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
 from pipelines.vocabulary import REASONS
 
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
-                "payout_record", "payout_file")
+                "payout_record", "payout_file", "registry_entry")
 
 
 def publish_month(ctx: RunContext) -> dict:
     w = ctx.work_dir
     needed = [w / "integrity" / "roster.parquet", w / "integrity" / "findings.parquet",
+              w / "integrity" / "registry.parquet",
               w / "compute" / "ledger.parquet", w / "compute" / "findings.parquet",
               w / "payout" / "payment_refs.parquet", w / "payout" / "records.parquet"]
     missing = [str(p) for p in needed if not p.exists()]
@@ -120,6 +122,8 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     files = ", ".join(f"'{p('ingest', f'{prog}.files.parquet')}'" for prog in PROGRAMS)
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_source_file AS
         SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet([{files}], union_by_name = true)""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_registry_entry AS
+        SELECT * FROM read_parquet('{p("integrity", "registry.parquet")}')""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_payout_record AS
         SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet('{p("payout", "records.parquet")}')""")
     con.execute("CREATE OR REPLACE TEMP TABLE stage_payout_file (payroll_month VARCHAR, name VARCHAR, "

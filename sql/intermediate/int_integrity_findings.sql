@@ -159,6 +159,19 @@ account_changes as (
     join int_roster_final r using (source_file, source_row)
 ),
 
+invalid_death_dates as (
+    -- a death dated after the month it was reported in: not applied, for the registry office to correct
+    select 'death_date_invalid' as finding_type, 'error' as severity, d.program, d.id_number, r.region_code,
+           'recorded' as action,
+           '死亡登记（' || d.reported_month || ' 报送）的死亡日期 ' || coalesce(d.reported_death_date, '空')
+               || ' 无效或晚于报送月份：未据此停发，请登记机关更正' as detail,
+           d.source_file, d.source_row, null::VARCHAR as related_id_number,
+           to_json({reported_month: d.reported_month, death_date: d.reported_death_date})::VARCHAR as evidence
+    from int_deaths d
+    join int_roster_final r using (source_file, source_row)
+    where not d.death_date_valid and r.disposition = 'accepted'
+),
+
 hold_clearances_applied as (
     select 'hold_cleared' as finding_type, 'info' as severity, program, id_number, region_code,
            'recorded' as action,
@@ -183,3 +196,5 @@ union all by name
 select getvariable('payroll_month') as payroll_month, * from account_changes
 union all by name
 select getvariable('payroll_month') as payroll_month, * from hold_clearances_applied
+union all by name
+select getvariable('payroll_month') as payroll_month, * from invalid_death_dates

@@ -17,7 +17,7 @@ with living_not_in_dibao as (
 ),
 
 head_deaths as (
-    select distinct household_id from int_deaths where program = 'dibao' and relation = '户主'
+    select distinct household_id from int_deaths where program = 'dibao' and relation = '户主' and death_date_valid
 ),
 
 clearance_units as (
@@ -81,6 +81,7 @@ left join int_cross_county_duplicates d using (source_file, source_row)
 left join int_exclusions x on x.source_file = r.source_file and x.source_row = r.source_row
 left join living_not_in_dibao l on l.source_file = r.source_file and l.source_row = r.source_row
 left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
+     and dead.death_date_valid
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
 ),
 
