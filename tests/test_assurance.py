@@ -59,3 +59,54 @@ def test_a_death_dated_after_its_report_is_a_finding_not_applied(tmp_path):
         ("regular", D("1152.00"))]
     assert query(wh, "SELECT severity FROM finding WHERE finding_type = 'death_date_invalid' AND id_number = ?",
                  [p["id"]]) == [("error",)]
+
+
+def _dibao_month(inbox, month, rows):
+    write_csv(roster_path(inbox, month, "dibao", f"{C}_dibao_{month.replace('-', '')}.csv"), DIBAO, rows)
+
+
+def test_an_ineligible_dibao_household_gets_no_price_subsidy(tmp_path):
+    """Case 3: 655 × 1 − 655 = 0: no dibao line, so no dibao household, so no price subsidy."""
+    poor, not_poor = person(54, "19700101"), person(55, "19710101")
+    _dibao_month(tmp_path / "inbox", "2020-01", [common(poor) + ["H54", "户主", 1, "0", ""],
+                                                 common(not_poor) + ["H55", "户主", 1, "655", ""]])
+    run(tmp_path, "2020-01")
+    wh = tmp_path / "warehouse.duckdb"
+    assert _ledger(wh, "2020-01", not_poor["id"]) == []
+    # 655 × 4.5% = 29.475 → 29.48 for the eligible one
+    assert ("2020-01", "dibao", "price_subsidy", "payable", D("29.48")) in _ledger(wh, "2020-01", poor["id"])
+    assert query(wh, "SELECT count(*) FROM finding WHERE finding_type = 'dibao_not_eligible' AND id_number = ?",
+                 [not_poor["id"]]) == [(1,)]
+
+
+def test_a_household_whose_head_died_is_held_every_month_and_a_clearance_pays_what_was_held(tmp_path):
+    """Case 4: the head's death (2019-12) comes in January's extract. The household (head and spouse,
+    no income) is computed every month and held: 655 × 2 = 1310.00, and the spouse's price subsidy
+    (655 × 4.5% = 29.48 in January; 5.4% = 35.37 in February) is held with it. A clearance recorded
+    for the March payroll pays March and the held January and February, exactly as held."""
+    from pipelines.clearance import record_clearances
+
+    head, spouse = person(56, "19500101"), person(57, "19520101", False)
+    inbox = tmp_path / "inbox"
+    for m in ("2020-01", "2020-02", "2020-03"):
+        _dibao_month(inbox, m, [common(head) + ["H56", "户主", 2, "0", ""],
+                                common(spouse, account=False) + ["H56", "配偶", 2, "0", ""]])
+    write_csv(inbox / "2020-01" / "registry" / "deaths.csv", DEATHS, [[head["id"], head["name"], "2019-12-05", "公安"]])
+    wh = tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02"):
+        run(tmp_path, m)
+        assert [r for r in _ledger(wh, m, head["id"]) if r[2] == "regular"] == [
+            (m, "dibao", "regular", "held", D("1310.00"))], m
+        # (February records January's held subsidy again, as held: held lines are owed until cleared)
+        assert [r[3] for r in _ledger(wh, m, spouse["id"]) if r[2] == "price_subsidy" and r[0] == m] == ["held"], m
+    record_clearances(wh, "2020-03", [{"program": "dibao", "id_number": head["id"],
+                                       "hold_reason": "household_head_deceased", "note": "配偶继续享受"}], "王科长")
+    run(tmp_path, "2020-03")
+    march = _ledger(wh, "2020-03", head["id"])
+    assert ("2020-03", "dibao", "regular", "payable", D("1310.00")) in march
+    assert ("2020-01", "dibao", "arrears", "payable", D("1310.00")) in march
+    assert ("2020-02", "dibao", "arrears", "payable", D("1310.00")) in march
+    paid_spouse = [r for r in _ledger(wh, "2020-03", spouse["id"]) if r[3] == "payable"]
+    # March's own price subsidy (CPI 2020-02 5.2%, doubled: 655 × 5.2% × 2 = 68.12) and the held ones
+    assert ("2020-01", "dibao", "price_subsidy", "payable", D("29.48")) in paid_spouse
+    assert ("2020-02", "dibao", "price_subsidy", "payable", D("35.37")) in paid_spouse

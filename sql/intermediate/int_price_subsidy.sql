@@ -5,7 +5,8 @@
 -- each covered person then gets the dibao standard of their county and urban/rural in force this
 -- payroll month × rate / 100 × multiplier, rounded to the fen or the yuan (half up), at least the
 -- minimum; once per person however many programs cover them (the first program of the rule's
--- list that covers them carries the line); every covered dibao member counts, paid to the household.
+-- list that covers them carries the line); every covered member of an eligible dibao household
+-- counts, paid to the household.
 -- A price subsidy held in an earlier payroll (owed, withheld for review) is paid once the person's
 -- unit is on this month's roster again: the amount the ledger recorded, for its own service month.
 -- grain: one row per covered person (and per released earlier month).
@@ -44,12 +45,20 @@ rate as (
     where cpi_triggers or food_triggers
 ),
 
+eligible_households as (
+    -- a dibao household whose gap is zero or negative gets no dibao line and is not a dibao
+    -- household (contract section 3): its members are not covered as dibao members
+    select unit_key from int_dibao_household
+    where service_month = getvariable('payroll_month') and basis = 'current' and gap > 0
+),
+
 covered as (
     select
         u.*,
         list_position(r.programs, u.program) as program_rank
     from int_units u, rate r
     where list_contains(r.programs, u.program)
+      and (u.program <> 'dibao' or u.unit_key in (select unit_key from eligible_households))
       and not u.excluded_member
       and not u.no_price_subsidy
       and u.enrolled_from <= getvariable('payroll_month')

@@ -3,7 +3,7 @@
 --   S = P                  regular line, from this month's roster
 --   S < P, paid before     recomputed from the roster of payroll month S, only where a standards
 --                          version first paid after S now applies to S (a raise with back pay)
---   S < P, held before     released: paid now from this month's roster
+--   S < P, held before     released: recomputed from the roster of payroll month S (as held)
 --   S < P, never decided   (absent or quarantined then: late enrolment, corrected data) paid now
 --   S < P, accepted then and deliberately not paid: nothing
 -- grain: one row per unit, line program and service month.
@@ -15,8 +15,9 @@ with units as (
         min(enrolled_from)                            as enrolled_from,
         max(coalesce(enrolled_to, '9999-12'))         as enrolled_to,
         min(coalesce(age_out_month, '9999-12'))       as age_out_month,
-        min(coalesce(death_month, '9999-12'))
-            filter (where program <> 'dibao' or relation = '户主') as last_alive_month
+        -- a dibao household outlives its head: it is held for review (household_head_deceased) and
+        -- its lines are computed and recorded as held every month until cleared or closed
+        coalesce(min(death_month) filter (where program <> 'dibao'), '9999-12') as last_alive_month
     from int_units
     group by unit_key, line_program
 ),
@@ -66,6 +67,9 @@ select
     case
         when e.service_month = getvariable('payroll_month') then 'current'
         when p.was_paid then 'history'
+        -- a held month is paid as it was held: from that month's roster (a clearance pays exactly
+        -- what was held, plus any raise since)
+        when p.was_held then 'history'
         else 'current'
     end as basis,
     case
