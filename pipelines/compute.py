@@ -19,6 +19,7 @@ from pipelines.audits import enforce
 from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
+from pipelines.vocabulary import CLOSED_ACCOUNT_WORDS
 from pipelines.sqlrun import (
     attach_warehouse,
     connect,
@@ -173,6 +174,18 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
     tables = set()
     if attach_warehouse(con, ctx.warehouse, required=False):
         tables = tables_in(con, "wh")
+    closed = " OR ".join(f"contains(b.reason, '{w}')" for w in CLOSED_ACCOUNT_WORDS)
+    if {"payment_ledger", "roster_row", "bank_return"} <= tables:
+        # accounts a bank said are closed or do not exist: nothing more is paid into them
+        con.execute(f"""CREATE TABLE hist_closed_accounts AS
+                        SELECT l.payee_account, min(b.received_month) AS reported_month,
+                               min(b.payment_ref) AS payment_ref, min(b.reason) AS reason
+                        FROM wh.bank_return b JOIN wh.payment_ledger l USING (payment_ref)
+                        WHERE b.status = 'failed' AND ({closed}) AND l.payee_account IS NOT NULL
+                        GROUP BY l.payee_account""")
+    else:
+        con.execute("CREATE TABLE hist_closed_accounts (payee_account VARCHAR, reported_month VARCHAR, "
+                    "payment_ref VARCHAR, reason VARCHAR)")
     if {"payment_ledger", "roster_row"} <= tables:
         con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])

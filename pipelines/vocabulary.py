@@ -139,6 +139,10 @@ FINDING_TYPES = {
     "account_closed": "银行回报账户已销户或不存在，待更换账户后发放",
     "unit_not_paid": "名册中的对象本月没有发放行",
 }
+# A bank's failure reason that says the account itself is gone (closed, cancelled, never existed;
+# ISO 20022 AC04 closed, AC01 incorrect number): no later payment goes to that account until the
+# roster delivers another one. Other failures (a name mismatch, a frozen card) are reissued as usual.
+CLOSED_ACCOUNT_WORDS = ("销户", "注销", "不存在", "无此账", "AC04", "AC01")
 FINDING_ACTIONS = ("not_paid", "held", "paid_and_flagged", "file_rejected", "recorded")
 SEVERITIES = ("error", "warning", "info")
 

@@ -110,3 +110,41 @@ def test_a_household_whose_head_died_is_held_every_month_and_a_clearance_pays_wh
     # March's own price subsidy (CPI 2020-02 5.2%, doubled: 655 × 5.2% × 2 = 68.12) and the held ones
     assert ("2020-01", "dibao", "price_subsidy", "payable", D("29.48")) in paid_spouse
     assert ("2020-02", "dibao", "price_subsidy", "payable", D("35.37")) in paid_spouse
+
+
+def test_an_account_the_bank_said_is_closed_gets_nothing_more_until_it_changes(tmp_path):
+    """Case 6: January's payment fails with 账户已销户. February's roster still carries the account:
+    February is held (account_closed), with a finding. March brings a new card: March is paid, and
+    February's held month with it (852 + 300 = 1152.00 each); January's failed transfer is reissued."""
+    from pipelines.bank_returns import load_bank_returns
+    from tests.helpers import context
+
+    p = person(58, "19400101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02"):
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, [_tekun(p)])
+    run(tmp_path, "2020-01")
+    ref = query(wh, "SELECT DISTINCT payment_ref FROM payment_ledger WHERE id_number = ?", [p["id"]])[0][0]
+    write_csv(inbox / "2020-02" / "bank_returns" / "ICBC_202001.csv", ["payment_ref", "status", "reason"],
+              [[ref, "失败", "账户已销户"]])
+    load_bank_returns(context(tmp_path, "2020-02"))
+    run(tmp_path, "2020-02")
+    feb = _ledger(wh, "2020-02", p["id"])
+    assert ("2020-02", "tekun", "regular", "held", D("1152.00")) in feb
+    assert all(r[3] == "held" for r in feb), feb
+    assert query(wh, "SELECT count(*) FROM finding WHERE payroll_month = '2020-02' AND finding_type = 'account_closed' "
+                     "AND id_number = ?", [p["id"]])[0][0] >= 1
+    moved = common(p)
+    moved[6] = "6222777766665555"
+    write_csv(roster_path(inbox, "2020-03", "tekun", f"{C}_tekun_202003.csv"), TEKUN,
+              [moved + ["分散供养", "半护理", ""]])
+    run(tmp_path, "2020-03")
+    march = {(r[0], r[2]): (r[3], r[4]) for r in _ledger(wh, "2020-03", p["id"])}
+    assert march[("2020-03", "regular")] == ("payable", D("1152.00"))
+    assert march[("2020-02", "arrears")] == ("payable", D("1152.00"))
+    # the failed transfer carried January's 1152.00 and its price subsidy 655 × 4.5% = 29.48
+    assert march[("2020-01", "reissue")] == ("payable", D("1181.48"))
+    # February's held price subsidy (655 × 5.4% = 35.37) goes with the held month
+    assert march[("2020-02", "price_subsidy")] == ("payable", D("35.37"))
+    assert query(wh, "SELECT DISTINCT payee_account FROM payment_ledger WHERE payroll_month = '2020-03' "
+                     "AND id_number = ? AND status = 'payable'", [p["id"]]) == [("6222777766665555",)]

@@ -49,6 +49,17 @@ from int_payment_lines
 where hold_reason = 'arrears_top_up_review'
 
 union all
+-- a bank said the account is closed or does not exist: every line to it is held until the roster
+-- delivers another account (then the held months are paid)
+select getvariable('payroll_month'), 'account_closed', 'error', l.line_program, l.id_number, l.region_code, 'held',
+       format('{} {} 元暂停：账户 {} 已于 {} 被银行回报“{}”（{}），请更换收款账户', l.service_month, l.amount::VARCHAR,
+              mask_account(l.payee_account), c.reported_month, c.reason, c.payment_ref),
+       l.source_file, l.source_row
+from int_payment_lines l
+join hist_closed_accounts c on c.payee_account = l.payee_account
+where l.hold_reason = 'account_closed'
+
+union all
 -- a failed payment still waiting for a corrected account: held, owed; escalated after the months
 -- policy_parameters.csv allows (reissue_escalate_after_months)
 select getvariable('payroll_month'),

@@ -66,16 +66,19 @@ select
     py.payee_bic,
     py.institution_code,
     coalesce(h.hold_reason,
+             -- a bank said this account is closed or does not exist: held until the roster brings another
+             case when ca.payee_account is not null then 'account_closed' end,
              case when ea.id_number is not null then 'arrears_top_up_review' end,
              -- a reissue waits until the unit's account is no longer the one the bank refused
              case when pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account
                   then 'awaiting_account_correction' end) as hold_reason,
-    case when h.hold_reason is null and ea.id_number is null
+    case when h.hold_reason is null and ea.id_number is null and ca.payee_account is null
               and not (pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account)
          then 'payable' else 'held' end as status
 from priced pr
 join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
 left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
+left join hist_closed_accounts ca on ca.payee_account = py.payee_account
 left join earlier_arrears ea
   on pr.line_type = 'arrears' and ea.id_number = pr.id_number and ea.line_program = pr.line_program
  and ea.service_month = pr.service_month
