@@ -66,12 +66,12 @@ select
     py.payee_bic,
     py.institution_code,
     coalesce(h.hold_reason,
-             -- a bank said this account is closed or does not exist: held until the roster brings another
-             case when ca.payee_account is not null then 'account_closed' end,
-             case when ea.id_number is not null then 'arrears_top_up_review' end,
              -- a reissue waits until the unit's account is no longer the one the bank refused
              case when pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account
-                  then 'awaiting_account_correction' end) as hold_reason,
+                  then 'awaiting_account_correction' end,
+             -- a bank said this account is closed or does not exist: held until the roster brings another
+             case when ca.payee_account is not null then 'account_closed' end,
+             case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason,
     case when h.hold_reason is null and ea.id_number is null and ca.payee_account is null
               and not (pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account)
          then 'payable' else 'held' end as status
