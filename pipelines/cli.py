@@ -199,6 +199,26 @@ def cmd_clear(args) -> int:
     return 0
 
 
+def cmd_withdraw(args) -> int:
+    from pipelines.receivables import record_withdrawal
+
+    ctx = _ctx(args)
+    w = record_withdrawal(ctx.warehouse, ctx.month, args.registry, args.id, args.reported_month, args.by, args.reason)
+    print(f"withdrew the {w['registry']} entry reported in {w['reported_month']} for "
+          f"{w['id_number'][:6]}********{w['id_number'][-4:]} from the {ctx.month} payroll on; run (or rerun) "
+          f"that month to pay what it withheld")
+    return 0
+
+
+def cmd_recover(args) -> int:
+    from pipelines.receivables import record_recovery
+
+    ctx = _ctx(args)
+    r = record_recovery(ctx.warehouse, args.receivable, args.kind, args.amount, args.by, args.reason)
+    print(f"recorded {r['kind']} of {r['amount']} yuan against receivable {r['receivable_id']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--note", help="why (recorded)")
     c.add_argument("--file", help="CSV of clearances: program, id_number, hold_reason[, note, through_payroll]")
     c.set_defaults(fn=cmd_clear)
+    w = sub.add_parser("withdraw", help="withdraw a registry entry reported in error (recorded with who, when, why)")
+    _run_args(w, inbox=False)
+    w.add_argument("--registry", required=True, choices=["deaths", "public_payroll", "vehicles", "businesses"])
+    w.add_argument("--id", required=True, help="ID number the entry names")
+    w.add_argument("--reported-month", required=True, help="month whose extract reported it (YYYY-MM)")
+    w.add_argument("--by", required=True, help="who withdraws (recorded)")
+    w.add_argument("--reason", required=True, help="why (recorded), e.g. the registry office's correction number")
+    w.set_defaults(fn=cmd_withdraw)
+    rc = sub.add_parser("recover", help="record a refund or a write-off against a receivable (应追缴)")
+    _run_args(rc, inbox=False)
+    rc.add_argument("--receivable", required=True, help="receivable_id (table receivable_status)")
+    rc.add_argument("--kind", required=True, choices=["refund", "written_off"])
+    rc.add_argument("--amount", required=True, help="yuan")
+    rc.add_argument("--by", required=True, help="who records it")
+    rc.add_argument("--reason", required=True, help="why (recorded): the refund voucher, the write-off decision")
+    rc.set_defaults(fn=cmd_recover)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

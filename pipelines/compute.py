@@ -19,7 +19,6 @@ from pipelines.audits import enforce
 from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
-from pipelines.vocabulary import CLOSED_ACCOUNT_WORDS
 from pipelines.sqlrun import (
     attach_warehouse,
     connect,
@@ -30,6 +29,7 @@ from pipelines.sqlrun import (
     sql_string,
     tables_in,
 )
+from pipelines.vocabulary import CLOSED_ACCOUNT_WORDS
 
 REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
 ENGINE_MODELS = (
@@ -134,6 +134,7 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
                  f"read_parquet('{sql_string(str(rows))}') WHERE partition = '{sql_string(partition)}')")
     con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{sql_string(str(roster))}'){where}")
     run_model(con, "intermediate/int_units.sql")
+    _known_deaths(ctx, con)
     load_history(ctx, con)
     for model in ENGINE_MODELS:
         run_model(con, f"intermediate/{model}.sql")
@@ -147,6 +148,7 @@ def _finish_month(ctx: RunContext, con) -> dict:
     if ctx.supplementary:
         apply_supplementary(ctx, con)
     check_invariants(con)
+    _receivables(ctx, con)
 
     out = ensure_dir(ctx.work_dir / "compute")
     checkpoint("compute.before_write")
@@ -154,6 +156,8 @@ def _finish_month(ctx: RunContext, con) -> dict:
                          "service_month, line_type", out / "ledger.parquet")
     copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row",
                     out / "findings.parquet")
+    copy_to_parquet(con, "SELECT * FROM int_receivables ORDER BY paid_payroll, service_month, program, line_type, "
+                         "id_number", out / "receivables.parquet")
     totals = con.execute(
         "SELECT status, line_type, count(*), sum(amount) FROM month_ledger GROUP BY ALL ORDER BY ALL"
     ).fetchall()
@@ -165,6 +169,27 @@ def _finish_month(ctx: RunContext, con) -> dict:
         "lines": {f"{s}/{t}": {"count": int(n), "sum": str(a)} for s, t, n, a in totals},
         "findings": {k: int(v) for k, v in sorted(findings.items())},
     }
+
+
+def _known_deaths(ctx: RunContext, con) -> None:
+    deaths = ctx.work_dir / "integrity" / "deaths_known.parquet"
+    if not deaths.exists():
+        raise RunError(f"integrity output missing: run the integrity stage first ({deaths})")
+    con.execute(f"CREATE OR REPLACE VIEW known_deaths AS SELECT * FROM read_parquet('{sql_string(str(deaths))}')")
+
+
+def _receivables(ctx: RunContext, con) -> None:
+    """int_receivables (what earlier payrolls paid after a death now known), each with a finding."""
+    _known_deaths(ctx, con)
+    run_model(con, "intermediate/int_receivables.sql")
+    con.execute("""
+        INSERT INTO int_compute_findings BY NAME
+        SELECT payroll_month, 'receivable_recognised' AS finding_type, 'error' AS severity, program, id_number,
+               region_code, 'recorded' AS action,
+               format('{} 已发放 {} {} 元（{}，{}），但此人已于 {} 死亡（{} 报送）：列为应追缴，不自动扣回',
+                      paid_payroll, service_month, amount::VARCHAR, line_type, payment_ref, death_month,
+                      reported_month) AS detail
+        FROM int_receivables""")
 
 
 def load_history(ctx: RunContext, con, units: bool = True) -> None:
@@ -186,13 +211,26 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
     else:
         con.execute("CREATE TABLE hist_closed_accounts (payee_account VARCHAR, reported_month VARCHAR, "
                     "payment_ref VARCHAR, reason VARCHAR)")
+    if "receivable" in tables:
+        con.execute("CREATE TABLE hist_receivables AS SELECT receivable_id FROM wh.receivable WHERE payroll_month < ?",
+                    [month])
+    else:
+        con.execute("CREATE TABLE hist_receivables (receivable_id VARCHAR)")
     if {"payment_ledger", "roster_row"} <= tables:
         con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
         if not units:
             return
+        # a month not paid because of a death that is withdrawn now was not decided: it is owed again
+        # (int_service_months pays it as arrears, cause death_withdrawn)
+        con.execute("""CREATE TABLE hist_withdrawn AS
+                       SELECT DISTINCT unit_key, line_program, payroll_month AS service_month FROM wh.roster_row
+                       WHERE payroll_month < ? AND disposition = 'accepted' AND not_paid_reason = 'deceased_listed'
+                         AND id_number NOT IN (SELECT id_number FROM known_deaths)""", [month])
         con.execute("CREATE TABLE hist_decided AS SELECT unit_key, line_program, payroll_month AS basis_month "
-                    "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted'", [month])
+                    "FROM wh.roster_row r WHERE payroll_month < ? AND disposition = 'accepted' AND NOT EXISTS "
+                    "(SELECT 1 FROM hist_withdrawn w WHERE w.unit_key = r.unit_key AND w.line_program = r.line_program "
+                    "AND w.service_month = r.payroll_month)", [month])
         con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month, delivered, extra, reasons, "
                     "file_sha256), payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted' "
@@ -202,6 +240,7 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
         if not units:
             return
         con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
+        con.execute("CREATE TABLE hist_withdrawn (unit_key VARCHAR, line_program VARCHAR, service_month VARCHAR)")
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
 
 

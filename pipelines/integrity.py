@@ -21,6 +21,7 @@ from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir
 from pipelines.linkage import find_near_duplicates
+from pipelines.receivables import WITHDRAWAL_COLUMNS
 from pipelines.settings import PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import (
     attach_warehouse,
@@ -84,6 +85,13 @@ def check_integrity(ctx: RunContext) -> dict:
         (out / "roster.parquet").unlink()  # no later stage may read a roster that lost or made rows
         raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
     copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", out / "registry.parquet")
+    # every death known to this payroll, also of people on no roster now: the engine turns what was
+    # paid for months after a death into receivables (应追缴)
+    copy_to_parquet(con, """SELECT norm_code(id_number) AS id_number, min(norm_month(death_date)) AS death_month,
+                                   min(reported_month) AS reported_month, min(source) AS source
+                            FROM raw_deaths
+                            WHERE norm_code(id_number) IS NOT NULL AND norm_month(death_date) <= reported_month
+                            GROUP BY 1 ORDER BY 1""", out / "deaths_known.parquet")
     find_near_duplicates(con, ctx.reference)
     run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
@@ -185,7 +193,7 @@ def _register_registries(ctx: RunContext, con) -> list[str]:
                 {k: v for k, v in r.items() if k not in ("id_number", "name") and v}, ensure_ascii=False)
                 for r in rows], pa.string()),
         })
-        con.execute(f"""INSERT INTO registry_month BY NAME
+        con.execute("""INSERT INTO registry_month BY NAME
                         SELECT getvariable('payroll_month') AS payroll_month, registry,
                                'registry/' || registry || '.csv' AS source_file, source_row,
                                coalesce(norm_code(id_number), id_number) AS id_number, norm_text(name) AS name,
@@ -214,10 +222,6 @@ def _register_registries(ctx: RunContext, con) -> list[str]:
 
 def _warehouse_attached(con) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'wh'").fetchone()[0])
-
-
-WITHDRAWAL_COLUMNS = ("withdrawal_id VARCHAR, registry VARCHAR, id_number VARCHAR, reported_month VARCHAR, "
-                      "effective_payroll VARCHAR, withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
 
 
 def _load_history(ctx: RunContext, con) -> None:

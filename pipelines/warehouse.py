@@ -11,6 +11,7 @@ uncommitted transaction, also after a kill). Tables (contract section 5, extende
 - roster_row       the accepted, normalised rosters of each month (the basis of arrears; personal data)
 - source_file      every delivered file with its SHA-256, format, encoding and outcome
 - payout_record / payout_file   the transfers and files written for each month
+- receivable       应追缴: a line paid for a month after a death learnt later, by the payroll that found it
 - registry_entry   every registry entry (deaths, public payroll, ...) as reported, by the month reported
 - run_log          who ran which month, when, with which code version, inputs and reference data
 """
@@ -30,18 +31,19 @@ from pipelines.bank_returns import reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.marts import build_marts, prepare_marts
+from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
 from pipelines.vocabulary import REASONS
 
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
-                "payout_record", "payout_file", "registry_entry")
+                "payout_record", "payout_file", "registry_entry", "receivable")
 
 
 def publish_month(ctx: RunContext) -> dict:
     w = ctx.work_dir
     needed = [w / "integrity" / "roster.parquet", w / "integrity" / "findings.parquet",
-              w / "integrity" / "registry.parquet",
+              w / "integrity" / "registry.parquet", w / "compute" / "receivables.parquet",
               w / "compute" / "ledger.parquet", w / "compute" / "findings.parquet",
               w / "payout" / "payment_refs.parquet", w / "payout" / "records.parquet"]
     missing = [str(p) for p in needed if not p.exists()]
@@ -59,6 +61,7 @@ def publish_month(ctx: RunContext) -> dict:
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM stage_{table} LIMIT 0")
             con.execute(f"DELETE FROM {table} WHERE payroll_month = ?", [ctx.month])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
+        ensure_receivable_tables(con)  # withdrawals, recoveries and the receivables' status view
         # bank returns already received for this month's payment_refs keep their effect on a rerun
         refresh_payment_states(con)
         reconcile_three_ways(con)
@@ -122,6 +125,8 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     files = ", ".join(f"'{p('ingest', f'{prog}.files.parquet')}'" for prog in PROGRAMS)
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_source_file AS
         SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet([{files}], union_by_name = true)""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_receivable AS
+        SELECT * FROM read_parquet('{p("compute", "receivables.parquet")}')""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_registry_entry AS
         SELECT * FROM read_parquet('{p("integrity", "registry.parquet")}')""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_payout_record AS

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from tests.helpers import query, roster_path, run, write_csv
-from tests.test_engine_golden import C, DIBAO, TEKUN, common, person
+from tests.test_engine_golden import DIBAO, TEKUN, C, common, person
 
 DEATHS = ["id_number", "name", "death_date", "source"]
 
@@ -148,3 +148,47 @@ def test_an_account_the_bank_said_is_closed_gets_nothing_more_until_it_changes(t
     assert march[("2020-02", "price_subsidy")] == ("payable", D("35.37"))
     assert query(wh, "SELECT DISTINCT payee_account FROM payment_ledger WHERE payroll_month = '2020-03' "
                      "AND id_number = ? AND status = 'payable'", [p["id"]]) == [("6222777766665555",)]
+
+
+def test_a_death_learnt_late_makes_the_paid_months_receivables_and_a_withdrawal_pays_again(tmp_path):
+    """A tekun person (852 + 300 = 1152.00 a month, price subsidy 29.48 in January) is paid in
+    January and February; March's extract reports a death on 2019-12-31. March pays nothing and
+    recognises January's and February's payable lines as receivables (应追缴), once; April does not
+    recognise them again. A refund is recorded against one. The death was an error: withdrawn from
+    May, May pays May, and March and April (withheld because of it) as arrears, at the standards the
+    May payroll applies."""
+    from pipelines.receivables import record_recovery, record_withdrawal
+
+    p = person(59, "19400101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04", "2020-05"):
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, [_tekun(p)])
+    write_csv(inbox / "2020-03" / "registry" / "deaths.csv", DEATHS, [[p["id"], p["name"], "2019-12-31", "民政"]])
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        run(tmp_path, m)
+    receivables = query(wh, "SELECT payroll_month, paid_payroll, service_month, line_type, amount FROM receivable "
+                            "ORDER BY ALL")
+    jan_price = query(wh, "SELECT amount FROM payment_ledger WHERE payroll_month = '2020-01' AND id_number = ? "
+                          "AND line_type = 'price_subsidy'", [p["id"]])[0][0]
+    feb_price = query(wh, "SELECT amount FROM payment_ledger WHERE payroll_month = '2020-02' AND id_number = ? "
+                          "AND line_type = 'price_subsidy'", [p["id"]])[0][0]
+    assert jan_price == D("29.48")
+    assert receivables == [("2020-03", "2020-01", "2020-01", "price_subsidy", D("29.48")),
+                           ("2020-03", "2020-01", "2020-01", "regular", D("1152.00")),
+                           ("2020-03", "2020-02", "2020-02", "price_subsidy", feb_price),
+                           ("2020-03", "2020-02", "2020-02", "regular", D("1152.00"))]
+    assert _ledger(wh, "2020-03", p["id"]) == [] and _ledger(wh, "2020-04", p["id"]) == []
+    assert query(wh, "SELECT count(*) FROM finding WHERE finding_type = 'receivable_recognised'") == [(4,)]
+    rid = query(wh, "SELECT receivable_id FROM receivable WHERE service_month = '2020-01' AND line_type = 'regular'")[0][0]
+    record_recovery(wh, rid, "refund", "1152.00", "财务科", "家属退回 凭证 2020-017")
+    assert query(wh, "SELECT status, outstanding FROM receivable_status WHERE receivable_id = ?", [rid]) == [
+        ("settled", D("0.00"))]
+
+    record_withdrawal(wh, "2020-05", "deaths", p["id"], "2020-03", "王科长", "公安误报，更正单 2020-5-3")
+    run(tmp_path, "2020-05")
+    may = {(r[0], r[2]): (r[3], r[4]) for r in _ledger(wh, "2020-05", p["id"])}
+    # from the 2020-04 payroll on, tekun basic is 895.00 (effective 2020-01): 895 + 300 = 1195.00
+    assert may[("2020-05", "regular")] == ("payable", D("1195.00"))
+    assert may[("2020-03", "arrears")] == ("payable", D("1195.00"))
+    assert may[("2020-04", "arrears")] == ("payable", D("1195.00"))
+    assert query(wh, "SELECT DISTINCT status FROM receivable_status") == [("withdrawn",)]

@@ -4,7 +4,8 @@
 --   S < P, paid before     recomputed from the roster of payroll month S, only where a standards
 --                          version first paid after S now applies to S (a raise with back pay)
 --   S < P, held before     released: recomputed from the roster of payroll month S (as held)
---   S < P, never decided   (absent or quarantined then: late enrolment, corrected data) paid now
+--   S < P, never decided   (absent or quarantined then: late enrolment, corrected data; or not paid
+--                          because of a death since withdrawn) paid now
 --   S < P, accepted then and deliberately not paid: nothing
 -- grain: one row per unit, line program and service month.
 with units as (
@@ -80,11 +81,13 @@ select
         when e.service_month = getvariable('payroll_month') then 'regular'
         when p.was_paid then 'raise_back_pay'
         when p.was_held then 'held_released'
+        when w.unit_key is not null then 'death_withdrawn'
         else 'late_enrolment'
     end as arrears_cause
 from entitled e
 left join int_paid_history p using (unit_key, line_program, service_month)
 left join decided d using (unit_key, line_program, service_month)
+left join hist_withdrawn w using (unit_key, line_program, service_month)
 where e.service_month = getvariable('payroll_month')
    or (p.was_paid and e.service_month in (select service_month from retroactive))
    or (not coalesce(p.was_paid, false) and coalesce(p.was_held, false))
