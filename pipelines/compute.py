@@ -239,6 +239,9 @@ def apply_supplementary(ctx: RunContext, con) -> None:
 LINE_AUDITS = [
     ("{n} lines whose fund parts do not add up (check fund_shares.csv sums to 1)",
      "SELECT * FROM int_fund_split WHERE parts_fen <> amount_fen", []),
+    ("{n} lines without a fund split (no fund_shares.csv row funds their program and county for their "
+     "service month): nothing is dropped, the run stops",
+     "SELECT line_key FROM int_payment_lines ANTI JOIN int_fund_split USING (line_key)", []),
 ]
 # checked on the whole month's lines
 ENGINE_AUDITS = [
