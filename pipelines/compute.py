@@ -120,9 +120,13 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
     roster = ctx.work_dir / "integrity" / "roster.parquet"
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
+    from pipelines.reference import policy_resolved, refuse_moved_settings
+
+    refuse_moved_settings()
+    policy = policy_resolved(ctx)  # resolved once per run, by check_reference (policy_parameters.csv)
     con = connect(ctx)
-    set_variables(con, pay_amount_source=ctx.settings.pay_amount_source,
-                  approved_tolerance=ctx.settings.approved_tolerance)
+    set_variables(con, pay_amount_source=policy["pay_amount_source"],
+                  approved_tolerance=policy["approved_tolerance"])
     register_reference(con, ctx.reference)
     for model in REFERENCE_MODELS:
         run_model(con, f"staging/{model}.sql")
