@@ -11,7 +11,8 @@ uncommitted transaction, also after a kill). Tables (contract section 5, extende
 - roster_row       the accepted, normalised rosters of each month (the basis of arrears; personal data)
 - source_file      every delivered file with its SHA-256, format, encoding and outcome
 - payout_record / payout_file   the transfers and files written for each month
-- run_log          who ran which month, when, with which code version, inputs and reference data
+- run_log          who ran which month, when, with which code version, inputs and reference data,
+                   and the amount-changing policy parameters resolved for the run (policy_resolved)
 """
 
 from __future__ import annotations

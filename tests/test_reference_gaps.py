@@ -226,3 +226,23 @@ def test_an_unreadable_reference_file_is_named_in_one_sentence(tmp_path):
     message = _refused(tmp_path, ref)
     assert message.startswith("reference file fund_shares.csv line 8 has 4 fields where its header has 7")
     assert "sniff" not in message.lower() and "\n" not in message
+
+
+@pytest.mark.parametrize("program,parameter", [("orphan", "orphan_age_out"), ("tekun", "tekun_elderly_min_age")])
+def test_a_stage_run_past_check_reference_fails_on_a_missing_parameter_never_defaults(tmp_path, program, parameter):
+    """Without the row, a 19-year-old orphan or a 30-year-old able-bodied tekun person used to be
+    paid (the rule switched off). Past check_reference, the model that reads it stops the stage."""
+    from pipelines.ingest import ingest_program
+    from pipelines.validate import validate_program
+    from tests.test_engine_golden import ORPHAN, TEKUN
+
+    ref = copy_reference(tmp_path)
+    _drop_lines(ref, "policy_parameters.csv", parameter + ",")
+    p = person(75, "20010101" if program == "orphan" else "19900101")
+    header, extra = (ORPHAN, ["机构养育", "", ""]) if program == "orphan" else (TEKUN, ["分散供养", "全自理", ""])
+    write_csv(roster_path(tmp_path / "inbox", "2020-01", program, f"{C}_{program}_202001.csv"), header,
+              [common(p) + extra])
+    ctx = context(tmp_path, "2020-01", reference=ref)
+    ingest_program(ctx, program)
+    with pytest.raises(Exception, match=f"policy_parameters.csv has no {parameter} row in force for payroll 2020-01"):
+        validate_program(ctx, program)
