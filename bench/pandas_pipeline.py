@@ -209,8 +209,10 @@ def stage(df: pd.DataFrame, program: str, month: str, reference: Path, disabilit
     r["has_account"] = r.bank_account.notna()
     r["account_required"] = True
     params = pd.read_csv(reference / "policy_parameters.csv", dtype=str)
+    # numeric parameters only (pay_amount_source is a word: computed or approved)
     param = {p.parameter: float(p.value) for p in params.itertuples()
-             if p.effective_from <= month and (pd.isna(p.effective_to) or month <= p.effective_to)}
+             if p.effective_from <= month and (pd.isna(p.effective_to) or month <= p.effective_to)
+             and pd.notna(pd.to_numeric(p.value, errors="coerce"))}
     r["relation"] = r["household_id"] = r["placement"] = r["care_level"] = r["subsidy_type"] = None
     r["class_categories"] = r["ledger_program"] = r["disability_grade"] = r["age_out_month"] = None
     r["household_size"] = r["household_income"] = r["institution_code"] = r["guardian_name"] = None

@@ -121,9 +121,13 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
     roster = ctx.work_dir / "integrity" / "roster.parquet"
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
+    from pipelines.reference import policy_resolved, refuse_moved_settings
+
+    refuse_moved_settings()
+    policy = policy_resolved(ctx)  # resolved once per run, by check_reference (policy_parameters.csv)
     con = connect(ctx)
-    set_variables(con, pay_amount_source=ctx.settings.pay_amount_source,
-                  approved_tolerance=ctx.settings.approved_tolerance)
+    set_variables(con, pay_amount_source=policy["pay_amount_source"],
+                  approved_tolerance=policy["approved_tolerance"])
     register_reference(con, ctx.reference)
     for model in REFERENCE_MODELS:
         run_model(con, f"staging/{model}.sql")
@@ -291,6 +295,9 @@ def apply_supplementary(ctx: RunContext, con) -> None:
 LINE_AUDITS = [
     ("{n} lines whose fund parts do not add up (check fund_shares.csv sums to 1)",
      "SELECT * FROM int_fund_split WHERE parts_fen <> amount_fen", []),
+    ("{n} lines without a fund split (no fund_shares.csv row funds their program and county for their "
+     "service month): nothing is dropped, the run stops",
+     "SELECT line_key FROM int_payment_lines ANTI JOIN int_fund_split USING (line_key)", []),
 ]
 # checked on the whole month's lines
 ENGINE_AUDITS = [

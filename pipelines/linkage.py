@@ -57,8 +57,11 @@ def find_near_duplicates(con, reference_dir: Path) -> int:
     model = load_model(reference_dir)
     threshold = con.execute("SELECT value FROM stg_policy_parameters "
                             "WHERE parameter = 'near_duplicate_min_match_weight'").fetchall()
-    if model is None or not threshold:
+    if model is None:
         return 0
+    if not threshold or threshold[0][0] is None:  # never a check switched off by a gap
+        raise RunError("policy_parameters.csv has no near_duplicate_min_match_weight row in force for this "
+                       "payroll month: the near-duplicate check needs it")
     # the person's programs in name order, and their first row (by file, then row). Written with
     # flags and a sort key rather than string_agg(DISTINCT ... ORDER BY) and a struct arg_min:
     # the same values, a third of the time (9.2 s → 3.3 s for 2.1M persons)

@@ -3,19 +3,44 @@
 The reference suite (expectations/reference.json) runs on frames built from the reference CSVs:
 the standards table itself, the policy facts per county for the payroll month
 (sql/intermediate/int_reference_policy.sql), the fund shares, the price-linkage rule and the
-exclusion table. Any failure raises RunError listing what is wrong, in plain words.
+exclusion table. Before it, plain checks that every table a rule needs is complete
+(COMPLETENESS): each required policy parameter in force once, one price-linkage version per
+effective_from, a fund-share row for every county and program, the CPI row the price-linkage rule
+in force reads, a dibao standard for every county. Any failure raises RunError listing what is
+wrong, one sentence per problem naming the file, the key and what needs it.
+
+The policy parameters that change amounts (pay_amount_source, approved_tolerance) are resolved
+here once per run and written to `_work/policy_resolved.json`; compute reads them from there and
+publish records them in run_log.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from pipelines.io import write_json_atomic
-from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
+from pipelines.settings import EXPECTATIONS_DIR, PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, register_reference, run_model
 
 REQUIRED_REFERENCE = ("standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks",
                       "policy_parameters")
+# every parameter the code reads, and what needs it (a gap is an error, never a rule switched off)
+REQUIRED_PARAMETERS = {
+    "tekun_basic_min_ratio": "the check that tekun basic is at least this many times the dibao standard",
+    "tekun_elderly_min_age": "tekun eligibility by age",
+    "tekun_minor_max_age": "tekun eligibility by age",
+    "orphan_age_out": "the orphan allowance's last month",
+    "reissue_escalate_after_months": "the escalation of a failed payment not yet reissued",
+    "near_duplicate_min_match_weight": "the near-duplicate check",
+    "pay_amount_source": "the choice between the computed and the county-approved amount",
+    "approved_tolerance": "the finding on an approved amount that differs from the computed one",
+}
+TEXT_PARAMETERS = {"pay_amount_source": ("computed", "approved")}
+# settings that used to change amounts from the environment, and the parameter that replaced each
+MOVED_SETTINGS = {"DOUDI_PAY_AMOUNT_SOURCE": "pay_amount_source", "DOUDI_APPROVED_TOLERANCE": "approved_tolerance"}
+POLICY_RESOLVED = ("pay_amount_source", "approved_tolerance")
+
 FRAMES = {
     "standards": "SELECT *, amount::DOUBLE AS amount_num FROM stg_standards",
     "policy": "SELECT * FROM int_reference_policy",
@@ -25,10 +50,19 @@ FRAMES = {
 }
 
 
+def refuse_moved_settings() -> None:
+    """What is paid is never decided by the environment: a moved setting that is still set stops the run."""
+    for env, parameter in MOVED_SETTINGS.items():
+        if os.environ.get(env) is not None:
+            raise RunError(f"{env} is no longer read: the setting moved to policy_parameters.csv (parameter "
+                           f"{parameter}, versioned by effective_from); unset {env} and keep the rule there.")
+
+
 def check_reference(ctx: RunContext) -> dict:
     from pipelines.payout import check_release_state
 
     check_release_state(ctx)  # first of all: a released month is rerun only as a supplementary run
+    refuse_moved_settings()
     missing = [f"{n}.csv" for n in REQUIRED_REFERENCE if not (ctx.reference / f"{n}.csv").exists()]
     if missing:
         raise RunError(f"reference folder {ctx.reference} lacks {', '.join(missing)}")
@@ -38,12 +72,21 @@ def check_reference(ctx: RunContext) -> dict:
         for model in ("stg_regions", "stg_standards", "stg_policy_parameters", "stg_fund_shares",
                       "stg_price_linkage", "stg_exclusions", "stg_cpi"):
             run_model(con, f"staging/{model}.sql")
-        run_model(con, "intermediate/int_reference_policy.sql")
+    except RunError:
+        raise
     except Exception as exc:  # a value that cannot be typed is a broken table too
         raise RunError(f"reference data cannot be read: {exc}") from exc
+    problems = completeness_problems(con, ctx)
+    if not any(p.startswith("policy_parameters.csv") for p in problems):
+        try:
+            run_model(con, "intermediate/int_reference_policy.sql")
+        except Exception as exc:
+            raise RunError(f"reference data cannot be read: {exc}") from exc
+        problems += dibao_standard_problems(con, ctx)
     suite = json.loads((EXPECTATIONS_DIR / "reference.json").read_text(encoding="utf-8"))["expectations"]
-    problems: list[str] = []
     for frame_name, query in FRAMES.items():
+        if frame_name == "policy" and "int_reference_policy" not in _tables(con):
+            continue
         frame = con.execute(query).df()
         expectations = [e for e in suite if e["meta"]["frame"] == frame_name]
         problems += _run(frame_name, frame, expectations)
@@ -52,9 +95,129 @@ def check_reference(ctx: RunContext) -> dict:
               "files": [f"{n}.csv" for n in REFERENCE_FILES if (ctx.reference / f"{n}.csv").exists()]}
     write_json_atomic(ctx.work_dir / "reference_check.json", report)
     if problems:
-        raise RunError("reference data breaks the policy's own rules; no payment computed:\n  - "
+        raise RunError("reference data is incomplete or breaks the policy's own rules; no payment computed:\n  - "
                        + "\n  - ".join(problems))
-    return {"reference": str(ctx.reference), "problems": 0}
+    resolved = write_policy_resolved(ctx)
+    return {"reference": str(ctx.reference), "problems": 0, "policy_resolved": resolved}
+
+
+def _tables(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def _some(keys: list[str], n: int = 5) -> str:
+    head = ", ".join(keys[:n])
+    return head + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def completeness_problems(con, ctx: RunContext) -> list[str]:
+    """Every table a rule needs is complete for the payroll month: one sentence per gap."""
+    month = ctx.month
+    problems: list[str] = []
+    # policy parameters: each required one in force exactly once, of its kind
+    rows = con.execute("SELECT parameter, value, value_text FROM stg_policy_parameters").fetchall()
+    by_name: dict[str, list] = {}
+    for name, value, text in rows:
+        by_name.setdefault(name, []).append((value, text))
+    for name, needs in REQUIRED_PARAMETERS.items():
+        found = by_name.get(name, [])
+        if not found:
+            problems.append(f"policy_parameters.csv has no {name} row in force for payroll {month}: {needs} needs it.")
+        elif len(found) > 1:
+            problems.append(f"policy_parameters.csv has {len(found)} {name} rows in force for payroll {month}: "
+                            f"{needs} needs exactly one (close the old version with effective_to).")
+        elif name in TEXT_PARAMETERS:
+            if found[0][1] not in TEXT_PARAMETERS[name]:
+                problems.append(f"policy_parameters.csv gives {name} = {found[0][1]!s} for payroll {month}: "
+                                f"{needs} needs one of {', '.join(TEXT_PARAMETERS[name])}.")
+        elif found[0][0] is None or found[0][0] < 0:
+            problems.append(f"policy_parameters.csv gives {name} = {found[0][1]!s} for payroll {month}, not a "
+                            f"number of zero or more: {needs} needs one.")
+    # price linkage: one version per effective_from, programs the engine knows
+    for eff, n in con.execute("SELECT effective_from, count(*) FROM stg_price_linkage GROUP BY 1 "
+                              "HAVING count(*) > 1 ORDER BY 1").fetchall():
+        problems.append(f"price_linkage.csv has {n} versions with effective_from {eff} (each would be version "
+                        f"price_linkage@{eff}): the price subsidy needs exactly one version per effective_from.")
+    for eff, prog in con.execute("SELECT effective_from, p FROM (SELECT effective_from, unnest(programs) AS p "
+                                 "FROM stg_price_linkage) WHERE p NOT IN ?", [list(PROGRAMS)]).fetchall():
+        problems.append(f"price_linkage.csv version {eff} lists program {prog!r}: the price subsidy covers only "
+                        f"{', '.join(PROGRAMS)}.")
+    # fund shares: every county of regions.csv and every program (a price-subsidy line is funded by the
+    # program that carries it unless a price_subsidy row matches, so the four programs cover it)
+    gaps = con.execute("""
+        SELECT p.program, list(r.region_code ORDER BY r.region_code)
+        FROM stg_regions r CROSS JOIN (SELECT unnest(?) AS program) p
+        WHERE NOT EXISTS (SELECT 1 FROM stg_fund_shares f WHERE f.program = p.program
+                          AND starts_with(r.region_code, f.region_code) AND f.effective_from <= ?)
+        GROUP BY p.program ORDER BY p.program""", [list(PROGRAMS), month]).fetchall()
+    for program, counties in gaps:
+        problems.append(f"fund_shares.csv has no {program} row in force for payroll {month} covering county "
+                        f"{_some(counties)} ({len(counties)} of regions.csv): the {program} lines there (and the "
+                        f"price subsidy it carries) need one (key program={program}, region_code a prefix of "
+                        "the county, effective_from on or before the month).")
+    # the CPI row the price-linkage rule in force reads
+    missing_cpi = con.execute("""
+        WITH rule AS (
+            SELECT * FROM stg_price_linkage WHERE effective_from <= ? AND effective_to >= ?
+            QUALIFY row_number() OVER (ORDER BY effective_from DESC) = 1)
+        SELECT version_id, strftime(CAST(? || '-01' AS DATE) - to_months(index_lag), '%Y-%m') AS index_month
+        FROM rule
+        WHERE NOT EXISTS (SELECT 1 FROM stg_cpi c WHERE c.area IN (?, '00')
+                          AND c.month = strftime(CAST(? || '-01' AS DATE) - to_months(rule.index_lag), '%Y-%m'))
+        """, [month, month, month, ctx.settings.province_code, month]).fetchall()
+    for version, index_month in missing_cpi:
+        problems.append(f"cpi.csv has no row for month {index_month} (area {ctx.settings.province_code} or 00): "
+                        f"the price-linkage rule {version} in force for payroll {month} reads that index month.")
+    return problems
+
+
+def dibao_standard_problems(con, ctx: RunContext) -> list[str]:
+    """A county with no dibao standard in force: dibao and the price subsidy there need one."""
+    out = []
+    for urban_rural, counties in con.execute(
+            "SELECT urban_rural, list(region_code ORDER BY region_code) FROM int_reference_policy "
+            "WHERE dibao_standard IS NULL GROUP BY 1 ORDER BY 1").fetchall():
+        out.append(f"standards.csv has no dibao/standard ({urban_rural}) in force for payroll {ctx.month} covering "
+                   f"county {_some(counties)} ({len(counties)} of regions.csv): the dibao and the price subsidy "
+                   "there need one.")
+    return out
+
+
+def resolve_policy(con) -> dict[str, str]:
+    """The parameters that change amounts, as in force for the payroll month (stg_policy_parameters)."""
+    rows = dict(con.execute("SELECT parameter, value_text FROM stg_policy_parameters WHERE parameter IN ?",
+                            [list(POLICY_RESOLVED)]).fetchall())
+    missing = [p for p in POLICY_RESOLVED if rows.get(p) is None]
+    if missing:
+        raise RunError(f"policy_parameters.csv has no {', '.join(missing)} row in force for this payroll month: "
+                       "the amounts paid need it")
+    return {p: rows[p] for p in POLICY_RESOLVED}
+
+
+def write_policy_resolved(ctx: RunContext) -> dict[str, str]:
+    """Resolve the amount-changing parameters once for the run and keep them beside its work files."""
+    from pipelines.sqlrun import connect, register_reference, run_model
+
+    con = connect(ctx)
+    try:
+        register_reference(con, ctx.reference)
+        run_model(con, "staging/stg_policy_parameters.sql")
+        resolved = resolve_policy(con)
+    finally:
+        con.close()
+    write_json_atomic(ctx.work_dir / "policy_resolved.json",
+                      {"payroll_month": ctx.month, "policy_resolved": resolved})
+    return resolved
+
+
+def policy_resolved(ctx: RunContext) -> dict[str, str]:
+    """The run's resolved policy: the one check_reference wrote, or (a stage run on its own) resolved now."""
+    path = ctx.work_dir / "policy_resolved.json"
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("payroll_month") == ctx.month:
+            return data["policy_resolved"]
+    return write_policy_resolved(ctx)
 
 
 def _run(frame_name: str, frame, expectations: list[dict]) -> list[str]:

@@ -37,10 +37,9 @@ class Settings:
     max_row_swing: float = field(default_factory=lambda: float(_env("DOUDI_MAX_ROW_SWING", "0.5")))
     # Files smaller than this many rows last month are exempt from the swing check.
     row_swing_min_rows: int = field(default_factory=lambda: int(_env("DOUDI_ROW_SWING_MIN_ROWS", "50")))
-    # approved_amount vs computed amount: differences beyond this (yuan) become a finding.
-    approved_tolerance: str = field(default_factory=lambda: _env("DOUDI_APPROVED_TOLERANCE", "0.00"))
-    # Which amount is paid when they differ: "computed" (default) or "approved".
-    pay_amount_source: str = field(default_factory=lambda: _env("DOUDI_PAY_AMOUNT_SOURCE", "computed"))
+    # Which amount is paid (computed or county-approved) and the tolerance of the comparison change
+    # what is paid: they are policy_parameters.csv rows (pay_amount_source, approved_tolerance), not
+    # settings; DOUDI_PAY_AMOUNT_SOURCE / DOUDI_APPROVED_TOLERANCE set stop the run (pipelines/reference.py).
     # Largest number of records in one payout file (banks cap batch sizes).
     max_records_per_file: int = field(
         default_factory=lambda: int(_env("DOUDI_MAX_RECORDS_PER_FILE", "100000"))

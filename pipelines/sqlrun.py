@@ -82,15 +82,48 @@ def load_macros(con) -> None:
     con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
 
 
+def read_reference_csv(path: Path):
+    """A reference CSV as an Arrow table of text columns (blank = NULL). Decoded in Python, as rosters
+    are (UTF-8 with or without BOM, GB18030/GBK; CRLF, LF or mixed line endings), so DuckDB never
+    parses it; a file that cannot be read is named in one sentence."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    from pipelines.ingest import FileRejected, decode_text
+    from pipelines.settings import RunError
+
+    path = Path(path)
+    try:
+        text, _ = decode_text(path.read_bytes())
+    except FileRejected as exc:
+        raise RunError(f"reference file {path.name} cannot be read: its text is neither UTF-8 nor GB18030/GBK.") from exc
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise RunError(f"reference file {path.name} cannot be read as CSV ({exc}).") from exc
+    if not rows:
+        raise RunError(f"reference file {path.name} is empty: it needs a header row and its rows.")
+    header = [h.strip().lstrip("\ufeff") for h in rows[0]]
+    if len(set(header)) != len(header) or not all(header):
+        raise RunError(f"reference file {path.name} has a blank or repeated column name in its header row.")
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise RunError(f"reference file {path.name} line {i} has {len(r)} fields where its header has "
+                           f"{len(header)}.")
+    return pa.table({h: pa.array([r[j] if r[j] != "" else None for r in rows[1:]], pa.string())
+                     for j, h in enumerate(header)})
+
+
 def register_reference(con, reference_dir: Path) -> None:
-    """raw_<name> views over the reference CSVs, all columns text (the staging models type them)."""
+    """raw_<name> tables of the reference CSVs, all columns text (the staging models type them)."""
     for name in REFERENCE_FILES:
         path = Path(reference_dir) / f"{name}.csv"
         if path.exists():
-            con.execute(
-                f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{sql_string(str(path))}', "
-                "all_varchar = true, header = true, encoding = 'utf-8')"
-            )
+            con.register("reference_csv_arrow", read_reference_csv(path))
+            con.execute(f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM reference_csv_arrow")
+            con.unregister("reference_csv_arrow")
         elif name in OPTIONAL_REFERENCE:
             con.execute(f"CREATE OR REPLACE TABLE raw_{name} ({OPTIONAL_REFERENCE[name]})")
     register_vocabulary(con)

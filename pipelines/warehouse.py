@@ -13,7 +13,8 @@ uncommitted transaction, also after a kill). Tables (contract section 5, extende
 - payout_record / payout_file   the transfers and files written for each month
 - receivable       应追缴: a line paid for a month after a death learnt later, by the payroll that found it
 - registry_entry   every registry entry (deaths, public payroll, ...) as reported, by the month reported
-- run_log          who ran which month, when, with which code version, inputs and reference data
+- run_log          who ran which month, when, with which code version, inputs and reference data,
+                   and the amount-changing policy parameters resolved for the run (policy_resolved)
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def publish_month(ctx: RunContext) -> dict:
         check_books(ctx, con)
         build_marts(ctx, con)
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
+        con.execute("ALTER TABLE run_log ADD COLUMN IF NOT EXISTS policy_resolved VARCHAR")  # older warehouses
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
         checkpoint("publish.before_commit")
         con.execute("COMMIT")
@@ -145,7 +147,8 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
 
 RUN_LOG_COLUMNS = (("payroll_month", "VARCHAR"), ("published_at", "VARCHAR"), ("run_by", "VARCHAR"),
                    ("code_version", "VARCHAR"), ("inbox", "VARCHAR"), ("input_files", "VARCHAR"),
-                   ("reference_files", "VARCHAR"), ("ledger_sha256", "VARCHAR"), ("manifest_sha256", "VARCHAR"))
+                   ("reference_files", "VARCHAR"), ("ledger_sha256", "VARCHAR"), ("manifest_sha256", "VARCHAR"),
+                   ("policy_resolved", "VARCHAR"))
 
 
 def run_record(ctx: RunContext) -> dict:
@@ -156,6 +159,8 @@ def run_record(ctx: RunContext) -> dict:
     for prog in PROGRAMS:
         t = pq.read_table(ctx.work_dir / "ingest" / f"{prog}.files.parquet", columns=["source_file", "sha256"])
         inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
+    from pipelines.reference import policy_resolved
+
     reference = {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
                  if (ctx.reference / f"{n}.csv").exists()}
     return {
@@ -168,6 +173,8 @@ def run_record(ctx: RunContext) -> dict:
         "reference_files": json.dumps(reference, sort_keys=True),
         "ledger_sha256": sha256_file(ctx.work_dir / "compute" / "ledger.parquet"),
         "manifest_sha256": sha256_file(ctx.payouts_dir / "manifest.json"),
+        # the amount-changing policy parameters as resolved for this run (policy_parameters.csv)
+        "policy_resolved": json.dumps(policy_resolved(ctx), sort_keys=True),
     }
 
 

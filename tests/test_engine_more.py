@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.cli import main as doudi
-from tests.helpers import make_id, query, roster_path, run, write_csv
+from tests.helpers import copy_reference, make_id, query, roster_path, run, write_csv
 from tests.test_engine_golden import DIBAO, TEKUN, C, acct, common, person
 
 
@@ -17,7 +17,7 @@ def _dibao_month(inbox, month, rows):
     write_csv(roster_path(inbox, month, "dibao", f"{C}_dibao_{month.replace('-', '')}.csv"), DIBAO, rows)
 
 
-def test_approved_amount_difference_is_a_finding_and_computed_is_paid(tmp_path, monkeypatch):
+def test_approved_amount_difference_is_a_finding_and_computed_is_paid(tmp_path):
     head = person(61, "19700101")
     row = common(head)
     row[10] = "1300.00"  # the county approved 1300; doudi computes 655×2 − 0 = 1310
@@ -29,11 +29,14 @@ def test_approved_amount_difference_is_a_finding_and_computed_is_paid(tmp_path, 
                  [head["id"]]) == [(D("1310.00"),)]
     found = query(wh, "SELECT action, detail FROM finding WHERE finding_type = 'approved_amount_differs'")
     assert len(found) == 1 and "1300.00" in found[0][1] and "1310.00" in found[0][1]
-    # the bureau may choose to pay the approved amount instead
-    monkeypatch.setenv("DOUDI_PAY_AMOUNT_SOURCE", "approved")
+    # the bureau may choose to pay the approved amount instead: a policy_parameters.csv row
     other = tmp_path / "approved"
+    ref = copy_reference(other)
+    params = ref / "policy_parameters.csv"
+    params.write_text(params.read_text(encoding="utf-8").replace("pay_amount_source,computed,",
+                                                                 "pay_amount_source,approved,"), encoding="utf-8")
     _dibao_month(other / "inbox", "2020-01", [row + ["HA", "户主", 2, "0", ""], member + ["HA", "配偶", 2, "0", ""]])
-    run(other, "2020-01")
+    run(other, "2020-01", reference=ref)
     assert query(other / "warehouse.duckdb", "SELECT amount FROM payment_ledger WHERE id_number = ? "
                                              "AND line_type = 'regular'", [head["id"]]) == [(D("1300.00"),)]
 

@@ -64,12 +64,14 @@ union all
 -- policy_parameters.csv allows (reissue_escalate_after_months)
 select getvariable('payroll_month'),
        case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
-                 >= coalesce((select value from stg_policy_parameters
-                              where parameter = 'reissue_escalate_after_months'), 999)
+                 >= coalesce((select max(value) from stg_policy_parameters
+                              where parameter = 'reissue_escalate_after_months'),
+                             error('policy_parameters.csv has no reissue_escalate_after_months row in force for payroll ' || getvariable('payroll_month') || ': the escalation of an unreissued payment needs it'))
             then 'reissue_overdue' else 'awaiting_account_correction' end,
        case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
-                 >= coalesce((select value from stg_policy_parameters
-                              where parameter = 'reissue_escalate_after_months'), 999)
+                 >= coalesce((select max(value) from stg_policy_parameters
+                              where parameter = 'reissue_escalate_after_months'),
+                             error('policy_parameters.csv has no reissue_escalate_after_months row in force for payroll ' || getvariable('payroll_month') || ': the escalation of an unreissued payment needs it'))
             then 'error' else 'warning' end,
        l.line_program, l.id_number, l.region_code, 'held',
        format('{} 的款项 {} 元于 {} 被银行退回，账户 {} 尚未更正，暂不重发', l.service_month, l.amount::VARCHAR,

@@ -1,5 +1,8 @@
 -- int_fund_split: every line's amount attributed to central, provincial, city and county funds
 -- (contract section 3, fund_shares.csv; longest region prefix, then latest effective_from).
+-- A price-subsidy line is funded by a `price_subsidy` row where one matches (it wins), else by the
+-- shares of the program that carries it (the line's own program). A line no row funds gets no
+-- split here: check_reference refuses such a table first, and compute's LINE_AUDITS fail the run.
 -- Each part is the floor of amount_fen × share; the fen left over go one each to the parts with
 -- the largest remainders (ties: central, provincial, city, county), so the parts add up exactly.
 -- grain: one row per payment line.
@@ -7,7 +10,6 @@ with lines as (
     select
         *,
         case
-            when line_type = 'price_subsidy' then 'price_subsidy'
             when line_program like 'disability%' then 'disability'
             else line_program
         end as fund_program,
@@ -20,9 +22,12 @@ shares as (
            [f.central, f.provincial, f.city, f.county] as share_list
     from lines l
     join stg_fund_shares f
-      on f.program = l.fund_program and starts_with(l.region_code, f.region_code)
+      on (f.program = l.fund_program or (l.line_type = 'price_subsidy' and f.program = 'price_subsidy'))
+     and starts_with(l.region_code, f.region_code)
      and f.effective_from <= l.service_month
-    qualify row_number() over (partition by l.line_key order by length(f.region_code) desc, f.effective_from desc) = 1
+    qualify row_number() over (partition by l.line_key
+                               order by (f.program = 'price_subsidy') desc, length(f.region_code) desc,
+                                        f.effective_from desc) = 1
 ),
 
 parts as (

@@ -23,7 +23,8 @@ resolved as (
 ),
 
 ratio as (
-    select max(value) filter (where parameter = 'tekun_basic_min_ratio') as tekun_ratio
+    select coalesce(max(value) filter (where parameter = 'tekun_basic_min_ratio'),
+                    error('policy_parameters.csv has no tekun_basic_min_ratio row in force for payroll ' || getvariable('payroll_month') || ': the 1.3 × check of tekun basic needs it')) as tekun_ratio
     from stg_policy_parameters
 )
 

@@ -1,7 +1,9 @@
 -- stg_orphan: orphan roster rows normalised, with the month of the 18th birthday
 -- (contract section 2, orphan: paid through that month). grain: one row per delivered row.
 with params as (
-    select max(value) filter (where parameter = 'orphan_age_out') as age_out
+    -- a missing age-out is an error, never a rule switched off (check_reference refuses it first)
+    select coalesce(max(value) filter (where parameter = 'orphan_age_out'),
+                    error('policy_parameters.csv has no orphan_age_out row in force for payroll ' || getvariable('payroll_month') || ': the orphan age-out needs it')) as age_out
     from stg_policy_parameters
 ),
 

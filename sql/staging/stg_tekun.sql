@@ -2,8 +2,11 @@
 -- (contract section 2, tekun; ages from policy_parameters.csv). grain: one row per delivered row.
 with params as (
     select
-        max(value) filter (where parameter = 'tekun_elderly_min_age') as elderly_min_age,
-        max(value) filter (where parameter = 'tekun_minor_max_age')   as minor_max_age
+        -- a missing age is an error, never a rule switched off (check_reference refuses it first)
+        coalesce(max(value) filter (where parameter = 'tekun_elderly_min_age'),
+                 error('policy_parameters.csv has no tekun_elderly_min_age row in force for payroll ' || getvariable('payroll_month') || ': tekun eligibility by age needs it')) as elderly_min_age,
+        coalesce(max(value) filter (where parameter = 'tekun_minor_max_age'),
+                 error('policy_parameters.csv has no tekun_minor_max_age row in force for payroll ' || getvariable('payroll_month') || ': tekun eligibility by age needs it'))   as minor_max_age
     from stg_policy_parameters
 ),
 
