@@ -98,7 +98,8 @@ def read_reference_csv(path: Path):
     try:
         text, _ = decode_text(path.read_bytes())
     except FileRejected as exc:
-        raise RunError(f"reference file {path.name} cannot be read: its text is neither UTF-8 nor GB18030/GBK.") from exc
+        raise RunError(f"reference file {path.name} cannot be read: its text is neither UTF-8 nor "
+                       "GB18030/GBK.") from exc
     try:
         rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
     except csv.Error as exc:
