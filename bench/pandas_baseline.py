@@ -90,7 +90,8 @@ def compute_frame(r: pd.DataFrame, reference: Path, month: str, province: str = 
                         death_month=u.death_month.fillna("9999-12"))
     units = open_end.groupby(UNIT, dropna=False).agg(
         enrolled_from=("enrolled_from", "min"), enrolled_to=("enrolled_to", "max"), age_out=("age_out_month", "min"))
-    alive = open_end[(u.program != "dibao") | (u.relation == "户主")].groupby(UNIT, dropna=False).death_month.min()
+    # a dibao household outlives its head (it is held), so only other programs end at a death
+    alive = open_end[u.program != "dibao"].groupby(UNIT, dropna=False).death_month.min()
     units = units.join(alive.rename("last_alive"))
     units["last_alive"] = units.last_alive.fillna("9999-12")
     entitled = units[(units.enrolled_from <= month) & (units.enrolled_to >= month) & (units.age_out >= month)
@@ -134,7 +135,10 @@ def compute_frame(r: pd.DataFrame, reference: Path, month: str, province: str = 
     regular = pd.concat(lines, ignore_index=True)
     regular["line_type"] = "regular"
 
-    price = price_subsidy(everyone, reference, standards, month, province)
+    # members of a household that gets no dibao line (gap <= 0) are not dibao members
+    eligible = set(heads.unit_key)
+    price = price_subsidy(everyone[(everyone.program != "dibao") | everyone.unit_key.isin(eligible)],
+                          reference, standards, month, province)
     out = pd.concat([regular, price], ignore_index=True)
     holds = everyone.groupby(UNIT, dropna=False).hold_reason.max()
     out["status"] = ["held" if isinstance(h, str) else "payable"

@@ -531,9 +531,11 @@ def test_shipped_tables_dibao_2101_across_the_2020_raise():
     assert one(apr, line_type="regular").amount == D("1076.00")
     assert sorted((x.service_month, x.amount) for x in lines(apr, line_type="arrears")) == [
         ("2020-01", D("66.00")), ("2020-02", D("66.00")), ("2020-03", D("66.00"))]
-    # Apr subsidy: index Mar 4.3: 688 x 4.3% x 2 = 59.168 -> 59.17 ; May: index Apr 3.3 < 3.5 -> none
+    # Apr subsidy: index Mar 4.3: 688 x 4.3% x 2 = 59.168 -> 59.17 ; May: index Apr cpi 3.3 < 3.5, but
+    # food 14.8 >= 6.0 (the shipped 2020 rule keeps the food threshold); basis cpi:
+    # 688 x 3.3% x 2 = 45.408 -> 45.41
     assert {p.amount for p in lines(apr, line_type="price_subsidy")} == {D("59.17")}
-    assert lines(res["2020-05"], line_type="price_subsidy") == []
+    assert {p.amount for p in lines(res["2020-05"], line_type="price_subsidy")} == {D("45.41")}
     # Jul: back to rule 2016-07, index Jun cpi 2.5 < 3.5 but food 11.1 >= 6.0; basis cpi: 688 x 2.5% = 17.20
     assert {p.amount for p in lines(res["2020-07"], line_type="price_subsidy")} == {D("17.20")}
     # no raise arrears again after April
