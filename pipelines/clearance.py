@@ -18,6 +18,7 @@ import datetime
 import hashlib
 from pathlib import Path
 
+from pipelines.idnumbers import mask_id
 from pipelines.months import parse_month
 from pipelines.settings import RunError
 
@@ -68,7 +69,7 @@ def record_clearances(warehouse: Path, payroll_month: str, items: list[dict], cl
                 "AND (id_number = ? OR household_id IN (SELECT household_id FROM roster_row WHERE program = 'dibao' "
                 "AND id_number = ?))", [program, reason, payroll_month, pid, pid]).fetchall()[0][0]
             if not held:
-                problems.append(f"item {n}: no {program} payment of {pid[:6]}********{pid[-4:]} was held for "
+                problems.append(f"item {n}: no {program} payment of {mask_id(pid)} was held for "
                                 f"{reason} up to {payroll_month}")
                 continue
             key = "|".join([program, pid, reason, payroll_month, through, cleared_by, cleared_at])

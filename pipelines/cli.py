@@ -200,12 +200,13 @@ def cmd_clear(args) -> int:
 
 
 def cmd_withdraw(args) -> int:
+    from pipelines.idnumbers import mask_id
     from pipelines.receivables import record_withdrawal
 
     ctx = _ctx(args)
     w = record_withdrawal(ctx.warehouse, ctx.month, args.registry, args.id, args.reported_month, args.by, args.reason)
     print(f"withdrew the {w['registry']} entry reported in {w['reported_month']} for "
-          f"{w['id_number'][:6]}********{w['id_number'][-4:]} from the {ctx.month} payroll on; run (or rerun) "
+          f"{mask_id(w['id_number'])} from the {ctx.month} payroll on; run (or rerun) "
           f"that month to pay what it withheld")
     return 0
 
@@ -220,6 +221,8 @@ def cmd_recover(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.receivables import RECOVERY_KINDS, REGISTRIES
+
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write a sample inbox that follows the contract")
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     c.set_defaults(fn=cmd_clear)
     w = sub.add_parser("withdraw", help="withdraw a registry entry reported in error (recorded with who, when, why)")
     _run_args(w, inbox=False)
-    w.add_argument("--registry", required=True, choices=["deaths", "public_payroll", "vehicles", "businesses"])
+    w.add_argument("--registry", required=True, choices=REGISTRIES)
     w.add_argument("--id", required=True, help="ID number the entry names")
     w.add_argument("--reported-month", required=True, help="month whose extract reported it (YYYY-MM)")
     w.add_argument("--by", required=True, help="who withdraws (recorded)")
@@ -294,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = sub.add_parser("recover", help="record a refund or a write-off against a receivable (应追缴)")
     _run_args(rc, inbox=False)
     rc.add_argument("--receivable", required=True, help="receivable_id (table receivable_status)")
-    rc.add_argument("--kind", required=True, choices=["refund", "written_off"])
+    rc.add_argument("--kind", required=True, choices=RECOVERY_KINDS)
     rc.add_argument("--amount", required=True, help="yuan")
     rc.add_argument("--by", required=True, help="who records it")
     rc.add_argument("--reason", required=True, help="why (recorded): the refund voucher, the write-off decision")

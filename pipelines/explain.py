@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from pipelines.idnumbers import mask_id
 from pipelines.settings import RunContext
 from pipelines.sqlrun import attach_warehouse, connect
 from pipelines.vocabulary import LINE_TYPE_ZH, PROGRAM_NAMES_ZH
@@ -30,7 +31,7 @@ def explain(ctx: RunContext, person: str) -> str:
     con.close()
     if not lines and not rows:
         return f"{ctx.month}: nothing for {key[:6]}…{key[-4:]} in the warehouse"
-    out = [f"{ctx.month} — {key[:6]}********{key[-4:]}"]
+    out = [f"{ctx.month} — {mask_id(key)}"]
     for r in rows:
         text = f"  roster {r[0]} row {r[1]} ({r[2]}): {r[3]}"
         if r[4]:

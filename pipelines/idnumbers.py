@@ -20,3 +20,9 @@ def check_digits(bodies: np.ndarray) -> np.ndarray:
     bodies = np.asarray(bodies).astype("U17")
     digits = bodies.view("U1").reshape(len(bodies), 17).astype(int)
     return CHECK_CHARS[(digits @ WEIGHTS) % 11]
+
+
+def mask_id(id_number: str) -> str:
+    """An ID number as reports and messages show it: the first 6 and last 4 characters (the SQL
+    macro mask_id in sql/macros.sql does the same)."""
+    return f"{id_number[:6]}********{id_number[-4:]}"

@@ -21,7 +21,7 @@ from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir
 from pipelines.linkage import find_near_duplicates
-from pipelines.receivables import WITHDRAWAL_COLUMNS
+from pipelines.receivables import REGISTRIES, WITHDRAWAL_COLUMNS
 from pipelines.settings import PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import (
     attach_warehouse,
@@ -42,6 +42,7 @@ INTEGRITY_MODELS = (
     "int_cross_county_duplicates",
     "int_person_programs",
     "int_exclusions",
+    "int_death_register",
     "int_deaths",
     "int_registry_matches",
     "int_account_changes",
@@ -87,11 +88,8 @@ def check_integrity(ctx: RunContext) -> dict:
     copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", out / "registry.parquet")
     # every death known to this payroll, also of people on no roster now: the engine turns what was
     # paid for months after a death into receivables (应追缴)
-    copy_to_parquet(con, """SELECT norm_code(id_number) AS id_number, min(norm_month(death_date)) AS death_month,
-                                   min(reported_month) AS reported_month, min(source) AS source
-                            FROM raw_deaths
-                            WHERE norm_code(id_number) IS NOT NULL AND norm_month(death_date) <= reported_month
-                            GROUP BY 1 ORDER BY 1""", out / "deaths_known.parquet")
+    copy_to_parquet(con, "SELECT id_number, death_month, reported_month, registry_source AS source "
+                         "FROM int_death_register WHERE death_date_valid ORDER BY id_number", out / "deaths_known.parquet")
     find_near_duplicates(con, ctx.reference)
     run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
@@ -134,7 +132,6 @@ def _write_roster(con, path) -> None:
                     writer.write_batch(batch)
 
 
-REGISTRY_EXTRACTS = ("public_payroll", "vehicles", "businesses")  # contract section 3: review only
 # One row per registry entry ever reported (contract section 1: extracts are deltas). The month's own
 # extracts are written to `_work/integrity/registry.parquet` and published into the warehouse table
 # `registry_entry`; every later payroll reads them back, less the entries withdrawn as errors
@@ -176,7 +173,7 @@ def _register_registries(ctx: RunContext, con) -> list[str]:
     columns = ", ".join(f"{k} {t}" for k, t in REGISTRY_ENTRY_COLUMNS.items())
     con.execute(f"CREATE TABLE registry_month ({columns})")
     present = []
-    for name in ("deaths", *REGISTRY_EXTRACTS):
+    for name in REGISTRIES:  # deaths, then the review-only registries (public payroll, vehicles, businesses)
         rows = _read_registry_csv(ctx, name, {"id_number", "death_date"} if name == "deaths" else {"id_number"})
         if rows is None:
             continue

@@ -17,12 +17,13 @@ import hashlib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from pipelines.idnumbers import mask_id
 from pipelines.months import parse_month
 from pipelines.settings import RunError
 
 WITHDRAWAL_COLUMNS = ("withdrawal_id VARCHAR, registry VARCHAR, id_number VARCHAR, reported_month VARCHAR, "
                       "effective_payroll VARCHAR, withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
-REGISTRIES = ("deaths", "public_payroll", "vehicles", "businesses")
+REGISTRIES = ("deaths", "public_payroll", "vehicles", "businesses")  # contract section 3; integrity reads them
 RECOVERY_KINDS = ("refund", "written_off")
 RECOVERY_COLUMNS = ("recovery_id VARCHAR, receivable_id VARCHAR, kind VARCHAR, amount DECIMAL(18, 2), "
                     "recorded_by VARCHAR, recorded_at VARCHAR, reason VARCHAR")
@@ -74,7 +75,7 @@ def record_withdrawal(warehouse: Path, payroll_month: str, registry: str, id_num
         found = con.execute("SELECT count(*) FROM registry_entry WHERE registry = ? AND id_number = ? "
                             "AND payroll_month = ?", [registry, pid, reported_month]).fetchone()[0]
         if not found:
-            raise RunError(f"no {registry} entry for {pid[:6]}********{pid[-4:]} was reported in {reported_month}: "
+            raise RunError(f"no {registry} entry for {mask_id(pid)} was reported in {reported_month}: "
                            "nothing withdrawn")
         at = _now(now)
         key = "|".join([registry, pid, reported_month, payroll_month, withdrawn_by, at])

@@ -6,6 +6,15 @@ with due as (
 
 tolerance as (
     select CAST(getvariable('approved_tolerance') AS DECIMAL(18, 2)) as tol
+),
+
+escalation as (
+    -- months a failed payment may wait for a corrected account before it is reported as overdue
+    select coalesce(max(value), error('policy_parameters.csv has no reissue_escalate_after_months row in force '
+                                      || 'for payroll ' || getvariable('payroll_month')
+                                      || ': the escalation of an unreissued payment needs it')) as after_months
+    from stg_policy_parameters
+    where parameter = 'reissue_escalate_after_months'
 )
 
 select getvariable('payroll_month') as payroll_month, 'dibao_not_eligible' as finding_type,
@@ -63,19 +72,13 @@ union all
 -- a failed payment still waiting for a corrected account: held, owed; escalated after the months
 -- policy_parameters.csv allows (reissue_escalate_after_months)
 select getvariable('payroll_month'),
-       case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
-                 >= coalesce((select max(value) from stg_policy_parameters
-                              where parameter = 'reissue_escalate_after_months'),
-                             error('policy_parameters.csv has no reissue_escalate_after_months row in force for payroll ' || getvariable('payroll_month') || ': the escalation of an unreissued payment needs it'))
-            then 'reissue_overdue' else 'awaiting_account_correction' end,
-       case when datediff('month', month_date(l.first_failed_payroll), month_date(getvariable('payroll_month')))
-                 >= coalesce((select max(value) from stg_policy_parameters
-                              where parameter = 'reissue_escalate_after_months'),
-                             error('policy_parameters.csv has no reissue_escalate_after_months row in force for payroll ' || getvariable('payroll_month') || ': the escalation of an unreissued payment needs it'))
-            then 'error' else 'warning' end,
+       case when l.overdue then 'reissue_overdue' else 'awaiting_account_correction' end,
+       case when l.overdue then 'error' else 'warning' end,
        l.line_program, l.id_number, l.region_code, 'held',
        format('{} 的款项 {} 元于 {} 被银行退回，账户 {} 尚未更正，暂不重发', l.service_month, l.amount::VARCHAR,
               l.first_failed_payroll, mask_account(l.failed_account)),
        null, null
-from int_payment_lines l
+from (select *, datediff('month', month_date(first_failed_payroll), month_date(getvariable('payroll_month')))
+                   >= (select after_months from escalation) as overdue
+      from int_payment_lines) l
 where l.line_type = 'reissue' and l.hold_reason = 'awaiting_account_correction'

@@ -52,34 +52,37 @@ priced as (
       on p.unit_key = d.unit_key and p.line_program = d.line_program and p.service_month = d.service_month
      and d.line_type = 'arrears'
     where d.has_standard and d.eligible
+),
+
+lines as (
+    select
+        md5(concat_ws('|', getvariable('payroll_month'), pr.service_month, pr.line_program, pr.line_type,
+                      pr.id_number)) as line_key,
+        pr.*,
+        py.beneficiary_name,
+        py.payee_name,
+        py.payee_account,
+        py.payee_bank_code,
+        py.payee_bank_name,
+        py.payee_bic,
+        py.institution_code,
+        coalesce(h.hold_reason,
+                 -- a reissue waits until the unit's account is no longer the one the bank refused
+                 case when pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account
+                      then 'awaiting_account_correction' end,
+                 -- a bank said this account is closed or does not exist: held until the roster brings another
+                 case when ca.payee_account is not null then 'account_closed' end,
+                 case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason
+    from priced pr
+    join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
+    left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
+    left join hist_closed_accounts ca on ca.payee_account = py.payee_account
+    left join earlier_arrears ea
+      on pr.line_type = 'arrears' and ea.id_number = pr.id_number and ea.line_program = pr.line_program
+     and ea.service_month = pr.service_month
+    where pr.amount > 0
 )
 
-select
-    md5(concat_ws('|', getvariable('payroll_month'), pr.service_month, pr.line_program, pr.line_type,
-                  pr.id_number)) as line_key,
-    pr.*,
-    py.beneficiary_name,
-    py.payee_name,
-    py.payee_account,
-    py.payee_bank_code,
-    py.payee_bank_name,
-    py.payee_bic,
-    py.institution_code,
-    coalesce(h.hold_reason,
-             -- a reissue waits until the unit's account is no longer the one the bank refused
-             case when pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account
-                  then 'awaiting_account_correction' end,
-             -- a bank said this account is closed or does not exist: held until the roster brings another
-             case when ca.payee_account is not null then 'account_closed' end,
-             case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason,
-    case when h.hold_reason is null and ea.id_number is null and ca.payee_account is null
-              and not (pr.line_type = 'reissue' and py.payee_account is not distinct from pr.failed_account)
-         then 'payable' else 'held' end as status
-from priced pr
-join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
-left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
-left join hist_closed_accounts ca on ca.payee_account = py.payee_account
-left join earlier_arrears ea
-  on pr.line_type = 'arrears' and ea.id_number = pr.id_number and ea.line_program = pr.line_program
- and ea.service_month = pr.service_month
-where pr.amount > 0
+-- a line is payable unless something holds it
+select *, case when hold_reason is null then 'payable' else 'held' end as status
+from lines
