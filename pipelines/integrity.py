@@ -89,7 +89,8 @@ def check_integrity(ctx: RunContext) -> dict:
     # every death known to this payroll, also of people on no roster now: the engine turns what was
     # paid for months after a death into receivables (应追缴)
     copy_to_parquet(con, "SELECT id_number, death_month, reported_month, registry_source AS source "
-                         "FROM int_death_register WHERE death_date_valid ORDER BY id_number", out / "deaths_known.parquet")
+                         "FROM int_death_register WHERE death_date_valid ORDER BY id_number",
+                    out / "deaths_known.parquet")
     find_near_duplicates(con, ctx.reference)
     run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
