@@ -137,6 +137,7 @@ FINDING_TYPES = {
     "registry_withdrawn": "登记信息已作为错误撤回，暂停或停发的款项补发",
     "receivable_recognised": "死亡等信息晚到，已发款项列为应追缴",
     "account_closed": "银行回报账户已销户或不存在，待更换账户后发放",
+    "no_payee_account": "应发款项没有可用的收款账户，暂停待补录账户",
     "unit_not_paid": "名册中的对象本月没有发放行",
 }
 # A bank's failure reason that says the account itself is gone (closed, cancelled, never existed;

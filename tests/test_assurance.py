@@ -192,3 +192,38 @@ def test_a_death_learnt_late_makes_the_paid_months_receivables_and_a_withdrawal_
     assert may[("2020-03", "arrears")] == ("payable", D("1195.00"))
     assert may[("2020-04", "arrears")] == ("payable", D("1195.00"))
     assert query(wh, "SELECT DISTINCT status FROM receivable_status") == [("withdrawn",)]
+
+
+def test_raise_back_pay_reaches_people_who_left_or_died_before_the_raise(tmp_path):
+    """Case 5: the 2020 raise (tekun basic 852 → 895 from 2020-01, first paid in the 2020-04 payroll)
+    owes 43.00 for every month a person was paid, on the roster or not. L leaves after March (not on
+    April's roster); D dies in March (reported in April's extract: March, the death month, is owed;
+    nothing after); E dies in January, reported in April (February and March were paid after the death:
+    receivables, and no back pay for them). April pays L and D 43.00 for January to March, to their
+    last account; E 43.00 for January only."""
+    leaver, dies, early = person(60, "19400101"), person(61, "19410101"), person(62, "19420101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02", "2020-03"):
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN,
+                  [_tekun(leaver), _tekun(dies), _tekun(early)])
+    write_csv(roster_path(inbox, "2020-04", "tekun", f"{C}_tekun_202004.csv"), TEKUN, [_tekun(dies), _tekun(early)])
+    write_csv(inbox / "2020-04" / "registry" / "deaths.csv", DEATHS,
+              [[dies["id"], dies["name"], "2020-03-15", "民政"], [early["id"], early["name"], "2020-01-10", "民政"]])
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        run(tmp_path, m)
+
+    def back_pay(p):
+        return query(wh, "SELECT service_month, amount, status, arrears_cause, payee_account FROM payment_ledger "
+                         "WHERE payroll_month = '2020-04' AND id_number = ? AND line_type = 'arrears' ORDER BY 1",
+                     [p["id"]])
+
+    for p in (leaver, dies):
+        assert back_pay(p) == [(m, D("43.00"), "payable", "raise_back_pay", common(p)[6])
+                               for m in ("2020-01", "2020-02", "2020-03")], p
+    assert back_pay(early) == [("2020-01", D("43.00"), "payable", "raise_back_pay", common(early)[6])]
+    assert query(wh, "SELECT service_month, line_type FROM receivable WHERE id_number = ? ORDER BY ALL",
+                 [early["id"]]) == [("2020-02", "price_subsidy"), ("2020-02", "regular"),
+                                    ("2020-03", "price_subsidy"), ("2020-03", "regular")]
+    # and nothing regular for April for anyone of them
+    assert query(wh, "SELECT count(*) FROM payment_ledger WHERE payroll_month = '2020-04' AND line_type = 'regular' "
+                     "AND id_number IN (?, ?, ?)", [leaver["id"], dies["id"], early["id"]]) == [(0,)]

@@ -69,6 +69,14 @@ join hist_closed_accounts c on c.payee_account = l.payee_account
 where l.hold_reason = 'account_closed'
 
 union all
+-- owed, but no account to pay it to (a unit whose last roster row carried none): held
+select getvariable('payroll_month'), 'no_payee_account', 'error', line_program, id_number, region_code, 'held',
+       format('{} {} {} 元应发，但没有可用的收款账户：暂停，请补录账户', service_month, line_type, amount::VARCHAR),
+       source_file, source_row
+from int_payment_lines
+where hold_reason = 'no_payee_account'
+
+union all
 -- a failed payment still waiting for a corrected account: held, owed; escalated after the months
 -- policy_parameters.csv allows (reissue_escalate_after_months)
 select getvariable('payroll_month'),

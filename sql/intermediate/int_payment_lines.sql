@@ -3,7 +3,7 @@
 --   arrears: due now for an earlier service month minus what the ledger already paid for it
 --   reissue: a payment the bank returned as failed, owed again (int_reissue_due)
 -- Payee and hold come from this month's roster: money owed for an earlier month goes to the
--- account the unit has now. grain: one row per unit, line program, service month and line type
+-- account the unit has now (a unit on no roster now: its last account). grain: one row per unit, line program, service month and line type
 -- (price subsidy: per covered person).
 with due as (
     select * from int_program_due
@@ -14,13 +14,23 @@ with due as (
 ),
 
 payee as (
-    -- a household is paid to its head's account; everyone else to their row's account
-    select unit_key, line_program, name as beneficiary_name, account_holder as payee_name,
-           bank_account as payee_account, bank_code as payee_bank_code, bank_name as payee_bank_name,
-           bank_bic as payee_bic, institution_code
-    from int_units
-    where program <> 'dibao' or relation = '户主'
-    qualify row_number() over (partition by unit_key, line_program order by source_file, source_row) = 1
+    -- a household is paid to its head's account; everyone else to their row's account: as on this
+    -- month's roster, or for a unit on no roster now (back pay to someone who left), its last one
+    select * exclude (payee_month, source_file, source_row)
+    from (
+        select unit_key, line_program, name as beneficiary_name, account_holder as payee_name,
+               bank_account as payee_account, bank_code as payee_bank_code, bank_name as payee_bank_name,
+               bank_bic as payee_bic, institution_code, basis_month as payee_month, source_file, source_row
+        from int_units
+        where program <> 'dibao' or relation = '户主'
+        union all
+        select unit_key, line_program, name, account_holder, bank_account, bank_code, bank_name, bank_bic,
+               institution_code, basis_month, source_file, source_row
+        from hist_units
+        where program <> 'dibao' or relation = '户主'
+    )
+    qualify row_number() over (partition by unit_key, line_program
+                               order by payee_month desc, source_file, source_row) = 1
 ),
 
 holds as (
@@ -72,9 +82,11 @@ lines as (
                       then 'awaiting_account_correction' end,
                  -- a bank said this account is closed or does not exist: held until the roster brings another
                  case when ca.payee_account is not null then 'account_closed' end,
-                 case when ea.id_number is not null then 'arrears_top_up_review' end) as hold_reason
+                 case when ea.id_number is not null then 'arrears_top_up_review' end,
+                 -- owed, but no account to pay it to: held, never dropped
+                 case when py.payee_account is null then 'no_payee_account' end) as hold_reason
     from priced pr
-    join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
+    left join payee py on py.unit_key = pr.unit_key and py.line_program = pr.line_program
     left join holds h on h.unit_key = pr.unit_key and h.line_program = pr.line_program
     left join hist_closed_accounts ca on ca.payee_account = py.payee_account
     left join earlier_arrears ea

@@ -7,6 +7,8 @@
 --   S < P, never decided   (absent or quarantined then: late enrolment, corrected data; or not paid
 --                          because of a death since withdrawn) paid now
 --   S < P, accepted then and deliberately not paid: nothing
+--   a unit on no roster now (gone): back pay of a raise for every month it was paid (from that
+--   month's roster, to its last account)
 -- grain: one row per unit, line program and service month.
 with units as (
     -- one row per unit: the entitlement window (for a household, its head's row)
@@ -53,13 +55,35 @@ decided as (
 retroactive as (
     -- service months to which a standards version applies that was first paid after them
     select distinct s.service_month
-    from (select distinct service_month from entitled) s
+    from (select service_month from entitled union select service_month from int_paid_history) s
     join stg_standards v
       on v.first_payroll > s.service_month
      and v.first_payroll <= getvariable('payroll_month')
      and v.effective_from <= s.service_month
      and v.effective_to >= s.service_month
+),
+
+gone as (
+    -- units paid for a month a raise now reaches, and on no roster this month (left, died, aged out,
+    -- or not paid now): back pay is due for every month they were paid (contract section 3: "for the
+    -- months each person was paid"), from the roster of that month, to their last account; a month
+    -- after a death now known is not owed (int_receivables recovers what was paid for it)
+    select p.unit_key, p.line_program, p.service_month
+    from int_paid_history p
+    where p.was_paid
+      and p.service_month in (select service_month from retroactive)
+      and not exists (select 1 from units u where u.unit_key = p.unit_key and u.line_program = p.line_program)
+      and not exists (select 1 from known_deaths k
+                      where p.line_program <> 'dibao' and k.id_number = p.unit_key
+                        and k.death_month < p.service_month)
 )
+
+select
+    unit_key, line_program, service_month, 'history' as basis, 'arrears' as line_type,
+    'raise_back_pay' as arrears_cause
+from gone
+
+union all
 
 select
     e.unit_key,
