@@ -105,6 +105,7 @@ FINDING_TYPES = {
     "exclusive_programs": "同时享受互斥的救助项目",
     "deceased_listed": "已死亡人员仍在名册",
     "household_head_deceased": "户主已死亡，整户暂停待核",
+    "guardian_deceased": "孤儿监护人已死亡，暂停待定新监护人",
     "living_subsidy_not_in_dibao": "困难残疾人生活补贴对象不在低保家庭",
     "account_holder_mismatch": "收款账户户名与应收款人不符",
     "account_shared": "同一账户收取多个无关家庭的款项",

@@ -227,3 +227,36 @@ def test_raise_back_pay_reaches_people_who_left_or_died_before_the_raise(tmp_pat
     # and nothing regular for April for anyone of them
     assert query(wh, "SELECT count(*) FROM payment_ledger WHERE payroll_month = '2020-04' AND line_type = 'regular' "
                      "AND id_number IN (?, ?, ?)", [leaver["id"], dies["id"], early["id"]]) == [(0,)]
+
+
+def test_an_orphans_money_is_not_paid_to_a_guardian_the_registry_reports_dead(tmp_path):
+    """社会散居 1273.00 a month, to the guardian's account. The guardian's death (2019-10) comes in
+    January's extract: January and February are held (guardian_deceased, with a finding); March's
+    roster names a new guardian with her own account: March and the two held months are paid to her."""
+    from tests.test_engine_golden import ORPHAN
+
+    child, guardian, aunt = person(63, "20120101"), person(64, "19600101"), person(65, "19700101", False)
+
+    def row(g):
+        return [C, child["name"], child["id"], child["sex"], "城市", "中国工商银行", "6222" + g["id"][6:14] + "0001",
+                g["name"], "2019-06", "", "", "社会散居", g["name"], g["id"]]
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m, g in (("2020-01", guardian), ("2020-02", guardian), ("2020-03", aunt)):
+        write_csv(roster_path(inbox, m, "orphan", f"{C}_orphan_{m.replace('-', '')}.csv"), ORPHAN, [row(g)])
+    write_csv(inbox / "2020-01" / "registry" / "deaths.csv", DEATHS,
+              [[guardian["id"], guardian["name"], "2019-10-02", "公安"]])
+    for m in ("2020-01", "2020-02"):
+        run(tmp_path, m)
+        assert [(r[2], r[3], r[4]) for r in _ledger(wh, m, child["id"]) if r[0] == m and r[2] == "regular"] == [
+            ("regular", "held", D("1273.00"))], m
+        assert query(wh, "SELECT action FROM finding WHERE payroll_month = ? AND finding_type = 'guardian_deceased'",
+                     [m]) == [("held",)]
+    run(tmp_path, "2020-03")
+    paid = query(wh, "SELECT service_month, line_type, amount, payee_account FROM payment_ledger "
+                     "WHERE payroll_month = '2020-03' AND id_number = ? AND status = 'payable' "
+                     "AND line_type IN ('regular', 'arrears') ORDER BY 1", [child["id"]])
+    aunt_account = "6222" + aunt["id"][6:14] + "0001"
+    assert paid == [("2020-01", "arrears", D("1273.00"), aunt_account),
+                    ("2020-02", "arrears", D("1273.00"), aunt_account),
+                    ("2020-03", "regular", D("1273.00"), aunt_account)]

@@ -45,6 +45,8 @@ held as (
     select hold_reason, 'error', program, id_number, region_code, 'held',
            case hold_reason
                when 'household_head_deceased' then '户主已死亡，整户暂停发放待核（家庭编号 ' || household_id || '）'
+               when 'guardian_deceased' then '监护人 ' || coalesce(mask_id(guardian_id_number), '') || ' 已在死亡登记中：'
+                   || '款项暂停，请县民政部门确定新的监护人和账户'
                when 'account_holder_mismatch' then '账户名“' || coalesce(mask_name(account_holder), '') || '”不是应收款人'
            end,
            source_file, source_row

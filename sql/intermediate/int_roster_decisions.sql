@@ -16,6 +16,13 @@ with living_not_in_dibao as (
       and p.id_number not in (select id_number from int_person_programs where program = 'dibao')
 ),
 
+dead_guardians as (
+    -- an orphan's money goes to the guardian's account: a guardian the death registry reports dead
+    -- cannot receive it (held until the county names a new guardian, or a caseworker clears it)
+    select id_number from int_death_register
+    where death_date_valid and death_month < getvariable('payroll_month')
+),
+
 head_deaths as (
     select distinct household_id from int_deaths where program = 'dibao' and relation = '户主' and death_date_valid
 ),
@@ -69,6 +76,7 @@ select
     case
         when r.disposition <> 'accepted' or d.source_row is not null then null
         when r.program = 'dibao' and hd.household_id is not null then 'household_head_deceased'
+        when r.program = 'orphan' and gd.id_number is not null then 'guardian_deceased'
         when r.bank_account is not null and expected_holder is not null
              and r.account_holder is distinct from expected_holder
             then 'account_holder_mismatch'
@@ -83,6 +91,7 @@ left join living_not_in_dibao l on l.source_file = r.source_file and l.source_ro
 left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
      and dead.death_date_valid
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
+left join dead_guardians gd on gd.id_number = r.guardian_id_number and r.program = 'orphan'
 ),
 
 cleared as (
