@@ -149,6 +149,7 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
 
 
 def _finish_month(ctx: RunContext, con) -> dict:
+    _every_unit_accounted_for(ctx, con)
     if ctx.supplementary:
         apply_supplementary(ctx, con)
     check_invariants(con)
@@ -173,6 +174,40 @@ def _finish_month(ctx: RunContext, con) -> dict:
         "lines": {f"{s}/{t}": {"count": int(n), "sum": str(a)} for s, t, n, a in totals},
         "findings": {k: int(v) for k, v in sorted(findings.items())},
     }
+
+
+def _every_unit_accounted_for(ctx: RunContext, con) -> None:
+    """No silent outcome: every unit accepted on the month's final roster ends with a line (payable or
+    held) or a finding that says why not (integrity's or the engine's). A unit with neither is a rule
+    that dropped it without a word: the run stops, naming how many and the first few."""
+    w = ctx.work_dir / "integrity"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW unaccounted_units AS
+        WITH accepted AS (
+            SELECT source_file, source_row, program, id_number,
+                   CASE WHEN program = 'dibao' THEN household_id ELSE id_number END AS unit_key,
+                   CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program
+            FROM read_parquet('{sql_string(str(w / "roster.parquet"))}') WHERE disposition = 'accepted'),
+        findings AS (
+            SELECT source_file, source_row, id_number, program FROM int_compute_findings
+            UNION ALL
+            SELECT source_file, source_row, id_number, program
+            FROM read_parquet('{sql_string(str(w / "findings.parquet"))}')),
+        explained AS (
+            SELECT unit_key, line_program FROM accepted a
+            WHERE EXISTS (SELECT 1 FROM month_ledger l WHERE l.unit_key = a.unit_key AND l.program = a.line_program)
+               OR EXISTS (SELECT 1 FROM findings f WHERE f.source_file = a.source_file AND f.source_row = a.source_row)
+               OR EXISTS (SELECT 1 FROM findings f WHERE f.id_number = a.id_number
+                          AND f.program IN (a.program, a.line_program)))
+        SELECT DISTINCT a.line_program, a.unit_key FROM accepted a
+        WHERE NOT EXISTS (SELECT 1 FROM explained e
+                          WHERE e.unit_key = a.unit_key AND e.line_program = a.line_program)""")
+    missing = con.execute("SELECT line_program, unit_key FROM unaccounted_units ORDER BY ALL LIMIT 5").fetchall()
+    if missing:
+        n = con.execute("SELECT count(*) FROM unaccounted_units").fetchone()[0]
+        shown = ", ".join(f"{p} {k[:6]}…{k[-4:]}" for p, k in missing)
+        raise RunError(f"payment engine: {n} units accepted on the roster end with neither a line nor a finding "
+                       f"(e.g. {shown}): a rule dropped them without a word, nothing written")
 
 
 def _known_deaths(ctx: RunContext, con) -> None:

@@ -139,7 +139,8 @@ FINDING_TYPES = {
     "receivable_recognised": "死亡等信息晚到，已发款项列为应追缴",
     "account_closed": "银行回报账户已销户或不存在，待更换账户后发放",
     "no_payee_account": "应发款项没有可用的收款账户，暂停待补录账户",
-    "unit_not_paid": "名册中的对象本月没有发放行",
+    "nothing_due": "按标准本月应发金额为 0",
+    "not_entitled_this_month": "本月不在名册载明的享受期内（未开始、已终止或已满龄）",
 }
 # A bank's failure reason that says the account itself is gone (closed, cancelled, never existed;
 # ISO 20022 AC04 closed, AC01 incorrect number): no later payment goes to that account until the

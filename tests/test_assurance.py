@@ -260,3 +260,44 @@ def test_an_orphans_money_is_not_paid_to_a_guardian_the_registry_reports_dead(tm
     assert paid == [("2020-01", "arrears", D("1273.00"), aunt_account),
                     ("2020-02", "arrears", D("1273.00"), aunt_account),
                     ("2020-03", "regular", D("1273.00"), aunt_account)]
+
+
+def test_a_unit_with_neither_a_line_nor_a_finding_stops_the_run(tmp_path):
+    """The engine's own invariant, given a roster row that nothing answers: the run stops and says so."""
+    import duckdb
+    import pytest
+
+    from pipelines.compute import _every_unit_accounted_for
+    from pipelines.settings import RunError
+    from tests.helpers import context
+
+    ctx = context(tmp_path, "2020-01")
+    w = ctx.work_dir / "integrity"
+    w.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT 'rosters/tekun/a.csv' AS source_file, 1 AS source_row, 'tekun' AS program,
+                        '{person(66, "19400101")["id"]}' AS id_number, NULL::VARCHAR AS household_id,
+                        NULL::VARCHAR AS ledger_program, 'accepted' AS disposition) TO '{w / "roster.parquet"}'""")
+    con.execute(f"""COPY (SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row, NULL::VARCHAR AS id_number,
+                        NULL::VARCHAR AS program LIMIT 0) TO '{w / "findings.parquet"}'""")
+    con.execute("CREATE TABLE month_ledger (unit_key VARCHAR, program VARCHAR)")
+    con.execute("CREATE TABLE int_compute_findings (source_file VARCHAR, source_row BIGINT, id_number VARCHAR, "
+                "program VARCHAR)")
+    with pytest.raises(RunError, match="1 units accepted on the roster end with neither a line nor a finding"):
+        _every_unit_accounted_for(ctx, con)
+    # a finding that names the row answers it
+    con.execute("INSERT INTO int_compute_findings VALUES ('rosters/tekun/a.csv', 1, NULL, 'tekun')")
+    _every_unit_accounted_for(ctx, con)
+
+
+def test_a_person_outside_the_entitlement_the_roster_states_gets_a_finding(tmp_path):
+    """Delivered on January's roster with 终止年月 2019-12: no line, and a finding that says why."""
+    p = person(67, "19400101")
+    row = _tekun(p)
+    row[9] = "2019-12"
+    write_csv(roster_path(tmp_path / "inbox", "2020-01", "tekun", f"{C}_tekun_202001.csv"), TEKUN, [row])
+    run(tmp_path, "2020-01")
+    wh = tmp_path / "warehouse.duckdb"
+    assert _ledger(wh, "2020-01", p["id"]) == []
+    assert query(wh, "SELECT action FROM finding WHERE finding_type = 'not_entitled_this_month' AND id_number = ?",
+                 [p["id"]]) == [("not_paid",)]

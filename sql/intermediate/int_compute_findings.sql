@@ -69,6 +69,27 @@ join hist_closed_accounts c on c.payee_account = l.payee_account
 where l.hold_reason = 'account_closed'
 
 union all
+-- eligible, but the standards give nothing for the month (a standard of 0): no line, this finding
+select getvariable('payroll_month'), 'nothing_due', 'info', line_program, id_number, region_code, 'not_paid',
+       '按标准本月应发 0 元：' || formula, source_file, source_row
+from due
+where line_type = 'regular' and eligible and has_standard and due <= 0
+
+union all
+-- on the roster, but the month is outside the entitlement it states (ended, not yet begun, aged out):
+-- no line, and this finding says why (every unit ends with a line or a finding)
+select getvariable('payroll_month'), 'not_entitled_this_month', 'info', line_program, id_number, region_code,
+       'not_paid',
+       format('名册载明享受期 {} 至 {}{}：本月 {} 不在享受期内，不予发放', enrolled_from, coalesce(enrolled_to, '长期'),
+              coalesce('，年满停发月 ' || age_out_month, ''), getvariable('payroll_month')),
+       source_file, source_row
+from int_units
+where (program <> 'dibao' or relation = '户主')
+  and not (enrolled_from <= getvariable('payroll_month')
+           and coalesce(enrolled_to, '9999-12') >= getvariable('payroll_month')
+           and coalesce(age_out_month, '9999-12') >= getvariable('payroll_month'))
+
+union all
 -- owed, but no account to pay it to (a unit whose last roster row carried none): held
 select getvariable('payroll_month'), 'no_payee_account', 'error', line_program, id_number, region_code, 'held',
        format('{} {} {} 元应发，但没有可用的收款账户：暂停，请补录账户', service_month, line_type, amount::VARCHAR),
