@@ -2,8 +2,10 @@
 
 `<out>/<YYYY-MM>/reports/exceptions.xlsx`: a summary sheet (type × county: how many, what was
 done) and one sheet per finding type listing each finding, sorted by county, with the source file
-and row a county can find it by. `exceptions.html`: the same for a browser. ID numbers are masked;
-details are written masked by the checks that produce them.
+and row a county can find it by; and the sheet 应追缴: every receivable recognised up to the month
+(a line paid for a month after a death learnt later), by county, with what was recovered and what
+is outstanding. `exceptions.html`: the same for a browser. ID numbers are masked; details are
+written masked by the checks that produce them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import io
 from pipelines.io import atomic_path
 from pipelines.settings import RunContext
 from pipelines.spreadsheet import new_workbook, write_table
-from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
+from pipelines.vocabulary import FINDING_TYPES, LINE_TYPE_ZH, PROGRAM_NAMES_ZH
 
 ACTIONS_ZH = {"not_paid": "不予发放", "held": "暂停发放待核", "paid_and_flagged": "照发并核查",
               "file_rejected": "文件退回", "recorded": "记录"}
@@ -33,6 +35,43 @@ def query_findings(con, month: str) -> list[tuple]:
         WHERE f.payroll_month = ?
         ORDER BY f.finding_type, f.region_code NULLS LAST, f.source_file, f.source_row, f.finding_id""",
                        [month]).fetchall()
+
+
+RECEIVABLE_HEADERS = ["行政区划代码", "县区", "项目", "身份证号（脱敏）", "发放月份", "所属月份", "款项类型", "金额",
+                      "已追回/核销", "未追回", "状态", "死亡月份", "登记报送月份", "支付流水号", "认定月份"]
+RECEIVABLE_STATUS_ZH = {"open": "待追缴", "settled": "已结清", "withdrawn": "登记已撤回（不再追缴）"}
+
+
+def query_receivables(con, month: str) -> list[tuple]:
+    """Every receivable recognised up to `month`, by county (con: warehouse attached as `wh`)."""
+    from pipelines.sqlrun import tables_in
+
+    if not {"receivable", "receivable_recovery", "registry_withdrawal"} <= tables_in(con, "wh"):
+        return []
+    return con.execute("""
+        WITH recovered AS (SELECT receivable_id, sum(amount) AS amount FROM wh.receivable_recovery GROUP BY 1),
+             withdrawn AS (SELECT DISTINCT id_number FROM wh.registry_withdrawal
+                           WHERE registry = 'deaths' AND effective_payroll <= ?)
+        SELECT coalesce(r.region_code, ''), coalesce(g.county_name, ''), r.program, mask_id(r.id_number),
+               r.paid_payroll, r.service_month, r.line_type, r.amount, coalesce(x.amount, 0),
+               r.amount - coalesce(x.amount, 0),
+               CASE WHEN w.id_number IS NOT NULL THEN 'withdrawn'
+                    WHEN coalesce(x.amount, 0) >= r.amount THEN 'settled' ELSE 'open' END,
+               r.death_month, r.reported_month, r.payment_ref, r.payroll_month
+        FROM wh.receivable r
+        LEFT JOIN recovered x USING (receivable_id)
+        LEFT JOIN withdrawn w USING (id_number)
+        LEFT JOIN stg_regions g ON g.region_code = r.region_code
+        WHERE r.payroll_month <= ?
+        ORDER BY 1, r.id_number, r.service_month, r.program, r.line_type""", [month, month]).fetchall()
+
+
+def _receivable_row(r: tuple) -> list:
+    row = list(r)
+    row[2] = PROGRAM_NAMES_ZH.get(row[2], row[2])
+    row[6] = LINE_TYPE_ZH.get(row[6], row[6])
+    row[10] = RECEIVABLE_STATUS_ZH.get(row[10], row[10])
+    return row
 
 
 def _detail_row(f: tuple) -> list:
@@ -59,15 +98,22 @@ def html_table(headers, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_exceptions(ctx: RunContext, findings: list[tuple]) -> dict:
+def write_exceptions(ctx: RunContext, findings: list[tuple], receivables: list[tuple] = ()) -> dict:
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
     book = ctx.reports_dir / "exceptions.xlsx"
     with atomic_path(book) as tmp:
-        tmp.write_bytes(render_xlsx(ctx, findings))
+        tmp.write_bytes(render_xlsx(ctx, findings, receivables))
     page = ctx.reports_dir / "exceptions.html"
     with atomic_path(page) as tmp:
-        tmp.write_text(render_html(ctx, findings), encoding="utf-8")
-    return {"exceptions_xlsx": str(book), "exceptions_html": str(page), "findings": len(findings)}
+        tmp.write_text(render_html(ctx, findings, receivables), encoding="utf-8")
+    return {"exceptions_xlsx": str(book), "exceptions_html": str(page), "findings": len(findings),
+            "receivables": len(receivables)}
+
+
+def _receivables_title(month: str, receivables) -> str:
+    outstanding = sum((r[9] for r in receivables if r[10] == "open"), start=0)
+    return (f"{month} 应追缴清单（截至本月认定 {len(receivables)} 笔，待追缴合计 {outstanding} 元）：死亡等信息晚到、"
+            "已发放的款项；不自动扣减以后的发放")
 
 
 def _by_type(findings: list[tuple]) -> dict[str, list[tuple]]:
@@ -77,13 +123,16 @@ def _by_type(findings: list[tuple]) -> dict[str, list[tuple]]:
     return grouped
 
 
-def render_xlsx(ctx: RunContext, findings: list[tuple]) -> bytes:
+def render_xlsx(ctx: RunContext, findings: list[tuple], receivables=()) -> bytes:
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
     ws = wb.add_worksheet("汇总")
     ws.write(0, 0, f"{ctx.month} 异常与核查清单（按类型、县区）：共 {len(findings)} 条", fmt["title"])
     write_table(ws, fmt, ["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings), start_row=2)
-    used: set[str] = {"汇总"}
+    rs = wb.add_worksheet("应追缴")
+    rs.write(0, 0, _receivables_title(ctx.month, receivables), fmt["title"])
+    write_table(rs, fmt, RECEIVABLE_HEADERS, [_receivable_row(r) for r in receivables], start_row=2)
+    used: set[str] = {"汇总", "应追缴"}
     for finding_type, items in _by_type(findings).items():
         # sheet names: at most 31 characters, unique, without []:*?/\
         name = FINDING_TYPES.get(finding_type, finding_type)
@@ -102,7 +151,7 @@ def render_xlsx(ctx: RunContext, findings: list[tuple]) -> bytes:
     return buf.getvalue()
 
 
-def render_html(ctx: RunContext, findings: list[tuple]) -> str:
+def render_html(ctx: RunContext, findings: list[tuple], receivables=()) -> str:
     esc = html.escape
     table = html_table
     sections = []
@@ -118,6 +167,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#fde
 <h1>{esc(ctx.month)} 异常与核查清单</h1>
 <p>共 {len(findings)} 条。身份证号已脱敏；“文件”“行号”指县区报送文件中的数据行（从 1 起）。</p>
 <h2>汇总（类型 × 县区）</h2>{table(["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings))}
+<section id="receivables"><h2>{esc(_receivables_title(ctx.month, receivables))}</h2>
+{table(RECEIVABLE_HEADERS, [_receivable_row(r) for r in receivables])}</section>
 {"".join(sections)}
 </body></html>
 """

@@ -20,7 +20,7 @@ import html
 import io
 from decimal import Decimal
 
-from pipelines.audit_report import html_table, query_findings, write_exceptions
+from pipelines.audit_report import html_table, query_findings, query_receivables, write_exceptions
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
@@ -88,6 +88,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
         WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
     exceptions = query_findings(con, m)
+    receivables = query_receivables(con, m)
     failures, three_way = _failures(con, m)
     con.close()
 
@@ -106,7 +107,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     qbook = ctx.reports_dir / "quarantine.xlsx"
     with atomic_path(qbook) as tmp:
         tmp.write_bytes(render_quarantine(ctx, quarantined))
-    audit = write_exceptions(ctx, exceptions)
+    audit = write_exceptions(ctx, exceptions, receivables)
     return {"reports": str(ctx.reports_dir), "reconciliation_html": str(page), "reconciliation_xlsx": str(xlsx),
             "quarantine_xlsx": str(qbook), "exceptions_xlsx": audit["exceptions_xlsx"],
             "exceptions_html": audit["exceptions_html"], "checks": checks["status"],

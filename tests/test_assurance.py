@@ -179,6 +179,9 @@ def test_a_death_learnt_late_makes_the_paid_months_receivables_and_a_withdrawal_
                            ("2020-03", "2020-02", "2020-02", "regular", D("1152.00"))]
     assert _ledger(wh, "2020-03", p["id"]) == [] and _ledger(wh, "2020-04", p["id"]) == []
     assert query(wh, "SELECT count(*) FROM finding WHERE finding_type = 'receivable_recognised'") == [(4,)]
+    # the auditors' exception list shows them by county: 1152.00 + 29.48 + 1152.00 + 35.37 = 2368.85
+    page = (tmp_path / "out" / "2020-04" / "reports" / "exceptions.html").read_text(encoding="utf-8")
+    assert "待追缴合计 2368.85 元" in page and "和平区" in page and p["id"] not in page
     rid = query(wh, "SELECT receivable_id FROM receivable WHERE service_month = '2020-01' AND line_type = 'regular'")[0][0]
     record_recovery(wh, rid, "refund", "1152.00", "财务科", "家属退回 凭证 2020-017")
     assert query(wh, "SELECT status, outstanding FROM receivable_status WHERE receivable_id = ?", [rid]) == [
