@@ -80,15 +80,17 @@ def scenario_reference(live: Path, target: Path, urban: Decimal, rural: Decimal,
     return raised
 
 
-def _engine_lines(ctx: RunContext, roster: Path, reference: Path, scratch: Path) -> Path:
-    """Run the payment engine for ctx.month on a given roster and reference folder, without history."""
+def _engine_lines(ctx: RunContext, integrity: Path, reference: Path, scratch: Path) -> Path:
+    """Run the payment engine for ctx.month on a given integrity output (the roster, its findings, the
+    deaths known) and reference folder, without history."""
     from pipelines.compute import compute_payments
 
     run_ctx = RunContext(month=ctx.month, inbox=ctx.inbox, reference=reference, out=scratch / "out",
                          warehouse=scratch / "no-history.duckdb")
     work = run_ctx.work_dir / "integrity"
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copy(roster, work / "roster.parquet")
+    for name in ("roster.parquet", "findings.parquet", "deaths_known.parquet"):
+        shutil.copy(integrity / name, work / name)
     return Path(compute_payments(run_ctx)["ledger_path"])
 
 
@@ -112,13 +114,21 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
             raise RunError(f"the warehouse has no rosters for {from_month}: publish that month first")
         con.execute(f"COPY (SELECT * EXCLUDE ({', '.join(ROSTER_EXCLUDE)}) FROM wh.roster_row "
                     f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(roster))}' (FORMAT parquet)")
+        # the month's integrity findings explain the roster units the engine pays nothing (its invariant);
+        # the simulation computes one payroll without history, so no death is carried into it
+        con.execute(f"COPY (SELECT source_file, source_row, id_number, program FROM wh.finding "
+                    f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(scratch / 'findings.parquet'))}' "
+                    "(FORMAT parquet)")
+        con.execute(f"COPY (SELECT NULL::VARCHAR AS id_number, NULL::VARCHAR AS death_month, "
+                    f"NULL::VARCHAR AS reported_month, NULL::VARCHAR AS source LIMIT 0) "
+                    f"TO '{sql_string(str(scratch / 'deaths_known.parquet'))}' (FORMAT parquet)")
         con.close()
         scenario_ref = scratch / "reference"
         raised = scenario_reference(ctx.reference, scenario_ref, urban, rural, effective, first_payroll, rounding)
         run_ctx = RunContext(month=first_payroll, inbox=ctx.inbox, reference=ctx.reference, out=ctx.out,
                              warehouse=ctx.warehouse)
-        before = _engine_lines(run_ctx, roster, ctx.reference, scratch / "before")
-        after = _engine_lines(run_ctx, roster, scenario_ref, scratch / "after")
+        before = _engine_lines(run_ctx, scratch, ctx.reference, scratch / "before")
+        after = _engine_lines(run_ctx, scratch, scenario_ref, scratch / "after")
         arrears_months = months_between(effective, shift_month(first_payroll, -1))
         con = connect()
         register_reference(con, ctx.reference)
