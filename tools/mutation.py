@@ -33,13 +33,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# in the order that kills most mutations soonest (pytest -x stops at the first failure)
 FAST_TESTS = [
     "tests/test_engine_golden.py",
+    "tests/test_mutation_killers.py",
     "tests/test_assurance.py",
-    "tests/test_reference_gaps.py",
     "tests/test_engine_more.py",
     "tests/test_integrity_more.py",
-    "tests/test_mutation_killers.py",
+    "tests/test_reference_gaps.py",
 ]
 OPTIONAL_FAST_TESTS = ["tests/test_model_vs_engine.py"]  # another engineer's; used where it exists
 
@@ -325,15 +326,17 @@ def default_tests() -> list[str]:
     return FAST_TESTS + [t for t in OPTIONAL_FAST_TESTS if (ROOT / t).exists()]
 
 
-def run_one(mutation: Mutation, tests: list[str], timeout: float) -> tuple[str, float, str]:
+def run_one(mutation: Mutation | None, tests: list[str], timeout: float) -> tuple[str, float, str]:
+    """Run the tests on a copy of the tree with the mutation applied (None: unmutated)."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"doudi-mut-{mutation.name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"doudi-mut-{mutation.name if mutation else 'baseline'}-") as tmp:
         copy = Path(tmp) / "doudi"
         shutil.copytree(ROOT, copy, ignore=IGNORE)
-        path = apply(mutation, copy)
-        problem = parses(path.read_text(encoding="utf-8"))
-        if problem:
-            return "broken", time.monotonic() - start, problem
+        if mutation is not None:
+            path = apply(mutation, copy)
+            problem = parses(path.read_text(encoding="utf-8"))
+            if problem:
+                return "broken", time.monotonic() - start, problem
         env = dict(os.environ, PYTHONPATH=str(copy))
         env.pop("PYTEST_ADDOPTS", None)
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
@@ -370,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", metavar="NAME", help="run this mutation only (repeatable)")
     ap.add_argument("--list", action="store_true", help="list the mutations and the rule each one breaks")
     ap.add_argument("--tests", action="append", metavar="PATH", help="test files or node ids instead of the fast set")
+    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
+                    help="first run the tests on the unmutated tree (default: yes for the whole list, no with --only)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per mutation (default 1800)")
     args = ap.parse_args(argv)
 
@@ -392,6 +397,15 @@ def main(argv: list[str] | None = None) -> int:
                              f"sql/{m.file} (it must occur exactly once; update tools/mutation.py)")
     tests = args.tests or default_tests()
     print(f"{len(chosen)} mutation(s) against: {' '.join(tests)}", flush=True)
+
+    if args.baseline if args.baseline is not None else not args.only:
+        # a test that fails without any mutation would make every mutation look killed
+        status, seconds, detail = run_one(None, tests, args.timeout)
+        print(f"  baseline {seconds:7.1f} s  {'passed' if status == 'survived' else status + ': ' + detail}",
+              flush=True)
+        if status != "survived":
+            print("the tests fail on the unmutated tree: fix them first", file=sys.stderr)
+            return 1
 
     results = []
     for m in chosen:
