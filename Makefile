@@ -21,7 +21,7 @@ export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
 export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
 
-.PHONY: install demo test test-deps lint bench lock clean airflow-db celery-check
+.PHONY: install demo test test-deps lint bench lock clean airflow-db celery-check mutation
 
 install: $(VENV)/.installed
 
@@ -79,8 +79,13 @@ test-deps:
 test: install airflow-db test-deps
 	$(BIN)/python -m pytest -q
 
+# Plant each wrong rule of tools/mutation.py in a copy of the tree and run the fast tests on it;
+# fails if any survives. One: make mutation MUTATION_ARGS="--only price_age_out_boundary"; list: --list
+mutation: install
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
 lint: install
-	$(BIN)/ruff check pipelines dags tests bench
+	$(BIN)/ruff check pipelines dags tests bench tools
 
 # one or several sizes: make bench ROWS=250000, make bench ROWS="250000 2500000"
 bench: install
