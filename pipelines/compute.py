@@ -250,6 +250,11 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
     else:
         con.execute("CREATE TABLE hist_closed_accounts (payee_account VARCHAR, reported_month VARCHAR, "
                     "payment_ref VARCHAR, reason VARCHAR)")
+    # the first month doudi ran (published): no arrears reach before it. From run_log, not from the
+    # ledger: a first month that paid nobody is still the start of the history
+    start = con.execute("SELECT min(payroll_month) FROM wh.run_log WHERE payroll_month < ?", [month]).fetchone()[0] \
+        if "run_log" in tables else None
+    set_variables(con, history_start=start or month)
     if "receivable" in tables:
         con.execute("CREATE TABLE hist_receivables AS SELECT receivable_id FROM wh.receivable WHERE payroll_month < ?",
                     [month])

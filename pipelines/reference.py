@@ -82,7 +82,7 @@ def check_reference(ctx: RunContext) -> dict:
             run_model(con, "intermediate/int_reference_policy.sql")
         except Exception as exc:
             raise RunError(f"reference data cannot be read: {exc}") from exc
-        problems += dibao_standard_problems(con, ctx)
+        problems += dibao_standard_problems(con, ctx) + standard_gap_problems(con, ctx)
     suite = json.loads((EXPECTATIONS_DIR / "reference.json").read_text(encoding="utf-8"))["expectations"]
     for frame_name, query in FRAMES.items():
         if frame_name == "policy" and "int_reference_policy" not in _tables(con):
@@ -183,6 +183,16 @@ def dibao_standard_problems(con, ctx: RunContext) -> list[str]:
     return out
 
 
+def standard_gap_problems(con, ctx: RunContext) -> list[str]:
+    """A county with no tekun basic or care, orphans' allowance or living subsidy in force."""
+    run_model(con, "intermediate/int_reference_standard_gaps.sql")
+    return [f"standards.csv has no {program}/{component} ({category if category != '*' else 'any category'}, "
+            f"{urban_rural}) in force for payroll {ctx.month} covering county {_some(counties)} "
+            f"({len(counties)} of regions.csv): every {program} row there needs one."
+            for program, component, category, urban_rural, counties in con.execute(
+                "SELECT * FROM int_reference_standard_gaps").fetchall()]
+
+
 def resolve_policy(con) -> dict[str, str]:
     """The parameters that change amounts, as in force for the payroll month (stg_policy_parameters)."""
     rows = dict(con.execute("SELECT parameter, value_text FROM stg_policy_parameters WHERE parameter IN ?",
@@ -224,7 +234,9 @@ def _run(frame_name: str, frame, expectations: list[dict]) -> list[str]:
     from pipelines.gxrun import validate_frame
 
     if frame.empty:
-        return [f"{frame_name}: no rows"]
+        # an empty exclusions.csv says that no combination is excluded (contract section 3); every
+        # other table without rows cannot pay anything
+        return [] if frame_name == "exclusions" else [f"{frame_name}: no rows"]
     result = validate_frame(f"reference_{frame_name}", frame, expectations)
     out = []
     for r in result.results:

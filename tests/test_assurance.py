@@ -304,3 +304,57 @@ def test_a_person_outside_the_entitlement_the_roster_states_gets_a_finding(tmp_p
     assert _ledger(wh, "2020-01", p["id"]) == []
     assert query(wh, "SELECT action FROM finding WHERE finding_type = 'not_entitled_this_month' AND id_number = ?",
                  [p["id"]]) == [("not_paid",)]
+
+
+def test_late_enrolment_reaches_back_to_the_first_month_doudi_ran(tmp_path):
+    """A person entitled from 2020-01 (the first payroll the warehouse holds) and first delivered in
+    February is owed January as arrears: 852 + 300 = 1152.00 (engine-versus-model disagreement D5)."""
+    first, late = person(75, "19400101"), person(76, "19410101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    write_csv(roster_path(inbox, "2020-01", "tekun", f"{C}_tekun_202001.csv"), TEKUN, [_tekun(first)])
+    late_row = _tekun(late)
+    late_row[8] = "2020-01"
+    write_csv(roster_path(inbox, "2020-02", "tekun", f"{C}_tekun_202002.csv"), TEKUN, [_tekun(first), late_row])
+    run(tmp_path, "2020-01")
+    run(tmp_path, "2020-02")
+    assert [r for r in _ledger(wh, "2020-02", late["id"]) if r[2] == "arrears"] == [
+        ("2020-01", "tekun", "arrears", "payable", D("1152.00"))]
+
+
+def test_late_enrolment_reaches_back_to_a_first_month_that_paid_nobody(tmp_path):
+    """January ran with an empty roster folder's month (no one delivered); February's roster brings a
+    person entitled from January: January is owed (D5 of the engine-versus-model disagreements)."""
+    late, other = person(77, "19400101"), person(78, "19410101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    orphan_free = _tekun(other)
+    orphan_free[8] = "2020-02"  # January's roster: someone entitled only from February
+    write_csv(roster_path(inbox, "2020-01", "tekun", f"{C}_tekun_202001.csv"), TEKUN, [orphan_free])
+    late_row = _tekun(late)
+    late_row[8] = "2020-01"
+    write_csv(roster_path(inbox, "2020-02", "tekun", f"{C}_tekun_202002.csv"), TEKUN, [late_row])
+    run(tmp_path, "2020-01")
+    assert query(wh, "SELECT count(*) FROM payment_ledger") == [(0,)]
+    run(tmp_path, "2020-02")
+    assert [r for r in _ledger(wh, "2020-02", late["id"]) if r[2] == "arrears"] == [
+        ("2020-01", "tekun", "arrears", "payable", D("1152.00"))]
+
+
+def test_a_raise_reaches_a_month_paid_as_late_enrolment_arrears(tmp_path):
+    """Entitled from February, first delivered in March: February is paid as arrears in March
+    (852 + 300 = 1152.00). The April payroll's raise (895, effective January) owes 43.00 for February
+    and March. March's is payable; February already carries a payable arrears line, so its top-up is
+    held for review (arrears_top_up_review), never dropped (disagreement D7)."""
+    p = person(79, "19400101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    other = person(80, "19410101")
+    row = _tekun(p)
+    row[8] = "2020-02"
+    for m in ("2020-02", "2020-03", "2020-04"):
+        rows = [_tekun(other)] + ([row] if m >= "2020-03" else [])
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, rows)
+    for m in ("2020-02", "2020-03", "2020-04"):
+        run(tmp_path, m)
+    assert [r for r in _ledger(wh, "2020-03", p["id"]) if r[2] == "arrears"] == [
+        ("2020-02", "tekun", "arrears", "payable", D("1152.00"))]
+    assert [r for r in _ledger(wh, "2020-04", p["id"]) if r[2] == "arrears"] == [
+        ("2020-02", "tekun", "arrears", "held", D("43.00")), ("2020-03", "tekun", "arrears", "payable", D("43.00"))]

@@ -246,3 +246,32 @@ def test_a_stage_run_past_check_reference_fails_on_a_missing_parameter_never_def
     ingest_program(ctx, program)
     with pytest.raises(Exception, match=f"policy_parameters.csv has no {parameter} row in force for payroll 2020-01"):
         validate_program(ctx, program)
+
+
+def test_a_county_without_a_tekun_care_level_or_an_orphan_placement_is_refused(tmp_path):
+    """A standard every county needs (tekun care by care level, the orphans' allowance by placement)
+    missing for the payroll month stops the run before any payment, naming the key and the counties
+    (engine-versus-model disagreement D3: the engine used to turn such rows away one by one)."""
+    import csv
+
+    import pytest
+
+    from pipelines.reference import check_reference
+    from pipelines.settings import RunError
+    from tests.helpers import context, copy_reference
+
+    ref = copy_reference(tmp_path)
+    with open(ref / "standards.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [r for r in rows if not (r["program"] == "tekun" and r["component"] == "care" and r["category"] == "全护理")
+            and not (r["program"] == "orphan" and r["category"] == "社会散居")]
+    assert len(kept) < len(rows)
+    with open(ref / "standards.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(kept)
+    with pytest.raises(RunError) as err:
+        check_reference(context(tmp_path, "2020-03", reference=ref))
+    text = str(err.value)
+    assert "standards.csv has no tekun/care (全护理, 城市) in force for payroll 2020-03 covering county 210102" in text
+    assert "standards.csv has no orphan/basic (社会散居, 农村)" in text

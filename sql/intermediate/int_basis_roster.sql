@@ -21,5 +21,5 @@ select
     h.*
 from int_service_months m
 join hist_units h
-  on h.unit_key = m.unit_key and h.line_program = m.line_program and h.basis_month = m.service_month
+  on h.unit_key = m.unit_key and h.line_program = m.line_program and h.basis_month = m.history_month
 where m.basis = 'history'

@@ -9,7 +9,11 @@ select
     service_month,
     coalesce(sum(amount) filter (where status = 'payable'), 0) as paid_amount,
     bool_or(status = 'payable')                      as was_paid,
-    bool_or(status = 'held')                         as was_held
+    bool_or(status = 'held')                         as was_held,
+    -- the payroll whose roster first paid (or held) the month: a month paid as late-enrolment
+    -- arrears has no roster of its own, and is recomputed from that payroll's roster
+    min(payroll_month) filter (where status = 'payable') as first_paid_payroll,
+    min(payroll_month) filter (where status = 'held')    as first_held_payroll
 from hist_ledger
 where line_type in ('regular', 'arrears')
 group by all

@@ -26,7 +26,8 @@ with units as (
 ),
 
 bounds as (
-    select coalesce(min(payroll_month), getvariable('payroll_month')) as history_start from hist_ledger
+    -- the first month doudi ran (run_log): no arrears before it
+    select getvariable('history_start') as history_start
 ),
 
 months as (
@@ -68,7 +69,10 @@ gone as (
     -- or not paid now): back pay is due for every month they were paid (contract section 3: "for the
     -- months each person was paid"), from the roster of that month, to their last account; a month
     -- after a death now known is not owed (int_receivables recovers what was paid for it)
-    select p.unit_key, p.line_program, p.service_month
+    select p.unit_key, p.line_program, p.service_month,
+           case when exists (select 1 from decided d where d.unit_key = p.unit_key
+                             and d.line_program = p.line_program and d.service_month = p.service_month)
+                then p.service_month else p.first_paid_payroll end as history_month
     from int_paid_history p
     where p.was_paid
       and p.service_month in (select service_month from retroactive)
@@ -80,7 +84,7 @@ gone as (
 
 select
     unit_key, line_program, service_month, 'history' as basis, 'arrears' as line_type,
-    'raise_back_pay' as arrears_cause
+    'raise_back_pay' as arrears_cause, history_month
 from gone
 
 union all
@@ -107,7 +111,15 @@ select
         when p.was_held then 'held_released'
         when w.unit_key is not null then 'death_withdrawn'
         else 'late_enrolment'
-    end as arrears_cause
+    end as arrears_cause,
+    -- the roster a history-based month is computed from: its own month's, or (a month paid or held
+    -- as arrears, when the unit was on no roster of its own) the roster of the payroll that did it
+    case
+        when e.service_month = getvariable('payroll_month') then null
+        when p.was_paid or p.was_held then
+            case when d.unit_key is not null then e.service_month
+                 else coalesce(p.first_paid_payroll, p.first_held_payroll) end
+    end as history_month
 from entitled e
 left join int_paid_history p using (unit_key, line_program, service_month)
 left join decided d using (unit_key, line_program, service_month)
