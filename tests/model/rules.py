@@ -142,6 +142,21 @@ def fund_shares(ref, program, region, s):
     return shares
 
 
+def check_province_funded(ref, p, counties):
+    """D9: fund_shares.csv must fund each of the four programs in every county of the province for
+    payroll P, whether anyone is on that program or not; otherwise the month is refused."""
+    prov = ref.province
+    for program in ("dibao", "tekun", "orphan", "disability"):
+        rows = [r for r in ref.fund_shares if r["program"] == program and r["effective_from"] <= p
+                and (prov.startswith(r["region_code"]) or r["region_code"].startswith(prov))]
+        if not rows:
+            raise ReferenceGap(f"no fund share at all for {program} in province {prov}, payroll {p}")
+        # D9: the model knows no list of counties; it checks every county delivered this month.
+        for county in sorted(counties):
+            if fund_shares(ref, program, county, p) is None:
+                raise ReferenceGap(f"no fund share for {program} region {county}, payroll {p}")
+
+
 def split_funds(amount: Decimal, shares) -> tuple:
     """Each part = floor(fen x share); the fen left over go to the largest remainders (ties: in order)."""
     total = int(amount * 100)
@@ -207,9 +222,15 @@ def subsidy_rate(rule, cpi):
         return None
     basis = rule["basis"]
     if basis == "triggered":
-        return max(triggering.values())
-    # OPEN: basis cpi/food uses that index even when only the other one triggered.
-    return cpi_v if basis == "cpi" else food_v
+        rate = max(triggering.values())
+    else:
+        # basis cpi/food uses that index even when only the other one triggered (D4 then applies).
+        rate = cpi_v if basis == "cpi" else food_v
+    # D4: a price subsidy is never paid on a falling index: a rate of zero or below pays nothing,
+    # whatever the minimum.
+    if rate is None or rate <= 0:
+        return None
+    return rate
 
 
 # ----------------------------------------------------------------------------- one roster month
@@ -242,6 +263,7 @@ class RosterMonth:
 
     def excluded(self, ref, ledger_program: str, pid: str) -> bool:
         """True if a pay_a_only exclusion takes this program away from the person this month."""
+        # D8: an empty exclusions.csv (header only, no rows) excludes no combination: everyone is paid.
         own = {"disability_living": "disability:生活补贴", "disability_nursing": "disability:护理补贴"}
         own_spec = own.get(ledger_program, ledger_program)
         for rule in ref.exclusions:
@@ -274,6 +296,8 @@ def due(ref, month: RosterMonth, unit, s, p, dead) -> Due | None:
     pid, region, ur = row["id_number"], row["region_code"], row["urban_rural"]
     if not entitled(row, s) or not alive(pid, s, dead) or month.excluded(ref, program, pid):
         return None
+    # D3: every standard below (tekun basic, tekun care by care level, orphans by placement, the
+    # living subsidy, and dibao's) is required: missing for the month it is a ReferenceGap.
     if program == "tekun":
         # OPEN: tekun/basic is looked up with category = placement, so '*' rows (the sample) apply to both.
         amount = (standard(ref, "tekun", "basic", region, ur, row.get("placement"), p, s)
@@ -288,8 +312,16 @@ def due(ref, month: RosterMonth, unit, s, p, dead) -> Due | None:
         if not month.holds("dibao", pid):
             return None
         amount = standard(ref, "disability", "living", region, ur, row["disability_grade"], p, s)
-    else:  # disability_nursing; a grade without a nursing standard is a reference gap (rule 12)
-        amount = standard(ref, "disability", "nursing", region, ur, row["disability_grade"], p, s)
+    else:  # disability_nursing
+        # D3: a grade for which standards.csv has no disability/nursing version (for this county and
+        # urban_rural, at any date) is not eligible: the row is turned away, no line, no ReferenceGap.
+        # A grade that has nursing versions, none of them in force for S, is still a gap (rule 12).
+        grade = row["disability_grade"]
+        if not any(r["program"] == "disability" and r["component"] == "nursing"
+                   and region.startswith(r["region_code"]) and r["urban_rural"] in (ur, "*")
+                   and r["category"] in (grade, "*") for r in ref.standards):
+            return None
+        amount = standard(ref, "disability", "nursing", region, ur, grade, p, s)
     return Due(amount, "payable", pid, region, [(pid, region, ur)])
 
 
@@ -335,6 +367,7 @@ class Entry:
     unit: tuple
     roster_month: str
     recovered: dict = field(default_factory=dict)  # dead person's ID -> receivable amount
+    restated: bool = False  # D6: a held month of a held unit recorded again (owed, not a top-up)
 
 
 class History:
@@ -347,23 +380,30 @@ class History:
         self.entries: dict[tuple, list[Entry]] = {}  # (unit, service month) -> entries in payroll order
 
     # what has been claimed for a unit's service month: payable lines net of live receivables,
-    # plus held arrears top-ups (owed already; held regular lines are not counted, they are withheld).
-    # OPEN: a held arrears top-up counts as claimed, so it is written once, not again every month.
+    # plus held arrears top-ups (owed already; held regular lines are not counted, they are withheld,
+    # nor are D6's held restatements of a held unit's months: those are withheld too).
+    # OPEN: a held arrears top-up (rule 4's last bullet, held for review) counts as claimed, so it is
+    # written once, not again every month: D6 restates the months of a held unit, not top-ups.
     # OPEN: later back pay for a month with a receivable is computed against paid minus receivable.
     def claimed(self, unit, s) -> Decimal:
         total = Decimal("0")
         for e in self.entries.get((unit, s), []):
             if e.line.status == "payable":
                 total += e.line.amount - sum(e.recovered.values())
-            elif e.line.line_type == "arrears":
+            elif e.line.line_type == "arrears" and not e.restated:
                 total += e.line.amount
         return total
 
     def was_paid(self, unit, s) -> bool:
         return any(e.line.status == "payable" for e in self.entries.get((unit, s), []))
 
-    def record(self, line, unit, roster_month):
-        self.entries.setdefault((unit, line.service_month), []).append(Entry(line, unit, roster_month))
+    def record(self, line, unit, roster_month, restated=False):
+        self.entries.setdefault((unit, line.service_month), []).append(Entry(line, unit, roster_month,
+                                                                             restated=restated))
+
+    def paying_roster(self, unit, s) -> str:
+        """The roster month of the first payable line for the unit's service month S."""
+        return next(e.roster_month for e in self.entries[(unit, s)] if e.line.status == "payable")
 
     def make_line(self, p, s, program, line_type, payee, amount, status, region):
         shares = line_fund(self.ref, program, line_type, region, s)
@@ -417,6 +457,8 @@ class History:
 
     def run_month(self, mi: MonthInput) -> MonthResult:
         p = mi.payroll_month
+        # D9: refused before anything else if a program is not funded across the province
+        check_province_funded(self.ref, p, {r["region_code"] for rows in mi.rosters.values() for r in rows})
         now = self.rosters[p] = RosterMonth(mi.rosters)
         receivables = self.learn_deaths(mi)
         lines, pending = [], []
@@ -427,7 +469,8 @@ class History:
             d = due(self.ref, now, unit, p, p, self.dead)
             if d:
                 regular[unit] = d
-                pending.append((self.make_line(p, p, unit[0], "regular", d.payee, d.amount, d.status, d.region), unit, p))
+                pending.append((self.make_line(p, p, unit[0], "regular", d.payee, d.amount, d.status, d.region),
+                                unit, p, False))
 
         # 2. arrears for earlier service months of this history (raise back pay, late enrolment,
         #    months withheld because of a death now withdrawn): what is due now minus what was claimed.
@@ -435,32 +478,51 @@ class History:
         #    (the price subsidy is never back paid); only program lines are. So a withdrawn non-head
         #    member's death owes nothing more (the household was paid as delivered; only that
         #    member's subsidy was withheld), and a withdrawn head's death owes the held household lines.
+        #    D6: and, for a held unit, every earlier month it still holds, recorded again as held arrears.
         withdrawn = set(mi.withdrawn_deaths)
         for s in sorted(m for m in self.rosters if m < p):
             then = self.rosters[s]
-            candidates = {u for (u, m) in self.entries if m == s and u[0] != "price_subsidy" and self.was_paid(u, m)}
+            # every unit with a program line for S (paid, or held: D6), ...
+            candidates = {u for (u, m) in self.entries if m == s and u[0] != "price_subsidy"}
             candidates |= {u for u, rows in then.units.items() if any(r["id_number"] in withdrawn for r in rows)}
             candidates |= {u for u in now.units if u not in then.units}  # late enrolment
             for unit in sorted(candidates):
+                paid = self.was_paid(unit, s)
                 if unit in then.units:
                     roster_month = s          # back pay uses the roster the unit had in payroll S
+                elif paid:
+                    # D2: a month paid as late-enrolment arrears is settled once, from the roster of the
+                    # payroll that paid it; a later roster does not reach back into it, only a raise
+                    # does (recomputed from that same roster; its top-up is held, see below).
+                    roster_month = self.paying_roster(unit, s)
                 elif unit in now.units:
-                    roster_month = p          # late enrolment: this month's roster
-                else:  # OPEN: paid by late enrolment, now on no roster: the roster that paid it
+                    roster_month = p          # late enrolment (or a held late month, D6): this roster
+                else:  # a held late month of a unit now on no roster: the roster that last computed it
                     roster_month = self.entries[(unit, s)][-1].roster_month
                 d = due(self.ref, self.rosters[roster_month], unit, s, p, self.dead)
-                if not d or d.status != "payable":
+                if not d:
                     continue
                 owed = d.amount - self.claimed(unit, s)
                 if owed <= 0:
                     continue
-                # only one payable arrears line per person, program and service month
-                # OPEN: this applies to any second arrears (withdrawal or raise), not only raises.
-                second = any(e.line.line_type == "arrears" and e.line.status == "payable"
-                             for e in self.entries.get((unit, s), []))
-                status = "held" if second else "payable"
+                restated = False
+                if d.status == "held":
+                    # D6: a held unit's month that was never paid (held, or never computed: late
+                    # enrolment while held) is recorded again in each payroll as a held arrears line,
+                    # with the amount due now; on release it is paid once (claimed ignores these).
+                    # A month that was paid (and became a receivable when the head's death was
+                    # learnt) is not restated: it is a receivable under review, not withheld money.
+                    if paid:
+                        continue
+                    status, restated = "held", True
+                else:
+                    # only one payable arrears line per person, program and service month
+                    # OPEN: this applies to any second arrears (withdrawal or raise), not only raises.
+                    second = any(e.line.line_type == "arrears" and e.line.status == "payable"
+                                 for e in self.entries.get((unit, s), []))
+                    status = "held" if second else "payable"
                 pending.append((self.make_line(p, s, unit[0], "arrears", d.payee, owed, status, d.region),
-                                unit, roster_month))
+                                unit, roster_month, restated))
 
         # 3. price subsidy: once per covered person, for the payroll month only
         # OPEN: a person on both disability subsidies is carried by the living subsidy's program.
@@ -488,10 +550,10 @@ class History:
                 if amount <= 0:
                     continue  # OPEN: a zero subsidy writes no line
                 pending.append((self.make_line(p, p, program, "price_subsidy", pid, amount, status, region),
-                                ("price_subsidy", pid), p))
+                                ("price_subsidy", pid), p, False))
 
-        for line, unit, roster_month in pending:
-            self.record(line, unit, roster_month)
+        for line, unit, roster_month, restated in pending:
+            self.record(line, unit, roster_month, restated)
             lines.append(line)
         return MonthResult(lines, receivables)
 

@@ -504,8 +504,10 @@ def test_duplicate_standard_version_refuses_the_month():
 
 
 def test_missing_standard_and_missing_cpi_refuse_the_month():
-    with pytest.raises(ReferenceGap, match="nursing"):  # no nursing standard for grade 3
-        run_history(ref(), [month("2020-01", disability=[disability(A, "护理补贴", "3")])])
+    # (changed by D3: a nursing grade without a standard is no longer a gap; a missing orphan
+    # placement still is: no orphan/basic version for 事实无人抚养)
+    with pytest.raises(ReferenceGap, match="orphan/basic"):
+        run_history(ref(), [month("2020-01", orphan=[orphan(pid(9, birth="20100101"), placement="事实无人抚养")])])
     with pytest.raises(ReferenceGap, match="cpi"):
         run_history(ref(cpi=[]), [month("2020-01", tekun=[tekun(A)])])
 
@@ -590,14 +592,16 @@ def test_member_death_learnt_after_back_pay_recovers_only_their_own_lines():
 
 
 def test_held_household_months_get_no_raise_back_pay():
-    # head A died 2020-01 (known): Feb held. March raise: no arrears for Feb (not paid), Jan +150
+    # head A died 2020-01 (known): Feb held. March raise: no payable arrears for Feb (not paid), Jan +150
     hh = household("H", [(A, "户主", ""), (B, "配偶", ""), (C, "子女", "")], 200)
     ms = [month("2020-01", deaths=[death(A, "2020-01-15")], dibao=hh), month("2020-02", dibao=hh), month("2020-03", dibao=hh)]
     res = run_history(ref(extra=RAISE), ms)
     # Jan: 550 x 3 - 200 = 1450 vs 500 x 3 - 200 = 1300 -> +150 ; March regular as delivered:
-    # 550 x 3 - 200 = 1450, held
+    # 550 x 3 - 200 = 1450, held. (Changed by D6: Feb, still held, is restated as a held arrears
+    # line at the amount due now, 550 x 3 - 200 = 1450.)
     assert sorted((x.service_month, x.line_type, x.amount, x.status) for x in res["2020-03"].lines) == [
-        ("2020-01", "arrears", D("150.00"), "payable"), ("2020-03", "regular", D("1450.00"), "held")]
+        ("2020-01", "arrears", D("150.00"), "payable"), ("2020-02", "arrears", D("1450.00"), "held"),
+        ("2020-03", "regular", D("1450.00"), "held")]
 
 
 def test_head_death_learnt_after_back_pay_recovers_every_household_line():
@@ -613,3 +617,99 @@ def test_head_death_learnt_after_back_pay_recovers_every_household_line():
         ("2020-02", "2020-02", "regular", A, D("800.00")), ("2020-03", "2020-02", "arrears", A, D("100.00")),
         ("2020-03", "2020-03", "regular", A, D("900.00"))]
     assert [(x.line_type, x.amount, x.status) for x in res["2020-04"].lines] == [("regular", D("900.00"), "held")]
+
+
+# ----------------------------------------------------------------------------- decisions D1-D9
+def test_d2_late_enrolment_settled_once_but_topped_up_by_a_raise():
+    # raise: tekun/basic 750 from 2020-01, first applied by the April payroll
+    raise_apr = [std("tekun", "basic", 750, frm="2020-01", first="2020-04")]
+    ms = [month("2020-01"),
+          month("2020-02", tekun=[tekun(A, care="全自理", enrolled_from="2020-01")]),
+          month("2020-03", tekun=[tekun(A, care="半护理", enrolled_from="2020-01")]),
+          month("2020-04", tekun=[tekun(A, care="半护理", enrolled_from="2020-01")])]
+    res = run_history(ref(extra=raise_apr), ms)
+    # Feb: regular 700 + 100 = 800; Jan late-enrolment arrears from the Feb roster 700 + 100 = 800
+    assert sorted((x.service_month, x.line_type, x.amount, x.status) for x in res["2020-02"].lines) == [
+        ("2020-01", "arrears", D("800.00"), "payable"), ("2020-02", "regular", D("800.00"), "payable")]
+    # Mar: care 半护理 -> regular 700 + 300 = 1000; Jan is NOT recomputed from the March roster
+    # (that would be 1000 - 800 = 200 more); Feb (Feb roster 全自理) 800 - 800 = 0 -> no arrears
+    assert lines(res["2020-03"], line_type="arrears") == []
+    assert one(res["2020-03"], line_type="regular").amount == D("1000.00")
+    # Apr raise: regular 750 + 300 = 1050. Jan from the roster that paid it (Feb, 全自理):
+    # 750 + 100 = 850 - 800 = 50, held (Jan already has a payable arrears line) -- not 1050 - 800 = 250.
+    # Feb (Feb roster): 850 - 800 = 50 payable; Mar (Mar roster 半护理): 1050 - 1000 = 50 payable.
+    assert sorted((x.service_month, x.amount, x.status) for x in lines(res["2020-04"], line_type="arrears")) == [
+        ("2020-01", D("50.00"), "held"), ("2020-02", D("50.00"), "payable"), ("2020-03", D("50.00"), "payable")]
+
+
+def test_d3_nursing_grade_without_standard_no_line_but_missing_care_level_is_a_gap():
+    # nursing standard exists for grade 1 only (55): B grade 3 -> no line, no gap; C grade 1 -> 55
+    ms = [month("2020-01", disability=[disability(B, "护理补贴", "3"), disability(C, "护理补贴", "1")])]
+    res = run_history(ref(), ms)["2020-01"]
+    assert [(x.id_number, x.program, x.amount) for x in res.lines] == [(C, "disability_nursing", D("55.00"))]
+    # tekun care level 全护理 has no tekun/care version: the month is refused
+    with pytest.raises(ReferenceGap, match="tekun/care"):
+        run_history(ref(), [month("2020-01", tekun=[tekun(A, care="全护理")])])
+
+
+@pytest.mark.parametrize("rule,cpi,food", [
+    (dict(food_t="6.0", basis="cpi"), "-0.5", "8.0"),   # food 8.0 >= 6 triggers; basis cpi -0.5
+    (dict(food_t="6.0", basis="cpi"), "0.0", "8.0"),    # basis index exactly 0
+    (dict(cpi_t="-1.0", basis="triggered"), "-0.5", "1.0"),  # cpi -0.5 >= -1.0 triggers, rate -0.5
+])
+def test_d4_no_subsidy_on_a_falling_index_whatever_the_minimum(rule, cpi, food):
+    # 500 x -0.5% = -2.50 (or 500 x 0% = 0) -> before D4 the minimum 10 would have paid 10; now nothing
+    r = ref(rules=[linkage(minimum="10", **rule)], cpi=cpi_rows({"2020-01": (cpi, food)}))
+    assert subsidy(r, dict(tekun=[tekun(A)])) == []
+
+
+def test_d6_held_months_are_restated_until_release():
+    # H: head A (+B), income 200, A died 2019-12 (reported Jan). H2: head C alone, income 100, C died
+    # 2019-12 (reported Jan), enrolled from 2020-01 but first delivered in Feb (late enrolment while held).
+    # Raise: dibao 550 from 2020-01, first applied by the March payroll. April withdraws both deaths.
+    h1 = household("H", [(A, "户主", ""), (B, "配偶", "")], 200)
+    h2 = household("H2", [(C, "户主", "")], 100, enrolled_from="2020-01")
+    dead = [death(A, "2019-12-10"), death(C, "2019-12-10")]
+    ms = [month("2020-01", deaths=dead, dibao=h1), month("2020-02", dibao=h1 + h2),
+          month("2020-03", dibao=h1 + h2), month("2020-04", withdrawn=[A, C], dibao=h1 + h2),
+          month("2020-05", dibao=h1 + h2)]
+    res = run_history(ref(extra=RAISE), ms)
+
+    def got(p):
+        return sorted((x.id_number, x.service_month, x.line_type, x.amount, x.status) for x in res[p].lines)
+    # Jan: H 500 x 2 - 200 = 800 held
+    assert got("2020-01") == [(A, "2020-01", "regular", D("800.00"), "held")]
+    # Feb: H Feb 800 held + Jan restated 800 held; H2 Feb 500 - 100 = 400 held + Jan (never computed) 400 held
+    assert got("2020-02") == [(A, "2020-01", "arrears", D("800.00"), "held"), (A, "2020-02", "regular", D("800.00"), "held"),
+                              (C, "2020-01", "arrears", D("400.00"), "held"), (C, "2020-02", "regular", D("400.00"), "held")]
+    # Mar (third payroll): the amount due now, 550 x 2 - 200 = 900 for H, 550 - 100 = 450 for H2:
+    # Jan and Feb restated held, March regular held
+    assert got("2020-03") == [
+        (A, "2020-01", "arrears", D("900.00"), "held"), (A, "2020-02", "arrears", D("900.00"), "held"),
+        (A, "2020-03", "regular", D("900.00"), "held"),
+        (C, "2020-01", "arrears", D("450.00"), "held"), (C, "2020-02", "arrears", D("450.00"), "held"),
+        (C, "2020-03", "regular", D("450.00"), "held")]
+    # Apr: released: each held month paid once as payable arrears (900 / 450), regulars payable
+    assert got("2020-04") == [
+        (A, m, "arrears", D("900.00"), "payable") for m in ("2020-01", "2020-02", "2020-03")] + [
+        (A, "2020-04", "regular", D("900.00"), "payable")] + [
+        (C, m, "arrears", D("450.00"), "payable") for m in ("2020-01", "2020-02", "2020-03")] + [
+        (C, "2020-04", "regular", D("450.00"), "payable")]
+    # May: nothing owed for earlier months any more
+    assert lines(res["2020-05"], line_type="arrears") == []
+
+
+def test_d8_empty_exclusions_table_pays_both():
+    # no exclusion rows: B on tekun still counts in dibao -> 500 x 2 - 100 = 900; tekun 700 + 100 = 800
+    ms = [month("2020-01", dibao=household("H", [(A, "户主", ""), (B, "配偶", "")], 100), tekun=[tekun(B)])]
+    res = run_history(ref(exclusions=[]), ms)["2020-01"]
+    assert one(res, program="dibao").amount == D("900.00")
+    assert one(res, program="tekun").amount == D("800.00")
+
+
+def test_d9_program_without_any_fund_share_refuses_the_month_even_if_nobody_is_on_it():
+    shares = [s for s in SHARES if s["program"] != "orphan"]
+    with pytest.raises(ReferenceGap, match="orphan"):  # nobody is on orphan
+        run_history(ref(shares=shares), [month("2020-01", tekun=[tekun(A)])])
+    with pytest.raises(ReferenceGap, match="orphan"):  # nobody at all
+        run_history(ref(shares=shares), [month("2020-01")])
