@@ -361,9 +361,9 @@ def materialise(plan: Plan, slot: int, ref: rules.Reference) -> History:
     h = History(slot, plan)
     id_region = ID_REGIONS[slot // 60]
     ids = [make_id(id_region, p.birth, (slot % 60) * 8 + p.k, p.male) for p in plan.persons]
-    names = [f"{SURNAMES[p.k]}{GIVEN[slot % 30]}{GIVEN[(slot // 30) % 30]}" for p in plan.persons]
+    names = [f"{SURNAMES[p.k]}{GIVEN[slot % len(GIVEN)]}{GIVEN[(slot // len(GIVEN)) % len(GIVEN)]}" for p in plan.persons]
     guardian = make_id(id_region, "19700101", (slot % 60) * 8 + 6, True)
-    gname = f"{SURNAMES[19]}{GIVEN[slot % 30]}{GIVEN[(slot // 30) % 30]}"
+    gname = f"{SURNAMES[19]}{GIVEN[slot % len(GIVEN)]}{GIVEN[(slot // len(GIVEN)) % len(GIVEN)]}"
     for pid, p in zip(ids, plan.persons):
         h.ids[pid] = f"#{slot}.{p.k}"
     h.ids[guardian] = f"#{slot}.guardian"
@@ -616,3 +616,116 @@ SETTINGS = dict(deadline=None, derandomize=True, database=None,
 @given(sc=scenarios(), plan_list=st.lists(plans(), min_size=HISTORIES, max_size=HISTORIES, unique_by=repr))
 def test_the_engine_pays_what_the_model_pays(sc, plan_list):
     check(sc, plan_list)
+
+
+# ============================================================================ reference gaps
+GAP_MONTH = "2020-03"  # index month 2020-02
+
+
+def _fixed_plans() -> dict[str, Plan]:
+    def plan(persons, county, ur=URBAN):
+        return Plan(persons, 0, len(MONTHS) - 1, None, 0, False, county, None, ur, None, None, None,
+                    ("zero", "zero", 0), None)
+    return {
+        "tekun": plan([Person(0, "19450310", True, tekun=("分散供养", "全护理", "全护理"))], "210102"),
+        "dibao": plan([Person(0, "19700505", True, relation="户主"),
+                       Person(1, "19720606", False, relation="配偶", disability=(4, 2, True, True))], "210202", RURAL),
+        "orphan": plan([Person(0, "20100707", False, orphan="社会散居")], "210302"),
+    }
+
+
+GAPS = {  # name -> (description, edit of the reference folder)
+    "none": "nothing removed",
+    "no_price_subsidy_fund_row": "fund_shares.csv without its price_subsidy row (not a gap: the carrier funds it)",
+    "no_fund_dibao": "fund_shares.csv without any dibao row",
+    "no_fund_tekun": "fund_shares.csv without any tekun row",
+    "no_fund_orphan": "fund_shares.csv without any orphan row",
+    "no_fund_disability": "fund_shares.csv without any disability row",
+    "no_cpi": "cpi.csv without any row for the index month 2020-02",
+    "provincial_cpi_only": "cpi.csv: the index month 2020-02 only as a provincial (21) row",
+    "dup_linkage": "price_linkage.csv: two versions with the same effective_from",
+    "no_linkage": "price_linkage.csv without any row",
+    "no_tekun_care": "standards.csv without tekun/care 全护理",
+    "no_nursing_grade": "standards.csv without disability/nursing grade 2",
+    "no_orphan_basic": "standards.csv without orphan/basic 社会散居",
+    "dup_standard": "standards.csv: dibao/standard 2102 农村 twice from 2020-01",
+}
+
+
+def write_gap_reference(gap: str, dest: Path) -> Path:
+    shutil.copytree(DEFAULT_REFERENCE, dest)
+
+    def edit(name, keep=lambda r: True, extra=()):
+        rows = read_csv(dest / f"{name}.csv")
+        header = list(rows[0]) if rows else None
+        rows = [r for r in rows if keep(r)] + list(extra)
+        write_dicts(dest / f"{name}.csv", header, rows)
+    if gap == "no_price_subsidy_fund_row":
+        edit("fund_shares", lambda r: r["program"] != "price_subsidy")
+    elif gap.startswith("no_fund_"):
+        edit("fund_shares", lambda r: r["program"] != gap[len("no_fund_"):])
+    elif gap == "no_cpi":
+        edit("cpi", lambda r: r["month"] != "2020-02")
+    elif gap == "provincial_cpi_only":
+        edit("cpi", lambda r: r["month"] != "2020-02", [dict(month="2020-02", area="21", cpi_yoy="5.0", food_yoy="20.0")])
+    elif gap == "dup_linkage":
+        edit("price_linkage", extra=[dict(effective_from="2020-03", effective_to="2020-06", cpi_threshold="3.5",
+                                          food_threshold="6.0", index_lag="1", basis="cpi", multiplier="3",
+                                          minimum="0", rounding="fen", programs="dibao;tekun")])
+    elif gap == "no_linkage":
+        edit("price_linkage", lambda r: False)
+    elif gap == "no_tekun_care":
+        edit("standards", lambda r: not (r["program"] == "tekun" and r["category"] == "全护理"))
+    elif gap == "no_nursing_grade":
+        edit("standards", lambda r: not (r["component"] == "nursing" and r["category"] == "2"))
+    elif gap == "no_orphan_basic":
+        edit("standards", lambda r: not (r["program"] == "orphan" and r["category"] == "社会散居"))
+    elif gap == "dup_standard":
+        edit("standards", extra=[dict(program="dibao", component="standard", region_code="2102", urban_rural=RURAL,
+                                      category="*", amount="560", effective_from="2020-01", effective_to="",
+                                      first_payroll="2020-03")])
+    return dest
+
+
+def refusals(gap: str, present: tuple) -> tuple[str | None, str | None]:
+    """(the engine's refusal, the model's refusal) for one payroll month, each None if it pays."""
+    from pipelines.monthly import run_month
+    from tests.helpers import context
+
+    fixed = _fixed_plans()
+    with tempfile.TemporaryDirectory(prefix="model_vs_engine_gap_") as d:
+        tmp = Path(d)
+        ref = write_gap_reference(gap, tmp / "reference")
+        histories = []
+        for slot, name in enumerate(present):
+            h = materialise(fixed[name], slot, rules.Reference([], [], [], [], []))
+            h.rows = {GAP_MONTH: h.rows[GAP_MONTH]}
+            histories.append(h)
+        inputs = [rules.MonthInput(GAP_MONTH, {})]
+        for h in histories:
+            for program, r in h.rows[GAP_MONTH]:
+                inputs[0].rosters.setdefault(program, []).append(dict(r))
+        try:
+            rules.run_history(model_reference(ref), inputs)
+            model = None
+        except rules.ReferenceGap as e:
+            model = str(e)
+        inbox = tmp / "inbox"
+        write_inbox(histories, inbox)
+        stages = []
+        try:
+            run_month(context(tmp, GAP_MONTH, inbox=inbox, reference=ref), on_stage=lambda n, _: stages.append(n))
+            engine = None
+        except RunError as e:
+            engine = f"{e} (after stages {stages})" if stages else str(e)
+        return engine, model
+
+
+@settings(max_examples=GAP_EXAMPLES, **SETTINGS)
+@given(gap=st.sampled_from(list(GAPS)),
+       present=st.lists(st.sampled_from(["tekun", "dibao", "orphan"]), min_size=1, max_size=3, unique=True))
+def test_the_engine_refuses_a_month_exactly_when_the_model_finds_a_reference_gap(gap, present):
+    engine, model = refusals(gap, tuple(sorted(present)))
+    assert (engine is None) == (model is None) and (engine is None or "after stages" not in engine), (
+        f"reference: {GAPS[gap]}; rosters of {GAP_MONTH}: {sorted(present)}\n"
+        f"  engine: {engine or 'pays the month'}\n  model:  {model or 'pays the month'}")
