@@ -50,12 +50,27 @@ KNOWN: dict[str, bool] = {
     "raise_back_pay_off_roster": False,
     # D2: a month paid by late-enrolment arrears is recomputed by the model from every later roster
     # (a later care level, income or county tops it up again, held); the engine settles it once.
+    # D7 (same narrowing): a raise's top-up of a month paid by late-enrolment arrears: the model
+    # writes it held (arrears_top_up_review), the engine writes nothing.
     # True: no late enrolment (no pause, enrolled_from = the first month on the roster).
     "late_enrolment_recomputed": False,
     # D3 (reference gaps): a standard a roster row needs (tekun/care of its level, disability/nursing
     # of its grade, orphan/basic of its placement) is missing: the model refuses the month
     # (ReferenceGap), the engine pays the month. True: the gap property does not remove standards.
     "missing_standard_not_refused": False,
+    # D4: the mechanism triggers (food) but the basis index is negative (basis cpi, cpi_yoy -0.5)
+    # and `minimum` > 0: the model pays the minimum, the engine pays nothing. True: no negative
+    # index in the scenario's CPI rows.
+    "negative_rate_minimum": False,
+    # D5: late enrolment for the first month of the history (the first payroll the warehouse ran):
+    # the model pays it as arrears (BRIEF 1: no arrears *before* the first month), the engine does
+    # not. True: enrolled_from is never before the second month when the first month on the roster
+    # is later.
+    "late_enrolment_first_month": False,
+    # D6: a dibao household whose head died, enrolled late or off the roster for a month: the
+    # engine writes held arrears lines (one for a month already held as a regular line), the model
+    # writes none (BRIEF 8: held lines are never arrears). True: a death never hits a dibao head.
+    "held_household_arrears": False,
 }
 
 HISTORIES = int(os.environ.get("MODEL_VS_ENGINE_HISTORIES", "100"))  # person-histories per example (one inbox)
@@ -144,7 +159,8 @@ def scenarios(draw):
     for m in [add(MONTHS[0], -1)] + MONTHS[:-1]:
         t = Decimal(draw(st.sampled_from(sorted(thresholds))))
         f = Decimal(draw(st.sampled_from(sorted(foods))))
-        c = draw(st.sampled_from([t, t - Decimal("0.1"), t + Decimal("1.2"), Decimal("1.0"), Decimal("-0.5")]))
+        c = draw(st.sampled_from([t, t - Decimal("0.1"), t + Decimal("1.2"), Decimal("1.0"),
+                                  Decimal("0.0") if KNOWN["negative_rate_minimum"] else Decimal("-0.5")]))
         fo = draw(st.sampled_from([f, f - Decimal("0.1"), f + Decimal("4.3"), Decimal("1.0")]))
         area = draw(st.sampled_from(["00", "00", "21"]))
         cpi.append((m, str(c), str(fo), area))
@@ -624,6 +640,10 @@ def narrow(sc: Scenario, plan_list: list[Plan]) -> tuple[Scenario, list[Plan]]:
                                                              tekun=("分散供养", "全自理", "半护理"))])
         if KNOWN["late_enrolment_recomputed"] and pl.start > 0:
             pl = dataclasses.replace(pl, enrol_back=0)
+        if KNOWN["late_enrolment_first_month"] and pl.start > 0:
+            pl = dataclasses.replace(pl, enrol_back=min(pl.enrol_back, pl.start - 1))
+        if KNOWN["held_household_arrears"] and pl.death and pl.persons[pl.death[0]].relation == "户主":
+            pl = dataclasses.replace(pl, death=None)
         out.append(pl)
     if KNOWN["raise_back_pay_off_roster"] and sc.raise_:
         sc = dataclasses.replace(sc, raise_=sc.raise_[:4] + (False,))
