@@ -27,7 +27,7 @@ stages with 100 histories (~250 roster rows), 96 s a batch of six months, model 
 check_reference refuses, 25-40 s when the month is paid).
 
 KNOWN lists every narrowing of the generator made to explore past a disagreement already written
-down in DISAGREEMENTS.md. Each switch is off (False) unless said otherwise; with every switch off
+down in tests/model/DISAGREEMENTS.md. Each switch is off (False) unless said otherwise; with every switch off
 the generator covers everything and the test fails on each known disagreement.
 """
 
@@ -49,7 +49,7 @@ from pipelines.settings import DEFAULT_REFERENCE, RunError
 from tests.helpers import make_id, query
 from tests.model import rules
 
-# Narrowing switches, one per disagreement written down in DISAGREEMENTS.md. True = the generator
+# Narrowing switches, one per disagreement written down in tests/model/DISAGREEMENTS.md. True = the generator
 # avoids the case (to explore past it); every switch is False in the committed file unless the lead
 # engineer decides otherwise, so the test fails on each known disagreement.
 KNOWN: dict[str, bool] = {
