@@ -388,10 +388,10 @@ class History:
     def claimed(self, unit, s) -> Decimal:
         total = Decimal("0")
         for e in self.entries.get((unit, s), []):
+            # D10: a held line (a top-up held for review, a held month) is owed, not claimed: each
+            # payroll states it again until it is paid
             if e.line.status == "payable":
                 total += e.line.amount - sum(e.recovered.values())
-            elif e.line.line_type == "arrears" and not e.restated:
-                total += e.line.amount
         return total
 
     def was_paid(self, unit, s) -> bool:
