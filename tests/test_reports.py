@@ -92,12 +92,17 @@ def test_exception_list_has_every_finding_by_type_and_county(four_months, tmp_pa
                                                     "WHERE payroll_month = '2020-03' GROUP BY 1"))
     assert {"near_duplicate", "registry_vehicle", "account_changed_with_holder"} <= set(expected)
     wb = CalamineWorkbook.from_path(str(reports / "exceptions.xlsx"))
-    assert wb.sheet_names[0] == "汇总" and len(wb.sheet_names) == 1 + len(expected)
+    assert wb.sheet_names[:2] == ["汇总", "应追缴"] and len(wb.sheet_names) == 2 + len(expected)
     summary = wb.get_sheet_by_name("汇总").to_python()
     assert summary[2] == ["类型", "行政区划代码", "县区", "处理", "条数"]
     assert sum(int(r[4]) for r in summary[3:]) == sum(expected.values())
+    # the receivables recognised up to the month, one row each
+    receivables = wb.get_sheet_by_name("应追缴").to_python()
+    assert receivables[2][:4] == ["行政区划代码", "县区", "项目", "身份证号（脱敏）"]
+    assert len(receivables) - 3 == query(four_months["warehouse"], "SELECT count(*) FROM receivable "
+                                                                   "WHERE payroll_month <= '2020-03'")[0][0]
     listed = 0
-    for name in wb.sheet_names[1:]:
+    for name in wb.sheet_names[2:]:
         rows = wb.get_sheet_by_name(name).to_python()
         assert rows[2][:4] == ["行政区划代码", "县区", "项目", "身份证号（脱敏）"]
         counties = [r[0] for r in rows[3:]]
