@@ -249,8 +249,9 @@ def _run(frame_name: str, frame, expectations: list[dict]) -> list[str]:
             row = frame.iloc[i] if isinstance(i, int) else None
             if row is not None:
                 keys = [k for k in ("program", "component", "region_code", "urban_rural", "category",
-                                    "effective_from") if k in frame.columns]
-                sample.append("/".join(str(row[k]) for k in keys))
+                                    "effective_from", "program_a", "subsidy_a", "program_b", "subsidy_b",
+                                    "action") if k in frame.columns]
+                sample.append("/".join(str(row[k]) for k in keys if row[k] is not None and str(row[k]) != "nan"))
         count = r.result.get("unexpected_count", "?")
         out.append(f"{frame_name}: {rule} ({count} rows{': ' + '; '.join(sample) if sample else ''})")
     return out

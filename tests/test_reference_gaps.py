@@ -275,3 +275,46 @@ def test_a_county_without_a_tekun_care_level_or_an_orphan_placement_is_refused(t
     text = str(err.value)
     assert "standards.csv has no tekun/care (全护理, 城市) in force for payroll 2020-03 covering county 210102" in text
     assert "standards.csv has no orphan/basic (社会散居, 农村)" in text
+
+
+def test_a_missing_class_add_on_is_refused_not_dropped_from_the_amount(tmp_path):
+    """Attack finding 10: without the 老年 add-on row a household declaring 老年 was paid 30.00 less
+    (585 → 555) and nobody was told. Now the gap stops the run, naming the component and category."""
+    ref = copy_reference(tmp_path)
+    _drop_lines(ref, "standards.csv", ("dibao,class_addon,21,*,老年,",))
+    text = _refused(tmp_path, ref)
+    assert "dibao/class_addon (老年" in text and "210102" in text, text
+
+
+def test_exclusion_program_names_are_read_case_insensitively(tmp_path):
+    """Attack finding 4: `Tekun,DIBAO,pay_a_only` switched the exclusion off without a word. A person
+    on the tekun roster who is also a one-member dibao household (no income) is paid tekun only:
+    1152.00 (852 basic + 300 半护理), and a finding says why dibao is not paid."""
+    from tests.test_assurance import _tekun
+    from tests.test_engine_golden import TEKUN
+
+    ref = copy_reference(tmp_path)
+    path = ref / "exclusions.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("tekun,dibao,pay_a_only", "Tekun,DIBAO,pay_a_only"),
+                    encoding="utf-8")
+    p = person(61, "19400101")
+    inbox = tmp_path / "inbox"
+    write_csv(roster_path(inbox, "2020-01", "tekun", f"{C}_tekun_202001.csv"), TEKUN, [_tekun(p)])
+    write_csv(roster_path(inbox, "2020-01", "dibao", f"{C}_dibao_202001.csv"), DIBAO,
+              [common(p) + ["H61", "户主", 1, "0", ""]])
+    run(tmp_path, "2020-01", reference=ref)
+    wh = tmp_path / "warehouse.duckdb"
+    regular = query(wh, "SELECT program, amount FROM payment_ledger WHERE id_number = ? AND line_type = 'regular'",
+                    [p["id"]])
+    assert regular == [("tekun", D("1152.00"))]
+    assert query(wh, "SELECT count(*) FROM finding WHERE id_number = ? AND finding_type = 'exclusive_programs'",
+                 [p["id"]])[0][0] == 1
+
+
+@pytest.mark.parametrize("row", ["tekum,dibao,pay_a_only", "tekun,disability:生活费,pay_a_only"])
+def test_an_exclusion_naming_no_program_is_refused_with_the_row(tmp_path, row):
+    ref = copy_reference(tmp_path)
+    path = ref / "exclusions.csv"
+    path.write_text(path.read_text(encoding="utf-8") + row + "\n", encoding="utf-8")
+    text = _refused(tmp_path, ref)
+    assert "exclusions:" in text and row.split(",")[0] in text.replace("/", ","), text

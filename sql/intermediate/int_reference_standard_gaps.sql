@@ -1,6 +1,8 @@
 -- int_reference_standard_gaps: the standards every county needs for the payroll month that no
 -- version of standards.csv gives (contract section 3): tekun basic, tekun care for each care level,
--- the orphans' allowance for each placement, the disability living subsidy; urban and rural. A
+-- the orphans' allowance for each placement, the disability living subsidy, the dibao class add-on
+-- for each class category (a household declaring 老年 would otherwise lose its add-on without a
+-- word; a county that pays none lists it at 0); urban and rural. A
 -- roster row needing a standard that is not there would otherwise be turned away one by one, so a
 -- gap stops the run in check_reference. (The dibao standard: int_reference_policy. The nursing
 -- subsidy is by grade, and a grade the table does not list is not eligible: no gap.)
@@ -11,6 +13,8 @@ with needs as (
     select 'tekun', 'care', value from vocab_care_level
     union all
     select 'orphan', 'basic', value from vocab_placement where program = 'orphan'
+    union all
+    select 'dibao', 'class_addon', value from vocab_class_category
 ),
 
 places as (
