@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 from pipelines.months import months_between, parse_month, shift_month
@@ -31,7 +31,12 @@ ROSTER_EXCLUDE = ("payroll_month", "unit_key", "line_program")
 
 def parse_share(text: str) -> Decimal:
     """'5%', '5', '0.05' -> Decimal('0.05')."""
-    value = Decimal(str(text).strip().rstrip("%"))
+    try:
+        value = Decimal(str(text).strip().rstrip("%"))
+    except InvalidOperation:
+        raise RunError(f"a raise must be a percentage such as 5% or 0.05, got {text!r}") from None
+    if not value.is_finite():
+        raise RunError(f"a raise must be a percentage such as 5% or 0.05, got {text!r}")
     share = value / 100 if (str(text).strip().endswith("%") or value >= 1) else value
     if share < 0 or share > 1:
         raise RunError(f"a raise of {text} is not a share between 0 and 100%")

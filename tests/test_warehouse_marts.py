@@ -225,3 +225,13 @@ def test_pseudonyms_computed_in_duckdb_equal_the_python_hmac():
         got = dict(con.execute("SELECT id_number, person_key FROM person_keys").fetchall())
         assert got == {v: pseudonym(secret, "person", v) for v in values}
         assert all(set(k) <= set("abcdefghijklmnop") and len(k) == 16 for k in got.values())
+
+
+@pytest.mark.parametrize("bad", ["abc", "五%", "NaN", "150%"])
+def test_simulate_refuses_a_bad_percentage_in_one_sentence(bad, capsys):
+    """Attack finding 9: `--urban abc` ended in a decimal.InvalidOperation traceback."""
+    from pipelines.cli import main as doudi
+
+    assert doudi(["simulate", "--from-month", "2020-05", "--urban", bad, "--rural", "7%"]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and bad in err and err.count("\n") == 1, err
