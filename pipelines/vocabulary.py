@@ -107,6 +107,7 @@ FINDING_TYPES = {
     "household_head_deceased": "户主已死亡，整户暂停待核",
     "guardian_deceased": "孤儿监护人已死亡，暂停待定新监护人",
     "living_subsidy_not_in_dibao": "困难残疾人生活补贴对象不在低保家庭",
+    "household_in_two_counties": "同一家庭编号由多个县区报送",
     "account_holder_mismatch": "收款账户户名与应收款人不符",
     "account_shared": "同一账户收取多个无关家庭的款项",
     "id_name_conflict": "同一身份证号在不同名册中姓名不同",

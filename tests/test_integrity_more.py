@@ -144,3 +144,31 @@ def test_nobody_is_payable_twice_across_the_generated_months(four_months):
                           "AND p.arrears_cause <> 'held_released' AND h.line_type = 'regular' "
                           "AND p.payroll_month > h.payroll_month")[0][0]
     assert released == 0
+
+
+def test_one_household_number_in_two_counties_is_reported_as_such_not_as_a_broken_household(tmp_path):
+    """Attack finding 8: 和平区 (210102) and 沈河区 (210103) both number a one-person household 0001.
+    Each county's file is right on its own: no "several heads" or "size mismatch" reason; both rows
+    are accepted and not paid (merged, they would be paid as one household), with a finding that
+    names the number and both counties. Another household of 210102 is paid as usual: urban, one
+    person, no income, 655.00."""
+    from tests.helpers import make_id
+
+    a, b, other = person(81, "19700101"), dict(person(82, "19710101")), person(83, "19720101")
+    b["id"] = make_id("210103", "19710101", 82)
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    _month(inbox, "2020-01", "dibao", DIBAO, [common(a) + ["0001", "户主", 1, "0", ""],
+                                              common(other) + ["0002", "户主", 1, "0", ""]])
+    row_b = common(b) + ["0001", "户主", 1, "0", ""]
+    row_b[0] = "210103"
+    write_csv(roster_path(inbox, "2020-01", "dibao", "210103_dibao_202001.csv"), DIBAO, [row_b])
+    run(tmp_path, "2020-01")
+    assert query(wh, "SELECT id_number, disposition, reason_codes FROM row_disposition WHERE program = 'dibao' "
+                     "ORDER BY id_number") == sorted([(a["id"], "accepted", []), (b["id"], "accepted", []),
+                                                      (other["id"], "accepted", [])])
+    findings = query(wh, "SELECT id_number, action, detail FROM finding WHERE finding_type = 'household_in_two_counties' "
+                         "ORDER BY id_number")
+    assert [(f[0], f[1]) for f in findings] == sorted([(a["id"], "not_paid"), (b["id"], "not_paid")])
+    assert all("0001" in f[2] and "210102、210103" in f[2] for f in findings), findings
+    assert query(wh, "SELECT id_number, amount FROM payment_ledger WHERE program = 'dibao' AND line_type = 'regular'") == [
+        (other["id"], D("655.00"))]

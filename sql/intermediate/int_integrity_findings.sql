@@ -34,6 +34,10 @@ blocked as (
            case not_paid_reason
                when 'living_subsidy_not_in_dibao' then '本月低保名册中没有此人所在的家庭'
                when 'deceased_listed' then '死亡登记: ' || death_month || ' 死亡，之后月份不予发放'
+               when 'household_in_two_counties' then '家庭编号 ' || household_id
+                   || ' 同时由多个县区报送（'
+                   || (select string_agg(distinct o.region_code, '、' order by o.region_code) from accepted o
+                       where o.program = 'dibao' and o.household_id = accepted.household_id) || '）：请各县区核对家庭编号，核清前暂不发放'
                else not_paid_reason
            end,
            source_file, source_row

@@ -23,6 +23,17 @@ dead_guardians as (
     where death_date_valid and death_month < getvariable('payroll_month')
 ),
 
+household_in_two_counties as (
+    -- one household number delivered by two counties in one month (numbers are the county's own:
+    -- a clash, or a household moved without being taken off its old county's roster). Each row is
+    -- not paid until the counties settle it: merged, the two would be paid as one household.
+    select household_id
+    from int_roster_all
+    where program = 'dibao' and disposition = 'accepted' and household_id is not null
+    group by household_id
+    having count(distinct region_code) > 1
+),
+
 head_deaths as (
     select distinct household_id from int_deaths where program = 'dibao' and relation = '户主' and death_date_valid
 ),
@@ -61,6 +72,7 @@ select
     d.duplicate_rule,
     case
         when r.disposition <> 'accepted' or d.source_row is not null then null
+        when hc.household_id is not null then 'household_in_two_counties'
         when x.action = 'pay_a_only' and r.program <> 'dibao' then 'exclusive_programs'
         when l.source_row is not null then 'living_subsidy_not_in_dibao'
         when dead.source_row is not null and r.program <> 'dibao' then 'deceased_listed'
@@ -91,6 +103,7 @@ left join living_not_in_dibao l on l.source_file = r.source_file and l.source_ro
 left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
      and dead.death_date_valid
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
+left join household_in_two_counties hc on hc.household_id = r.household_id and r.program = 'dibao'
 left join dead_guardians gd on gd.id_number = r.guardian_id_number and r.program = 'orphan'
 ),
 

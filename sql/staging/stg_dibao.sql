@@ -21,14 +21,17 @@ members as (
 ),
 
 households as (
+    -- a household is its county's: two counties may number households alike (integrity reports a
+    -- number delivered by two counties, int_roster_decisions), so each county's rows are checked alone
     select
         household_id,
+        region_code,
         count(*) filter (where relation = '户主')                      as hh_head_count,
         count(*)                                                      as hh_member_rows,
         bool_or(relation = '户主' and bank_account is not null)       as hh_head_has_account
     from members
     where is_member and household_id is not null
-    group by household_id
+    group by household_id, region_code
 )
 
 select
@@ -44,5 +47,5 @@ select
     m.relation = '户主'                                               as account_required,
     (m.delivered.household_size is not null and m.household_size is null) as household_size_unparsed
 from members m
-left join households h using (household_id)
+left join households h using (household_id, region_code)
 cross join (select list(value) as allowed from vocab_class_category) v
