@@ -278,7 +278,7 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
         con.execute("CREATE TABLE hist_units AS SELECT * EXCLUDE (payroll_month, delivered, extra, reasons, "
                     "file_sha256), payroll_month AS basis_month "
                     "FROM wh.roster_row WHERE payroll_month < ? AND disposition = 'accepted' "
-                    "AND not_paid_reason IS NULL", [month])
+                    "AND (not_paid_reason IS NULL OR not_paid_reason = 'deceased_listed')", [month])
     else:
         con.execute(f"CREATE TABLE hist_ledger ({', '.join(f'{k} {t}' for k, t in HIST_LEDGER_COLUMNS.items())})")
         if not units:

@@ -358,3 +358,70 @@ def test_a_raise_reaches_a_month_paid_as_late_enrolment_arrears(tmp_path):
         ("2020-02", "tekun", "arrears", "payable", D("1152.00"))]
     assert [r for r in _ledger(wh, "2020-04", p["id"]) if r[2] == "arrears"] == [
         ("2020-02", "tekun", "arrears", "held", D("43.00")), ("2020-03", "tekun", "arrears", "payable", D("43.00"))]
+
+
+def test_a_person_first_delivered_after_their_death_is_owed_the_months_up_to_it(tmp_path):
+    """Engine-versus-model D11/D12: a tekun person entitled from January, first delivered on March's
+    roster, whose death on 2020-02-10 March's extract reports. January and February are owed as
+    late-enrolment arrears (852 + 300 半护理 = 1152.00 each, to the person's account); March and
+    later are not paid. Before, a person known dead was no unit at all, and what was owed vanished."""
+    late, steady = person(91, "19400101"), person(92, "19410101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    late_row = common(late, enrolled="2020-01") + ["分散供养", "半护理", ""]
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        rows = [_tekun(steady)] + ([late_row] if m >= "2020-03" else [])
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, rows)
+    write_csv(inbox / "2020-03" / "registry" / "deaths.csv", DEATHS, [[late["id"], late["name"], "2020-02-10", "民政"]])
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        run(tmp_path, m)
+    tekun = [r for r in _ledger(wh, "2020-03", late["id"]) if r[1] == "tekun"]
+    assert tekun == [("2020-01", "tekun", "arrears", "payable", D("1152.00")),
+                     ("2020-02", "tekun", "arrears", "payable", D("1152.00"))]
+    # April's raise (895 from January) tops both up by 43.00, held for review as any top-up of a month
+    # paid as arrears (BRIEF decision D7); nothing for March or April
+    assert [r for r in _ledger(wh, "2020-04", late["id"]) if r[1] == "tekun"] == [
+        ("2020-01", "tekun", "arrears", "held", D("43.00")), ("2020-02", "tekun", "arrears", "held", D("43.00"))]
+    assert query(wh, "SELECT count(*) FROM receivable WHERE id_number = ?", [late["id"]]) == [(0,)]
+
+
+def test_no_raise_tops_up_a_month_that_became_a_receivable(tmp_path):
+    """A one-person urban dibao household (no income) paid January to March; April's extract reports
+    the head dead on 2020-01-20. February and March become receivables (655.00 each); the April raise
+    (688 from January) tops up January only, held with the household (688 − 655 = 33.00); before,
+    it topped up February and March too, money owed on months that are being recovered."""
+    head = person(93, "19500101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        write_csv(roster_path(inbox, m, "dibao", f"{C}_dibao_{m.replace('-', '')}.csv"), DIBAO,
+                  [common(head) + ["H93", "户主", 1, "0", ""]])
+    write_csv(inbox / "2020-04" / "registry" / "deaths.csv", DEATHS, [[head["id"], head["name"], "2020-01-20", "公安"]])
+    for m in ("2020-01", "2020-02", "2020-03", "2020-04"):
+        run(tmp_path, m)
+    arrears = [r for r in _ledger(wh, "2020-04", head["id"]) if r[1] == "dibao" and r[2] == "arrears"]
+    assert arrears == [("2020-01", "dibao", "arrears", "held", D("33.00"))]
+    assert query(wh, "SELECT service_month, amount FROM receivable WHERE id_number = ? AND line_type = 'regular' "
+                     "ORDER BY 1", [head["id"]]) == [("2020-02", D("655.00")), ("2020-03", D("655.00"))]
+
+
+def test_a_month_withheld_for_a_death_since_withdrawn_is_paid_from_its_own_roster(tmp_path):
+    """Engine-versus-model D12: February's extract reports a tekun person of 和平区 dead (in error);
+    February is withheld. In March the person is on 大连 中山区's (210202) roster, and the report is
+    withdrawn. February is paid as it would have been, from February's 和平区 row: 852 + 300 =
+    1152.00 (not 大连's 936 + 300 = 1236.00, March's own amount)."""
+    from pipelines.receivables import record_withdrawal
+
+    p = person(94, "19400101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02"):
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, [_tekun(p)])
+    moved = _tekun(p)
+    moved[0] = "210202"
+    write_csv(roster_path(inbox, "2020-03", "tekun", "210202_tekun_202003.csv"), TEKUN, [moved])
+    write_csv(inbox / "2020-02" / "registry" / "deaths.csv", DEATHS, [[p["id"], p["name"], "2020-01-05", "公安"]])
+    run(tmp_path, "2020-01")
+    run(tmp_path, "2020-02")
+    assert [r for r in _ledger(wh, "2020-02", p["id"]) if r[1] == "tekun"] == []
+    record_withdrawal(wh, "2020-03", "deaths", p["id"], "2020-02", "王科长", "公安误报，更正单 2020-3-1")
+    run(tmp_path, "2020-03")
+    assert [r for r in _ledger(wh, "2020-03", p["id"]) if r[2] != "price_subsidy"] == [
+        ("2020-02", "tekun", "arrears", "payable", D("1152.00")), ("2020-03", "tekun", "regular", "payable", D("1236.00"))]

@@ -142,4 +142,6 @@ select
     CAST(NULL AS DECIMAL(18, 2)), true, true, r.amount, r.rule_versions, r.inputs, r.formula
 from released r
 join int_units u on u.unit_key = r.unit_key and u.line_program = r.line_program and u.id_number = r.id_number
+     -- a person reported dead is owed what was held up to the month of death, nothing after it
+     and (u.death_month is null or r.service_month <= u.death_month)
 qualify row_number() over (partition by r.id_number, r.service_month order by u.source_file, u.source_row) = 1

@@ -20,7 +20,10 @@ with units as (
         min(coalesce(age_out_month, '9999-12'))       as age_out_month,
         -- a dibao household outlives its head: it is held for review (household_head_deceased) and
         -- its lines are computed and recorded as held every month until cleared or closed
-        coalesce(min(death_month) filter (where program <> 'dibao'), '9999-12') as last_alive_month
+        coalesce(min(death_month) filter (where program <> 'dibao'), '9999-12') as last_alive_month,
+        -- a month paid after the head's death is a receivable (int_receivables): no raise tops it up
+        coalesce(min(death_month) filter (where program = 'dibao' and relation = '户主'), '9999-12')
+                                                      as head_alive_month
     from int_units
     group by unit_key, line_program
 ),
@@ -99,6 +102,8 @@ select
         -- a held month is paid as it was held: from that month's roster (a clearance pays exactly
         -- what was held, plus any raise since)
         when p.was_held then 'history'
+        -- a month withheld for a death since withdrawn: from that month's roster, as it would have been
+        when w.unit_key is not null then 'history'
         else 'current'
     end as basis,
     case
@@ -117,14 +122,16 @@ select
     case
         when e.service_month = getvariable('payroll_month') then null
         when p.was_paid or p.was_held then
-            case when d.unit_key is not null then e.service_month
+            case when d.unit_key is not null or w.unit_key is not null then e.service_month
                  else coalesce(p.first_paid_payroll, p.first_held_payroll) end
+        when w.unit_key is not null then e.service_month
     end as history_month
 from entitled e
 left join int_paid_history p using (unit_key, line_program, service_month)
 left join decided d using (unit_key, line_program, service_month)
 left join hist_withdrawn w using (unit_key, line_program, service_month)
 where e.service_month = getvariable('payroll_month')
-   or (p.was_paid and e.service_month in (select service_month from retroactive))
+   or (p.was_paid and e.service_month in (select service_month from retroactive)
+       and e.service_month <= e.head_alive_month)
    or (not coalesce(p.was_paid, false) and coalesce(p.was_held, false))
    or (p.unit_key is null and d.unit_key is null)
