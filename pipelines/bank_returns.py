@@ -421,10 +421,12 @@ def check_answered_refs_unchanged(con) -> None:
             SELECT payment_ref, any_value(sent_amount) AS sent_amount, any_value(sent_account) AS sent_account,
                    min(received_month || '/' || source_file) AS evidence
             FROM bank_return_received WHERE match = 'matched' GROUP BY 1),
-        now_sent AS (SELECT payment_ref, amount, payee_account FROM payout_record),
+        now_sent AS (SELECT payment_ref, amount, payee_account FROM payout_record
+                     WHERE payment_ref IN (SELECT payment_ref FROM answered)),
         now_owed AS (SELECT payment_ref, sum(amount) AS amount, min(payee_account) AS payee_account,
                             count(DISTINCT payee_account) AS accounts
-                     FROM payment_ledger WHERE status = 'payable' AND payment_ref IS NOT NULL GROUP BY 1)
+                     FROM payment_ledger WHERE status = 'payable' AND payment_ref IN (SELECT payment_ref FROM answered)
+                     GROUP BY 1)
         SELECT a.payment_ref, a.evidence, a.sent_amount, mask_account(a.sent_account),
                r.amount, mask_account(r.payee_account), o.amount, mask_account(o.payee_account)
         FROM answered a LEFT JOIN now_sent r USING (payment_ref) LEFT JOIN now_owed o USING (payment_ref)

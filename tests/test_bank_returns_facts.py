@@ -217,3 +217,33 @@ def test_a_ref_the_bank_answered_for_never_comes_to_name_another_payee(tmp_path)
     assert _doudi(tmp_path, "run", "--month", "2020-01", out=tmp_path / "elsewhere") == 1
     assert query(wh, "SELECT payment_ref, payee_name, payee_account, amount FROM payout_record ORDER BY ALL") == before
     assert _state(wh, A) == [("failed",)] and _state(wh, B) == [("sent",)]
+
+
+def test_a_warehouse_from_before_keeps_the_returns_it_loaded(tmp_path):
+    """A warehouse written before returns were facts holds `bank_return` (replaced by each load) and
+    the older `bank_return_file`: the next load moves them into the facts and matches them against
+    the releases, so January's failure survives an empty folder."""
+    import duckdb
+
+    inbox, wh = _january_released(tmp_path)
+    ref_a = _ref(wh, A)
+    con = duckdb.connect(str(wh))
+    con.execute("DROP TABLE bank_return; DROP TABLE bank_return_file; DROP TABLE bank_return_received; "
+                "DROP TABLE bank_return_withdrawal")
+    con.execute("CREATE TABLE bank_return (received_month VARCHAR, source_file VARCHAR, source_row BIGINT, "
+                "payment_ref VARCHAR, status VARCHAR, reason VARCHAR, amount DECIMAL(18, 2), payee_account VARCHAR, "
+                "raw_status VARCHAR)")
+    con.execute("CREATE TABLE bank_return_file (received_month VARCHAR, source_file VARCHAR, sha256 VARCHAR, "
+                "format VARCHAR, rows BIGINT, status VARCHAR, detail VARCHAR, loaded_at VARCHAR)")
+    con.execute("INSERT INTO bank_return VALUES ('2020-02', 'bank_returns/old.csv', 1, ?, 'failed', '户名不符', NULL, "
+                "NULL, '失败')", [ref_a])
+    con.execute("INSERT INTO bank_return_file VALUES ('2020-02', 'bank_returns/old.csv', 'ab', 'csv', 1, 'loaded', "
+                "NULL, '2020-02-03T00:00:00+00:00')")
+    con.execute("UPDATE payment_ledger SET payment_state = 'failed' WHERE payment_ref = ?", [ref_a])
+    con.close()
+
+    assert _returns(tmp_path) == 0  # no folder: nothing new
+    assert _state(wh, A) == [("failed",)] and _state(wh, B) == [("sent",)]
+    assert query(wh, "SELECT load_id, source_file, match FROM bank_return_received") == [
+        (1, "bank_returns/old.csv", "matched")]
+    assert query(wh, "SELECT load_id, status FROM bank_return_file") == [(1, "loaded")]
