@@ -57,7 +57,7 @@ RETURN_FILE_COLUMNS = ("received_month VARCHAR, source_file VARCHAR, sha256 VARC
 RECEIVED_COLUMNS = ("load_id BIGINT, received_month VARCHAR, source_file VARCHAR, source_row BIGINT, "
                     "payment_ref VARCHAR, status VARCHAR, reason VARCHAR, amount DECIMAL(18, 2), "
                     "payee_account VARCHAR, raw_status VARCHAR, match VARCHAR, sent_payroll_month VARCHAR, "
-                    "sent_amount DECIMAL(18, 2), sent_account VARCHAR")
+                    "sent_amount DECIMAL(18, 2), sent_account VARCHAR, sent_payee VARCHAR")
 WITHDRAWAL_COLUMNS = ("load_id BIGINT, received_month VARCHAR, source_file VARCHAR, sha256 VARCHAR, "
                       "withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
 # how a received row compares with what was sent; only `matched` changes a payment's state
@@ -212,12 +212,12 @@ def match_received(ctx: RunContext, con) -> None:
                     for b in sorted(released_batches(dataclasses.replace(ctx, month=m, supplementary=False)))]
         if released:
             con.executemany("INSERT INTO released_batch VALUES (?, ?)", released)
-        sent = ("SELECT payment_ref, payroll_month, amount, payee_account, "
+        sent = ("SELECT payment_ref, payroll_month, amount, payee_account, payee_name, "
                 "EXISTS (SELECT 1 FROM released_batch x WHERE x.payroll_month = r.payroll_month "
                 "AND x.batch_id = r.batch_id) AS released FROM payout_record r")
     else:
         sent = ("SELECT NULL::VARCHAR AS payment_ref, NULL::VARCHAR AS payroll_month, NULL::DECIMAL(18, 2) AS amount, "
-                "NULL::VARCHAR AS payee_account, false AS released WHERE false")
+                "NULL::VARCHAR AS payee_account, NULL::VARCHAR AS payee_name, false AS released WHERE false")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE received_match AS
         WITH sent AS ({sent})
@@ -232,11 +232,12 @@ def match_received(ctx: RunContext, con) -> None:
                s.payroll_month AS sent_payroll_month,
                -- what was sent is kept with the answer only for released transfers
                CASE WHEN s.released THEN s.amount END AS sent_amount,
-               CASE WHEN s.released THEN s.payee_account END AS sent_account
+               CASE WHEN s.released THEN s.payee_account END AS sent_account,
+               CASE WHEN s.released THEN s.payee_name END AS sent_payee
         FROM bank_return_received b LEFT JOIN sent s USING (payment_ref)
         WHERE b.match IS NULL""")
     con.execute("""UPDATE bank_return_received b SET match = m.match, sent_payroll_month = m.sent_payroll_month,
-                          sent_amount = m.sent_amount, sent_account = m.sent_account
+                          sent_amount = m.sent_amount, sent_account = m.sent_account, sent_payee = m.sent_payee
                    FROM received_match m WHERE b.load_id = m.load_id AND b.source_row = m.source_row""")
     con.execute("DROP TABLE received_match")
     con.execute("DROP TABLE released_batch")
@@ -411,7 +412,8 @@ def refresh_payment_states(con, ctx: RunContext | None = None) -> None:
 
 def check_answered_refs_unchanged(con) -> None:
     """A payment_ref the bank has answered for names, for ever, the transfer that was released: the
-    same account and amount in payout_record and in the ledger lines it carries. Called by publish
+    same payee, account and amount in payout_record, the same account and amount in the ledger lines
+    it carries. Called by publish
     after the month is replaced: a rerun that would move a released ref to another payee (its release
     record lost, say) stops before anything is committed."""
     if not {"payout_record", "payment_ledger", "bank_return_received"} <= tables_in(con):
@@ -419,9 +421,9 @@ def check_answered_refs_unchanged(con) -> None:
     moved = con.execute("""
         WITH answered AS (
             SELECT payment_ref, any_value(sent_amount) AS sent_amount, any_value(sent_account) AS sent_account,
-                   min(received_month || '/' || source_file) AS evidence
+                   any_value(sent_payee) AS sent_payee, min(received_month || '/' || source_file) AS evidence
             FROM bank_return_received WHERE match = 'matched' GROUP BY 1),
-        now_sent AS (SELECT payment_ref, amount, payee_account FROM payout_record
+        now_sent AS (SELECT payment_ref, amount, payee_account, payee_name FROM payout_record
                      WHERE payment_ref IN (SELECT payment_ref FROM answered)),
         now_owed AS (SELECT payment_ref, sum(amount) AS amount, min(payee_account) AS payee_account,
                             count(DISTINCT payee_account) AS accounts
@@ -431,7 +433,7 @@ def check_answered_refs_unchanged(con) -> None:
                r.amount, mask_account(r.payee_account), o.amount, mask_account(o.payee_account)
         FROM answered a LEFT JOIN now_sent r USING (payment_ref) LEFT JOIN now_owed o USING (payment_ref)
         WHERE r.payment_ref IS NULL OR o.payment_ref IS NULL OR o.accounts <> 1
-           OR r.amount <> a.sent_amount OR r.payee_account <> a.sent_account
+           OR r.amount <> a.sent_amount OR r.payee_account <> a.sent_account OR r.payee_name <> a.sent_payee
            OR o.amount <> a.sent_amount OR o.payee_account <> a.sent_account
         ORDER BY 1 LIMIT 1""").fetchone()
     if moved:
@@ -439,7 +441,8 @@ def check_answered_refs_unchanged(con) -> None:
         now = (f"{rec_amount} yuan to {rec_account} in payout_record and {owed_amount} yuan to {owed_account} in the "
                "ledger") if rec_amount is not None and owed_amount is not None else "no such transfer"
         raise RunError(f"payment ref {ref} was released for {amount} yuan to account {account} and the bank answered "
-                       f"for it ({evidence}), but this run would make it name {now}: a released ref never changes, "
+                       f"for it ({evidence}), but this run would make it name another payee, account or amount "
+                       f"({now}): a released ref never changes, "
                        "so nothing was published (restore the month's payouts/released.json and rerun it with "
                        "--supplementary).")
 
