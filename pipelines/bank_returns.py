@@ -172,7 +172,7 @@ def parse_file(rel: str, data: bytes) -> tuple[str, list[tuple], str, str | None
 
 def ensure_tables(con) -> None:
     """The facts' tables; a warehouse from before issue 17 (bank_return was replaced by each load)
-    has its rows moved into the facts, to be matched against the releases by the next load."""
+    has its rows moved into the facts, to be matched against the releases by the next load or publish."""
     tables = tables_in(con)
     con.execute(f"CREATE TABLE IF NOT EXISTS bank_return_file ({RETURN_FILE_COLUMNS})")
     for column in ("load_id BIGINT", "loaded_by VARCHAR", "duplicate_of_load BIGINT"):
