@@ -6,6 +6,8 @@ looks for return files in `<inbox>/<YYYY-MM>/bank_returns/` (YYYY-MM: the run's 
 `payroll_month` in conf) whose bytes are not loaded yet; with none it skips the run. By hand:
     airflow dags test bank_returns --conf '{"payroll_month": "2020-03"}'
 Failed payments are reissued by the next monthly_disbursement run once the account is corrected.
+A load only adds facts (pipelines/bank_returns.py): files loaded before stay loaded whatever the
+folder holds now; a file is withdrawn only by `doudi withdraw-return`, recorded with who and why.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
     doudi release  --month YYYY-MM --out DIR --by NAME
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
     doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
+    doudi withdraw-return --month YYYY-MM --file NAME --by NAME --reason TEXT [--sha256 HEX]
     doudi dictionary [--warehouse FILE] [--output docs/data_dictionary.md]
     doudi simulate --from-month YYYY-MM --urban 5% --rural 7% [--effective YYYY-MM] [--first-payroll YYYY-MM]
     doudi export   --month YYYY-MM [--output DIR]
@@ -113,10 +114,28 @@ def cmd_explain(args) -> int:
 def cmd_returns(args) -> int:
     from pipelines.tasks import bank_returns_body
 
-    result = bank_returns_body(_ctx(args))
-    print(f"{result['files']} return file(s); rows {result['rows']}; rejected {result['rejected_files'] or 'none'}; "
+    result = bank_returns_body(_ctx(args), who=args.by)
+    duplicates = "; ".join(f"{name} has the bytes of {original}, not loaded again"
+                           for name, original in result["duplicate_files"])
+    print(f"{result['files']} return file(s) in the folder: {len(result['loaded_files'])} loaded now, "
+          f"{len(result['unchanged_files'])} recorded before; {result['kept_loaded_files']} loaded earlier for this "
+          f"month stay loaded; rows {result['rows'] or 'none new'} (matched: {result['matches'] or 'none new'}); "
+          f"rejected {result['rejected_files'] or 'none'}; duplicates {duplicates or 'none'}; "
           f"reconciliation findings {result['reconciliation_findings'] or 'none'}; "
           f"reports refreshed for {', '.join(result['reports_refreshed']) or 'no month'}")
+    return 0
+
+
+def cmd_withdraw_return(args) -> int:
+    from pipelines.bank_returns import withdraw_return_file
+    from pipelines.tasks import refresh_reports
+
+    ctx = _ctx(args)
+    w = withdraw_return_file(ctx, args.file, args.by, args.reason, args.sha256)
+    refreshed = refresh_reports(ctx.as_dict(), w)
+    print(f"withdrew {w['received_month']}/{w['source_file']} ({w['rows']} rows, SHA-256 {w['sha256'][:12]}…) "
+          f"as {w['withdrawn_by']} at {w['withdrawn_at']}; payment states recomputed without it; reports refreshed "
+          f"for {', '.join(refreshed) or 'no month'}")
     return 0
 
 
@@ -250,7 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(fn=cmd_explain)
     b = sub.add_parser("returns", help="load the bank return files of a month and reconcile three ways")
     _run_args(b)
+    b.add_argument("--by", help="who loads (recorded; default: DOUDI_OPERATOR or the login name)")
     b.set_defaults(fn=cmd_returns)
+    wr = sub.add_parser("withdraw-return", help="withdraw a loaded bank return file (recorded with who, when, why)")
+    _run_args(wr)
+    wr.add_argument("--file", required=True, help="the return file's name in <inbox>/<month>/bank_returns/")
+    wr.add_argument("--sha256", help="its SHA-256 (or a prefix), when that name was loaded with different contents")
+    wr.add_argument("--by", required=True, help="who withdraws (recorded)")
+    wr.add_argument("--reason", required=True, help="why (recorded), e.g. the bank's letter withdrawing the file")
+    wr.set_defaults(fn=cmd_withdraw_return)
     d = sub.add_parser("dictionary", help="write the data dictionary of the analyst database (Markdown)")
     d.add_argument("--month", default="2020-01", help=argparse.SUPPRESS)
     d.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE); the analyst "

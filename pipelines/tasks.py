@@ -140,7 +140,7 @@ def returns_waiting(run: dict) -> bool:
 def load_bank_returns(run: dict) -> dict:
     from pipelines.bank_returns import load_bank_returns as stage
 
-    return stage(_ctx(run))
+    return stage(_ctx(run), run.get("by"))
 
 
 @_no_retry_on_data_errors
@@ -157,8 +157,8 @@ def refresh_reports(run: dict, loaded: dict) -> list[str]:
     return refreshed
 
 
-def bank_returns_body(ctx: RunContext) -> dict:
-    """The bank_returns DAG in one call, for the CLI."""
-    run = ctx.as_dict()
+def bank_returns_body(ctx: RunContext, who: str | None = None) -> dict:
+    """The bank_returns DAG in one call, for the CLI (who: recorded as the loader)."""
+    run = dict(ctx.as_dict(), by=who) if who else ctx.as_dict()
     loaded = load_bank_returns(run)
     return dict(loaded, reports_refreshed=refresh_reports(run, loaded))

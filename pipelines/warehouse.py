@@ -28,7 +28,7 @@ import subprocess
 from pipelines import __version__
 from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
-from pipelines.bank_returns import reconcile_three_ways, refresh_payment_states
+from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.marts import build_marts, prepare_marts
@@ -64,7 +64,8 @@ def publish_month(ctx: RunContext) -> dict:
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
         ensure_receivable_tables(con)  # withdrawals, recoveries and the receivables' status view
         # bank returns already received for this month's payment_refs keep their effect on a rerun
-        refresh_payment_states(con)
+        refresh_payment_states(con, ctx)
+        check_answered_refs_unchanged(con)  # a ref the bank answered for still names what was released
         reconcile_three_ways(con)
         check_books(ctx, con)
         build_marts(ctx, con)

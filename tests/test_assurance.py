@@ -117,6 +117,7 @@ def test_an_account_the_bank_said_is_closed_gets_nothing_more_until_it_changes(t
     February is held (account_closed), with a finding. March brings a new card: March is paid, and
     February's held month with it (852 + 300 = 1152.00 each); January's failed transfer is reissued."""
     from pipelines.bank_returns import load_bank_returns
+    from pipelines.payout import release
     from tests.helpers import context
 
     p = person(58, "19400101")
@@ -124,6 +125,7 @@ def test_an_account_the_bank_said_is_closed_gets_nothing_more_until_it_changes(t
     for m in ("2020-01", "2020-02"):
         write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, [_tekun(p)])
     run(tmp_path, "2020-01")
+    release(context(tmp_path, "2020-01"), "财政局")  # a bank answers only what it was sent
     ref = query(wh, "SELECT DISTINCT payment_ref FROM payment_ledger WHERE id_number = ?", [p["id"]])[0][0]
     write_csv(inbox / "2020-02" / "bank_returns" / "ICBC_202001.csv", ["payment_ref", "status", "reason"],
               [[ref, "失败", "账户已销户"]])

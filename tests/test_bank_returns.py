@@ -36,6 +36,11 @@ def _months(inbox, month, dibao, tekun):
     write_csv(roster_path(inbox, month, "tekun", f"{C}_tekun_{month.replace('-', '')}.csv"), TEKUN, tekun)
 
 
+def _release(tmp_path, month="2020-01"):
+    """Returns answer released batches only (issue 17): the month goes to the banks first."""
+    assert doudi(["release", "--month", month, "--out", str(tmp_path / "out"), "--by", "财政局"]) == 0
+
+
 def _ref(wh, pid, month="2020-01"):
     return query(wh, "SELECT DISTINCT payment_ref FROM payment_ledger WHERE payroll_month = ? AND id_number = ? "
                      "AND line_type = 'regular'", [month, pid])[0][0]
@@ -47,6 +52,7 @@ def test_failed_payments_are_reissued_once_after_the_account_is_corrected(tmp_pa
     tekun = [common(t_paid) + ["分散供养", "全自理", ""], common(t_failed) + ["分散供养", "全自理", ""]]
     _months(inbox, "2020-01", [common(head) + ["HR", "户主", 1, "0", ""]], tekun)
     run(tmp_path, "2020-01")
+    _release(tmp_path)
     head_ref, paid_ref, failed_ref = _ref(wh, head["id"]), _ref(wh, t_paid["id"]), _ref(wh, t_failed["id"])
     head_jan = query(wh, "SELECT sum(amount) FROM payment_ledger WHERE payroll_month = '2020-01' AND payment_ref = ?",
                      [head_ref])[0][0]
@@ -114,6 +120,7 @@ def test_unreadable_return_file_is_recorded_as_rejected_and_the_rest_load(tmp_pa
     inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
     _months(inbox, "2020-01", [], [common(p) + ["分散供养", "全自理", ""]])
     run(tmp_path, "2020-01")
+    _release(tmp_path)
     returns = inbox / "2020-02" / "bank_returns"
     write_csv(returns / "a.csv", ["流水", "x"], [["1", "2"]])
     (returns / "b.xml").write_text("<Document><NotAReport/></Document>", encoding="utf-8")
@@ -133,6 +140,7 @@ def test_bank_returns_dag_runs_under_airflow(tmp_path):
     inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
     _months(inbox, "2020-01", [], [common(p) + ["分散供养", "全自理", ""]])
     run(tmp_path, "2020-01")
+    _release(tmp_path)
     write_csv(inbox / "2020-02" / "bank_returns" / "r.csv", ["payment_ref", "status", "reason"],
               [[_ref(wh, p["id"]), "失败", "户名不符"]])
     env = dict(os.environ, DOUDI_INBOX=str(inbox), DOUDI_OUT=str(tmp_path / "out"), DOUDI_WAREHOUSE=str(wh),
