@@ -149,3 +149,118 @@ def test_one_macro_masks_ids_and_accounts_in_free_text_whatever_the_separators(t
         assert con.execute("SELECT mask_long_numbers(NULL)").fetchone()[0] is None
     finally:
         con.close()
+
+
+# --- every file a run leaves, finished or killed ------------------------------------------------
+
+OPERATOR_UMASK = 0o022  # the usual login default: new files 0644, readable by every local user
+NUMBER_RE = re.compile(rb"[0-9]{12,30}X?")
+
+
+def doudi_process(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """The doudi command as an operator starts it, from a shell with the usual umask."""
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600, check=False, preexec_fn=lambda: os.umask(OPERATOR_UMASK))
+
+
+def run_args(root: Path, inbox: Path, month: str) -> list[str]:
+    return ["run", "--month", month, "--inbox", str(inbox), "--out", str(root / "out"),
+            "--warehouse", str(root / "warehouse.duckdb")]
+
+
+def readable_bytes(path: Path) -> bytes:
+    """What a reader of the file learns: its bytes, and for the zipped and columnar formats their
+    contents (an XLSX's sheets, a Parquet file's rows)."""
+    import zipfile
+
+    data = path.read_bytes()
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(path) as z:
+            data += b"".join(z.read(n) for n in z.namelist())
+    elif data[:4] == b"PAR1" and data[-4:] == b"PAR1":
+        con = duckdb.connect()
+        try:
+            rows = con.execute("SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        finally:
+            con.close()
+        data += repr(rows).encode()
+    return data
+
+
+def exposed(root: Path, secrets: set[bytes]) -> list[tuple[str, str, int]]:
+    """Files (and side files) under root that anyone but the owner can read and that hold a full ID
+    number or account of the inbox's people: (path, mode, how many), one per file."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            hits = set(NUMBER_RE.findall(readable_bytes(path))) & secrets
+            if hits:
+                found.append((str(path.relative_to(root)), oct(stat.S_IMODE(path.stat().st_mode)), len(hits)))
+    return found
+
+
+def loose_folders(root: Path) -> list[str]:
+    """DuckDB's spill folders that are not owner-only (the files DuckDB puts there are its own)."""
+    return [str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_dir() and (p.name == "duckdb_tmp" or p.name.endswith(".tmp"))
+            and stat.S_IMODE(p.stat().st_mode) != 0o700]
+
+
+@pytest.fixture(scope="module")
+def privacy_lab(tmp_path_factory):
+    """A small generated inbox and its people's ID numbers and accounts; 2020-01 published."""
+    from pipelines.generate import generate
+
+    lab = tmp_path_factory.mktemp("privacy")
+    generate(lab / "inbox", "2020-01..2020-02", persons=200, seed=17)
+    env = dict(os.environ, DOUDI_OPERATOR="privacy-test")
+    env.pop("DOUDI_FAULT_AT", None)
+    first = lab / "first"
+    done = doudi_process(run_args(first, lab / "inbox", "2020-01"), env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = query(first / "warehouse.duckdb", "SELECT id_number FROM roster_row WHERE length(id_number) = 18 "
+                                             "UNION SELECT bank_account FROM roster_row "
+                                             "WHERE length(bank_account) >= 12")
+    secrets = {r[0].encode() for r in rows}
+    assert len(secrets) > 150
+    return {"lab": lab, "env": env, "first": first, "secrets": secrets}
+
+
+def test_a_finished_run_leaves_no_personal_data_readable_by_others(privacy_lab):
+    first = privacy_lab["first"]
+    assert exposed(first, privacy_lab["secrets"]) == []
+    assert loose_folders(first) == []
+    # the two databases, the folders of outputs: owner-only from birth
+    for path in (first / "warehouse.duckdb", first / "warehouse_analyst.duckdb"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for folder in (first / "out", first / "out" / "2020-01" / "reports", first / "out" / "2020-01" / "_work"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+@pytest.mark.parametrize("point", ["publish.after_commit", "payout.after_first_file",
+                                   "report.after_xlsx"])
+def test_a_killed_run_leaves_no_personal_data_readable_by_others(privacy_lab, point):
+    import shutil
+
+    root = privacy_lab["lab"] / f"kill-{point}"
+    shutil.copytree(privacy_lab["first"], root)
+    inbox = privacy_lab["lab"] / "inbox"
+    killed = doudi_process(run_args(root, inbox, "2020-02"), dict(privacy_lab["env"], DOUDI_FAULT_AT=point))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    if point == "publish.after_commit":
+        # the committed month is in the write-ahead log, full ID numbers and accounts and all
+        wal = root / "warehouse.duckdb.wal"
+        assert set(NUMBER_RE.findall(wal.read_bytes())) & privacy_lab["secrets"]
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+    assert exposed(root, privacy_lab["secrets"]) == []
+    assert loose_folders(root) == []
+    # the rerun that finishes the month leaves nothing readable either
+    rerun = doudi_process(run_args(root, inbox, "2020-02"), privacy_lab["env"])
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert exposed(root, privacy_lab["secrets"]) == []
+    reports = report_texts(root / "out")
+    assert {w for w, text in reports.items() if set(NUMBER_RE.findall(text.encode())) & privacy_lab["secrets"]} \
+        == set()
+    analyst = analyst_texts(root / "warehouse_analyst.duckdb")
+    assert {t for t, text in analyst.items() if set(NUMBER_RE.findall(text.encode())) & privacy_lab["secrets"]} \
+        == set()
