@@ -190,7 +190,8 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
         FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'reissue'
         ORDER BY 1, 2, 3, 4, 5, 6""", [month, month]).fetchall()
     three_way = con.execute("""SELECT finding_type, severity, coalesce(payment_ref, ''), coalesce(program, ''),
-               mask_id(id_number), mask_long_numbers(detail) FROM wh.reconciliation_finding WHERE payroll_month = ? OR payroll_month IS NULL
+               mask_id(id_number), mask_long_numbers(detail)
+               FROM wh.reconciliation_finding WHERE payroll_month = ? OR payroll_month IS NULL
                ORDER BY 1, 3""", [month]).fetchall() if "reconciliation_finding" in tables else []
     return failures, three_way
 

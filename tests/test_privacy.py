@@ -18,7 +18,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from pipelines.cli import main as doudi
-from tests.helpers import query, roster_path, run, write_csv
+from tests.helpers import context, query, roster_path, run, write_csv
 from tests.test_engine_golden import TEKUN, C, acct, common, person
 
 # separators people type inside numbers: the issue's own examples
@@ -126,6 +126,12 @@ def test_free_text_numbers_are_masked_in_every_report_and_the_analyst_database(t
     assert len(shown) > 5
     leaks = {(where, s) for where, text in shown.items() for s in secrets if s in text}
     assert leaks == set()
+    # nor on the operator's terminal, where `doudi explain` quotes the findings
+    from pipelines.explain import explain
+
+    told = explain(context(tmp_path, "2020-02"), cleared["id"])
+    assert f"配偶账户 {masked_account(PLANTED_ACCOUNT)}" in told
+    assert [s for s in secrets if s in told] == []
 
 
 @pytest.mark.parametrize(("text", "shown"), [
