@@ -270,3 +270,31 @@ def test_a_killed_run_leaves_no_personal_data_readable_by_others(privacy_lab, po
     analyst = analyst_texts(root / "warehouse_analyst.duckdb")
     assert {t for t, text in analyst.items() if set(NUMBER_RE.findall(text.encode())) & privacy_lab["secrets"]} \
         == set()
+
+
+def test_files_are_owner_only_while_they_are_written(privacy_lab):
+    """Temporary Parquet and workbooks, the analyst database under construction and the WAL are
+    owner-only from their first byte, not only once renamed into place: watched during a run."""
+    import shutil
+    import time
+
+    root = privacy_lab["lab"] / "watched"
+    shutil.copytree(privacy_lab["first"], root)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli",
+                             *run_args(root, privacy_lab["lab"] / "inbox", "2020-02")],
+                            env=privacy_lab["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: os.umask(OPERATOR_UMASK))
+    seen: dict[str, int] = {}
+    while proc.poll() is None:
+        for path in [*root.rglob(".*.tmp-*"), *root.glob("*.wal")]:
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+            except FileNotFoundError:  # renamed or removed between listing and stat
+                continue
+            seen[re.sub(r"tmp-\d+", "tmp-PID", str(path.relative_to(root)))] = mode
+        time.sleep(0.005)
+    assert proc.returncode == 0
+    # the run was watched while it wrote Parquet, its payout files and the analyst database
+    assert any(name.endswith(".parquet.tmp-PID") for name in seen), seen
+    assert ".warehouse_analyst.duckdb.tmp-PID" in seen, seen
+    assert {name: oct(mode) for name, mode in seen.items() if mode != 0o600} == {}
