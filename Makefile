@@ -16,6 +16,10 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
+# task logs may quote a roster's values: owner-only, like every file doudi writes (its processes run
+# with umask 077, pipelines/settings.py keep_new_files_owner_only)
+export AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS := 0o600
+export AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS := 0o700
 export DOUDI_INBOX ?= $(CURDIR)/var/inbox
 export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
@@ -46,7 +50,7 @@ demo: install airflow-db
 	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE) $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb
 	$(BIN)/doudi generate --out $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
 	    --persons $(PERSONS) --seed $(SEED)
-	@for m in $(MONTHS); do \
+	@umask 077; for m in $(MONTHS); do \
 	    echo "== monthly_disbursement $$m (airflow dags test)"; \
 	    $(BIN)/airflow dags test monthly_disbursement --conf "{\"payroll_month\": \"$$m\"}" \
 	        > $(AIRFLOW_HOME)/dags-test-$$m.log 2>&1 \

@@ -180,7 +180,7 @@ def build_analyst_db(ctx: RunContext) -> dict:
             con.execute("DROP TABLE person_keys")
             con.execute("DROP TABLE household_keys")
             con.execute("DETACH wh")
-            for macro in ("mask_name", "mask_account", "mask_id", "mask_long_numbers"):
+            for macro in ("mask_name", "mask_account", "mask_id", "mask_long_numbers", "mask_number_digits"):
                 con.execute(f"DROP MACRO IF EXISTS {macro}")
             counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ANALYST_TABLES}
             con.execute("CHECKPOINT")

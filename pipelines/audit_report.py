@@ -5,7 +5,8 @@ done) and one sheet per finding type listing each finding, sorted by county, wit
 and row a county can find it by; and the sheet 应追缴: every receivable recognised up to the month
 (a line paid for a month after a death learnt later), by county, with what was recovered and what
 is outstanding. `exceptions.html`: the same for a browser. ID numbers are masked; details are
-written masked by the checks that produce them.
+written masked by the checks that produce them, and the free text they quote (a registry remark, a
+bank's reason, a clearance note) is masked again here (macro mask_long_numbers).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def query_findings(con, month: str) -> list[tuple]:
     """con has the warehouse attached as `wh` and stg_regions built."""
     return con.execute("""
         SELECT f.finding_type, coalesce(f.region_code, '') AS region_code, coalesce(r.county_name, '') AS county,
-               f.program, mask_id(f.id_number), mask_id(f.related_id_number), f.severity, f.action, f.detail,
+               f.program, mask_id(f.id_number), mask_id(f.related_id_number), f.severity, f.action,
+               mask_long_numbers(f.detail),
                f.source_file, f.source_row
         FROM wh.finding f LEFT JOIN stg_regions r USING (region_code)
         WHERE f.payroll_month = ?

@@ -21,7 +21,7 @@ import argparse
 import sys
 import time
 
-from pipelines.settings import DEFAULT_REFERENCE, RunContext, RunError
+from pipelines.settings import DEFAULT_REFERENCE, RunContext, RunError, keep_new_files_owner_only
 
 
 def _run_args(p: argparse.ArgumentParser, inbox: bool = True) -> None:
@@ -240,6 +240,7 @@ def cmd_recover(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_new_files_owner_only()
     from pipelines.receivables import RECOVERY_KINDS, REGISTRIES
 
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")

@@ -26,8 +26,8 @@ def explain(ctx: RunContext, person: str) -> str:
     rows = con.execute("""SELECT source_file, source_row, program, disposition, reasons, duplicate_of_file,
                duplicate_of_row, not_paid_reason, hold_reason FROM wh.row_disposition
         WHERE payroll_month = ? AND id_number = ? ORDER BY ALL""", [ctx.month, key]).fetchall()
-    findings = con.execute("SELECT finding_type, action, detail FROM wh.finding WHERE payroll_month = ? "
-                           "AND id_number = ? ORDER BY ALL", [ctx.month, key]).fetchall()
+    findings = con.execute("SELECT finding_type, action, mask_long_numbers(detail) FROM wh.finding "
+                           "WHERE payroll_month = ? AND id_number = ? ORDER BY ALL", [ctx.month, key]).fetchall()
     con.close()
     if not lines and not rows:
         return f"{ctx.month}: nothing for {key[:6]}…{key[-4:]} in the warehouse"

@@ -16,6 +16,7 @@ FAULT_POINTS = (
     "payout.after_first_file",     # one payout file renamed into place, the others not yet written
     "payout.before_manifest",      # every payout file written, the manifest not
     "publish.before_commit",       # inside the warehouse transaction, everything inserted, not committed
+    "publish.after_commit",        # committed, not checkpointed: the month is in the warehouse's WAL
     "report.after_xlsx",           # one report written, the others not
     "after:payout",                # between stages: payout done, publish not started
 )

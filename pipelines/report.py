@@ -72,7 +72,8 @@ def reconcile_and_report(ctx: RunContext) -> dict:
         WHERE p.unit_key IS NULL OR c.unit_key IS NULL OR c.amount <> p.amount
         ORDER BY 1, 2, 4, 3""", [m, shift_month(m, -1)]).fetchall()
     findings = con.execute("""
-        SELECT coalesce(region_code, ''), finding_type, severity, program, mask_id(id_number), action, detail,
+        SELECT coalesce(region_code, ''), finding_type, severity, program, mask_id(id_number), action,
+               mask_long_numbers(detail),
                source_file, source_row
         FROM wh.finding WHERE payroll_month = ? ORDER BY finding_type, region_code, source_file, source_row""",
                            [m]).fetchall()
@@ -176,7 +177,7 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
              latest AS (SELECT * FROM wh.bank_return QUALIFY row_number() OVER (PARTITION BY payment_ref
                         ORDER BY received_month DESC, source_file DESC, source_row DESC) = 1)
         SELECT '退回' AS kind, l.region_code, l.program, mask_id(l.id_number), l.service_month, l.line_type, l.amount,
-               l.payment_ref, coalesce(b.reason, ''),
+               l.payment_ref, coalesce(mask_long_numbers(b.reason), ''),
                coalesce(string_agg(r.payroll_month || ' ' || r.status || ' ' || coalesce(r.payment_ref, ''), '; '),
                         '未重发')
         FROM wh.payment_ledger l LEFT JOIN latest b USING (payment_ref)
@@ -189,7 +190,8 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
         FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'reissue'
         ORDER BY 1, 2, 3, 4, 5, 6""", [month, month]).fetchall()
     three_way = con.execute("""SELECT finding_type, severity, coalesce(payment_ref, ''), coalesce(program, ''),
-               mask_id(id_number), detail FROM wh.reconciliation_finding WHERE payroll_month = ? OR payroll_month IS NULL
+               mask_id(id_number), mask_long_numbers(detail)
+               FROM wh.reconciliation_finding WHERE payroll_month = ? OR payroll_month IS NULL
                ORDER BY 1, 3""", [month]).fetchall() if "reconciliation_finding" in tables else []
     return failures, three_way
 

@@ -19,6 +19,20 @@ PROGRAMS = ("dibao", "tekun", "orphan", "disability")
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
+# Files and folders a doudi process creates are its owner's alone (0600 / 0700): see below.
+OWNER_ONLY_UMASK = 0o077
+
+
+def keep_new_files_owner_only() -> None:
+    """From now on, every file and folder this process (and any process it starts) creates is
+    owner-only: the warehouse's WAL, DuckDB's spill files, Parquet and workbooks under their
+    temporary names, the analyst database while it is built, logs. Without it they are created with
+    the operator's umask (0644 on most systems) and hold full ID numbers and accounts until, if ever,
+    they are chmod-ed. Every entry point calls it first: the doudi command, the Airflow tasks
+    (pipelines/tasks.py), bench/ and tools/; a script that calls doudi's stages should too."""
+    os.umask(OWNER_ONLY_UMASK)
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 

@@ -9,10 +9,12 @@ column as text; the staging models type them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
+from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext
 from pipelines.vocabulary import (
     CARE_LEVELS,
@@ -38,8 +40,10 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
         s = ctx.settings
         con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
-        temp = ctx.work_dir / "duckdb_tmp"
-        temp.mkdir(parents=True, exist_ok=True)
+        # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
+        # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
+        temp = ensure_dir(ctx.work_dir / "duckdb_tmp")
+        os.chmod(temp, PRIVATE_DIR_MODE)
         con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
         set_variables(con, payroll_month=ctx.month, province_code=s.province_code)
     con.execute("SET preserve_insertion_order = false")

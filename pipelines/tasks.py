@@ -11,7 +11,11 @@ from __future__ import annotations
 import functools
 import os
 
-from pipelines.settings import RunContext, RunError
+from pipelines.settings import RunContext, RunError, keep_new_files_owner_only
+
+# every task imports this module before it does anything: the worker's files (and the task's log,
+# which Airflow creates with the logging permissions the Makefile sets) are owner-only
+keep_new_files_owner_only()
 
 
 def _no_retry_on_data_errors(fn):

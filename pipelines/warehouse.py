@@ -78,6 +78,7 @@ def publish_month(ctx: RunContext) -> dict:
         con.execute("ROLLBACK")
         con.close()
         raise
+    checkpoint("publish.after_commit")
     counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [ctx.month]).fetchone()[0]
               for t in MONTH_TABLES}
     con.execute("CHECKPOINT")

@@ -79,10 +79,21 @@ CREATE OR REPLACE MACRO mask_account(a) AS
          ELSE repeat('*', length(a)) END;
 CREATE OR REPLACE MACRO mask_name(n) AS
     CASE WHEN n IS NULL THEN NULL WHEN length(n) <= 1 THEN '*' ELSE substr(n, 1, 1) || repeat('*', length(n) - 1) END;
--- free text from outside (registry evidence): any run of 12 or more digits, which may be an ID number
--- or an account, keeps its first 6 and last 4 characters only
+-- free text typed outside doudi (registry remarks, bank return reasons, clearance notes), the one
+-- masking every report and analyst table applies to it: a number of 12 or more digits, which may be
+-- an ID number or an account, also written in groups with spaces or dashes (`210102 19400101 0039`,
+-- `6222-0202-0011-2233-001`), is shown as an ID (mask_id) if it has an ID's shape, else as an account
+-- (mask_account). Groups after the first need 3 digits or more, so months and dates (`2020-03
+-- 2020-04`, `2020-5-3`) stay as written. Text without such a number is returned untouched, cheaply.
+CREATE OR REPLACE MACRO mask_number_digits(d) AS
+    CASE WHEN regexp_full_match(d, '[0-9]{17}[0-9X]') THEN mask_id(d) ELSE mask_account(d) END;
 CREATE OR REPLACE MACRO mask_long_numbers(s) AS
-    regexp_replace(s, '([0-9]{6})[0-9]{2,}([0-9]{3}[0-9Xx])', '\1********\2', 'g');
+    CASE WHEN NOT regexp_matches(s, '[0-9](?:[ \x{3000}–-]?[0-9]){11}') THEN s
+         ELSE array_to_string(list_transform(
+             regexp_extract_all(s, '[0-9]+(?:[ \x{3000}–-][0-9]{3,})*[Xx]?|[^0-9]+'),
+             lambda t: CASE WHEN length(regexp_replace(t, '[^0-9]', '', 'g')) < 12 THEN t
+                            ELSE mask_number_digits(upper(regexp_replace(t, '[^0-9Xx]', '', 'g'))) END), '')
+    END;
 
 -- months as dates for arithmetic, and back
 CREATE OR REPLACE MACRO month_date(m) AS CAST(m || '-01' AS DATE);

@@ -369,6 +369,10 @@ def _first_failure(out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))
+    from pipelines.settings import keep_new_files_owner_only
+
+    keep_new_files_owner_only()  # the mutated trees' test runs write warehouses of (synthetic) people
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", metavar="NAME", help="run this mutation only (repeatable)")
     ap.add_argument("--list", action="store_true", help="list the mutations and the rule each one breaks")

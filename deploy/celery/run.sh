@@ -33,6 +33,10 @@ export AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql+psycopg2://airflow@127.0.0
 export AIRFLOW__CELERY__WORKER_CONCURRENCY=2
 export AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=2
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
+# the services' logs, the brokers' files and doudi's outputs are owner-only (pipelines/settings.py)
+umask 077
+export AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS=0o600
+export AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS=0o700
 export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-doudi-celery-check-$(hostname)}"
 export DOUDI_INBOX="$STATE/inbox"
 export DOUDI_OUT="$STATE/out"
