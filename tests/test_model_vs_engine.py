@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pipelines.settings import DEFAULT_REFERENCE, RunError
@@ -695,11 +695,16 @@ def check(sc: Scenario, plan_list: list[Plan]) -> None:
             found = f"(the {len(involved)} histories involved, run on their own)\n{alone}"
         else:
             found = f"(does not reproduce with the involved histories alone; the full batch)\n{found}"
+    if os.environ.get("MODEL_VS_ENGINE_REPORT"):  # every disagreement as found, before shrinking
+        with open(os.environ["MODEL_VS_ENGINE_REPORT"], "a", encoding="utf-8") as f:
+            f.write(found + "\n\n" + "=" * 100 + "\n\n")
     raise AssertionError(found)
 
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+if os.environ.get("MODEL_VS_ENGINE_SHRINK") == "0":  # investigating: stop at the first disagreement
+    SETTINGS["phases"] = [Phase.explicit, Phase.generate]
 
 
 # large_base_example: the smallest example is HISTORIES histories by design (one inbox per example)
