@@ -384,7 +384,17 @@ SELECT b.received_month, b.source_file, b.source_row, b.payment_ref, b.status, b
        b.raw_status, b.load_id
 FROM bank_return_received b
 WHERE b.match = 'matched'
-  AND NOT EXISTS (SELECT 1 FROM bank_return_withdrawal w WHERE w.load_id = b.load_id)
+  AND NOT EXISTS (SELECT 1 FROM bank_return_withdrawal w WHERE w.load_id = b.load_id);
+-- the bank's answer for each ref: from the latest file naming it with 成功 or 失败. A file that
+-- answers one ref both ways is `contradictory`: the payment stays `sent` (neither paid nor reissued)
+-- and a finding asks a person to settle it with the bank, never decided by row order
+CREATE OR REPLACE TABLE bank_return_answer AS
+SELECT payment_ref, received_month, load_id, any_value(source_file) AS source_file,
+       CASE WHEN count(DISTINCT status) > 1 THEN 'contradictory' ELSE any_value(status) END AS answer,
+       string_agg(source_row::VARCHAR, '、' ORDER BY source_row) AS source_rows
+FROM (SELECT * FROM bank_return WHERE status IN ('paid', 'failed')
+      QUALIFY dense_rank() OVER (PARTITION BY payment_ref ORDER BY received_month DESC, load_id DESC) = 1)
+GROUP BY payment_ref, received_month, load_id
 """
 
 
@@ -401,12 +411,9 @@ def refresh_payment_states(con, ctx: RunContext | None = None) -> None:
         return
     con.execute("""
         UPDATE payment_ledger l SET payment_state = coalesce(r.status, 'sent')
-        FROM (SELECT p.payment_ref, lr.status
+        FROM (SELECT p.payment_ref, CASE WHEN a.answer IN ('paid', 'failed') THEN a.answer END AS status
               FROM (SELECT DISTINCT payment_ref FROM payment_ledger WHERE payment_ref IS NOT NULL) p
-              LEFT JOIN (SELECT payment_ref, status FROM bank_return WHERE status IN ('paid', 'failed')
-                         QUALIFY row_number() OVER (PARTITION BY payment_ref
-                                 ORDER BY received_month DESC, load_id DESC, source_row DESC) = 1) lr
-              USING (payment_ref)) r
+              LEFT JOIN bank_return_answer a USING (payment_ref)) r
         WHERE l.payment_ref = r.payment_ref AND l.status = 'payable'""")
 
 
@@ -524,6 +531,12 @@ SELECT 'returned_not_reissued', 'warning', l.payroll_month, l.payment_ref, l.pro
 FROM payment_ledger l LEFT JOIN latest_return lr USING (payment_ref)
 WHERE l.status = 'payable' AND l.payment_state = 'failed'
   AND NOT EXISTS (SELECT 1 FROM reissued x WHERE x.line_id = l.line_id AND x.payment_state IS DISTINCT FROM 'failed')
+UNION ALL
+SELECT 'return_contradictory', 'error', l.payroll_month, b.payment_ref, l.program, l.id_number, l.region_code,
+       b.received_month || '/' || b.source_file || ' 第' || b.source_rows
+           || '行：银行对同一笔款项既回报成功又回报失败，付款状态未改变（不重发），请与银行核实'
+FROM bank_return_answer b LEFT JOIN ledger_by_ref l USING (payment_ref)
+WHERE b.answer = 'contradictory'
 UNION ALL
 SELECT 'return_contradicts_reissue', 'error', l.payroll_month, l.payment_ref, l.program, l.id_number, l.region_code,
        l.service_month || ' ' || l.amount || ' 元已重发，银行又回报原款项成功：核对是否重复到账'

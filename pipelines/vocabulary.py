@@ -122,6 +122,7 @@ FINDING_TYPES = {
     "return_unknown_ref": "银行回盘中的支付参考号不是本系统发出的",
     "return_invalid_status": "银行回盘状态无法识别",
     "return_ref_not_released": "银行回盘的支付流水号属于尚未发出的批次（未采用）",
+    "return_contradictory": "银行对同一笔款项既回报成功又回报失败（待核实）",
     "return_file_duplicate": "同一回盘文件换名重复报送（未重复加载）",
     "return_file_withdrawn": "回盘文件已撤回，不再影响付款状态",
     "returned_not_reissued": "银行退回失败、尚未重发",

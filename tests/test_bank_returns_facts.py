@@ -251,3 +251,23 @@ def test_a_warehouse_from_before_keeps_the_returns_it_loaded(tmp_path):
     assert query(wh, "SELECT load_id, source_file, match FROM bank_return_received") == [
         (1, "bank_returns/old.csv", "matched")]
     assert query(wh, "SELECT load_id, status FROM bank_return_file") == [(1, "loaded")]
+
+
+def test_a_file_that_answers_one_payment_both_ways_is_a_finding_not_decided_by_row_order(tmp_path):
+    """Attack finding 7: one return file says 失败 and then 成功 for A's transfer. Whichever row came
+    last used to decide. Now A's payment stays `sent` (neither paid nor reissued) with a finding
+    naming both rows; B, answered once, is paid. A later file that answers once settles it."""
+    inbox, wh = _january_released(tmp_path)
+    folder = inbox / "2020-02" / "bank_returns"
+    ref_a, ref_b = _ref(wh, A), _ref(wh, B)
+    for rows in ([[ref_a, "失败", "户名不符"], [ref_a, "成功", ""], [ref_b, "成功", ""]],
+                 [[ref_a, "成功", ""], [ref_a, "失败", "户名不符"], [ref_b, "成功", ""]]):
+        shutil.rmtree(folder, ignore_errors=True)
+        write_csv(folder / f"ICBC_{len(list(tmp_path.glob('*')))}.csv", RETURN_HEADER, rows)
+        assert _returns(tmp_path) == 0
+        assert _state(wh, A) == [("sent",)] and _state(wh, B) == [("paid",)]
+        found = _findings(wh, "return_contradictory")
+        assert [(f[0], f[1]) for f in found] == [("2020-01", ref_a)] and "第1、2行" in found[0][2], found
+    write_csv(folder / "ICBC_更正.csv", RETURN_HEADER, [[ref_a, "成功", ""]])
+    assert _returns(tmp_path) == 0
+    assert _state(wh, A) == [("paid",)] and _findings(wh, "return_contradictory") == []
