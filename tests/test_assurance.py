@@ -427,3 +427,26 @@ def test_a_month_withheld_for_a_death_since_withdrawn_is_paid_from_its_own_roste
     run(tmp_path, "2020-03")
     assert [r for r in _ledger(wh, "2020-03", p["id"]) if r[2] != "price_subsidy"] == [
         ("2020-02", "tekun", "arrears", "payable", D("1152.00")), ("2020-03", "tekun", "regular", "payable", D("1236.00"))]
+
+
+def test_a_withdrawn_death_pays_the_withheld_month_even_to_someone_off_the_roster(tmp_path):
+    """Engine-versus-model D15: February is withheld for a death reported in error; in March the
+    person is on no roster when the report is withdrawn. February is owed now, as it would be to
+    someone on a roster: 852 + 300 = 1152.00, from February's row, to the last account; before, it
+    waited until (if ever) the person came back."""
+    from pipelines.receivables import record_withdrawal
+
+    p, steady = person(95, "19400101"), person(96, "19410101")
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    for m in ("2020-01", "2020-02", "2020-03"):
+        rows = [_tekun(steady)] + ([_tekun(p)] if m <= "2020-02" else [])
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, rows)
+    write_csv(inbox / "2020-02" / "registry" / "deaths.csv", DEATHS, [[p["id"], p["name"], "2020-01-05", "公安"]])
+    run(tmp_path, "2020-01")
+    run(tmp_path, "2020-02")
+    record_withdrawal(wh, "2020-03", "deaths", p["id"], "2020-02", "王科长", "公安误报")
+    run(tmp_path, "2020-03")
+    assert query(wh, "SELECT service_month, line_type, status, amount, arrears_cause, payee_account FROM payment_ledger "
+                     "WHERE payroll_month = '2020-03' AND id_number = ? AND program = 'tekun' "
+                     "AND line_type <> 'price_subsidy'", [p["id"]]) == [
+        ("2020-02", "arrears", "payable", D("1152.00"), "death_withdrawn", "6222" + p["id"][6:14] + "0001")]

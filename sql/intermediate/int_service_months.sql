@@ -7,8 +7,8 @@
 --   S < P, never decided   (absent or quarantined then: late enrolment, corrected data; or not paid
 --                          because of a death since withdrawn) paid now
 --   S < P, accepted then and deliberately not paid: nothing
---   a unit on no roster now (gone): back pay of a raise for every month it was paid (from that
---   month's roster, to its last account)
+--   a unit on no roster now (gone): back pay of a raise for every month it was paid, and the months
+--   withheld for a death since withdrawn (from that month's roster, to its last account)
 -- grain: one row per unit, line program and service month.
 with units as (
     -- one row per unit: the entitlement window (for a household, its head's row)
@@ -72,7 +72,7 @@ gone as (
     -- or not paid now): back pay is due for every month they were paid (contract section 3: "for the
     -- months each person was paid"), from the roster of that month, to their last account; a month
     -- after a death now known is not owed (int_receivables recovers what was paid for it)
-    select p.unit_key, p.line_program, p.service_month,
+    select p.unit_key, p.line_program, p.service_month, 'raise_back_pay' as arrears_cause,
            case when exists (select 1 from decided d where d.unit_key = p.unit_key
                              and d.line_program = p.line_program and d.service_month = p.service_month)
                 then p.service_month else p.first_paid_payroll end as history_month
@@ -83,11 +83,28 @@ gone as (
       and not exists (select 1 from known_deaths k
                       where p.line_program <> 'dibao' and k.id_number = p.unit_key
                         and k.death_month < p.service_month)
+
+    union all
+
+    -- months withheld because of a death now withdrawn, of a unit on no roster now: owed now (as
+    -- they would be on a roster), from that month's own roster row, to the unit's last account
+    select w.unit_key, w.line_program, w.service_month, 'death_withdrawn', w.service_month
+    from hist_withdrawn w
+    join hist_units h
+      on h.unit_key = w.unit_key and h.line_program = w.line_program and h.basis_month = w.service_month
+    where not exists (select 1 from units u where u.unit_key = w.unit_key and u.line_program = w.line_program)
+      and not exists (select 1 from int_paid_history p where p.unit_key = w.unit_key
+                      and p.line_program = w.line_program and p.service_month = w.service_month
+                      and (p.was_paid or p.was_held))
+      and w.service_month >= h.enrolled_from
+      and w.service_month <= coalesce(h.enrolled_to, '9999-12')
+      and w.service_month <= coalesce(h.age_out_month, '9999-12')
+    group by all
 )
 
 select
     unit_key, line_program, service_month, 'history' as basis, 'arrears' as line_type,
-    'raise_back_pay' as arrears_cause, history_month
+    arrears_cause, history_month
 from gone
 
 union all

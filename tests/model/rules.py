@@ -484,7 +484,11 @@ class History:
             then = self.rosters[s]
             # every unit with a program line for S (paid, or held: D6), ...
             candidates = {u for (u, m) in self.entries if m == s and u[0] != "price_subsidy"}
-            candidates |= {u for u, rows in then.units.items() if any(r["id_number"] in withdrawn for r in rows)}
+            # D16: ... whose own payment the withdrawn death withheld (the person's, or the household
+            # of a head; a member's death withheld only the member's price subsidy, see above)
+            candidates |= {u for u, rows in then.units.items()
+                           if any(r["id_number"] in withdrawn and (u[0] != "dibao" or r["relation"] == HEAD)
+                                  for r in rows)}
             candidates |= {u for u in now.units if u not in then.units}  # late enrolment
             for unit in sorted(candidates):
                 paid = self.was_paid(unit, s)
