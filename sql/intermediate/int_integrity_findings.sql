@@ -98,6 +98,15 @@ name_conflicts as (
           group by id_number having count(distinct name) > 1) n using (id_number)
 ),
 
+rejected_files as (
+    -- a file refused whole (unreadable, a link, another month's, ...): its rows, if any could be
+    -- read, are quarantined FILE_REJECTED; the finding names the file and why, once
+    select 'file_rejected', 'error', program, null::VARCHAR, nullif(county, ''), 'file_rejected',
+           mask_long_numbers(source_file || '：' || reason_detail), source_file, null::BIGINT
+    from ingest_files
+    where status = 'rejected'
+),
+
 all_findings as (
     select * from duplicates
     union all select * from exclusive
@@ -106,6 +115,7 @@ all_findings as (
     union all select * from dead_members
     union all select * from shared_accounts
     union all select * from name_conflicts
+    union all select * from rejected_files
 ),
 
 near_duplicates as (
