@@ -58,6 +58,8 @@ _REASONS = [
     # row level: identity
     Reason("NAME_MISSING", "姓名为空", "name missing"),
     Reason("NAME_INVALID", "姓名或户名以 = + - @ 开头或含控制字符，不是有效姓名（可能是公式注入），请核对", "name looks like a formula"),
+    Reason("NAME_HIDDEN_CHARACTER", "姓名或户名中有换行、制表符、控制字符或零宽字符等看不见的字符，银行无法核对户名；"
+           "请删除后重新报送", "name or holder has line breaks, control or zero-width characters"),
     Reason("ID_MISSING", "身份证号为空", "ID number missing"),
     Reason("ID_FORMAT", "身份证号应为18位（17位数字加校验位），15位旧号码请换领后报送", "ID not 18 chars"),
     Reason("ID_CHECK_DIGIT", "身份证号校验位错误，请核对号码", "ID check digit wrong"),

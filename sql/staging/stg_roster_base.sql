@@ -33,6 +33,9 @@ normalised as (
         norm_text(bank_name)         as bank_name,
         norm_code(bank_account)      as bank_account,
         norm_text(account_holder)    as account_holder,
+        -- judged on the values as delivered: norm_text would turn an embedded line break into a space
+        case when has_hidden_characters(name) or has_hidden_characters(account_holder)
+             then 'NAME_HIDDEN_CHARACTER' end as hidden_characters,
         -- months and money
         norm_month(enrolled_from)    as enrolled_from,
         norm_month(enrolled_to)      as enrolled_to,
