@@ -118,6 +118,7 @@ FINDING_TYPES = {
     "guardian_deceased": "孤儿监护人已死亡，暂停待定新监护人",
     "living_subsidy_not_in_dibao": "困难残疾人生活补贴对象不在低保家庭",
     "account_holder_mismatch": "收款账户户名与应收款人不符",
+    "account_conflict_in_file": "同一文件中同一人出现两次且银行账号不同，暂停待核",
     "account_shared": "同一账户收取多个无关家庭的款项",
     "id_name_conflict": "同一身份证号在不同名册中姓名不同",
     "near_duplicate": "疑似同一人使用两个身份证号（记录链接）",

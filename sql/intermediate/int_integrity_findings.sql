@@ -48,6 +48,8 @@ held as (
                when 'guardian_deceased' then '监护人 ' || coalesce(mask_id(guardian_id_number), '') || ' 已在死亡登记中：'
                    || '款项暂停，请县民政部门确定新的监护人和账户'
                when 'account_holder_mismatch' then '账户名“' || coalesce(mask_name(account_holder), '') || '”不是应收款人'
+               when 'account_conflict_in_file' then '同一文件中此人出现两次，银行账号不同（本行 '
+                   || coalesce(mask_account(bank_account), '') || '）：暂停发放，请县民政部门核实后报送只有一个账户的更正文件'
            end,
            source_file, source_row
     from accepted
