@@ -59,6 +59,8 @@ MIN_HEADER_MATCHES = 3
 ROSTER_SUFFIXES = (".csv", ".xlsx", ".parquet")
 # An XLSX is a ZIP: refuse one that would inflate beyond this ratio or size (ZIP bombs).
 MAX_XLSX_RATIO = 200
+# a hidden <col min max> range may run to column XFD (16384): only the header's width matters
+MAX_HIDDEN_COLUMN_SPAN = 1024
 
 
 @dataclass
@@ -214,7 +216,7 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     res.county = name[:6] if name[:6].isdigit() else ""
     body, malformed = None, None
     try:
-        grid_header, body, malformed, hidden = _read_grid(data, res, settings.max_file_bytes)
+        grid_header, body, malformed, hidden, concealed = _read_grid(data, res, settings.max_file_bytes)
         mapping = _map_header(program, grid_header, res)
         table = _to_table(program, grid_header, body, malformed, mapping, res, settings.max_field_chars, hidden)
     except FileRejected as rej:
@@ -232,8 +234,13 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
         # a December file left in January's folder would pay December's roster as January's
         _reject(res, "FILE_MONTH_MISMATCH", f"文件名中的月份 {'、'.join(other_months)} 与所在文件夹的月份 "
                                             f"{ctx.month} 不符，整个文件未采用")
+    elif concealed := [_display_name(program, mapping[i]) for i, _label in concealed if i in mapping]:
+        # a hidden column of the roster's own (an account nobody saw when signing) would be paid;
+        # a hidden helper column that maps to nothing changes nothing
+        _reject(res, "FILE_COLUMN_HIDDEN", "被隐藏的列: " + "、".join(concealed))
+    if res.status == "rejected":  # its rows are kept with their values, quarantined, so the county sees them
         n = table.num_rows
-        return _replace_columns(table, file_status=["rejected"] * n, file_reason=["FILE_MONTH_MISMATCH"] * n)
+        return _replace_columns(table, file_status=["rejected"] * n, file_reason=[res.reason_code] * n)
     if res.sha256 in seen_hashes:
         res.status = "duplicate_delivery"
         res.duplicate_of = seen_hashes[res.sha256]
@@ -267,11 +274,11 @@ def _reject(res: FileResult, code: str, detail: str) -> None:
 
 def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     """Return (header cells, body columns as lists of str, malformed rows {row_no: text},
-    rows read from hidden places {row_no: reason code})."""
+    rows read from hidden places {row_no: reason code}, hidden columns [(index, header)])."""
     fmt = res.format
     if fmt == "csv":
         text, res.encoding = decode_text(data)
-        return (*_read_csv(text, res), {})
+        return (*_read_csv(text, res), {}, [])
     if fmt == "xlsx":
         res.encoding = "xlsx"
         return _read_xlsx(data, res, max_bytes)
@@ -283,7 +290,7 @@ def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     header = list(table.column_names)
     body = [[None if v is None else _cell_text(v) for v in col.to_pylist()] for col in table.columns]
     res.header_row = 0
-    return header, body, {}, {}
+    return header, body, {}, {}, []
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -377,7 +384,7 @@ def _read_xlsx(data: bytes, res: FileResult, max_bytes: int):
             inflated = sum(i.file_size for i in zf.infolist())
             if inflated > max_bytes or inflated > MAX_XLSX_RATIO * max(len(data), 1):
                 raise FileRejected("FILE_TOO_LARGE", f"XLSX 解压后 {inflated} 字节，疑似压缩炸弹")
-            hidden_rows = _hidden_row_numbers(zf)
+            hidden_rows, hidden_columns = _first_sheet_hidden(zf)
     except zipfile.BadZipFile as exc:
         raise FileRejected("FILE_UNREADABLE", "不是有效的 XLSX 文件") from exc
     from python_calamine import CalamineWorkbook, SheetVisibleEnum
@@ -397,11 +404,12 @@ def _read_xlsx(data: bytes, res: FileResult, max_bytes: int):
     res.header_row = h
     header = rows[h][1]
     width = len(header)
+    concealed = [(i, str(header[i])) for i in sorted(hidden_columns) if i < width and header[i] not in (None, "")]
     first_hidden = bool(sheets) and sheets[0].visible != SheetVisibleEnum.Visible
     body_rows, hidden = [], {}
     for number, cells in rows[h + 1:]:
         body_rows.append(cells)
-        if first_hidden or number in hidden_rows.get(0, set()):
+        if first_hidden or number in hidden_rows:
             hidden[len(body_rows)] = "SHEET_HIDDEN" if first_hidden else "ROW_HIDDEN"
     # a hidden sheet's columns are placed under the first sheet's header by their header text
     position = {normalise_header(c): i for i, c in enumerate(header) if c not in (None, "")}
@@ -418,7 +426,7 @@ def _read_xlsx(data: bytes, res: FileResult, max_bytes: int):
                               for i in range(width)])
             hidden[len(body_rows)] = "SHEET_HIDDEN"
     body = [[(r[i] if i < len(r) else None) for r in body_rows] for i in range(width)]
-    return header, body, {}, hidden
+    return header, body, {}, hidden, concealed
 
 
 def _nonempty_rows(grid) -> list[tuple[int, list]]:
@@ -431,10 +439,10 @@ _XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationship
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _hidden_row_numbers(zf: zipfile.ZipFile) -> dict[int, set[int]]:
-    """Sheet index -> row numbers (from 1) hidden in it (hidden="1", or a height of 0), for the first
-    sheet: calamine reads cell values only, so the row attributes come from the sheet's XML. The ZIP
-    was size-checked before; ElementTree resolves no external entity."""
+def _first_sheet_hidden(zf: zipfile.ZipFile) -> tuple[set[int], set[int]]:
+    """The first sheet's hidden rows (numbers from 1) and hidden columns (indexes from 0): hidden="1",
+    or a height or width of 0. calamine reads cell values only, so these come from the sheet's XML.
+    The ZIP was size-checked before; ElementTree resolves no external entity."""
     import posixpath
     import xml.etree.ElementTree as ET
 
@@ -446,24 +454,32 @@ def _hidden_row_numbers(zf: zipfile.ZipFile) -> dict[int, set[int]]:
     targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_PKG_REL}Relationship")}
     first = next(iter(workbook.iter(f"{_XLSX_MAIN}sheet")), None)
     if first is None:
-        return {}
+        return set(), set()
     target = targets.get(first.get(f"{_XLSX_REL}id"), "")
     part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
     hidden: set[int] = set()
+    columns: set[int] = set()
     try:
         with zf.open(part) as fh:
-            number = 0
-            for _event, el in ET.iterparse(fh):
+            number, sheet_data = 0, None
+            for event, el in ET.iterparse(fh, events=("start", "end")):
+                if event == "start":
+                    if el.tag == f"{_XLSX_MAIN}sheetData":
+                        sheet_data = el
+                    continue
                 if el.tag == f"{_XLSX_MAIN}row":
                     number = int(el.get("r") or number + 1)  # r is optional: rows then follow one another
                     if el.get("hidden") in ("1", "true") or el.get("ht") in ("0", "0.0"):
                         hidden.add(number)
-                    el.clear()
-                elif el.tag == f"{_XLSX_MAIN}c":
-                    el.clear()
+                    if sheet_data is not None:
+                        sheet_data.clear()  # a read row is dropped: a million rows never sit in memory
+                elif el.tag == f"{_XLSX_MAIN}col" and (el.get("hidden") in ("1", "true")
+                                                       or el.get("width") in ("0", "0.0")):
+                    low, high = int(el.get("min", 0)), int(el.get("max", 0))
+                    columns.update(range(low - 1, min(high, MAX_HIDDEN_COLUMN_SPAN + low - 1)))
     except (KeyError, ET.ParseError, ValueError) as exc:
         raise FileRejected("FILE_UNREADABLE", f"XLSX 工作表无法解析: {exc}") from exc
-    return {0: hidden}
+    return hidden, columns
 
 
 def _cell_text(v) -> str | None:

@@ -48,6 +48,8 @@ _REASONS = [
            "a symbolic link or special file in the inbox, not read"),
     Reason("FILE_MONTH_MISMATCH", "文件名中的月份与所在月份文件夹不符，整个文件未采用；请放入正确月份的文件夹或更正文件名",
            "the month in the file name is not its folder's month"),
+    Reason("FILE_COLUMN_HIDDEN", "表格中名册的列被隐藏，审核时看不到，整个文件未采用；请取消隐藏后重新报送",
+           "a roster column is hidden in the spreadsheet"),
     Reason("FILE_REJECTED", "所在文件被整体退回，见文件退回原因", "the whole file was rejected"),
     Reason("FILE_SUPERSEDED", "该县本月已报送更正文件，此行不在更正文件中", "file superseded by a correction"),
     Reason("ROW_MALFORMED", "该行列数与表头不符（可能被截断或多了逗号）", "row has the wrong number of fields"),

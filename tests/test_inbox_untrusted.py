@@ -171,6 +171,32 @@ def test_hidden_rows_and_sheets_are_read_and_quarantined_never_paid(tmp_path):
     assert "6222999900001111" not in payout_text(tmp_path, month)
 
 
+def test_a_hidden_roster_column_rejects_the_file(tmp_path):
+    """The account column hidden: the account paid would be one the caseworker never saw. The file is
+    rejected whole and its rows quarantined; a hidden column that is no roster's (a helper) is fine."""
+    inbox, wh, month = tmp_path / "inbox", tmp_path / "warehouse.duckdb", "2020-01"
+    for county, hide in (("210102", TEKUN.index("bank_account")), ("210103", len(TEKUN))):
+        buf = io.BytesIO()
+        wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+        ws = wb.add_worksheet()
+        ws.write_row(0, 0, [*TEKUN, "备注"])
+        ws.write_row(1, 0, [county, *tekun_row(P1 if county == "210102" else P2)[1:], "辅助列"])
+        ws.set_column(hide, hide, None, None, {"hidden": True})
+        wb.close()
+        path = roster_path(inbox, month, "tekun", f"{county}_tekun_202001.xlsx")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buf.getvalue())
+
+    run(tmp_path, month)
+
+    assert [r[0] for r in regular_lines(wh, month)] == [P2["id"]]
+    assert [(*r[:3], sorted(r[3])) for r in dispositions(wh, month, "rosters/tekun/210102_tekun_202001.xlsx")] == [
+        (1, P1["id"], "quarantined", ["FILE_COLUMN_HIDDEN", "FILE_REJECTED"])]
+    [(detail,)] = query(wh, "SELECT reason_detail FROM source_file WHERE payroll_month = ? AND status = 'rejected'",
+                        [month])
+    assert "银行账号(bank_account)" in detail
+
+
 def test_months_in_a_file_name():
     from pipelines.ingest import months_in_name
 
