@@ -119,6 +119,18 @@ def test_a_linked_registry_extract_stops_the_month_with_one_sentence(tmp_path):
     assert not (tmp_path / "out" / month / "payouts" / "manifest.json").exists()
 
 
+def test_a_linked_month_folder_stops_the_month_with_one_sentence(tmp_path):
+    """<inbox>/2020-01 linked to a folder elsewhere: nothing under it is read, and the run says why."""
+    elsewhere = tmp_path / "elsewhere"
+    write_csv(roster_path(elsewhere, "2020-01", "tekun", f"{C}_tekun_202001.csv"), TEKUN, [tekun_row(P1)])
+    (tmp_path / "inbox").mkdir()
+    os.symlink(elsewhere / "2020-01", tmp_path / "inbox" / "2020-01")
+    with pytest.raises(RunError) as err:
+        run(tmp_path, "2020-01")
+    assert "symbolic link" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
 def _hidden_workbook() -> bytes:
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True})
