@@ -22,7 +22,9 @@ from pipelines.idnumbers import mask_id
 from pipelines.months import parse_month
 from pipelines.settings import RunError
 
-CLEARABLE_HOLDS = ("household_head_deceased", "account_holder_mismatch", "guardian_deceased")
+# account_conflict_in_file: clearing it pays the account of the person's first row in the file
+CLEARABLE_HOLDS = ("household_head_deceased", "account_holder_mismatch", "guardian_deceased",
+                   "account_conflict_in_file")
 CLEARANCE_COLUMNS = ("clearance_id VARCHAR, program VARCHAR, id_number VARCHAR, hold_reason VARCHAR, "
                      "effective_payroll VARCHAR, through_payroll VARCHAR, cleared_by VARCHAR, cleared_at VARCHAR, "
                      "note VARCHAR")

@@ -7,8 +7,10 @@ the file as a whole can be used. Whole-file outcomes:
 
 - `loaded`: rows go on to validation;
 - `rejected`: unreadable, empty, header not found, required column missing, a column twice,
-  too large, or a row count far from the county's last month: readable rows are kept and
-  quarantined with FILE_REJECTED, so the county sees them;
+  too large, a month in its name other than its folder's, or a row count far from the county's
+  last month: readable rows are kept and quarantined with FILE_REJECTED, so the county sees them;
+  a symbolic link or a special file (FIFO, device) is refused unread (FILE_NOT_REGULAR), and so is
+  a program folder that is a link;
 - `duplicate_delivery`: the same bytes as an earlier file: each row is a `duplicate` of the same
   row of that file;
 - `superseded`: a later file (by name) for the same program and county replaces it: rows of the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -30,7 +33,17 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.faults import checkpoint
-from pipelines.io import atomic_path, ensure_dir, inbox_path, list_files, sha256_bytes
+from pipelines.io import (
+    ENTRY_KIND_ZH,
+    NotARegularFile,
+    atomic_path,
+    ensure_dir,
+    entry_kind,
+    inbox_path,
+    list_entries,
+    read_inbox_bytes,
+    sha256_bytes,
+)
 from pipelines.settings import PROGRAMS, RunContext, RunError
 from pipelines.vocabulary import (
     REASONS,
@@ -46,6 +59,8 @@ MIN_HEADER_MATCHES = 3
 ROSTER_SUFFIXES = (".csv", ".xlsx", ".parquet")
 # An XLSX is a ZIP: refuse one that would inflate beyond this ratio or size (ZIP bombs).
 MAX_XLSX_RATIO = 200
+# a hidden <col min max> range may run to column XFD (16384): only the header's width matters
+MAX_HIDDEN_COLUMN_SPAN = 1024
 
 
 @dataclass
@@ -81,14 +96,32 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     if not month_dir.exists():
         raise RunError(f"no inbox for {ctx.month}: {month_dir} does not exist (expected "
                        f"<inbox>/{ctx.month}/rosters/<program>/...)")
+    if entry_kind(month_dir) in ("symlink", "special"):
+        raise RunError(f"the inbox folder of {ctx.month} ({month_dir}) is a symbolic link or a special file: "
+                       f"doudi reads only real folders and files in the inbox; put the month's files there and rerun")
     folder = month_dir / "rosters" / program
     tables: list[pa.Table] = []
     results: list[FileResult] = []
     seen_hashes: dict[str, str] = {}
-    for path in list_files(folder):
+    # a linked folder would bring in files from anywhere: refused, and nothing in it is read
+    for linked in (month_dir / "rosters", folder):
+        kind = entry_kind(linked)
+        if kind in ("symlink", "special"):
+            res = FileResult(program=program, source_file=f"rosters/{program}")
+            _reject(res, "FILE_NOT_REGULAR", f"{linked.relative_to(month_dir)} 是{ENTRY_KIND_ZH[kind]}，"
+                                             "其中的文件一律未读取")
+            results.append(res)
+            break
+    for path in list_entries(folder) if not results else []:
         rel = f"rosters/{program}/{path.name}"
+        kind = entry_kind(path)
+        if kind == "folder":
+            continue  # a sub-folder is not a roster (as before); its files are not read
         res = FileResult(program=program, source_file=rel)
         results.append(res)
+        if kind != "file":
+            _reject(res, "FILE_NOT_REGULAR", f"{rel} 是{ENTRY_KIND_ZH[kind]}，未读取（收件箱只接受普通文件）")
+            continue
         table = _ingest_one(ctx, program, path, res, seen_hashes)
         if table is not None:
             tables.append(table)
@@ -150,6 +183,7 @@ META_COLUMNS = [
     ("duplicate_of_row", pa.int64()),
     ("row_malformed", pa.string()),  # the raw text of a row whose column count was wrong
     ("extra", pa.string()),  # JSON of unknown columns, kept for lineage
+    ("row_hidden", pa.string()),  # ROW_HIDDEN / SHEET_HIDDEN: read from where a caseworker cannot see it
 ]
 
 
@@ -172,15 +206,19 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     if size > settings.max_file_bytes:
         _reject(res, "FILE_TOO_LARGE", f"文件 {size} 字节，超过上限 {settings.max_file_bytes} 字节")
         return None
-    data = path.read_bytes()
+    try:
+        data = read_inbox_bytes(path)
+    except NotARegularFile as exc:  # replaced by a link or a FIFO since the folder was listed
+        _reject(res, "FILE_NOT_REGULAR", f"{res.source_file} 是{ENTRY_KIND_ZH[exc.kind]}，未读取")
+        return None
     res.sha256 = sha256_bytes(data)
     res.format = name.rsplit(".", 1)[-1].lower()
     res.county = name[:6] if name[:6].isdigit() else ""
     body, malformed = None, None
     try:
-        grid_header, body, malformed = _read_grid(data, res, settings.max_file_bytes)
+        grid_header, body, malformed, hidden, concealed = _read_grid(data, res, settings.max_file_bytes)
         mapping = _map_header(program, grid_header, res)
-        table = _to_table(program, grid_header, body, malformed, mapping, res, settings.max_field_chars)
+        table = _to_table(program, grid_header, body, malformed, mapping, res, settings.max_field_chars, hidden)
     except FileRejected as rej:
         _reject(res, rej.code, rej.detail)
         # keep what rows we could count, so the county sees them quarantined
@@ -191,6 +229,18 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     county = Counter(table.column("region_code").to_pylist()).most_common(1)
     if county and county[0][0]:
         res.county = fold_fullwidth(county[0][0]).strip()
+    other_months = sorted({m for m in months_in_name(name) if m != ctx.month})
+    if other_months:
+        # a December file left in January's folder would pay December's roster as January's
+        _reject(res, "FILE_MONTH_MISMATCH", f"文件名中的月份 {'、'.join(other_months)} 与所在文件夹的月份 "
+                                            f"{ctx.month} 不符，整个文件未采用")
+    elif concealed := [_display_name(program, mapping[i]) for i, _label in concealed if i in mapping]:
+        # a hidden column of the roster's own (an account nobody saw when signing) would be paid;
+        # a hidden helper column that maps to nothing changes nothing
+        _reject(res, "FILE_COLUMN_HIDDEN", "被隐藏的列: " + "、".join(concealed))
+    if res.status == "rejected":  # its rows are kept with their values, quarantined, so the county sees them
+        n = table.num_rows
+        return _replace_columns(table, file_status=["rejected"] * n, file_reason=[res.reason_code] * n)
     if res.sha256 in seen_hashes:
         res.status = "duplicate_delivery"
         res.duplicate_of = seen_hashes[res.sha256]
@@ -203,6 +253,19 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     return table
 
 
+# A month in a file name, as counties write it: 202001, 2020-01, 2020.1, 2020年1月. Years 19xx/20xx
+# only, between non-digits, so the six-digit county code in front (210124, no province code starts
+# with 19 or 20) and an eight-digit date (20200131) are not taken for a month.
+_NAME_MONTHS = (re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])(?!\d)"),
+                re.compile(r"(?<!\d)((?:19|20)\d{2})[-.年](0?[1-9]|1[0-2])(?!\d)"))
+
+
+def months_in_name(name: str) -> set[str]:
+    """The months (YYYY-MM) a roster file's name states; empty when it states none."""
+    stem = fold_fullwidth(name).rsplit(".", 1)[0]
+    return {f"{m.group(1)}-{int(m.group(2)):02d}" for pattern in _NAME_MONTHS for m in pattern.finditer(stem)}
+
+
 def _reject(res: FileResult, code: str, detail: str) -> None:
     res.status = "rejected"
     res.reason_code = code
@@ -210,11 +273,12 @@ def _reject(res: FileResult, code: str, detail: str) -> None:
 
 
 def _read_grid(data: bytes, res: FileResult, max_bytes: int):
-    """Return (header cells, body columns as lists of str, malformed rows {row_no: text})."""
+    """Return (header cells, body columns as lists of str, malformed rows {row_no: text},
+    rows read from hidden places {row_no: reason code}, hidden columns [(index, header)])."""
     fmt = res.format
     if fmt == "csv":
         text, res.encoding = decode_text(data)
-        return _read_csv(text, res)
+        return (*_read_csv(text, res), {}, [])
     if fmt == "xlsx":
         res.encoding = "xlsx"
         return _read_xlsx(data, res, max_bytes)
@@ -226,7 +290,7 @@ def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     header = list(table.column_names)
     body = [[None if v is None else _cell_text(v) for v in col.to_pylist()] for col in table.columns]
     res.header_row = 0
-    return header, body, {}
+    return header, body, {}, {}, []
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -311,31 +375,114 @@ def _read_csv(text: str, res: FileResult):
 
 
 def _read_xlsx(data: bytes, res: FileResult, max_bytes: int):
+    """The first sheet (contract section 1), and the rows a caseworker cannot see: a hidden row of it,
+    every row of it if it is hidden, and the rows of any hidden or very hidden sheet whose header is
+    a roster's. Those are read, numbered after the first sheet's rows, and marked (ROW_HIDDEN,
+    SHEET_HIDDEN) to be quarantined: a row nobody saw when the roster was signed is never paid."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             inflated = sum(i.file_size for i in zf.infolist())
+            if inflated > max_bytes or inflated > MAX_XLSX_RATIO * max(len(data), 1):
+                raise FileRejected("FILE_TOO_LARGE", f"XLSX 解压后 {inflated} 字节，疑似压缩炸弹")
+            hidden_rows, hidden_columns = _first_sheet_hidden(zf)
     except zipfile.BadZipFile as exc:
         raise FileRejected("FILE_UNREADABLE", "不是有效的 XLSX 文件") from exc
-    if inflated > max_bytes or inflated > MAX_XLSX_RATIO * max(len(data), 1):
-        raise FileRejected("FILE_TOO_LARGE", f"XLSX 解压后 {inflated} 字节，疑似压缩炸弹")
-    from python_calamine import CalamineWorkbook
+    from python_calamine import CalamineWorkbook, SheetVisibleEnum
 
     try:
         wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        sheets = wb.sheets_metadata
         grid = wb.get_sheet_by_index(0).to_python(skip_empty_area=False)
+        hidden_grids = [wb.get_sheet_by_index(i).to_python(skip_empty_area=False)
+                        for i, m in enumerate(sheets) if i > 0 and m.visible != SheetVisibleEnum.Visible]
     except Exception as exc:  # noqa: BLE001
         raise FileRejected("FILE_UNREADABLE", f"XLSX 无法解析: {exc}") from exc
-    rows = [[_cell_text(v) for v in row] for row in grid]
-    rows = [r for r in rows if any(v not in (None, "") for v in r)]
+    rows = _nonempty_rows(grid)  # (sheet row number from 1, cells)
     if not rows:
         raise FileRejected("FILE_EMPTY", "工作表为空")
-    h = _find_header(rows, res)
+    h = _find_header([r for _, r in rows], res)
     res.header_row = h
-    header = rows[h]
+    header = rows[h][1]
     width = len(header)
-    body_rows = rows[h + 1:]
+    concealed = [(i, str(header[i])) for i in sorted(hidden_columns) if i < width and header[i] not in (None, "")]
+    first_hidden = bool(sheets) and sheets[0].visible != SheetVisibleEnum.Visible
+    body_rows, hidden = [], {}
+    for number, cells in rows[h + 1:]:
+        body_rows.append(cells)
+        if first_hidden or number in hidden_rows:
+            hidden[len(body_rows)] = "SHEET_HIDDEN" if first_hidden else "ROW_HIDDEN"
+    # a hidden sheet's columns are placed under the first sheet's header by their header text
+    position = {normalise_header(c): i for i, c in enumerate(header) if c not in (None, "")}
+    for sheet in hidden_grids:
+        sheet_rows = [r for _, r in _nonempty_rows(sheet)]
+        try:
+            sh = _find_header(sheet_rows, res)
+        except FileRejected:
+            continue  # no roster header (a list behind a drop-down, notes): no row of it can be paid
+        columns = {position[normalise_header(c)]: j for j, c in enumerate(sheet_rows[sh])
+                   if c not in (None, "") and normalise_header(c) in position}
+        for cells in sheet_rows[sh + 1:]:
+            body_rows.append([cells[columns[i]] if i in columns and columns[i] < len(cells) else None
+                              for i in range(width)])
+            hidden[len(body_rows)] = "SHEET_HIDDEN"
     body = [[(r[i] if i < len(r) else None) for r in body_rows] for i in range(width)]
-    return header, body, {}
+    return header, body, {}, hidden, concealed
+
+
+def _nonempty_rows(grid) -> list[tuple[int, list]]:
+    rows = [(n, [_cell_text(v) for v in row]) for n, row in enumerate(grid, start=1)]
+    return [(n, r) for n, r in rows if any(v not in (None, "") for v in r)]
+
+
+_XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_ROW_OR_COL = re.compile(rb"<(?:\w+:)?(row|col)\b([^>]*)>")
+_ATTRIBUTE = re.compile(rb'\b(r|hidden|ht|min|max|width)="([^"]*)"')
+
+
+def _first_sheet_hidden(zf: zipfile.ZipFile) -> tuple[set[int], set[int]]:
+    """The first sheet's hidden rows (numbers from 1) and hidden columns (indexes from 0): hidden="1",
+    or a height or width of 0. calamine reads cell values only, so these come from the sheet's XML.
+    The ZIP was size-checked before; ElementTree (for the two small parts) resolves no external entity."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+
+    try:
+        workbook = ET.fromstring(zf.read("xl/workbook.xml"))
+        rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ET.ParseError) as exc:
+        raise FileRejected("FILE_UNREADABLE", f"XLSX 结构损坏: {exc}") from exc
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_PKG_REL}Relationship")}
+    first = next(iter(workbook.iter(f"{_XLSX_MAIN}sheet")), None)
+    if first is None:
+        return set(), set()
+    target = targets.get(first.get(f"{_XLSX_REL}id"), "")
+    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+    hidden: set[int] = set()
+    columns: set[int] = set()
+    try:
+        with zf.open(part) as fh:
+            # the start tags of <row> and <col> only, found by pattern as the XML streams: no
+            # raw "<" can stand in XML text or attribute values, and a parser building every
+            # cell spent 16 s on a 200,000-row sheet that this reads in well under one
+            number, tail = 0, b""
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                buffer = tail + chunk
+                cut = buffer.rfind(b"<")
+                buffer, tail = buffer[:cut], buffer[cut:]
+                for tag, attributes in _ROW_OR_COL.findall(buffer):
+                    a = dict(_ATTRIBUTE.findall(attributes))
+                    if tag == b"row":
+                        number = int(a.get(b"r") or number + 1)  # r is optional: rows then follow one another
+                        if a.get(b"hidden") in (b"1", b"true") or a.get(b"ht") in (b"0", b"0.0"):
+                            hidden.add(number)
+                    elif a.get(b"hidden") in (b"1", b"true") or a.get(b"width") in (b"0", b"0.0"):
+                        low, high = int(a.get(b"min", b"0")), int(a.get(b"max", b"0"))
+                        columns.update(range(low - 1, min(high, MAX_HIDDEN_COLUMN_SPAN + low - 1)))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise FileRejected("FILE_UNREADABLE", f"XLSX 工作表无法解析: {exc}") from exc
+    return hidden, columns
 
 
 def _cell_text(v) -> str | None:
@@ -384,7 +531,8 @@ def _display_name(program: str, canonical: str) -> str:
     return f"{table[canonical][0]}({canonical})"
 
 
-def _to_table(program, header, body, malformed, mapping, res: FileResult, max_field_chars: int) -> pa.Table:
+def _to_table(program, header, body, malformed, mapping, res: FileResult, max_field_chars: int,
+              hidden: dict[int, str] | None = None) -> pa.Table:
     n_valid = len(body[0]) if body else 0
     n = n_valid + len(malformed)
     res.rows = n
@@ -414,7 +562,9 @@ def _to_table(program, header, body, malformed, mapping, res: FileResult, max_fi
     row_malformed = [None] * n
     for num in bad_numbers:
         row_malformed[slot[num]] = malformed[num][:max_field_chars * 4]
-    return _rows_table(program, res, order, "loaded", cols, row_malformed=row_malformed, extra=extra)
+    row_hidden = [(hidden or {}).get(num) for num in order]
+    return _rows_table(program, res, order, "loaded", cols, row_malformed=row_malformed, extra=extra,
+                       row_hidden=row_hidden)
 
 
 def _rejected_rows(program: str, res: FileResult, body, malformed) -> pa.Table | None:
@@ -428,7 +578,7 @@ def _rejected_rows(program: str, res: FileResult, body, malformed) -> pa.Table |
 
 def _rows_table(program: str, res: FileResult, source_rows: list[int], file_status: str, values: dict,
                 file_reason: str | None = None, row_malformed: list | None = None,
-                extra: list | None = None) -> pa.Table:
+                extra: list | None = None, row_hidden: list | None = None) -> pa.Table:
     """One file's rows with their lineage columns; canonical columns not in `values` are empty."""
     n = len(source_rows)
     empty = [None] * n
@@ -443,6 +593,7 @@ def _rows_table(program: str, res: FileResult, source_rows: list[int], file_stat
         "duplicate_of_row": empty,
         "row_malformed": row_malformed or empty,
         "extra": extra or empty,
+        "row_hidden": row_hidden or empty,
     }
     columns = {c: values.get(c, empty) for c in columns_for(program)}
     return pa.table({**meta, **columns}, schema=row_schema(program))

@@ -65,6 +65,7 @@ def check_integrity(ctx: RunContext) -> dict:
     run_model(con, "staging/stg_policy_parameters.sql")
     files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
     con.execute(f"CREATE VIEW validated_rows AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    _register_ingest_files(ctx, con)
     _load_history(ctx, con)
     registries = _register_registries(ctx, con)
     for model in INTEGRITY_MODELS:
@@ -149,13 +150,23 @@ def _read_registry_csv(ctx: RunContext, name: str, need: set[str]) -> list[dict]
     import io
 
     from pipelines.ingest import FileRejected, decode_text
-    from pipelines.io import inbox_path
+    from pipelines.io import NotARegularFile, entry_kind, inbox_path, read_inbox_bytes
 
     path = inbox_path(ctx.inbox) / ctx.month / "registry" / f"{name}.csv"
-    if not path.exists():
+    # a linked extract (or folder) could be any file on the machine: the month stops rather than
+    # going on without the deaths it may hold, or reading what it points at
+    for entry in (path.parent, path):
+        if entry_kind(entry) in ("symlink", "special"):
+            raise RunError(f"{ctx.month}/registry/{'' if entry is path.parent else name + '.csv'} is a symbolic "
+                           "link or a special file, and doudi reads only regular files in the inbox: put the "
+                           "extract itself there and rerun")
+    if entry_kind(path) == "missing":
         return None
     try:
-        text, _ = decode_text(path.read_bytes())
+        text, _ = decode_text(read_inbox_bytes(path))
+    except NotARegularFile as exc:
+        raise RunError(f"{ctx.month}/registry/{name}.csv is not a regular file ({exc.kind}): put the extract "
+                       "itself there and rerun") from exc
     except FileRejected as exc:
         raise RunError(f"registry/{name}.csv cannot be read: {exc.detail}") from exc
     reader = csv.DictReader(io.StringIO(text))
@@ -216,6 +227,19 @@ def _register_registries(ctx: RunContext, con) -> list[str]:
     con.execute("CREATE VIEW raw_registry AS SELECT registry, id_number, name, evidence, "
                 "payroll_month AS reported_month FROM registry_known WHERE registry <> 'deaths'")
     return present
+
+
+def _register_ingest_files(ctx: RunContext, con) -> None:
+    """ingest_files: every roster file of the month and its whole-file outcome (the rejected ones
+    become findings)."""
+    from pipelines.ingest import FILES_SCHEMA
+
+    paths = [p for p in (ctx.work_dir / "ingest" / f"{prog}.files.parquet" for prog in PROGRAMS) if p.exists()]
+    if paths:
+        files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
+        con.execute(f"CREATE VIEW ingest_files AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    else:
+        con.execute("CREATE TABLE ingest_files (" + ", ".join(f"{f.name} VARCHAR" for f in FILES_SCHEMA) + ")")
 
 
 def _warehouse_attached(con) -> bool:

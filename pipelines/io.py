@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,60 @@ def sha256_file(path: Path) -> str:
 def inbox_path(inbox: str) -> UPath:
     """The inbox as a path that may be local or on object storage (s3://, memory://, ...)."""
     return UPath(inbox)
+
+
+def entry_kind(path) -> str:
+    """What an inbox entry is, without following it: "file", "folder", "symlink", "special" (a FIFO,
+    a device, a socket) or "missing". On object storage there are no links: files and folders only."""
+    if not isinstance(path, Path):  # fsspec (s3://, memory://): no symbolic links or devices there
+        return "folder" if path.is_dir() else "file" if path.is_file() else "missing"
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "special"
+
+
+ENTRY_KIND_ZH = {"symlink": "符号链接", "special": "特殊文件（管道、设备或套接字）", "folder": "文件夹",
+                 "missing": "不存在的文件"}
+
+
+class NotARegularFile(OSError):
+    """An inbox entry that is a link or a special file: refused, never followed or read."""
+
+    def __init__(self, path, kind: str):
+        super().__init__(f"{path} is a {kind}, not a regular file")
+        self.kind = kind
+
+
+def read_inbox_bytes(path) -> bytes:
+    """The bytes of a regular file of the inbox. A symbolic link is never followed (O_NOFOLLOW) and a
+    FIFO or device is never read (O_NONBLOCK: opening a FIFO does not wait for a writer; fstat on the
+    opened descriptor then refuses it), so swapping a link in after the folder was listed changes nothing."""
+    if not isinstance(path, Path):
+        return path.read_bytes()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if entry_kind(path) in ("symlink", "special"):
+            raise NotARegularFile(path, entry_kind(path)) from exc
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, "folder" if stat.S_ISDIR(mode) else "special")
+        return fh.read()
+
+
+def list_entries(folder) -> list:
+    """Every entry of an inbox folder but hidden and temporary ones (names starting with . or ~$),
+    sorted by name, whatever it is: the caller refuses what is not a regular file, never skips it
+    silently."""
+    if entry_kind(folder) != "folder":
+        return []
+    return sorted((p for p in folder.iterdir() if not p.name.startswith((".", "~$"))), key=lambda p: p.name)
 
 
 def list_files(folder: UPath) -> list[UPath]:

@@ -13,6 +13,15 @@ CREATE OR REPLACE MACRO fold_fullwidth(s) AS
 CREATE OR REPLACE MACRO norm_text(s) AS
     nullif(trim(regexp_replace(fold_fullwidth(s), '\s+', ' ', 'g')), '');
 
+-- a name as delivered holds a character nobody sees: a line break or tab inside it, another control
+-- character, a zero-width or direction mark (U+200B..U+200F, U+202A..U+202E, U+2060.., U+FEFF) or a
+-- line/paragraph separator. White space at either end is ordinary typing (trimmed, contract section 1).
+-- Such a name is quarantined, not repaired: "张\n三" may be 张三 or two people's cells run together,
+-- and a bank matches the holder's name character by character, so only the county can say which.
+CREATE OR REPLACE MACRO has_hidden_characters(s) AS
+    coalesce(regexp_matches(regexp_replace(s, '^[\s\x{3000}]+|[\s\x{3000}]+$', '', 'g'),
+                            '[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]'), false);
+
 -- codes and numbers: no spaces at all, upper case (lowercase x in ID numbers)
 CREATE OR REPLACE MACRO norm_code(s) AS
     nullif(upper(regexp_replace(fold_fullwidth(s), '\s+', '', 'g')), '');

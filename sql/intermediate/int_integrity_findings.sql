@@ -52,6 +52,8 @@ held as (
                when 'guardian_deceased' then '监护人 ' || coalesce(mask_id(guardian_id_number), '') || ' 已在死亡登记中：'
                    || '款项暂停，请县民政部门确定新的监护人和账户'
                when 'account_holder_mismatch' then '账户名“' || coalesce(mask_name(account_holder), '') || '”不是应收款人'
+               when 'account_conflict_in_file' then '同一文件中此人出现两次，银行账号不同（本行 '
+                   || coalesce(mask_account(bank_account), '') || '）：暂停发放，请县民政部门核实后报送只有一个账户的更正文件'
            end,
            source_file, source_row
     from accepted
@@ -102,6 +104,15 @@ name_conflicts as (
           group by id_number having count(distinct name) > 1) n using (id_number)
 ),
 
+rejected_files as (
+    -- a file refused whole (unreadable, a link, another month's, ...): its rows, if any could be
+    -- read, are quarantined FILE_REJECTED; the finding names the file and why, once
+    select 'file_rejected', 'error', program, null::VARCHAR, nullif(county, ''), 'file_rejected',
+           mask_long_numbers(source_file || '：' || reason_detail), source_file, null::BIGINT
+    from ingest_files
+    where status = 'rejected'
+),
+
 all_findings as (
     select * from duplicates
     union all select * from exclusive
@@ -110,6 +121,7 @@ all_findings as (
     union all select * from dead_members
     union all select * from shared_accounts
     union all select * from name_conflicts
+    union all select * from rejected_files
 ),
 
 near_duplicates as (

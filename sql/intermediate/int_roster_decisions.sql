@@ -34,6 +34,18 @@ household_in_two_counties as (
     having count(distinct region_code) > 1
 ),
 
+account_conflicts as (
+    -- the same person twice in one file with two different accounts: the first row survives (its
+    -- twin is a duplicate), but which account is theirs only the county can say: held until a
+    -- corrected file brings one account, or a caseworker who checked it clears the hold
+    select s.source_file, s.source_row
+    from int_roster_all d
+    join int_roster_all s on s.source_file = d.source_file and s.source_row = d.duplicate_of_row
+    where d.duplicate_rule = 'same_person_same_file'
+      and d.bank_account is not null and s.bank_account is not null and d.bank_account <> s.bank_account
+    group by all
+),
+
 head_deaths as (
     select distinct household_id from int_deaths where program = 'dibao' and relation = '户主' and death_date_valid
 ),
@@ -89,6 +101,7 @@ select
         when r.disposition <> 'accepted' or d.source_row is not null then null
         when r.program = 'dibao' and hd.household_id is not null then 'household_head_deceased'
         when r.program = 'orphan' and gd.id_number is not null then 'guardian_deceased'
+        when ac.source_row is not null then 'account_conflict_in_file'
         when r.bank_account is not null and expected_holder is not null
              and r.account_holder is distinct from expected_holder
             then 'account_holder_mismatch'
@@ -102,6 +115,7 @@ left join int_exclusions x on x.source_file = r.source_file and x.source_row = r
 left join living_not_in_dibao l on l.source_file = r.source_file and l.source_row = r.source_row
 left join int_deaths dead on dead.source_file = r.source_file and dead.source_row = r.source_row
      and dead.death_date_valid
+left join account_conflicts ac on ac.source_file = r.source_file and ac.source_row = r.source_row
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
 left join household_in_two_counties hc on hc.household_id = r.household_id and r.program = 'dibao'
 left join dead_guardians gd on gd.id_number = r.guardian_id_number and r.program = 'orphan'

@@ -17,6 +17,10 @@ normalised as (
         duplicate_of_file,
         duplicate_of_row,
         row_malformed,
+        row_hidden,
+        -- one column per rule (GX keeps one expectation per type and column)
+        nullif(row_hidden = 'ROW_HIDDEN', false)   as hidden_row,
+        nullif(row_hidden = 'SHEET_HIDDEN', false) as in_hidden_sheet,
         extra,
         grain_extra,
         -- identity
@@ -29,6 +33,9 @@ normalised as (
         norm_text(bank_name)         as bank_name,
         norm_code(bank_account)      as bank_account,
         norm_text(account_holder)    as account_holder,
+        -- judged on the values as delivered: norm_text would turn an embedded line break into a space
+        case when has_hidden_characters(name) or has_hidden_characters(account_holder)
+             then 'NAME_HIDDEN_CHARACTER' end as hidden_characters,
         -- months and money
         norm_month(enrolled_from)    as enrolled_from,
         norm_month(enrolled_to)      as enrolled_to,
@@ -67,11 +74,13 @@ checked as (
             and birth_date <= last_day(month_date(payroll_month))   as birth_ok,
         -- age in whole years on the last day of the payroll month
         date_sub('year', birth_date, last_day(month_date(payroll_month))) as age_at_payroll,
-        -- the same person twice in one file: the first row survives
-        case when in_play and id_number is not null
-              and row_number() over (partition by source_file, id_number, grain_extra order by source_row) > 1
+        -- the same person twice in one file: the first row survives. A hidden row (ROW_HIDDEN,
+        -- SHEET_HIDDEN) is no one's survivor: it is quarantined, and the visible row stands
+        case when in_play and id_number is not null and row_hidden is null
+              and row_number() over (partition by source_file, id_number, grain_extra, row_hidden is null
+                                     order by source_row) > 1
              then first_value(source_row)
-                  over (partition by source_file, id_number, grain_extra order by source_row)
+                  over (partition by source_file, id_number, grain_extra, row_hidden is null order by source_row)
         end                                                         as same_file_duplicate_of_row,
         -- numbered over the program's whole delivery, so a city partition keeps the same keys
         k.row_key
