@@ -37,7 +37,7 @@ import io
 import os
 from pathlib import Path
 
-from pipelines.io import inbox_path, list_files, sha256_bytes
+from pipelines.io import entry_kind, inbox_path, list_entries, read_inbox_bytes, sha256_bytes
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import tables_in
 
@@ -155,7 +155,19 @@ def _now() -> str:
 def read_folder(ctx: RunContext) -> list[tuple[str, bytes]]:
     """(name relative to the month's folder, bytes) of every file in the month's bank_returns folder."""
     folder = inbox_path(ctx.inbox) / ctx.month / "bank_returns"
-    return [(f"bank_returns/{p.name}", p.read_bytes()) for p in (list_files(folder) if folder.exists() else [])]
+    # read, not trusted (as the rosters): a link or special file is refused, never followed or read
+    kind = entry_kind(folder)
+    if kind in ("symlink", "special"):
+        raise RunError(f"{ctx.month}/bank_returns is a {kind}, not a folder: returns are read only from a real "
+                       "folder of regular files; nothing was loaded")
+    out = []
+    for entry in list_entries(folder):
+        kind = entry_kind(entry)
+        if kind != "file":
+            raise RunError(f"{ctx.month}/bank_returns/{entry.name} is a {kind}, not a regular file: put the return "
+                           "file itself there and load again; nothing was loaded")
+        out.append((f"bank_returns/{entry.name}", read_inbox_bytes(entry)))
+    return out
 
 
 def parse_file(rel: str, data: bytes) -> tuple[str, list[tuple], str, str | None]:

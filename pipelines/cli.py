@@ -336,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as exc:
         print(f"doudi: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a task body (pipelines.tasks) wraps a RunError for Airflow: the same sentence
+        if isinstance(exc.__cause__, RunError):
+            print(f"doudi: {exc.__cause__}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -271,3 +271,19 @@ def test_a_file_that_answers_one_payment_both_ways_is_a_finding_not_decided_by_r
     write_csv(folder / "ICBC_更正.csv", RETURN_HEADER, [[ref_a, "成功", ""]])
     assert _returns(tmp_path) == 0
     assert _state(wh, A) == [("paid",)] and _findings(wh, "return_contradictory") == []
+
+
+def test_a_linked_return_file_is_refused_unread_and_nothing_is_loaded(tmp_path, capsys):
+    """The inbox is read, not trusted (issue 17, case 5), the bank_returns folder too: a link to a
+    return file elsewhere is not followed; the load stops in one sentence and records nothing."""
+    inbox, wh = _january_released(tmp_path)
+    elsewhere = write_csv(tmp_path / "elsewhere" / "ICBC.csv", RETURN_HEADER, [[_ref(wh, A), "失败", "户名不符"]])
+    folder = inbox / "2020-02" / "bank_returns"
+    folder.mkdir(parents=True)
+    (folder / "ICBC_回盘.csv").symlink_to(elsewhere)
+    capsys.readouterr()
+    assert _returns(tmp_path) != 0
+    err = capsys.readouterr().err
+    assert "ICBC_回盘.csv is a symlink" in err and "Traceback" not in err, err
+    assert _state(wh, A) == [("sent",)]
+    assert query(wh, "SELECT count(*) FROM bank_return_received") == [(0,)]
