@@ -157,6 +157,27 @@ def check_province_funded(ref, p, counties):
                 raise ReferenceGap(f"no fund share for {program} region {county}, payroll {p}")
 
 
+# the canonical values of contract section 2 that a standard is looked up by
+CARE_LEVELS = ("全自理", "半护理", "全护理")
+ORPHAN_PLACEMENTS = ("机构养育", "社会散居", "事实无人抚养")
+CLASS_CATEGORIES = ("老年", "重残", "重病", "未成年")
+
+
+def check_province_standards(ref, p, counties):
+    """D17, as D9: standards.csv must give, for payroll P, each standard a program's rule looks up
+    (tekun basic and care by level, the orphans' allowance by placement, the living subsidy, the
+    dibao standard and class add-on by category), urban and rural, in every county delivered this
+    month, whether anyone there needs it or not. (The nursing subsidy is by grade: a grade the
+    table does not list is not eligible, brief D3.)"""
+    needs = ([("tekun", "basic", None), ("disability", "living", None), ("dibao", "standard", None)]
+             + [("tekun", "care", c) for c in CARE_LEVELS] + [("orphan", "basic", c) for c in ORPHAN_PLACEMENTS]
+             + [("dibao", "class_addon", c) for c in CLASS_CATEGORIES])
+    for county in sorted(counties):
+        for ur in ("城市", "农村"):
+            for program, component, category in needs:
+                standard(ref, program, component, county, ur, category, p, p)
+
+
 def split_funds(amount: Decimal, shares) -> tuple:
     """Each part = floor(fen x share); the fen left over go to the largest remainders (ties: in order)."""
     total = int(amount * 100)
@@ -458,7 +479,9 @@ class History:
     def run_month(self, mi: MonthInput) -> MonthResult:
         p = mi.payroll_month
         # D9: refused before anything else if a program is not funded across the province
-        check_province_funded(self.ref, p, {r["region_code"] for rows in mi.rosters.values() for r in rows})
+        counties = {r["region_code"] for rows in mi.rosters.values() for r in rows}
+        check_province_funded(self.ref, p, counties)
+        check_province_standards(self.ref, p, counties)  # D17
         now = self.rosters[p] = RosterMonth(mi.rosters)
         receivables = self.learn_deaths(mi)
         lines, pending = [], []

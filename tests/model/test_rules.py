@@ -53,7 +53,9 @@ def std(program, component, amount, region="21", ur="*", cat="*", frm="2019-01",
 STANDARDS = [
     std("dibao", "standard", 500, ur=CITY), std("dibao", "standard", 300, ur=RURAL),
     std("tekun", "basic", 700), std("tekun", "care", 100, cat="全自理"), std("tekun", "care", 300, cat="半护理"),
+    std("tekun", "care", 600, cat="全护理"),
     std("orphan", "basic", 1200, cat="社会散居"), std("orphan", "basic", 1700, cat="机构养育"),
+    std("orphan", "basic", 1200, cat="事实无人抚养"),
     std("disability", "living", 70), std("disability", "nursing", 55, cat="1"),
     std("dibao", "class_addon", 30, cat="老年"), std("dibao", "class_addon", 60, cat="重残"),
     std("dibao", "class_addon", 60, cat="重病"), std("dibao", "class_addon", 40, cat="未成年"),
@@ -508,8 +510,12 @@ def test_duplicate_standard_version_refuses_the_month():
 def test_missing_standard_and_missing_cpi_refuse_the_month():
     # (changed by D3: a nursing grade without a standard is no longer a gap; a missing orphan
     # placement still is: no orphan/basic version for 事实无人抚养)
+    without = ref(standards=[r for r in STANDARDS if r["category"] != "事实无人抚养"])
     with pytest.raises(ReferenceGap, match="orphan/basic"):
-        run_history(ref(), [month("2020-01", orphan=[orphan(pid(9, birth="20100101"), placement="事实无人抚养")])])
+        run_history(without, [month("2020-01", orphan=[orphan(pid(9, birth="20100101"), placement="事实无人抚养")])])
+    # D17: whether anyone needs it or not
+    with pytest.raises(ReferenceGap, match="orphan/basic"):
+        run_history(without, [month("2020-01", tekun=[tekun(A)])])
     with pytest.raises(ReferenceGap, match="cpi"):
         run_history(ref(cpi=[]), [month("2020-01", tekun=[tekun(A)])])
 
@@ -649,9 +655,13 @@ def test_d3_nursing_grade_without_standard_no_line_but_missing_care_level_is_a_g
     ms = [month("2020-01", disability=[disability(B, "护理补贴", "3"), disability(C, "护理补贴", "1")])]
     res = run_history(ref(), ms)["2020-01"]
     assert [(x.id_number, x.program, x.amount) for x in res.lines] == [(C, "disability_nursing", D("55.00"))]
-    # tekun care level 全护理 has no tekun/care version: the month is refused
+    # tekun care level 全护理 has no tekun/care version: the month is refused (D17: even with nobody
+    # on that level, or on tekun at all)
+    without = ref(standards=[r for r in STANDARDS if r["category"] != "全护理"])
     with pytest.raises(ReferenceGap, match="tekun/care"):
-        run_history(ref(), [month("2020-01", tekun=[tekun(A, care="全护理")])])
+        run_history(without, [month("2020-01", tekun=[tekun(A, care="全护理")])])
+    with pytest.raises(ReferenceGap, match="tekun/care"):
+        run_history(without, ms)
 
 
 @pytest.mark.parametrize("rule,cpi,food", [
