@@ -172,6 +172,8 @@ def load_bank_returns(ctx: RunContext) -> dict:
         raise
     finally:
         con.close()
+    from pipelines.lifecycle import record_returns_loaded  # the months' lifecycle: released → returns_loaded
+    record_returns_loaded(ctx, touched)
     return {"files": len(files), "rejected_files": [f[1] for f in files if f[5] == "rejected"],
             "rows": dict(summary), "reconciliation_findings": dict(findings), "payroll_months": touched}
 

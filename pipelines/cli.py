@@ -2,8 +2,11 @@
 
     doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S
     doudi run      --month YYYY-MM --inbox DIR --reference DIR --out DIR --warehouse FILE [--supplementary]
+    doudi run      ... [--first-month] [--by NAME]   (months run in order; --first-month starts a history)
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
-    doudi release  --month YYYY-MM --out DIR --by NAME
+    doudi release  --month YYYY-MM --out DIR --by NAME   (only a published month that verifies)
+    doudi close    --month YYYY-MM --by NAME             (after its bank returns are loaded)
+    doudi state    --month YYYY-MM                       (the month's recorded transitions)
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
     doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
     doudi dictionary [--warehouse FILE] [--output docs/data_dictionary.md]
@@ -52,15 +55,17 @@ def cmd_run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipelines.faults import checkpoint
+    from pipelines.lifecycle import month_lock
     from pipelines.monthly import stages
 
     ctx = _ctx(args)
     console = Console(stderr=True)
-    steps = stages(ctx)
+    steps = stages(ctx, first_month=args.first_month, by=args.by)
     results = {}
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with month_lock(ctx), Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(f"doudi {ctx.month}", total=len(steps))
         for name, call in steps:
             progress.update(bar, description=f"{ctx.month} {name}")
@@ -78,19 +83,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import duckdb
-
-    from pipelines.payout import read_manifest
-    from pipelines.report import reconcile
-    from pipelines.sqlrun import attach_warehouse
+    from pipelines.lifecycle import verify_month
 
     ctx = _ctx(args)
-    con = duckdb.connect()
-    attach_warehouse(con, ctx.warehouse)
-    manifest = read_manifest(ctx)
-    checks = reconcile(ctx, con, manifest)
-    print(f"{ctx.month}: {len(manifest['files'])} files match the manifest; {checks['records']} records, "
-          f"{checks['ledger_sum']:.2f} yuan, equal to the ledger")
+    checks = verify_month(ctx, args.by)
+    print(f"{ctx.month}: {len(checks['manifest']['files'])} files match the manifest; {checks['records']} records, "
+          f"{checks['ledger_sum']:.2f} yuan, equal to the ledger (state {checks['state']})")
     return 0
 
 
@@ -100,6 +98,25 @@ def cmd_release(args) -> int:
     record = release(_ctx(args), args.by)
     print(f"{record['payroll_month']} released by {record['released_by']} at {record['released_at']}; "
           "its payout files will never be rewritten")
+    return 0
+
+
+def cmd_close(args) -> int:
+    from pipelines.lifecycle import record_transition, run_id_for
+
+    ctx = _ctx(args)
+    record_transition(ctx, ctx.month, "closed", args.by, run_id=run_id_for(ctx, fresh=True), note=args.note)
+    print(f"{ctx.month} closed by {args.by}: no run, supplement or release changes it any more")
+    return 0
+
+
+def cmd_state(args) -> int:
+    from pipelines.lifecycle import history
+
+    ctx = _ctx(args)
+    for row in history(ctx, ctx.month):
+        print("  ".join(str(row[k] or "") for k in ("recorded_at", "payroll_month", "from_state", "to_state",
+                                                     "supplement", "who", "run_id")))
     return 0
 
 
@@ -236,10 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(r)
     r.add_argument("--supplementary", action="store_true",
                    help="rerun a month already released: pay only what its released batches lack, in a new batch")
+    r.add_argument("--first-month", action="store_true",
+                   help="start this warehouse's history at --month although the inbox holds the month before")
+    r.add_argument("--by", help="who runs (recorded; default DOUDI_OPERATOR or the OS user)")
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("verify", help="check a month's payout files against its manifest and the ledger")
     _run_args(v, inbox=False)
+    v.add_argument("--by", help="who verifies (recorded; default DOUDI_OPERATOR or the OS user)")
     v.set_defaults(fn=cmd_verify)
+    cl = sub.add_parser("close", help="close a month whose bank returns are loaded (recorded; final)")
+    _run_args(cl, inbox=False)
+    cl.add_argument("--by", required=True, help="who closes (recorded)")
+    cl.add_argument("--note", help="why (recorded)")
+    cl.set_defaults(fn=cmd_close)
+    st = sub.add_parser("state", help="the recorded transitions of a month (table month_state)")
+    _run_args(st, inbox=False)
+    st.set_defaults(fn=cmd_state)
     rel = sub.add_parser("release", help="mark a month's payout files as sent to the banks (never rewritten)")
     _run_args(rel, inbox=False)
     rel.add_argument("--by", required=True, help="who releases (recorded)")
@@ -307,6 +336,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except RunError as exc:
         print(f"doudi: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a failure of the machine (locked warehouse, full disk): one sentence too
+        from pipelines.lifecycle import operational_message
+
+        try:
+            ctx = _ctx(args)
+        except Exception:  # noqa: BLE001 (the month itself may be what is wrong)
+            ctx = None
+        message = operational_message(exc, ctx, args.command)
+        if message is None:
+            raise
+        print(f"doudi: {message}", file=sys.stderr)
         return 1
 
 

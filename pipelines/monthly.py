@@ -14,6 +14,7 @@ from pipelines.compute import combine_compute, compute_partition, compute_paymen
 from pipelines.faults import checkpoint
 from pipelines.ingest import ingest_program
 from pipelines.integrity import check_integrity
+from pipelines.lifecycle import begin_run, month_lock
 from pipelines.partitions import (
     combine_validation,
     plan_compute_partitions,
@@ -28,9 +29,12 @@ from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
 
-def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
-    """check_reference and ingest: the same whether the month is partitioned or not."""
-    out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
+def _reading_stages(ctx: RunContext, first_month: bool = False,
+                    by: str | None = None) -> list[tuple[str, Callable[[], dict]]]:
+    """begin (may the month run now: pipelines/lifecycle.py), check_reference and ingest: the same
+    whether the month is partitioned or not."""
+    out: list[tuple[str, Callable[[], dict]]] = [("begin", lambda: begin_run(ctx, first_month, by)),
+                                                 ("check_reference", lambda: check_reference(ctx))]
     previous = previous_file_counts(ctx)
     for p in PROGRAMS:
         out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
@@ -46,8 +50,8 @@ def _writing_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
     ]
 
 
-def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
-    out = _reading_stages(ctx)
+def stages(ctx: RunContext, first_month: bool = False, by: str | None = None) -> list[tuple[str, Callable[[], dict]]]:
+    out = _reading_stages(ctx, first_month, by)
     for p in PROGRAMS:
         out.append((f"validate[{p}]", lambda p=p: validate_program(ctx, p)))
     out += [
@@ -79,11 +83,13 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
     yield from _writing_stages(ctx)
 
 
-def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None) -> dict:
+def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None, first_month: bool = False,
+              by: str | None = None) -> dict:
     results = {}
-    for name, call in stages(ctx):
-        results[name] = call()
-        checkpoint(f"after:{name}")
-        if on_stage:
-            on_stage(name, results[name])
+    with month_lock(ctx):
+        for name, call in stages(ctx, first_month, by):
+            results[name] = call()
+            checkpoint(f"after:{name}")
+            if on_stage:
+                on_stage(name, results[name])
     return results
