@@ -178,6 +178,8 @@ def record_transition(target: RunContext | Path, month: str, to_state: str, by: 
 def refusal(month: str, current: str | None, to_state: str) -> str:
     """Why a transition is refused, and what to do instead, in one sentence."""
     now = current or "never run"
+    if current == "closed":
+        return f"{month} is closed: no run, supplement, release or return changes it any more"
     if to_state in ("released",):
         if current in AFTER_RELEASE and current != "supplementary_verified":
             return f"{month} was already released (its state is {now}); nothing is released twice"

@@ -201,11 +201,9 @@ def test_a_second_run_of_the_month_is_refused_naming_the_holder(january, tmp_pat
     ok(doudi("verify", "--month", "2020-02", *paths(root)))
 
 
-# every recorded transition, killed just before and just after its row is written, and the
-# operator's next command: the same command again (before) or the next step (after)
+# every recorded transition, killed just before and just after its row is written; then the
+# operator's next command works: the killed command again (or, once recorded, the next step)
 STEPS = [
-    ("computed", lambda r: run_args(r, "2020-02")),
-    ("published", lambda r: run_args(r, "2020-02")),
     ("verified", lambda r: ["verify", "--month", "2020-02", *paths(r)]),
     ("released", lambda r: ["release", "--month", "2020-02", "--by", "王科长", *paths(r)]),
     ("returns_loaded", lambda r: ["returns", "--month", "2020-02", "--inbox", str(r / "inbox"), *paths(r)]),
@@ -213,59 +211,66 @@ STEPS = [
 ]
 
 
-def _prepare(root: Path, upto: str) -> None:
-    """Bring 2020-02 to the state before `upto`'s command."""
-    order = [s for s, _ in STEPS]
-    for state, command in STEPS[:order.index(upto)]:
-        if state == "published":
-            continue  # one run records computed and published
-        ok(doudi(*command(root)))
-        if state == "released":
-            _write_returns(root)
-
-
 def _write_returns(root: Path) -> None:
+    """2020-02's bank return file: every transfer of 2020-02 paid."""
     refs = query(root / "warehouse.duckdb", "SELECT payment_ref FROM payout_record WHERE payroll_month = '2020-02' "
                  "ORDER BY 1")
+    assert refs
     write_csv(root / "inbox" / "2020-02" / "bank_returns" / "icbc_202002.csv", ["payment_ref", "status", "reason"],
               [[r[0], "成功", ""] for r in refs])
 
 
+@pytest.fixture(scope="module")
+def february(january, tmp_path_factory):
+    """January's lab with 2020-02 run and published, and its bank return file in the inbox."""
+    root = tmp_path_factory.mktemp("february") / "lab"
+    shutil.copytree(january, root)
+    ok(doudi(*run_args(root, "2020-02")))
+    _write_returns(root)
+    return root
+
+
+@pytest.mark.parametrize("point", ["lifecycle.before:computed", "lifecycle.after:computed",
+                                   "lifecycle.before:published", "lifecycle.after:published"])
+def test_a_run_killed_at_its_transitions_leaves_nothing_releasable_and_reruns(january, tmp_path, point):
+    root = copy_of(january, tmp_path)
+    killed = doudi(*run_args(root, "2020-02"), env={"DOUDI_FAULT_AT": point})
+    assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-3000:])
+    payouts = root / "out" / "2020-02" / "payouts"
+    # publish killed inside its transaction is rolled back whole, its transition with it
+    assert "published" not in [s[1] for s in states(root, "2020-02")]
+    assert (payouts / NOT_PUBLISHED_MARKER).exists()
+    one_sentence(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert not (payouts / "released.json").exists()
+    ok(doudi(*run_args(root, "2020-02")))
+    ok(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert [s[1] for s in states(root, "2020-02")][-3:] == ["published", "verified", "released"]
+
+
 @pytest.mark.parametrize("moment", ["before", "after"])
 @pytest.mark.parametrize("state", [s for s, _ in STEPS])
-def test_a_kill_at_each_recorded_transition_leaves_a_state_the_next_command_continues(january, tmp_path, state,
-                                                                                      moment):
-    root = copy_of(january, tmp_path)
-    _prepare(root, state)
-    if state == "returns_loaded":
-        _write_returns(root)
+def test_a_kill_at_each_later_transition_leaves_a_state_the_next_command_continues(february, tmp_path, state,
+                                                                                  moment):
+    root = copy_of(february, tmp_path)
+    order = [s for s, _ in STEPS]
+    for _, command in STEPS[:order.index(state)]:
+        ok(doudi(*command(root)))
     command = dict(STEPS)[state](root)
     killed = doudi(*command, env={"DOUDI_FAULT_AT": f"lifecycle.{moment}:{state}"})
     assert killed.returncode == -signal.SIGKILL, (state, moment, killed.stderr[-3000:])
-    payouts = root / "out" / "2020-02" / "payouts"
-    recorded = [s[1] for s in states(root, "2020-02")]
-    if state in ("computed", "published"):
-        # nothing releasable: the month is not published, or its folder is still marked (publish
-        # killed inside its transaction is rolled back whole)
-        assert "published" not in recorded
-        assert one_sentence(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
-        assert not (payouts / "released.json").exists()
-    # the operator's next command works: the killed command again, then the rest of the life
-    if moment == "before" or state in ("computed", "published"):
+    if moment == "before":
         ok(doudi(*command))
-    for later_state, later in STEPS[[s for s, _ in STEPS].index(state) + 1:]:
-        if later_state == "published":
-            continue
+    for _, later in STEPS[order.index(state) + 1:]:
         ok(doudi(*later(root)))
-        if later_state == "released":
-            _write_returns(root)
     final = [s[1] for s in states(root, "2020-02")]
-    assert final[-1] == "closed", final
-    assert final.count("released") == 1 and final.count("closed") == 1, final
+    assert final[-4:] == ["verified", "released", "returns_loaded", "closed"], final
+    payouts = root / "out" / "2020-02" / "payouts"
     assert (payouts / "released.json").exists() and not (payouts / NOT_PUBLISHED_MARKER).exists()
     paid = query(root / "warehouse.duckdb", "SELECT DISTINCT payment_state FROM payment_ledger "
                  "WHERE payroll_month = '2020-02' AND status = 'payable'")
     assert paid == [("paid",)]
+    # closed is final: neither a rerun nor a supplementary run changes the month
+    assert "closed" in one_sentence(doudi(*run_args(root, "2020-02", "--supplementary")))
 
 
 def test_a_full_disk_at_publish_is_one_sentence_and_leaves_nothing_releasable(january, tmp_path):
