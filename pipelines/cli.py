@@ -55,17 +55,18 @@ def cmd_run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipelines.faults import checkpoint
-    from pipelines.lifecycle import month_lock
+    from pipelines.lifecycle import begin_run, month_lock
     from pipelines.monthly import stages
 
     ctx = _ctx(args)
     console = Console(stderr=True)
-    steps = stages(ctx, first_month=args.first_month, by=args.by)
+    steps = stages(ctx)
     results = {}
     started = time.perf_counter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     with month_lock(ctx), Progress(*columns, console=console, transient=False) as progress:
+        begin_run(ctx, args.first_month, args.by)  # refused if released, or if the month before was not run
         bar = progress.add_task(f"doudi {ctx.month}", total=len(steps))
         for name, call in steps:
             progress.update(bar, description=f"{ctx.month} {name}")
@@ -116,7 +117,7 @@ def cmd_state(args) -> int:
     ctx = _ctx(args)
     for row in history(ctx, ctx.month):
         print("  ".join(str(row[k] or "") for k in ("recorded_at", "payroll_month", "from_state", "to_state",
-                                                     "supplement", "who", "run_id")))
+                                                     "supplement", "who", "run_id", "note")))
     return 0
 
 

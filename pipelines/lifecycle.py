@@ -437,8 +437,8 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
         try:
             checks = reconcile(ctx, con, manifest)
         except RunError as exc:
-            first = str(exc).split("\n  - ")[1] if "\n  - " in str(exc) else str(exc)
-            raise RunError(f"the payout files of {ctx.month} do not agree with the warehouse ({first}): do not "
+            problems = "; ".join(str(exc).split("\n  - ")[1:]) or str(exc)
+            raise RunError(f"the payout files of {ctx.month} do not agree with the warehouse ({problems}): do not "
                            "send them; rerun the month") from exc
     finally:
         con.close()

@@ -29,12 +29,9 @@ from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
 
-def _reading_stages(ctx: RunContext, first_month: bool = False,
-                    by: str | None = None) -> list[tuple[str, Callable[[], dict]]]:
-    """begin (may the month run now: pipelines/lifecycle.py), check_reference and ingest: the same
-    whether the month is partitioned or not."""
-    out: list[tuple[str, Callable[[], dict]]] = [("begin", lambda: begin_run(ctx, first_month, by)),
-                                                 ("check_reference", lambda: check_reference(ctx))]
+def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+    """check_reference and ingest: the same whether the month is partitioned or not."""
+    out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
     previous = previous_file_counts(ctx)
     for p in PROGRAMS:
         out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
@@ -50,8 +47,8 @@ def _writing_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
     ]
 
 
-def stages(ctx: RunContext, first_month: bool = False, by: str | None = None) -> list[tuple[str, Callable[[], dict]]]:
-    out = _reading_stages(ctx, first_month, by)
+def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
+    out = _reading_stages(ctx)
     for p in PROGRAMS:
         out.append((f"validate[{p}]", lambda p=p: validate_program(ctx, p)))
     out += [
@@ -85,9 +82,11 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
 
 def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None, first_month: bool = False,
               by: str | None = None) -> dict:
+    """One month, holding its lock, once its lifecycle allows the run (pipelines/lifecycle.py)."""
     results = {}
     with month_lock(ctx):
-        for name, call in stages(ctx, first_month, by):
+        begin_run(ctx, first_month, by)
+        for name, call in stages(ctx):
             results[name] = call()
             checkpoint(f"after:{name}")
             if on_stage:
