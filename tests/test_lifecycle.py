@@ -305,3 +305,81 @@ def test_a_full_disk_at_publish_is_one_sentence_and_leaves_nothing_releasable(ja
             con.close()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
+    """Four months as an operator lives them, through `doudi` only, the books checked after every
+    step: a publish that fails (an analyst holds the warehouse), its attempted release and verify,
+    a month run out of order, the clean rerun, bank returns, a supplementary batch for a released
+    month, a run killed at a transition, and closing a month. Nobody is paid twice, and what each
+    person is paid is what the rosters say: T1, T2 from January, T3 from February, T4 (added to
+    February by the county's corrected file after its release) from February."""
+    root = tmp_path / "ops"
+    inbox = make_inbox(root / "inbox", ["2020-01", "2020-02", "2020-03", "2020-04"])
+    t4 = make_id(C, "19430101", 4)
+    t4_row = [C, "特困4", t4, "男", "城市", "中国工商银行", "6222" + t4[6:14] + "0001", "特困4", "2020-02", "", "",
+              "分散供养", "全自理", ""]
+    for m in ("2020-03", "2020-04"):  # the county lists T4 from March on
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN,
+                  tekun_rows(m) + [t4_row])
+    release = lambda m: doudi("release", "--month", m, "--by", "财政局", *paths(root))  # noqa: E731
+
+    def books() -> None:
+        """Every released or published month verifies; no (person, program, month, line type) is payable twice."""
+        for m in sorted({r[0] for r in query(root / "warehouse.duckdb", "SELECT payroll_month FROM run_log")}):
+            ok(doudi("verify", "--month", m, *paths(root)))
+        twice = query(root / "warehouse.duckdb", "SELECT id_number, program, service_month, line_type FROM "
+                      "payment_ledger WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1")
+        assert twice == []
+
+    ok(doudi(*run_args(root, "2020-01")))
+    ok(release("2020-01"))
+    books()
+    # February: the analyst's session holds the warehouse; the run stops in one sentence
+    analyst = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
+                                f"c = duckdb.connect({str(root / 'warehouse.duckdb')!r}, read_only=True); "
+                                "print('open', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert analyst.stdout.readline().strip() == "open"
+        assert "held open by" in one_sentence(doudi(*run_args(root, "2020-02")))
+    finally:
+        analyst.kill()
+        analyst.wait()
+    one_sentence(release("2020-02"))
+    one_sentence(doudi("verify", "--month", "2020-02", *paths(root)))
+    books()
+    # March before February: refused, naming February
+    assert "2020-02" in one_sentence(doudi(*run_args(root, "2020-03")))
+    ok(doudi(*run_args(root, "2020-02")))
+    ok(release("2020-02"))
+    books()
+    _write_returns(root)
+    ok(doudi("returns", "--month", "2020-02", "--inbox", str(inbox), *paths(root)))
+    # the county's corrected February adds T4: a supplementary batch S1, then released
+    write_csv(roster_path(inbox, "2020-02", "tekun", f"{C}_tekun_202002_v2.csv"), TEKUN,
+              tekun_rows("2020-02") + [t4_row])
+    one_sentence(doudi(*run_args(root, "2020-02")))  # a plain rerun of a released month is refused
+    ok(doudi(*run_args(root, "2020-02", "--supplementary")))
+    ok(release("2020-02"))
+    books()
+    # March killed just after its files are recorded computed: nothing to release; the rerun works
+    killed = doudi(*run_args(root, "2020-03"), env={"DOUDI_FAULT_AT": "lifecycle.after:computed"})
+    assert killed.returncode == -signal.SIGKILL
+    one_sentence(release("2020-03"))
+    ok(doudi(*run_args(root, "2020-03")))
+    ok(release("2020-03"))
+    # the returns of February's S1 batch too; then February is closed
+    _write_returns(root)
+    ok(doudi("returns", "--month", "2020-02", "--inbox", str(inbox), *paths(root)))
+    ok(doudi("close", "--month", "2020-02", "--by", "财政局", *paths(root)))
+    ok(doudi(*run_args(root, "2020-04")))
+    books()
+    paid = query(root / "warehouse.duckdb", "SELECT id_number, service_month FROM payment_ledger WHERE program = "
+                 "'tekun' AND status = 'payable' AND line_type <> 'price_subsidy' ORDER BY ALL")
+    months = ["2020-01", "2020-02", "2020-03", "2020-04"]
+    expected = sorted([(T1, m) for m in months] + [(T2, m) for m in months] + [(T3, m) for m in months[1:]]
+                      + [(t4, m) for m in months[1:]])
+    assert paid == expected
+    assert [s[1:] for s in states(root, "2020-02")][-7:] == [
+        ("returns_loaded", None), ("supplementary_computed", "S1"), ("supplementary_published", "S1"),
+        ("supplementary_verified", "S1"), ("released", "S1"), ("returns_loaded", None), ("closed", None)]
