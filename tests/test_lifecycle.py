@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal as D
 from pathlib import Path
 
 import duckdb
@@ -375,11 +376,16 @@ def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
     ok(doudi(*run_args(root, "2020-04")))
     books()
     paid = query(root / "warehouse.duckdb", "SELECT id_number, service_month FROM payment_ledger WHERE program = "
-                 "'tekun' AND status = 'payable' AND line_type <> 'price_subsidy' ORDER BY ALL")
+                 "'tekun' AND status = 'payable' AND line_type = 'regular' ORDER BY ALL")
     months = ["2020-01", "2020-02", "2020-03", "2020-04"]
     expected = sorted([(T1, m) for m in months] + [(T2, m) for m in months] + [(T3, m) for m in months[1:]]
                       + [(t4, m) for m in months[1:]])
     assert paid == expected
+    # the 2020 raise (basic 852 → 895 from 2020-01, first paid in April): April's back pay is
+    # 43.00 for each month paid before, once: T1, T2 January to March, T3 and T4 February and March
+    back_pay = query(root / "warehouse.duckdb", "SELECT id_number, service_month, amount FROM payment_ledger "
+                     "WHERE program = 'tekun' AND status = 'payable' AND line_type = 'arrears' ORDER BY ALL")
+    assert back_pay == sorted((pid, m, D("43.00")) for pid, m in expected if m < "2020-04")
     assert [s[1:] for s in states(root, "2020-02")][-7:] == [
         ("returns_loaded", None), ("supplementary_computed", "S1"), ("supplementary_published", "S1"),
         ("supplementary_verified", "S1"), ("released", "S1"), ("returns_loaded", None), ("closed", None)]
