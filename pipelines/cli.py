@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             ctx = _ctx(args)
-        except Exception:  # noqa: BLE001 (the month itself may be what is wrong)
+        except Exception:  # the month itself may be what is wrong
             ctx = None
         message = operational_message(exc, ctx, args.command)
         if message is None:
