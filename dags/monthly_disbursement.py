@@ -36,6 +36,8 @@ PROGRAMS = ["dibao", "tekun", "orphan", "disability"]
         "warehouse": Param("", type="string", description="warehouse DuckDB file (blank: DOUDI_WAREHOUSE)"),
         "supplementary": Param(False, type="boolean",
                                description="rerun a released month: pay only what its released batches lack"),
+        "first_month": Param(False, type="boolean",
+                             description="start the warehouse's history at this month (the month before is not run)"),
     },
     doc_md=__doc__,
 )

@@ -79,6 +79,13 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
     "policy_fund_shares": ("资金分担比例（全部版本）Every version of fund_shares.csv", {}),
     "policy_cpi": ("居民消费价格指数 CPI series used", {}),
     "policy_parameters": ("政策参数 Scalar policy parameters, every version", {}),
+    "month_state": ("月度状态 Each month's lifecycle transitions (computed → published → verified → released → "
+                    "returns_loaded → closed; supplementary_* for a supplementary batch), as of the last publish", {
+        "seq": "order of the transition in the warehouse", "payroll_month": "payroll month",
+        "from_state": "state before (NULL: never run)", "to_state": "state after", "supplement":
+        "supplementary batch (S1, S2, ...) the transition concerns", "who": "operator (--by, or the OS user)",
+        "recorded_at": "when, UTC", "run_id": "the run (or Airflow dag run) that made it",
+        "manifest_sha256": "SHA-256 of the payout manifest concerned", "note": "e.g. first month of the history"}),
 }
 POLICY_COLUMN = "as in the reference table of the same name (contract section 3)"
 
@@ -120,6 +127,7 @@ ANALYST_TABLES = {
     "policy_fund_shares": "SELECT * FROM wh.policy_fund_shares",
     "policy_cpi": "SELECT * FROM wh.policy_cpi",
     "policy_parameters": "SELECT * FROM wh.policy_parameters",
+    "month_state": "SELECT * FROM wh.month_state",  # no personal data: months, states, operators
 }
 
 

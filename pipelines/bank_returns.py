@@ -314,7 +314,6 @@ def load_bank_returns(ctx: RunContext, who: str | None = None) -> dict:
         match_received(ctx, con)
         refresh_payment_states(con)
         reconcile_three_ways(con)
-        # lifecycle: returns loaded (the month's lifecycle records its transition here, in this transaction)
         con.execute("COMMIT")
         new_rows = con.execute("""SELECT status, count(*) FROM bank_return_received WHERE load_id > ?
                                   GROUP BY 1 ORDER BY 1""", [first_load]).fetchall()
@@ -332,6 +331,8 @@ def load_bank_returns(ctx: RunContext, who: str | None = None) -> dict:
         raise
     finally:
         con.close()
+    from pipelines.lifecycle import record_returns_loaded  # the months' lifecycle: released → returns_loaded
+    record_returns_loaded(ctx, touched, who)
     return {"files": len(folder), "loaded_files": met["loaded"], "rejected_files": met["rejected"],
             "duplicate_files": met["duplicates"], "unchanged_files": met["unchanged"], "kept_loaded_files": kept,
             "rows": dict(new_rows), "matches": dict(new_matches), "reconciliation_findings": dict(findings),

@@ -2,8 +2,11 @@
 
     doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S
     doudi run      --month YYYY-MM --inbox DIR --reference DIR --out DIR --warehouse FILE [--supplementary]
+    doudi run      ... [--first-month] [--by NAME]   (months run in order; --first-month starts a history)
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
-    doudi release  --month YYYY-MM --out DIR --by NAME
+    doudi release  --month YYYY-MM --out DIR --by NAME   (only a published month that verifies)
+    doudi close    --month YYYY-MM --by NAME             (after its bank returns are loaded)
+    doudi state    --month YYYY-MM                       (the month's recorded transitions)
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
     doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
     doudi withdraw-return --month YYYY-MM --file NAME --by NAME --reason TEXT [--sha256 HEX]
@@ -53,6 +56,7 @@ def cmd_run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipelines.faults import checkpoint
+    from pipelines.lifecycle import begin_run, month_lock
     from pipelines.monthly import stages
 
     ctx = _ctx(args)
@@ -60,8 +64,10 @@ def cmd_run(args) -> int:
     steps = stages(ctx)
     results = {}
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with month_lock(ctx), Progress(*columns, console=console, transient=False) as progress:
+        begin_run(ctx, args.first_month, args.by)  # refused if released, or if the month before was not run
         bar = progress.add_task(f"doudi {ctx.month}", total=len(steps))
         for name, call in steps:
             progress.update(bar, description=f"{ctx.month} {name}")
@@ -79,19 +85,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import duckdb
-
-    from pipelines.payout import read_manifest
-    from pipelines.report import reconcile
-    from pipelines.sqlrun import attach_warehouse
+    from pipelines.lifecycle import verify_month
 
     ctx = _ctx(args)
-    con = duckdb.connect()
-    attach_warehouse(con, ctx.warehouse)
-    manifest = read_manifest(ctx)
-    checks = reconcile(ctx, con, manifest)
-    print(f"{ctx.month}: {len(manifest['files'])} files match the manifest; {checks['records']} records, "
-          f"{checks['ledger_sum']:.2f} yuan, equal to the ledger")
+    checks = verify_month(ctx, args.by)
+    print(f"{ctx.month}: {len(checks['manifest']['files'])} files match the manifest; {checks['records']} records, "
+          f"{checks['ledger_sum']:.2f} yuan, equal to the ledger (state {checks['state']})")
     return 0
 
 
@@ -101,6 +100,25 @@ def cmd_release(args) -> int:
     record = release(_ctx(args), args.by)
     print(f"{record['payroll_month']} released by {record['released_by']} at {record['released_at']}; "
           "its payout files will never be rewritten")
+    return 0
+
+
+def cmd_close(args) -> int:
+    from pipelines.lifecycle import record_transition, run_id_for
+
+    ctx = _ctx(args)
+    record_transition(ctx, ctx.month, "closed", args.by, run_id=run_id_for(ctx, fresh=True), note=args.note)
+    print(f"{ctx.month} closed by {args.by}: no run, supplement or release changes it any more")
+    return 0
+
+
+def cmd_state(args) -> int:
+    from pipelines.lifecycle import history
+
+    ctx = _ctx(args)
+    for row in history(ctx, ctx.month):
+        print("  ".join(str(row[k] or "") for k in ("recorded_at", "payroll_month", "from_state", "to_state",
+                                                     "supplement", "who", "run_id", "note")))
     return 0
 
 
@@ -256,10 +274,22 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(r)
     r.add_argument("--supplementary", action="store_true",
                    help="rerun a month already released: pay only what its released batches lack, in a new batch")
+    r.add_argument("--first-month", action="store_true",
+                   help="start this warehouse's history at --month although the inbox holds the month before")
+    r.add_argument("--by", help="who runs (recorded; default DOUDI_OPERATOR or the OS user)")
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("verify", help="check a month's payout files against its manifest and the ledger")
     _run_args(v, inbox=False)
+    v.add_argument("--by", help="who verifies (recorded; default DOUDI_OPERATOR or the OS user)")
     v.set_defaults(fn=cmd_verify)
+    cl = sub.add_parser("close", help="close a month whose bank returns are loaded (recorded; final)")
+    _run_args(cl, inbox=False)
+    cl.add_argument("--by", required=True, help="who closes (recorded)")
+    cl.add_argument("--note", help="why (recorded)")
+    cl.set_defaults(fn=cmd_close)
+    st = sub.add_parser("state", help="the recorded transitions of a month (table month_state)")
+    _run_args(st, inbox=False)
+    st.set_defaults(fn=cmd_state)
     rel = sub.add_parser("release", help="mark a month's payout files as sent to the banks (never rewritten)")
     _run_args(rel, inbox=False)
     rel.add_argument("--by", required=True, help="who releases (recorded)")
@@ -336,11 +366,21 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as exc:
         print(f"doudi: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a task body (pipelines.tasks) wraps a RunError for Airflow: the same sentence
-        if isinstance(exc.__cause__, RunError):
+    except Exception as exc:  # a failure of the machine (locked warehouse, full disk): one sentence too
+        if isinstance(exc.__cause__, RunError):  # a task body (pipelines.tasks) wraps a RunError for Airflow
             print(f"doudi: {exc.__cause__}", file=sys.stderr)
             return 1
-        raise
+        from pipelines.lifecycle import operational_message
+
+        try:
+            ctx = _ctx(args)
+        except Exception:  # the month itself may be what is wrong
+            ctx = None
+        message = operational_message(exc, ctx, args.command)
+        if message is None:
+            raise
+        print(f"doudi: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ FAULT_POINTS = (
     "report.after_xlsx",           # one report written, the others not
     "after:payout",                # between stages: payout done, publish not started
 )
+# Also, around every recorded transition of a month's lifecycle (pipelines/lifecycle.py), covered by
+# tests/test_lifecycle.py: "lifecycle.before:<state>" and "lifecycle.after:<state>" (for published,
+# both inside publish's transaction, before its commit)
 
 
 def checkpoint(point: str) -> None:

@@ -14,6 +14,7 @@ from pipelines.compute import combine_compute, compute_partition, compute_paymen
 from pipelines.faults import checkpoint
 from pipelines.ingest import ingest_program
 from pipelines.integrity import check_integrity
+from pipelines.lifecycle import begin_run, month_lock
 from pipelines.partitions import (
     combine_validation,
     plan_compute_partitions,
@@ -79,11 +80,15 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
     yield from _writing_stages(ctx)
 
 
-def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None) -> dict:
+def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None, first_month: bool = False,
+              by: str | None = None) -> dict:
+    """One month, holding its lock, once its lifecycle allows the run (pipelines/lifecycle.py)."""
     results = {}
-    for name, call in stages(ctx):
-        results[name] = call()
-        checkpoint(f"after:{name}")
-        if on_stage:
-            on_stage(name, results[name])
+    with month_lock(ctx):
+        begin_run(ctx, first_month, by)
+        for name, call in stages(ctx):
+            results[name] = call()
+            checkpoint(f"after:{name}")
+            if on_stage:
+                on_stage(name, results[name])
     return results

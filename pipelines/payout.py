@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from pipelines.lifecycle import NOT_PUBLISHED_MARKER, mark_not_published, record_transition, run_info
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, sql_string
@@ -51,6 +52,8 @@ def write_payouts(ctx: RunContext) -> dict:
     ledger = ctx.work_dir / "compute" / "ledger.parquet"
     if not ledger.exists():
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
+    # before any file: until publish commits, this folder says its files are not to be sent
+    mark_not_published(ctx)
     con = connect(ctx)
     # lines already carried by a released batch keep their payment_ref; the rest go out now
     # views: the queries below read a few of the ledger's columns, and a whole line with its
@@ -111,6 +114,10 @@ def write_payouts(ctx: RunContext) -> dict:
     copy_to_parquet(con, f"SELECT * FROM ({records_query}) ORDER BY payment_ref",
                     ctx.work_dir / "payout" / "records.parquet")
     con.close()
+    info = run_info(ctx)
+    record_transition(ctx, ctx.month, "supplementary_computed" if ctx.supplementary else "computed", info["by"],
+                      supplement=supplement_batch(ctx) if ctx.supplementary else None, run_id=info["run_id"],
+                      manifest_sha256=sha256_file(out_dir / "manifest.json"), note=info.get("note"))
     return {
         "manifest": str(out_dir / "manifest.json"),
         "files": len(files),
@@ -209,7 +216,8 @@ def check_release_state(ctx: RunContext, released: set[str] | None = None) -> No
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
     """A rerun that writes fewer files removes the ones an earlier run left (unreleased months only)."""
     for p in out_dir.iterdir():
-        if p.is_file() and p.name not in keep and p.name not in ("manifest.json", "released.json") \
+        if p.is_file() and p.name not in keep and p.name not in ("manifest.json", "released.json",
+                                                                  NOT_PUBLISHED_MARKER) \
                 and not p.name.startswith("."):
             p.unlink()
 
@@ -409,24 +417,50 @@ def supplement_batch(ctx: RunContext) -> str:
 
 def release(ctx: RunContext, who: str) -> dict:
     """Mark the month's payout batches as released to the banks: from now on they are never rewritten.
-    A month released before may release its supplementary batch the same way."""
+    A month released before may release its supplementary batch the same way.
+
+    Only a published month whose files verify against the warehouse is released (pipelines/lifecycle.py):
+    files a failed or unfinished publish left are refused. released.json is written before the
+    transition is recorded: a kill between the two leaves the files protected, and the next
+    `doudi release` records the transition."""
     import datetime
+
+    from pipelines.lifecycle import AFTER_RELEASE, clear_not_published, verify_month
 
     manifest_path = ctx.payouts_dir / "manifest.json"
     if not manifest_path.exists():
         raise RunError(f"nothing to release: {manifest_path} does not exist")
     manifest = read_manifest(ctx)
     in_manifest = {f["batch_id"] for f in manifest["files"]} or {REGULAR_BATCH}
+    record = release_record(ctx)
+    pending = sorted(in_manifest - released_batches(ctx)) if record else sorted(in_manifest)
+    checked = verify_month(ctx, who)
+    if not pending:
+        if checked["state"] in AFTER_RELEASE:
+            raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
+        # released.json was written and the run stopped before the warehouse recorded it
+        last = (record.get("supplements") or [record])[-1]
+        _record_release(ctx, who, checked, last["manifest_sha256"])
+        return {"payroll_month": ctx.month, **{k: last[k] for k in ("released_by", "released_at")},
+                "batches": last.get("batches", sorted(in_manifest))}
     entry = {"released_by": who, "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
              "manifest_sha256": sha256_file(manifest_path)}
-    record = release_record(ctx)
     if record is None:
         record = {"payroll_month": ctx.month, **entry, "batches": sorted(in_manifest)}
         write_json_atomic(released_marker(ctx), record)
+        clear_not_published(ctx)
+        _record_release(ctx, who, checked, entry["manifest_sha256"])
         return dict(record)
-    pending = sorted(in_manifest - released_batches(ctx))
-    if not pending:
-        raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
     record.setdefault("supplements", []).append({**entry, "batches": pending})
     write_json_atomic(released_marker(ctx), record)
+    clear_not_published(ctx)
+    _record_release(ctx, who, checked, entry["manifest_sha256"])
     return {"payroll_month": ctx.month, **entry, "batches": pending}
+
+
+def _record_release(ctx: RunContext, who: str, checked: dict, manifest_sha256: str) -> None:
+    from pipelines.lifecycle import record_transition, run_id_for
+
+    supplement = checked["supplement"] if checked["state"] and checked["state"].startswith("supplementary") else None
+    record_transition(ctx, ctx.month, "released", who, supplement=supplement, run_id=run_id_for(ctx, fresh=True),
+                      manifest_sha256=manifest_sha256)

@@ -39,7 +39,7 @@ def resolve_run(params: dict, logical_month: str | None = None) -> dict:
     ctx = RunContext.from_env(month, supplementary=bool(params.get("supplementary")),
                               inbox=params.get("inbox") or "", reference=params.get("reference") or "",
                               out=params.get("out") or "", warehouse=params.get("warehouse") or "")
-    return ctx.as_dict()
+    return dict(ctx.as_dict(), first_month="1" if params.get("first_month") else "")
 
 
 def _ctx(run: dict) -> RunContext:
@@ -48,8 +48,11 @@ def _ctx(run: dict) -> RunContext:
 
 @_no_retry_on_data_errors
 def check_reference(run: dict) -> dict:
+    from pipelines.lifecycle import begin_run
     from pipelines.reference import check_reference as stage
 
+    # the month's lifecycle first: refused if released, or if the month before was not run
+    begin_run(_ctx(run), bool(run.get("first_month")), os.environ.get("AIRFLOW_CTX_DAG_OWNER"))
     return stage(_ctx(run))
 
 
@@ -113,17 +116,21 @@ def combine_compute(run: dict, groups: list[str]) -> dict:
 
 @_no_retry_on_data_errors
 def payout(run: dict) -> dict:
+    from pipelines.lifecycle import month_lock
     from pipelines.payout import write_payouts
 
-    return write_payouts(_ctx(run))
+    with month_lock(_ctx(run)):  # not while a `doudi run` of the same month writes
+        return write_payouts(_ctx(run))
 
 
 @_no_retry_on_data_errors
 def publish(run: dict) -> dict:
+    from pipelines.lifecycle import month_lock
     from pipelines.warehouse import publish_month
 
     os.environ.setdefault("DOUDI_OPERATOR", os.environ.get("AIRFLOW_CTX_DAG_OWNER", "airflow"))
-    return publish_month(_ctx(run))
+    with month_lock(_ctx(run)):
+        return publish_month(_ctx(run))
 
 
 @_no_retry_on_data_errors

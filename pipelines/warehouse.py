@@ -30,11 +30,12 @@ from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
-from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, sha256_file
+from pipelines.io import sha256_file
+from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
 from pipelines.marts import build_marts, prepare_marts
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
-from pipelines.sqlrun import REFERENCE_FILES, connect, sql_string
+from pipelines.sqlrun import REFERENCE_FILES, sql_string
 from pipelines.vocabulary import REASONS
 
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
@@ -51,9 +52,7 @@ def publish_month(ctx: RunContext) -> dict:
     if missing:
         raise RunError("cannot publish, stage outputs missing: " + ", ".join(missing))
     manifest = json.loads((ctx.payouts_dir / "manifest.json").read_text(encoding="utf-8"))
-    ensure_dir(ctx.warehouse.parent)
-    con = connect(ctx, path=ctx.warehouse)
-    os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
+    con = open_warehouse(ctx)  # a warehouse held by another process: one sentence, nothing published
     _stage_views(ctx, con, manifest)
     prepare_marts(ctx, con)
     con.execute("BEGIN TRANSACTION")
@@ -69,6 +68,11 @@ def publish_month(ctx: RunContext) -> dict:
         reconcile_three_ways(con)
         check_books(ctx, con)
         build_marts(ctx, con)
+        # the month's transition to published is part of the same commit as its rows
+        info = run_info(ctx)
+        record_transition(ctx, ctx.month, "supplementary_published" if ctx.supplementary else "published",
+                          info["by"], run_id=info["run_id"], con=con, note=info.get("note"),
+                          manifest_sha256=sha256_file(ctx.payouts_dir / "manifest.json"))
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("ALTER TABLE run_log ADD COLUMN IF NOT EXISTS policy_resolved VARCHAR")  # older warehouses
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
@@ -81,9 +85,19 @@ def publish_month(ctx: RunContext) -> dict:
     checkpoint("publish.after_commit")
     counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [ctx.month]).fetchone()[0]
               for t in MONTH_TABLES}
-    con.execute("CHECKPOINT")
-    con.close()
-    analyst = build_analyst_db(ctx)
+    clear_not_published(ctx)
+    try:
+        con.execute("CHECKPOINT")
+        con.close()
+        analyst = build_analyst_db(ctx)
+    except Exception as exc:
+        # the month is committed (DuckDB's log holds it): say so, rather than "nothing was published"
+        message = operational_message(exc, ctx, "verify")
+        if message is None:
+            raise
+        raise RunError(f"{ctx.month} was published, but then {message.split(': ', 1)[0]}, so the warehouse could "
+                       f"not be checkpointed nor the analyst database rebuilt: free space, then run doudi verify "
+                       f"--month {ctx.month} (a rerun of the month also rebuilds the analyst database)") from exc
     return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts,
             "analyst_db": analyst["analyst_db"]}
 

@@ -120,7 +120,8 @@ def test_a_released_month_is_never_rewritten(four_months, tmp_path, capsys):
 
     out = tmp_path / "out"
     shutil.copytree(four_months["out"] / "2020-01", out / "2020-01")
-    args = ["--month", "2020-01", "--out", str(out)]
+    shutil.copy(four_months["warehouse"], tmp_path / "warehouse.duckdb")  # release records it there
+    args = ["--month", "2020-01", "--out", str(out), "--warehouse", str(tmp_path / "warehouse.duckdb")]
     assert doudi(["release", *args, "--by", "测试员"]) == 0
     before = {p.name: p.read_bytes() for p in (out / "2020-01" / "payouts").iterdir()}
     ctx = context(tmp_path, "2020-01", inbox=four_months["inbox"])

@@ -79,7 +79,7 @@ def test_six_months_with_reruns_a_release_a_bank_return_and_a_correction(tmp_pat
     first = files("2020-01")
     run("2020-01")  # a rerun before release: the same bytes
     assert files("2020-01") == first
-    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--by", "财政局"]) == 0
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局"]) == 0
 
     # the bank returns three January payments as failed
     refs = [r[0] for r in query(wh, "SELECT payment_ref FROM payout_record WHERE payroll_month = '2020-01' "
@@ -96,7 +96,7 @@ def test_six_months_with_reruns_a_release_a_bank_return_and_a_correction(tmp_pat
     reissued = query(wh, "SELECT unnest(reissue_of) AS line_id, count(*) FROM payment_ledger "
                          "WHERE payroll_month = '2020-02' AND line_type = 'reissue' GROUP BY 1")
     assert {r[0] for r in reissued} == {r[0] for r in failed_lines} and {r[1] for r in reissued} == {1}
-    assert doudi(["release", "--month", "2020-02", "--out", str(out), "--by", "财政局"]) == 0
+    assert doudi(["release", "--month", "2020-02", "--out", str(out), "--warehouse", str(wh), "--by", "财政局"]) == 0
 
     # January is corrected by a county after its release: only the added person goes out, in S1
     added_id, removed_id = _corrected_tekun_file(inbox, "2020-01")

@@ -27,7 +27,7 @@ def test_corrections_to_a_released_month_go_out_as_a_supplementary_batch(tmp_pat
     _write(inbox, "2020-01", "tekun", TEKUN, tekun(t_kept, t_dropped))
     run(tmp_path, "2020-01")
     args = ["--month", "2020-01", "--inbox", str(inbox), "--out", str(out), "--warehouse", str(wh)]
-    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--by", "财政局张三"]) == 0
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局张三"]) == 0
     payouts = out / "2020-01" / "payouts"
     released = {p.name: sha256_file(p) for p in payouts.glob("2020-01_*")}
     released_ledger = query(wh, "SELECT line_id, payment_ref, amount FROM payment_ledger "
@@ -68,8 +68,8 @@ def test_corrections_to_a_released_month_go_out_as_a_supplementary_batch(tmp_pat
     # rerunning the supplementary run gives the same bytes; releasing it records the supplement
     assert doudi(["run", *args, "--supplementary"]) == 0
     assert {p.name: sha256_file(p) for p in payouts.glob("2020-01_*")} == now
-    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--by", "财政局张三"]) == 0
-    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--by", "财政局张三"]) == 1
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局张三"]) == 0
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局张三"]) == 1
 
     # February builds on both: nobody's January is paid again
     _write(inbox, "2020-02", "dibao", DIBAO, household("400"))

@@ -1,0 +1,396 @@
+"""The month's lifecycle (issue 17, cases 1, 2 and 6): a recorded state machine
+(computed → published → verified → released → returns_loaded → closed), months in order, one run of
+a month at a time, and operational failures (a warehouse held by an analyst, a second run, a full
+disk, kill -9 at every recorded transition) told in one sentence, leaving nothing releasable.
+
+A small hand-made inbox: three tekun persons in 和平区 (210102), one of them (T3) enrolled from
+February. Amounts (data/reference, Shenyang 2020-01..03): basic urban 852.00 per month, plus care
+全自理 100.00; the price subsidy of tekun is not in these tests' arithmetic (we count regular lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal as D
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.lifecycle import NOT_PUBLISHED_MARKER, lock_path
+from tests.helpers import make_id, query, roster_path, write_csv
+
+C = "210102"
+COMMON = ["region_code", "name", "id_number", "sex", "urban_rural", "bank_name", "bank_account", "account_holder",
+          "enrolled_from", "enrolled_to", "approved_amount"]
+TEKUN = COMMON + ["placement", "care_level", "institution_code"]
+T1, T2, T3 = (make_id(C, "19400101", 1), make_id(C, "19410101", 2), make_id(C, "19420101", 3, male=False))
+
+
+def tekun_rows(month: str) -> list[list]:
+    rows = []
+    for n, pid, enrolled in ((1, T1, "2019-06"), (2, T2, "2019-06"), (3, T3, "2020-02")):
+        if month >= enrolled:
+            rows.append([C, f"特困{n}", pid, "男" if n < 3 else "女", "城市", "中国工商银行",
+                         "6222" + pid[6:14] + "0001", f"特困{n}", enrolled, "", "", "分散供养", "全自理", ""])
+    return rows
+
+
+def make_inbox(inbox: Path, months: list[str]) -> Path:
+    for m in months:
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN, tekun_rows(m))
+    return inbox
+
+
+def doudi(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ, DOUDI_OPERATOR="lifecycle-test")
+    e.pop("DOUDI_FAULT_AT", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=e, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def paths(root: Path) -> list[str]:
+    return ["--out", str(root / "out"), "--warehouse", str(root / "warehouse.duckdb")]
+
+
+def run_args(root: Path, month: str, *extra: str) -> list[str]:
+    return ["run", "--month", month, "--inbox", str(root / "inbox"), *paths(root), *extra]
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def one_sentence(result: subprocess.CompletedProcess) -> str:
+    """A refusal: exit 1, one line on stderr starting with `doudi:`, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-3000:])
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("doudi:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    return lines[0]
+
+
+def states(root: Path, month: str) -> list[tuple]:
+    return query(root / "warehouse.duckdb", "SELECT from_state, to_state, supplement FROM month_state "
+                 "WHERE payroll_month = ? ORDER BY seq", [month])
+
+
+def regular_lines(root: Path, month: str) -> list[tuple]:
+    return query(root / "warehouse.duckdb", "SELECT id_number, service_month, line_type, amount FROM payment_ledger "
+                 "WHERE payroll_month = ? AND program = 'tekun' AND line_type IN ('regular', 'arrears') "
+                 "AND status = 'payable' ORDER BY ALL", [month])
+
+
+@pytest.fixture(scope="module")
+def january(tmp_path_factory):
+    """2020-01 run and published from an inbox holding 2020-01..2020-03."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    make_inbox(root / "inbox", ["2020-01", "2020-02", "2020-03"])
+    ok(doudi(*run_args(root, "2020-01")))
+    return root
+
+
+def copy_of(january: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "lab"
+    shutil.copytree(january, root)
+    return root
+
+
+def test_a_failed_publish_is_never_released_and_its_rerun_starts_clean(january, tmp_path):
+    """Case 1: an analyst holds the warehouse open read-only while 2020-02 runs. The run stops with
+    one sentence; the payout files it wrote are marked not published; verify and release refuse
+    them; once the analyst is gone the rerun publishes and the release goes through."""
+    root = copy_of(january, tmp_path)
+    analyst = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                                f"c = duckdb.connect({str(root / 'warehouse.duckdb')!r}, read_only=True); "
+                                "print('open', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert analyst.stdout.readline().strip() == "open"
+        failed = one_sentence(doudi(*run_args(root, "2020-02")))
+        assert "held open by" in failed and "2020-02" in failed and "rerun" in failed, failed
+        payouts = root / "out" / "2020-02" / "payouts"
+        assert (payouts / "manifest.json").exists() and (payouts / NOT_PUBLISHED_MARKER).exists()
+    finally:
+        analyst.kill()
+        analyst.wait()
+    assert "never published" in one_sentence(doudi("verify", "--month", "2020-02", *paths(root)))
+    refused = one_sentence(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert "cannot be released" in refused or "never published" in refused, refused
+    assert not (payouts / "released.json").exists()
+    ok(doudi(*run_args(root, "2020-02")))
+    assert not (payouts / NOT_PUBLISHED_MARKER).exists()
+    ok(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert (payouts / "released.json").exists()
+    assert states(root, "2020-02") == [(None, "computed", None), ("computed", "published", None),
+                                       ("published", "verified", None), ("verified", "released", None)]
+    who = query(root / "warehouse.duckdb", "SELECT who, run_id IS NOT NULL, recorded_at IS NOT NULL FROM month_state "
+                "WHERE payroll_month = '2020-02' AND to_state = 'released'")
+    assert who == [("王科长", True, True)]
+    # March pays March: T1, T2 and T3 one regular line each, no arrears repeating February
+    ok(doudi(*run_args(root, "2020-03")))
+    lines = regular_lines(root, "2020-03")
+    assert [(pid, s, t) for pid, s, t, _ in lines] == sorted([(T1, "2020-03", "regular"), (T2, "2020-03", "regular"),
+                                                             (T3, "2020-03", "regular")])
+
+
+def test_a_month_whose_predecessor_was_not_run_is_refused(january, tmp_path):
+    """Case 2: 2020-03 before 2020-02 would pay T3's February as late-enrolment arrears, and again
+    when February runs: refused, naming February; nothing of March is written."""
+    root = copy_of(january, tmp_path)
+    refused = one_sentence(doudi(*run_args(root, "2020-03")))
+    assert "2020-02" in refused and "never published" in refused, refused
+    assert not (root / "out" / "2020-03" / "payouts").exists()
+    assert query(root / "warehouse.duckdb", "SELECT count(*) FROM payment_ledger WHERE payroll_month = '2020-03'") \
+        == [(0,)]
+    # in order, T3 is paid February once, in February's payroll
+    ok(doudi(*run_args(root, "2020-02")))
+    ok(doudi(*run_args(root, "2020-03")))
+    t3 = query(root / "warehouse.duckdb", "SELECT payroll_month, service_month FROM payment_ledger WHERE id_number = ? "
+               "AND program = 'tekun' AND line_type IN ('regular', 'arrears') ORDER BY ALL", [T3])
+    assert t3 == [("2020-02", "2020-02"), ("2020-03", "2020-03")]
+
+
+def test_a_new_history_mid_year_is_explicit_and_recorded(tmp_path):
+    """An empty warehouse, an inbox holding January and February: February alone is refused; with
+    --first-month it starts the history (recorded), pays February only, and January can never be
+    run into that warehouse afterwards."""
+    root = tmp_path / "lab"
+    make_inbox(root / "inbox", ["2020-01", "2020-02"])
+    refused = one_sentence(doudi(*run_args(root, "2020-02")))
+    assert "2020-01" in refused and "--first-month" in refused, refused
+    ok(doudi(*run_args(root, "2020-02", "--first-month")))
+    note = query(root / "warehouse.duckdb", "SELECT DISTINCT note FROM month_state WHERE payroll_month = '2020-02'")
+    assert len(note) == 1 and note[0][0].startswith("first month of the history"), note
+    # T1 and T2 (enrolled 2019-06) get February only: no arrears reach before the history's first month
+    assert [(pid, s, t) for pid, s, t, _ in regular_lines(root, "2020-02")] == sorted(
+        [(T1, "2020-02", "regular"), (T2, "2020-02", "regular"), (T3, "2020-02", "regular")])
+    before = one_sentence(doudi(*run_args(root, "2020-01")))
+    assert "first month of this warehouse's history" in before and "2020-02" in before, before
+    # a warehouse whose first month has no month before it in the inbox starts without the option
+    fresh = tmp_path / "fresh"
+    make_inbox(fresh / "inbox", ["2020-01"])
+    ok(doudi(*run_args(fresh, "2020-01")))
+
+
+def test_a_second_run_of_the_month_is_refused_naming_the_holder(january, tmp_path):
+    """Case 6: two runs of 2020-02 at once: the second stops at once, naming the first (user, pid,
+    host, since); the first finishes and its books are whole."""
+    root = copy_of(january, tmp_path)
+    env = dict(os.environ, DOUDI_OPERATOR="first-operator")
+    env.pop("DOUDI_FAULT_AT", None)
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *run_args(root, "2020-02")], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lock = lock_path(type("C", (), {"warehouse": root / "warehouse.duckdb", "month": "2020-02"})())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if lock.exists() and lock.read_text().strip():
+            break
+        time.sleep(0.05)
+    holder = json.loads(lock.read_text())
+    second = one_sentence(doudi(*run_args(root, "2020-02")))
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    assert holder["pid"] == first.pid
+    for part in ("being run already", "first-operator", f"pid {first.pid}", holder["host"], holder["since"]):
+        assert part in second, (part, second)
+    ok(doudi("verify", "--month", "2020-02", *paths(root)))
+
+
+# every recorded transition, killed just before and just after its row is written; then the
+# operator's next command works: the killed command again (or, once recorded, the next step)
+STEPS = [
+    ("verified", lambda r: ["verify", "--month", "2020-02", *paths(r)]),
+    ("released", lambda r: ["release", "--month", "2020-02", "--by", "王科长", *paths(r)]),
+    ("returns_loaded", lambda r: ["returns", "--month", "2020-02", "--inbox", str(r / "inbox"), *paths(r)]),
+    ("closed", lambda r: ["close", "--month", "2020-02", "--by", "王科长", *paths(r)]),
+]
+
+
+def _write_returns(root: Path) -> None:
+    """2020-02's bank return file: every transfer of 2020-02 paid."""
+    refs = query(root / "warehouse.duckdb", "SELECT payment_ref FROM payout_record WHERE payroll_month = '2020-02' "
+                 "ORDER BY 1")
+    assert refs
+    write_csv(root / "inbox" / "2020-02" / "bank_returns" / "icbc_202002.csv", ["payment_ref", "status", "reason"],
+              [[r[0], "成功", ""] for r in refs])
+
+
+@pytest.fixture(scope="module")
+def february(january, tmp_path_factory):
+    """January's lab with 2020-02 run and published, and its bank return file in the inbox."""
+    root = tmp_path_factory.mktemp("february") / "lab"
+    shutil.copytree(january, root)
+    ok(doudi(*run_args(root, "2020-02")))
+    _write_returns(root)
+    return root
+
+
+@pytest.mark.parametrize("point", ["lifecycle.before:computed", "lifecycle.after:computed",
+                                   "lifecycle.before:published", "lifecycle.after:published"])
+def test_a_run_killed_at_its_transitions_leaves_nothing_releasable_and_reruns(january, tmp_path, point):
+    root = copy_of(january, tmp_path)
+    killed = doudi(*run_args(root, "2020-02"), env={"DOUDI_FAULT_AT": point})
+    assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-3000:])
+    payouts = root / "out" / "2020-02" / "payouts"
+    # publish killed inside its transaction is rolled back whole, its transition with it
+    assert "published" not in [s[1] for s in states(root, "2020-02")]
+    assert (payouts / NOT_PUBLISHED_MARKER).exists()
+    one_sentence(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert not (payouts / "released.json").exists()
+    ok(doudi(*run_args(root, "2020-02")))
+    ok(doudi("release", "--month", "2020-02", "--by", "王科长", *paths(root)))
+    assert [s[1] for s in states(root, "2020-02")][-3:] == ["published", "verified", "released"]
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+@pytest.mark.parametrize("state", [s for s, _ in STEPS])
+def test_a_kill_at_each_later_transition_leaves_a_state_the_next_command_continues(february, tmp_path, state,
+                                                                                  moment):
+    root = copy_of(february, tmp_path)
+    order = [s for s, _ in STEPS]
+    for _, command in STEPS[:order.index(state)]:
+        ok(doudi(*command(root)))
+    command = dict(STEPS)[state](root)
+    killed = doudi(*command, env={"DOUDI_FAULT_AT": f"lifecycle.{moment}:{state}"})
+    assert killed.returncode == -signal.SIGKILL, (state, moment, killed.stderr[-3000:])
+    if moment == "before":
+        ok(doudi(*command))
+    for _, later in STEPS[order.index(state) + 1:]:
+        ok(doudi(*later(root)))
+    final = [s[1] for s in states(root, "2020-02")]
+    assert final[-4:] == ["verified", "released", "returns_loaded", "closed"], final
+    payouts = root / "out" / "2020-02" / "payouts"
+    assert (payouts / "released.json").exists() and not (payouts / NOT_PUBLISHED_MARKER).exists()
+    paid = query(root / "warehouse.duckdb", "SELECT DISTINCT payment_state FROM payment_ledger "
+                 "WHERE payroll_month = '2020-02' AND status = 'payable'")
+    assert paid == [("paid",)]
+    # closed is final: neither a rerun nor a supplementary run changes the month
+    assert "closed" in one_sentence(doudi(*run_args(root, "2020-02", "--supplementary")))
+
+
+def test_a_full_disk_at_publish_is_one_sentence_and_leaves_nothing_releasable(january, tmp_path):
+    """Case 6: the warehouse on a disk with no room left (a small tmpfs, filled): one sentence,
+    exit 1, the payout files not releasable; with room again, the rerun and the release work."""
+    root = copy_of(january, tmp_path)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    size = 3 * (root / "warehouse.duckdb").stat().st_size + (64 << 20)  # room for the rerun, once freed
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip("a small disk needs mount (root)")
+    try:
+        shutil.copy2(root / "warehouse.duckdb", disk / "warehouse.duckdb")
+        filler = disk / "filler"
+        with open(filler, "wb") as fh:  # leave about 16 KB free
+            free = shutil.disk_usage(disk).free - (16 << 10)
+            fh.write(b"\0" * max(free, 0))
+        args = ["--out", str(root / "out"), "--warehouse", str(disk / "warehouse.duckdb")]
+        full = one_sentence(doudi("run", "--month", "2020-02", "--inbox", str(root / "inbox"), *args))
+        assert "disk is full" in full and "2020-02" in full, full
+        # the disk fills before the commit (nothing published: not releasable), or after it, at the
+        # checkpoint (the month is published, the sentence says so, and verify is what to run next)
+        if "nothing of 2020-02 was published" in full:
+            one_sentence(doudi("release", "--month", "2020-02", "--by", "王科长", *args))
+            assert not (root / "out" / "2020-02" / "payouts" / "released.json").exists()
+        else:
+            assert "2020-02 was published, but then the disk is full" in full, full
+        filler.unlink()
+        ok(doudi("run", "--month", "2020-02", "--inbox", str(root / "inbox"), *args))
+        ok(doudi("release", "--month", "2020-02", "--by", "王科长", *args))
+        con = duckdb.connect(str(disk / "warehouse.duckdb"), read_only=True)
+        try:
+            assert con.execute("SELECT count(*) FROM run_log WHERE payroll_month = '2020-02'").fetchone()[0] == 1
+        finally:
+            con.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
+    """Four months as an operator lives them, through `doudi` only, the books checked after every
+    step: a publish that fails (an analyst holds the warehouse), its attempted release and verify,
+    a month run out of order, the clean rerun, bank returns, a supplementary batch for a released
+    month, a run killed at a transition, and closing a month. Nobody is paid twice, and what each
+    person is paid is what the rosters say: T1, T2 from January, T3 from February, T4 (added to
+    February by the county's corrected file after its release) from February."""
+    root = tmp_path / "ops"
+    inbox = make_inbox(root / "inbox", ["2020-01", "2020-02", "2020-03", "2020-04"])
+    t4 = make_id(C, "19430101", 4)
+    t4_row = [C, "特困4", t4, "男", "城市", "中国工商银行", "6222" + t4[6:14] + "0001", "特困4", "2020-02", "", "",
+              "分散供养", "全自理", ""]
+    for m in ("2020-03", "2020-04"):  # the county lists T4 from March on
+        write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN,
+                  tekun_rows(m) + [t4_row])
+    release = lambda m: doudi("release", "--month", m, "--by", "财政局", *paths(root))  # noqa: E731
+
+    def books() -> None:
+        """Every released or published month verifies; no (person, program, month, line type) is payable twice."""
+        for m in sorted({r[0] for r in query(root / "warehouse.duckdb", "SELECT payroll_month FROM run_log")}):
+            ok(doudi("verify", "--month", m, *paths(root)))
+        twice = query(root / "warehouse.duckdb", "SELECT id_number, program, service_month, line_type FROM "
+                      "payment_ledger WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1")
+        assert twice == []
+
+    ok(doudi(*run_args(root, "2020-01")))
+    ok(release("2020-01"))
+    books()
+    # February: the analyst's session holds the warehouse; the run stops in one sentence
+    analyst = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
+                                f"c = duckdb.connect({str(root / 'warehouse.duckdb')!r}, read_only=True); "
+                                "print('open', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert analyst.stdout.readline().strip() == "open"
+        assert "held open by" in one_sentence(doudi(*run_args(root, "2020-02")))
+    finally:
+        analyst.kill()
+        analyst.wait()
+    one_sentence(release("2020-02"))
+    one_sentence(doudi("verify", "--month", "2020-02", *paths(root)))
+    books()
+    # March before February: refused, naming February
+    assert "2020-02" in one_sentence(doudi(*run_args(root, "2020-03")))
+    ok(doudi(*run_args(root, "2020-02")))
+    ok(release("2020-02"))
+    books()
+    _write_returns(root)
+    ok(doudi("returns", "--month", "2020-02", "--inbox", str(inbox), *paths(root)))
+    # the county's corrected February adds T4: a supplementary batch S1, then released
+    write_csv(roster_path(inbox, "2020-02", "tekun", f"{C}_tekun_202002_v2.csv"), TEKUN,
+              tekun_rows("2020-02") + [t4_row])
+    one_sentence(doudi(*run_args(root, "2020-02")))  # a plain rerun of a released month is refused
+    ok(doudi(*run_args(root, "2020-02", "--supplementary")))
+    ok(release("2020-02"))
+    books()
+    # March killed just after its files are recorded computed: nothing to release; the rerun works
+    killed = doudi(*run_args(root, "2020-03"), env={"DOUDI_FAULT_AT": "lifecycle.after:computed"})
+    assert killed.returncode == -signal.SIGKILL
+    one_sentence(release("2020-03"))
+    ok(doudi(*run_args(root, "2020-03")))
+    ok(release("2020-03"))
+    # the returns of February's S1 batch too; then February is closed
+    _write_returns(root)
+    ok(doudi("returns", "--month", "2020-02", "--inbox", str(inbox), *paths(root)))
+    ok(doudi("close", "--month", "2020-02", "--by", "财政局", *paths(root)))
+    ok(doudi(*run_args(root, "2020-04")))
+    books()
+    paid = query(root / "warehouse.duckdb", "SELECT id_number, service_month FROM payment_ledger WHERE program = "
+                 "'tekun' AND status = 'payable' AND line_type = 'regular' ORDER BY ALL")
+    months = ["2020-01", "2020-02", "2020-03", "2020-04"]
+    expected = sorted([(T1, m) for m in months] + [(T2, m) for m in months] + [(T3, m) for m in months[1:]]
+                      + [(t4, m) for m in months[1:]])
+    assert paid == expected
+    # the 2020 raise (basic 852 → 895 from 2020-01, first paid in April): April's back pay is
+    # 43.00 for each month paid before, once: T1, T2 January to March, T3 and T4 February and March
+    back_pay = query(root / "warehouse.duckdb", "SELECT id_number, service_month, amount FROM payment_ledger "
+                     "WHERE program = 'tekun' AND status = 'payable' AND line_type = 'arrears' ORDER BY ALL")
+    assert back_pay == sorted((pid, m, D("43.00")) for pid, m in expected if m < "2020-04")
+    assert [s[1:] for s in states(root, "2020-02")][-7:] == [
+        ("returns_loaded", None), ("supplementary_computed", "S1"), ("supplementary_published", "S1"),
+        ("supplementary_verified", "S1"), ("released", "S1"), ("returns_loaded", None), ("closed", None)]
