@@ -314,25 +314,30 @@ def test_a_full_disk_at_publish_is_one_sentence_and_leaves_nothing_releasable(ja
 
 
 def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
-    """Four months as an operator lives them, through `doudi` only, the books checked after every
-    step: a publish that fails (an analyst holds the warehouse), its attempted release and verify,
-    a month run out of order, the clean rerun, bank returns, a supplementary batch for a released
-    month, a run killed at a transition, and closing a month. Nobody is paid twice, and what each
-    person is paid is what the rosters say: T1, T2 from January, T3 from February, T4 (added to
-    February by the county's corrected file after its release) from February."""
+    """A year as an operator lives it, through `doudi` only, the books checked after every step: a
+    publish that fails (an analyst holds the warehouse), its attempted release and verify, a month
+    run out of order, the clean rerun, bank returns, a supplementary batch for a released month, a
+    run killed at a transition, closing a month; in June May's return file is loaded, delivered
+    again under another name (recognised, not loaded twice), withdrawn, and replaced by the bank's
+    corrected file; then the months to December. Nobody is paid twice, no return state is lost,
+    and what each person is paid is what the rosters say: T1, T2 from January, T3 from February, T4
+    (added to February by the county's corrected file after its release) from February."""
     root = tmp_path / "ops"
-    inbox = make_inbox(root / "inbox", ["2020-01", "2020-02", "2020-03", "2020-04"])
+    year = [f"2020-{m:02d}" for m in range(1, 13)]
+    inbox = make_inbox(root / "inbox", year)
     t4 = make_id(C, "19430101", 4)
     t4_row = [C, "特困4", t4, "男", "城市", "中国工商银行", "6222" + t4[6:14] + "0001", "特困4", "2020-02", "", "",
               "分散供养", "全自理", ""]
-    for m in ("2020-03", "2020-04"):  # the county lists T4 from March on
+    for m in year[2:]:  # the county lists T4 from March on
         write_csv(roster_path(inbox, m, "tekun", f"{C}_tekun_{m.replace('-', '')}.csv"), TEKUN,
                   tekun_rows(m) + [t4_row])
     release = lambda m: doudi("release", "--month", m, "--by", "财政局", *paths(root))  # noqa: E731
 
-    def books() -> None:
-        """Every released or published month verifies; no (person, program, month, line type) is payable twice."""
-        for m in sorted({r[0] for r in query(root / "warehouse.duckdb", "SELECT payroll_month FROM run_log")}):
+    def books(only: str | None = None) -> None:
+        """Every published month (or only the one just run) verifies; no (person, program, month, line
+        type) is payable twice."""
+        published = sorted({r[0] for r in query(root / "warehouse.duckdb", "SELECT payroll_month FROM run_log")})
+        for m in [only] if only else published:
             ok(doudi("verify", "--month", m, *paths(root)))
         twice = query(root / "warehouse.duckdb", "SELECT id_number, program, service_month, line_type FROM "
                       "payment_ledger WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1")
@@ -380,9 +385,49 @@ def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
     ok(doudi("close", "--month", "2020-02", "--by", "财政局", *paths(root)))
     ok(doudi(*run_args(root, "2020-04")))
     books()
+    ok(release("2020-04"))
+    ok(doudi(*run_args(root, "2020-05")))
+    books("2020-05")
+    ok(release("2020-05"))
+    # June: May's return file (every transfer paid), delivered twice, withdrawn, corrected
+    wh = root / "warehouse.duckdb"
+    may_refs = [r[0] for r in query(wh, "SELECT payment_ref FROM payout_record WHERE payroll_month = '2020-05' "
+                                        "ORDER BY 1")]
+    folder = inbox / "2020-06" / "bank_returns"
+    write_csv(folder / "icbc_202005.csv", ["payment_ref", "status", "reason"], [[r, "成功", ""] for r in may_refs])
+
+    def may_states() -> set:
+        return {r[0] for r in query(wh, "SELECT DISTINCT payment_state FROM payment_ledger WHERE payroll_month = "
+                                        "'2020-05' AND status = 'payable'")}
+
+    returns = ("returns", "--month", "2020-06", "--inbox", str(inbox), *paths(root))
+    ok(doudi(*returns))
+    assert may_states() == {"paid"}
+    shutil.copy(folder / "icbc_202005.csv", folder / "icbc_202005_重发.csv")
+    assert "has the bytes of" in ok(doudi(*returns)).stdout
+    assert query(wh, "SELECT count(*) FROM bank_return_received WHERE received_month = '2020-06'") == [(len(may_refs),)]
+    ok(doudi("withdraw-return", "--month", "2020-06", "--file", "icbc_202005.csv", "--by", "财政局",
+             "--reason", "银行来函撤回该回盘文件", "--inbox", str(inbox), *paths(root)))
+    assert may_states() == {"sent"}
+    write_csv(folder / "icbc_202005_更正.csv", ["payment_ref", "status", "reason"],
+              [[r, "成功", "更正"] for r in may_refs])
+    ok(doudi(*returns))
+    assert may_states() == {"paid"}
+    for m in year[5:]:
+        ok(doudi(*run_args(root, m)))
+        books(m)
+        ok(release(m))
+    books()
+    # no return state lost: May stays paid through December, its withdrawal and its files recorded
+    assert may_states() == {"paid"}
+    assert query(wh, "SELECT source_file, status FROM bank_return_file WHERE received_month = '2020-06' "
+                     "ORDER BY load_id") == [("bank_returns/icbc_202005.csv", "loaded"),
+                                             ("bank_returns/icbc_202005_重发.csv", "duplicate"),
+                                             ("bank_returns/icbc_202005_更正.csv", "loaded")]
+    assert query(wh, "SELECT count(*) FROM bank_return_withdrawal") == [(1,)]
     paid = query(root / "warehouse.duckdb", "SELECT id_number, service_month FROM payment_ledger WHERE program = "
                  "'tekun' AND status = 'payable' AND line_type = 'regular' ORDER BY ALL")
-    months = ["2020-01", "2020-02", "2020-03", "2020-04"]
+    months = year
     expected = sorted([(T1, m) for m in months] + [(T2, m) for m in months] + [(T3, m) for m in months[1:]]
                       + [(t4, m) for m in months[1:]])
     assert paid == expected
