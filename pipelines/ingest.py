@@ -115,10 +115,12 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     for path in list_entries(folder) if not results else []:
         rel = f"rosters/{program}/{path.name}"
         kind = entry_kind(path)
-        if kind == "folder":
-            continue  # a sub-folder is not a roster (as before); its files are not read
         res = FileResult(program=program, source_file=rel)
         results.append(res)
+        if kind == "folder":  # not a roster, and its files are not read: said, never skipped silently
+            _reject(res, "FILE_NOT_REGULAR", f"{rel} 是文件夹，其中的文件未读取（名册文件应直接放在 "
+                                             f"rosters/{program}/ 下）")
+            continue
         if kind != "file":
             _reject(res, "FILE_NOT_REGULAR", f"{rel} 是{ENTRY_KIND_ZH[kind]}，未读取（收件箱只接受普通文件）")
             continue

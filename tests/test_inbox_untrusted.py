@@ -82,6 +82,7 @@ def test_links_and_special_files_in_the_inbox_are_refused_unread_with_a_finding(
     os.symlink("/etc/passwd", tekun_dir / "passwd.csv")
     os.mkfifo(tekun_dir / "pipe.csv")
     os.symlink(elsewhere / "orphan", inbox / month / "rosters" / "orphan")
+    write_csv(tekun_dir / "旧版" / f"{C}_tekun_202001.csv", TEKUN, [tekun_row(P2)])  # a sub-folder
 
     run(tmp_path, month)
 
@@ -93,6 +94,7 @@ def test_links_and_special_files_in_the_inbox_are_refused_unread_with_a_finding(
         ("rosters/tekun/210103_tekun_202001.csv", "rejected", "FILE_NOT_REGULAR", "", 0),
         ("rosters/tekun/passwd.csv", "rejected", "FILE_NOT_REGULAR", "", 0),
         ("rosters/tekun/pipe.csv", "rejected", "FILE_NOT_REGULAR", "", 0),
+        ("rosters/tekun/旧版", "rejected", "FILE_NOT_REGULAR", "", 0),
     ]
     found = query(wh, "SELECT source_file, action, detail FROM finding WHERE payroll_month = ? "
                       "AND finding_type = 'file_rejected' ORDER BY source_file", [month])
@@ -100,6 +102,7 @@ def test_links_and_special_files_in_the_inbox_are_refused_unread_with_a_finding(
     assert "符号链接" in found[0][2] and "rosters/orphan" in found[0][2]
     assert "符号链接" in found[2][2] and "passwd.csv" in found[2][2]
     assert "特殊文件" in found[3][2] and "pipe.csv" in found[3][2]
+    assert "是文件夹" in found[4][2] and "旧版" in found[4][2]
     # nothing of what the links point at was read into the month
     assert not query(wh, "SELECT 1 FROM row_disposition WHERE id_number IN (?, ?)", [P2["id"], ORPHAN_CHILD["id"]])
 
