@@ -38,7 +38,8 @@ def _months(inbox, month, dibao, tekun):
 
 def _release(tmp_path, month="2020-01"):
     """Returns answer released batches only (issue 17): the month goes to the banks first."""
-    assert doudi(["release", "--month", month, "--out", str(tmp_path / "out"), "--by", "财政局"]) == 0
+    assert doudi(["release", "--month", month, "--out", str(tmp_path / "out"), "--warehouse",
+                  str(tmp_path / "warehouse.duckdb"), "--by", "财政局"]) == 0
 
 
 def _ref(wh, pid, month="2020-01"):
