@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,14 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
 
 
+def _has_hidden_characters(value) -> bool:
+    """sql/macros.sql has_hidden_characters: a control, format or line/paragraph separator character
+    inside the value once the spaces around it are trimmed."""
+    if not isinstance(value, str):
+        return False
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value.strip(" \t\n\f\r\u3000"))
+
+
 def stage(df: pd.DataFrame, program: str, month: str, reference: Path, disability_ids: set[str]) -> pd.DataFrame:
     """Normalised values and the facts the suites check (doudi's sql/staging models)."""
     r = pd.DataFrame({"program": program, "source_file": df.source_file, "source_row": df.source_row})
@@ -181,6 +190,10 @@ def stage(df: pd.DataFrame, program: str, month: str, reference: Path, disabilit
         r[col] = norm_code(_col(df, col))
     for col in ("name", "sex", "urban_rural", "bank_name", "account_holder"):
         r[col] = norm_text(_col(df, col))
+    # the generator hides no XLSX rows or sheets; characters nobody sees, as has_hidden_characters
+    r["hidden_row"] = r["in_hidden_sheet"] = None
+    unseen = _col(df, "name").map(_has_hidden_characters) | _col(df, "account_holder").map(_has_hidden_characters)
+    r["hidden_characters"] = pd.Series(np.where(unseen, "NAME_HIDDEN_CHARACTER", None), index=r.index)
     raw = {c: _col(df, c) for c in ("enrolled_from", "enrolled_to", "approved_amount")}
     r["enrolled_from"], r["enrolled_to"] = norm_month(raw["enrolled_from"]), norm_month(raw["enrolled_to"])
     r["approved_amount"] = norm_money(raw["approved_amount"])

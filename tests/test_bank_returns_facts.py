@@ -206,7 +206,9 @@ def test_the_same_return_content_under_another_name_is_not_loaded_twice(tmp_path
 def test_a_ref_the_bank_answered_for_never_comes_to_name_another_payee(tmp_path, capsys):
     """payout.py keeps a released month's refs while its release record (payouts/released.json) is
     there. Run into another output folder, the record is not seen: the rerun would give A's ref,
-    which the bank returned as failed, to B. Publish refuses it and the warehouse stays as it was."""
+    which the bank returned as failed, to B. The month's recorded state (month_state, in the
+    warehouse) refuses the rerun before any stage; behind it, publish would refuse a released ref
+    that moved (check_answered_refs_unchanged). The warehouse stays as it was."""
     inbox, wh = _january_released(tmp_path)
     ref_a = _ref(wh, A)
     write_csv(inbox / "2020-02" / "bank_returns" / "r.csv", RETURN_HEADER, [[ref_a, "失败", "户名不符"]])
@@ -217,7 +219,7 @@ def test_a_ref_the_bank_answered_for_never_comes_to_name_another_payee(tmp_path,
     capsys.readouterr()
     assert _doudi(tmp_path, "run", "--month", "2020-01", out=tmp_path / "elsewhere") == 1
     said = capsys.readouterr().err
-    assert f"payment ref {ref_a} was released" in said and "a released ref never changes" in said
+    assert "2020-01 was released to the banks" in said and "--supplementary" in said, said
     assert "Traceback" not in said and acct(B) not in said
     assert query(wh, "SELECT payment_ref, payee_name, payee_account, amount FROM payout_record ORDER BY ALL") == before
     assert _state(wh, A) == [("failed",)] and _state(wh, B) == [("sent",)]
