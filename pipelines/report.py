@@ -165,6 +165,12 @@ def _program(p: str) -> str:
     return PROGRAM_NAMES_ZH.get(p, p)
 
 
+def _finding(finding_type: str) -> str:
+    """A finding type as a bureau reads it, with its code for whoever searches the warehouse."""
+    name = FINDING_TYPES.get(finding_type)
+    return f"{name}（{finding_type}）" if name else finding_type
+
+
 def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
     """This month's payments the bank returned as failed, with their reissue (if any), the month's
     reissue lines, and the three-way reconciliation findings of the month."""
@@ -311,9 +317,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#dde
 <h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], c['files'])}
 <h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], d['held'])}
 <h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], d['failures'][:500])}
-<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], d['three_way'][:500])}
+<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], [(_finding(r[0]), *r[1:]) for r in d['three_way'][:500]])}
 <h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200]) if d['has_previous'] else '<p>' + NO_PREVIOUS_PAYROLL + '</p>'}
-<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], d['findings'][:500])}
+<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], [(r[0], _finding(r[1]), *r[2:]) for r in d['findings'][:500]])}
 <p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>
 </body></html>
 """

@@ -12,6 +12,7 @@ import shutil
 from decimal import Decimal as D
 
 from pipelines.cli import main as doudi
+from pipelines.vocabulary import FINDING_TYPES
 from tests.helpers import query, roster_path, run, write_csv
 from tests.test_engine_golden import TEKUN, C, acct, common, person
 
@@ -174,6 +175,8 @@ def test_a_return_whose_amount_or_account_differs_from_what_was_sent_is_a_findin
     assert "6222000011112222" not in account[0][2]  # masked
     recon = (tmp_path / "out" / "2020-01" / "reports" / "reconciliation.html").read_text(encoding="utf-8")
     assert "return_amount_differs" in recon and "return_account_differs" in recon and "未据此改变付款状态" in recon
+    # the page names the type as a bureau reads it, its code beside
+    assert f"{FINDING_TYPES['return_amount_differs']}（return_amount_differs）" in recon
 
     # the same row with what was sent is taken (the amount written with a thousands separator)
     write_csv(inbox / "2020-02" / "bank_returns" / "s.csv", RETURN_HEADER + ["amount", "payee_account"],
