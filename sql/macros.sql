@@ -9,9 +9,12 @@ CREATE OR REPLACE MACRO fold_fullwidth_all(s) AS
 CREATE OR REPLACE MACRO fold_fullwidth(s) AS
     CASE WHEN regexp_matches(s, '[！-～　]') THEN fold_fullwidth_all(s) ELSE s END;
 
--- trimmed text, inner runs of white space folded to one space, empty -> NULL
+-- trimmed text, inner runs of white space folded to one space, empty -> NULL. Every Unicode space
+-- counts (\p{Zs}: the no-break space U+00A0 that web forms paste, U+2002..U+200A, U+202F): RE2's \s
+-- is ASCII only, and a no-break space left in a holder's name reaches the bank, which compares
+-- the name character by character.
 CREATE OR REPLACE MACRO norm_text(s) AS
-    nullif(trim(regexp_replace(fold_fullwidth(s), '\s+', ' ', 'g')), '');
+    nullif(trim(regexp_replace(fold_fullwidth(s), '[\s\p{Zs}]+', ' ', 'g')), '');
 
 -- a name as delivered holds a character nobody sees: a line break or tab inside it, another control
 -- character, a zero-width or direction mark (U+200B..U+200F, U+202A..U+202E, U+2060.., U+FEFF) or a
@@ -19,12 +22,12 @@ CREATE OR REPLACE MACRO norm_text(s) AS
 -- Such a name is quarantined, not repaired: "张\n三" may be 张三 or two people's cells run together,
 -- and a bank matches the holder's name character by character, so only the county can say which.
 CREATE OR REPLACE MACRO has_hidden_characters(s) AS
-    coalesce(regexp_matches(regexp_replace(s, '^[\s\x{3000}]+|[\s\x{3000}]+$', '', 'g'),
+    coalesce(regexp_matches(regexp_replace(s, '^[\s\p{Zs}]+|[\s\p{Zs}]+$', '', 'g'),
                             '[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]'), false);
 
 -- codes and numbers: no spaces at all, upper case (lowercase x in ID numbers)
 CREATE OR REPLACE MACRO norm_code(s) AS
-    nullif(upper(regexp_replace(fold_fullwidth(s), '\s+', '', 'g')), '');
+    nullif(upper(regexp_replace(fold_fullwidth(s), '[\s\p{Zs}]+', '', 'g')), '');
 
 -- months as people type them: 2020-03, 2020/3/1, 202003, 20200301, 2020.3, 2020年3月 -> '2020-03'
 CREATE OR REPLACE MACRO month_parts(t) AS

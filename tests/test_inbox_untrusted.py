@@ -270,11 +270,17 @@ def test_one_person_twice_in_a_file_with_two_accounts_is_held_until_one_account_
                         (P1["id"], "2020-02", "regular", TEKUN_MONTHLY, "payable", None)]
 
 
+def spaced(p):
+    """The person's name with a no-break space after its first character."""
+    return p["name"][0] + "\u00a0" + p["name"][1:]
+
+
 def test_names_with_characters_nobody_sees_are_quarantined_and_never_reach_a_bank_file(tmp_path):
     """A quoted name with a line break, a zero-width space in name and holder, a tab inside a name, a
     right-to-left mark after a holder: quarantined (not repaired: only the county knows the real
     name, and the bank compares the holder character by character). Spaces around a name are
-    ordinary typing and are trimmed, as before."""
+    ordinary typing and are trimmed, as before; a no-break space or another Unicode space is such a
+    space (inside a name it becomes an ordinary one, as the bank's systems type it)."""
     inbox, wh, month = tmp_path / "inbox", tmp_path / "warehouse.duckdb", "2020-01"
     rows = [
         tekun_row(P1, name="张\n三", holder="张\n三"),
@@ -282,7 +288,8 @@ def test_names_with_characters_nobody_sees_are_quarantined_and_never_reach_a_ban
         tekun_row(P3, name="孙\t八", holder="孙 八"),
         tekun_row(P4, holder=P4["name"] + "\u202e"),
         tekun_row(P5, name="  钱七 ", holder=" 钱七"),
-        tekun_row(P6),
+        # a no-break space (web forms paste it) is a space like any other: trimmed, never sent to a bank
+        tekun_row(P6, name=spaced(P6) + "\u00a0", holder=spaced(P6) + "\u2002"),
     ]
     write_csv(roster_path(inbox, month, "tekun", f"{C}_tekun_202001.csv"), TEKUN, rows)
 
@@ -295,7 +302,10 @@ def test_names_with_characters_nobody_sees_are_quarantined_and_never_reach_a_ban
     assert query(wh, "SELECT payee_name FROM payment_ledger WHERE id_number = ? AND line_type = 'regular'",
                  [P5["id"]]) == [("钱七",)]
     bank = payout_text(tmp_path, month)
+    assert query(wh, "SELECT payee_name FROM payment_ledger WHERE id_number = ? AND line_type = 'regular'",
+                 [P6["id"]]) == [(P6["name"][0] + " " + P6["name"][1:],)]  # as the same name with a space
     assert "\u200b" not in bank and "\u202e" not in bank and "张 三" not in bank and "孙 八" not in bank
+    assert "\u00a0" not in bank and "\u2002" not in bank
     assert all(acct(p) not in bank for p in (P1, P2, P3, P4)) and acct(P5) in bank and acct(P6) in bank
 
 
