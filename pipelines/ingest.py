@@ -13,8 +13,9 @@ the file as a whole can be used. Whole-file outcomes:
   a program folder that is a link;
 - `duplicate_delivery`: the same bytes as an earlier file: each row is a `duplicate` of the same
   row of that file;
-- `superseded`: a later file (by name) for the same program and county replaces it: rows of the
-  same person point at the row that survives, the rest are quarantined FILE_SUPERSEDED.
+- `superseded`: a later version of the county's roster (…_v2, …_v10, …_更正: correction_series)
+  replaces it: rows of the same person point at the row that survives, the rest are quarantined
+  FILE_SUPERSEDED. Two files of one county that are not versions of one roster are both loaded.
 
 Writes `_work/ingest/<program>.parquet` (rows) and `_work/ingest/<program>.files.parquet`.
 """
@@ -628,17 +629,38 @@ def _rewrite_files(tables: list[pa.Table], files, rewrite) -> list[pa.Table]:
     return [rewrite(t, f) if (f := _file_of(t)) in files else t for t in tables]
 
 
+# A correction is named after the file it corrects, with a version mark at the end of the name:
+# 210102_dibao_202003_v2.csv, …_v10.csv, …_第3版.csv, …_更正.csv, …_更正2.csv. Versions compare as
+# numbers (v10 after v2); an unmarked name is version 1, and 更正 without a number is version 2.
+_CORRECTION_MARK = re.compile(r"(?:[_\-\s]+[vV](\d+)|[_\-\s]*第(\d+)版|[_\-\s]*(?:更正|修正)(\d*))$")
+
+
+def correction_series(file_name: str) -> tuple[str, tuple[int, ...]]:
+    """(the name without its version marks, the versions from the first mark on): files of one
+    county in one series are versions of one roster; files in two series are two rosters."""
+    stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    versions: list[int] = []
+    while (m := _CORRECTION_MARK.search(stem)) and m.start() > 0:
+        number = m.group(1) or m.group(2) or m.group(3)
+        versions.insert(0, int(number) if number else 2)
+        stem = stem[:m.start()]
+    return stem, tuple(versions)
+
+
 def _apply_supersession(tables: list[pa.Table], results: list[FileResult]) -> list[pa.Table]:
-    """A later file (by name) for the same program and county replaces the earlier ones."""
-    by_county: dict[str, list[FileResult]] = {}
+    """The latest version of a county's roster replaces its earlier versions (correction_series).
+    Two files of one county that are not versions of one roster (one per street office: …_街道A,
+    …_街道B) are both read; integrity reports them (county_files_read_together)."""
+    by_series: dict[tuple[str, str], list[FileResult]] = {}
     for r in results:
         if r.status == "loaded" and r.county:
-            by_county.setdefault(r.county, []).append(r)
+            by_series.setdefault((r.county, correction_series(r.source_file)[0]), []).append(r)
     superseded: dict[str, FileResult] = {}
-    for files in by_county.values():
+    for files in by_series.values():
         if len(files) < 2:
             continue
-        survivor = files[-1]  # sorted by name: a correction is named after the original (…_v2.csv)
+        files = sorted(files, key=lambda r: (correction_series(r.source_file)[1], r.source_file))
+        survivor = files[-1]
         for old in files[:-1]:
             old.status = "superseded"
             old.superseded_by = survivor.source_file

@@ -113,6 +113,7 @@ FINDING_TYPES = {
     "file_rejected": "文件被整体退回",
     "file_duplicate_delivery": "同一文件重复报送",
     "file_superseded": "更正文件替代原文件",
+    "county_files_read_together": "同一县区报送多个互不为更正版本的名册文件，已合并读取",
     "duplicate_across_counties": "同一人被多个县重复报送",
     "exclusive_programs": "同时享受互斥的救助项目",
     "deceased_listed": "已死亡人员仍在名册",

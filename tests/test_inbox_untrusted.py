@@ -243,6 +243,27 @@ def test_a_file_named_for_another_month_is_rejected_whole(tmp_path):
     assert "210103_tekun_201912.csv" in detail and "2019-12" in detail and "2020-01" in detail
 
 
+def test_corrections_are_versions_compared_as_numbers_and_other_files_of_a_county_are_read_together(tmp_path):
+    """Attack finding 6: `_v10` is the later correction of `_v2` (numbers, not text: "v10" < "v2");
+    `_街道B` is another street office's roster, not a correction: read beside the county's roster,
+    with a finding that asks the county, never replacing it."""
+    inbox, wh, month = tmp_path / "inbox", tmp_path / "warehouse.duckdb", "2020-01"
+    folder = f"{C}_tekun_202001"
+    write_csv(roster_path(inbox, month, "tekun", f"{folder}_v2.csv"), TEKUN, [tekun_row(P1)])
+    write_csv(roster_path(inbox, month, "tekun", f"{folder}_v10.csv"), TEKUN, [tekun_row(P1), tekun_row(P2)])
+    write_csv(roster_path(inbox, month, "tekun", f"{folder}_街道B.csv"), TEKUN, [tekun_row(P3)])
+
+    run(tmp_path, month)
+
+    assert [r[0] for r in regular_lines(wh, month)] == sorted([P1["id"], P2["id"], P3["id"]])
+    files = dict(query(wh, "SELECT source_file, status FROM source_file WHERE payroll_month = ?", [month]))
+    assert files == {f"rosters/tekun/{folder}_v2.csv": "superseded", f"rosters/tekun/{folder}_v10.csv": "loaded",
+                     f"rosters/tekun/{folder}_街道B.csv": "loaded"}
+    [(detail,)] = query(wh, "SELECT detail FROM finding WHERE payroll_month = ? "
+                            "AND finding_type = 'county_files_read_together'", [month])
+    assert f"{folder}_v10.csv" in detail and f"{folder}_街道B.csv" in detail and "_v2" in detail
+
+
 def test_one_person_twice_in_a_file_with_two_accounts_is_held_until_one_account_comes(tmp_path):
     """P1 twice with two accounts: held (owed, not sent), with a finding; P2 twice with the same
     account is the usual duplicate and is paid once. February's roster brings one account for P1:

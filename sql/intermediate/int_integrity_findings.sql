@@ -113,6 +113,21 @@ rejected_files as (
     where status = 'rejected'
 ),
 
+files_read_together as (
+    -- two roster files of one county and program that are not versions of one roster (ingest's
+    -- correction_series: one per street office, say) are both read; the county is asked, once,
+    -- whether one was meant to replace the other, since then it must carry a version mark
+    select 'county_files_read_together', 'warning', program, null::VARCHAR, county, 'recorded',
+           county || ' 本月报送 ' || count(*) || ' 个' || program || '名册文件，互不为更正版本，已合并读取：'
+               || string_agg(source_file, '、' order by source_file)
+               || '；如其中一个用于替代另一个，请以版本号命名（如 _v2）后重新报送',
+           min(source_file), null::BIGINT
+    from ingest_files
+    where status = 'loaded' and county <> ''
+    group by program, county
+    having count(*) > 1
+),
+
 all_findings as (
     select * from duplicates
     union all select * from exclusive
@@ -122,6 +137,7 @@ all_findings as (
     union all select * from shared_accounts
     union all select * from name_conflicts
     union all select * from rejected_files
+    union all select * from files_read_together
 ),
 
 near_duplicates as (
