@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, setup, task, teardown
 
 PROGRAMS = ["dibao", "tekun", "orphan", "disability"]
 
@@ -43,10 +43,22 @@ PROGRAMS = ["dibao", "tekun", "orphan", "disability"]
 )
 def monthly_disbursement():
     @task
-    def resolve_run(params=None, logical_date=None) -> dict:
+    def resolve_run(params=None, logical_date=None, run_id=None) -> dict:
         from pipelines import tasks
 
-        return tasks.resolve_run(params or {}, logical_date.strftime("%Y-%m") if logical_date else None)
+        return tasks.resolve_run(params or {}, logical_date.strftime("%Y-%m") if logical_date else None, run_id)
+
+    @setup
+    def claim_month(run: dict) -> dict:
+        from pipelines import tasks
+
+        return tasks.claim_month(run)
+
+    @teardown
+    def release_month(run: dict) -> bool:
+        from pipelines import tasks
+
+        return tasks.release_month(run)
 
     @task
     def check_reference(run: dict) -> dict:
@@ -122,7 +134,10 @@ def monthly_disbursement():
         return tasks.report(run)
 
     run = resolve_run()
+    # the month is this run's from claim_month to release_month: no `doudi run` between two tasks
+    claimed = claim_month(run)
     reference_ok = check_reference(run)
+    claimed >> reference_ok
     ingested = ingest.partial(run=run).expand(program=PROGRAMS)
     reference_ok >> ingested
     cities = plan_cities(run, ingested)
@@ -132,7 +147,8 @@ def monthly_disbursement():
     computed = combine_compute(run, groups, compute.partial(run=run).expand(group=groups))
     paid = payout(run, computed)
     published = publish(run, paid)
-    report(run, published)
+    reported = report(run, published)
+    reported >> release_month(run).as_teardown(setups=claimed)
 
 
 monthly_disbursement()

@@ -198,6 +198,35 @@ def build_analyst_db(ctx: RunContext) -> dict:
     return {"analyst_db": str(target), "rows": counts}
 
 
+def refresh_month_state(ctx: RunContext) -> bool:
+    """Bring the analyst copy of month_state up to the warehouse's after a transition publish does
+    not make (verify, release, returns loaded, close): without it analysts would see every month as
+    `published` until the next month's publish. Written in place (no personal data: months, states,
+    operators); when an analyst holds the file open, the copy stays as it was until the next
+    transition or publish, and False says so. The warehouse must not be open in this process."""
+    import duckdb
+
+    if not ctx.analyst_db.exists():
+        return False
+    try:
+        con = duckdb.connect(str(ctx.analyst_db))
+    except duckdb.IOException:  # open elsewhere
+        return False
+    try:
+        try:
+            con.execute(f"ATTACH '{sql_string(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+        except (duckdb.IOException, duckdb.ConnectionException):  # the warehouse is being written
+            return False
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"CREATE OR REPLACE TABLE month_state AS {ANALYST_TABLES['month_state']}")
+        describe_table(con, "month_state")
+        con.execute("COMMIT")
+        con.execute("DETACH wh")
+        return True
+    finally:
+        con.close()
+
+
 def describe_table(con, table: str) -> None:
     meaning, columns = DICTIONARY[table]
     con.execute(f"COMMENT ON TABLE {table} IS '{sql_string(meaning)}'")

@@ -113,12 +113,32 @@ def cmd_close(args) -> int:
 
 
 def cmd_state(args) -> int:
-    from pipelines.lifecycle import history
+    from pipelines.lifecycle import history, read_claim
 
     ctx = _ctx(args)
     for row in history(ctx, ctx.month):
         print("  ".join(str(row[k] or "") for k in ("recorded_at", "payroll_month", "from_state", "to_state",
                                                      "supplement", "who", "run_id", "note")))
+    claim = read_claim(ctx)
+    if claim:
+        print(f"{ctx.month} is claimed by {claim.get('claimant')} (user {claim.get('user', '?')}, "
+              f"since {claim.get('since', '?')})")
+    return 0
+
+
+def cmd_release_claim(args) -> int:
+    from pipelines.lifecycle import month_lock, read_claim, release_claim
+
+    ctx = _ctx(args)
+    claim = read_claim(ctx)
+    if claim is None:
+        print(f"{ctx.month} is not claimed by any Airflow run: nothing to release")
+        return 0
+    # under the claimant's name: refused while one of its tasks holds the lock (that run is alive)
+    with month_lock(ctx, claim.get("claimant")):
+        release_claim(ctx)
+    print(f"{ctx.month}: the claim of {claim.get('claimant')} (user {claim.get('user', '?')}, since "
+          f"{claim.get('since', '?')}) released by {args.by}; that run's remaining tasks will stop")
     return 0
 
 
@@ -290,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("state", help="the recorded transitions of a month (table month_state)")
     _run_args(st, inbox=False)
     st.set_defaults(fn=cmd_state)
+    rc_ = sub.add_parser("release-claim", help="give back the month an Airflow run claimed and can no longer release")
+    _run_args(rc_, inbox=False)
+    rc_.add_argument("--by", required=True, help="who releases the claim")
+    rc_.set_defaults(fn=cmd_release_claim)
     rel = sub.add_parser("release", help="mark a month's payout files as sent to the banks (never rewritten)")
     _run_args(rel, inbox=False)
     rel.add_argument("--by", required=True, help="who releases (recorded)")

@@ -33,6 +33,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,10 +170,16 @@ def record_transition(target: RunContext | Path, month: str, to_state: str, by: 
         if own:
             con.execute("COMMIT")
         checkpoint(f"lifecycle.after:{to_state}")
-        return row
     finally:
         if own:
             con.close()
+    if own:  # publish's own transition reaches analysts with the rebuilt analyst database
+        from pipelines.analyst import refresh_month_state
+
+        if not refresh_month_state(ctx) and ctx.analyst_db.exists():
+            print(f"note: {month} is {to_state}; the analyst database was busy and shows it at the next "
+                  f"transition or publish", file=sys.stderr)
+    return row
 
 
 def refusal(month: str, current: str | None, to_state: str) -> str:
@@ -345,10 +352,16 @@ def lock_path(ctx: RunContext) -> Path:
     return ctx.warehouse.with_name(f".{ctx.warehouse.name}.{ctx.month}.lock")
 
 
+def claim_path(ctx: RunContext) -> Path:
+    return ctx.warehouse.with_name(f".{ctx.warehouse.name}.{ctx.month}.claim")
+
+
 @contextlib.contextmanager
-def month_lock(ctx: RunContext) -> Iterator[dict]:
+def month_lock(ctx: RunContext, claimant: str | None = None, claiming: bool = False) -> Iterator[dict]:
     """Hold the month's lock (an flock on a file beside the warehouse: the kernel drops it when the
-    process dies, so a killed run never leaves a stale lock). Refused, with who holds it."""
+    process dies, so a killed run never leaves a stale lock). Refused, with who holds it, and
+    refused while another run has claimed the month (claim_month): `claimant` names the Airflow run
+    whose tasks may go on; `doudi run` passes none."""
     path = lock_path(ctx)
     ensure_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
@@ -361,17 +374,73 @@ def month_lock(ctx: RunContext) -> Iterator[dict]:
                 f"{ctx.month} is being run already, by {holder.get('user', 'an unknown user')} "
                 f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}): "
                 f"one run of a month at a time; wait for it to finish, then run again") from None
-        me = {"user": operator(), "pid": os.getpid(), "host": socket.gethostname(), "since": _now(),
-              "month": ctx.month}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
         try:
+            refuse_unless_claimed_by(ctx, claimant, or_unclaimed=claiming)
+            me = {"user": operator(), "pid": os.getpid(), "host": socket.gethostname(), "since": _now(),
+                  "month": ctx.month}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
             yield me
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+# An Airflow run of a month is many processes, one per task, so the flock alone would let a
+# `doudi run` of the same month slip in between two tasks and rewrite the work files under them.
+# The DAG's first task therefore claims the month (a file beside the lock naming the DAG run), its
+# tasks go on only while the claim is theirs, and its teardown (run by Airflow also when a task
+# failed, or when the run is marked failed by hand) gives the claim back.
+
+def read_claim(ctx: RunContext) -> dict | None:
+    try:
+        return json.loads(claim_path(ctx).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:  # a torn write cannot happen (written atomically); an edited file can
+        return {"claimant": "an unreadable claim file", "since": "?", "user": "?"}
+
+
+def refuse_unless_claimed_by(ctx: RunContext, claimant: str | None, or_unclaimed: bool = False) -> None:
+    """RunError unless the month's claim is `claimant`'s (or, with no claimant, nobody's; with
+    `or_unclaimed`, either)."""
+    claim = read_claim(ctx)
+    if claim is None and (claimant is None or or_unclaimed):
+        return
+    if claim is not None and claim.get("claimant") == claimant:
+        return
+    if claim is None:
+        raise RunError(f"{ctx.month}: this Airflow run ({claimant}) no longer holds the month's claim "
+                       f"(it was released by hand, see `doudi state --month {ctx.month}`): it stops here; "
+                       f"trigger the month again")
+    raise RunError(
+        f"{ctx.month} is being run already, by {claim.get('claimant')} (user {claim.get('user', '?')}, "
+        f"since {claim.get('since', '?')}): one run of a month at a time; wait for it to finish, or, if "
+        f"that run is dead, mark it failed in Airflow (its teardown gives the month back) or run "
+        f"`doudi release-claim --month {ctx.month}`")
+
+
+def claim_month(ctx: RunContext, claimant: str) -> dict:
+    """Claim the month for one Airflow run (again by the same run on a retry: no error)."""
+    from pipelines.io import write_bytes_atomic
+
+    with month_lock(ctx, claimant, claiming=True):
+        claim = {"claimant": claimant, "user": operator(), "host": socket.gethostname(), "since": _now(),
+                 "month": ctx.month}
+        write_bytes_atomic(claim_path(ctx), (json.dumps(claim, ensure_ascii=False) + "\n").encode("utf-8"))
+        return claim
+
+
+def release_claim(ctx: RunContext, claimant: str | None = None) -> dict | None:
+    """Give the month's claim back: the teardown passes its own run (another run's claim is left
+    alone); `doudi release-claim` passes none and releases whoever holds it. Returns the claim."""
+    claim = read_claim(ctx)
+    if claim is None or (claimant is not None and claim.get("claimant") != claimant):
+        return None
+    claim_path(ctx).unlink(missing_ok=True)
+    return claim
 
 
 def _read_holder(fd: int) -> dict:

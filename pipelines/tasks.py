@@ -31,15 +31,30 @@ def _no_retry_on_data_errors(fn):
     return wrapper
 
 
-def resolve_run(params: dict, logical_month: str | None = None) -> dict:
-    """The run dict from the DAG's params; the payroll month may come from the logical date."""
+def _while_claimed(fn):
+    """A task of the monthly DAG works only while its run holds the month's claim (claim_month):
+    a `doudi run` of the same month, or another DAG run, cannot slip in between two tasks."""
+    @functools.wraps(fn)
+    def wrapper(run: dict, *args, **kwargs):
+        from pipelines.lifecycle import refuse_unless_claimed_by
+
+        refuse_unless_claimed_by(_ctx(run), run.get("claim") or None)
+        return fn(run, *args, **kwargs)
+
+    return wrapper
+
+
+def resolve_run(params: dict, logical_month: str | None = None, run_id: str | None = None) -> dict:
+    """The run dict from the DAG's params; the payroll month may come from the logical date.
+    `claim` names the DAG run, which claims the month for its tasks (claim_month)."""
     month = (params.get("payroll_month") or logical_month or "").strip()
     if not month:
         raise RunError("no payroll month: trigger with conf {\"payroll_month\": \"YYYY-MM\"}")
     ctx = RunContext.from_env(month, supplementary=bool(params.get("supplementary")),
                               inbox=params.get("inbox") or "", reference=params.get("reference") or "",
                               out=params.get("out") or "", warehouse=params.get("warehouse") or "")
-    return dict(ctx.as_dict(), first_month="1" if params.get("first_month") else "")
+    claim = f"Airflow run {run_id} of monthly_disbursement" if run_id else ""
+    return dict(ctx.as_dict(), first_month="1" if params.get("first_month") else "", claim=claim)
 
 
 def _ctx(run: dict) -> RunContext:
@@ -47,6 +62,25 @@ def _ctx(run: dict) -> RunContext:
 
 
 @_no_retry_on_data_errors
+def claim_month(run: dict) -> dict:
+    """The DAG's setup task: the month is this run's until release_month."""
+    from pipelines.lifecycle import claim_month as claim
+
+    if not run.get("claim"):
+        raise RunError("this DAG run has no run id to claim the month with")
+    return claim(_ctx(run), run["claim"])
+
+
+def release_month(run: dict) -> bool:
+    """The DAG's teardown task (run also when a task failed): give the month's claim back."""
+    from pipelines.lifecycle import release_claim
+
+    # a run without a claim of its own releases nothing (None would release anybody's claim)
+    return bool(run.get("claim")) and release_claim(_ctx(run), run["claim"]) is not None
+
+
+@_no_retry_on_data_errors
+@_while_claimed
 def check_reference(run: dict) -> dict:
     from pipelines.lifecycle import begin_run
     from pipelines.reference import check_reference as stage
@@ -57,6 +91,7 @@ def check_reference(run: dict) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def ingest(run: dict, program: str) -> dict:
     from pipelines.ingest import ingest_program
     from pipelines.warehouse import previous_file_counts
@@ -66,6 +101,7 @@ def ingest(run: dict, program: str) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def plan_cities(run: dict) -> list[str]:
     from pipelines.partitions import plan_validation_partitions
 
@@ -73,6 +109,7 @@ def plan_cities(run: dict) -> list[str]:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def validate_city(run: dict, city: str) -> dict:
     from pipelines.partitions import validate_partition
 
@@ -80,6 +117,7 @@ def validate_city(run: dict, city: str) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def combine_validation(run: dict, cities: list[str]) -> dict:
     from pipelines.partitions import combine_validation as stage
 
@@ -87,6 +125,7 @@ def combine_validation(run: dict, cities: list[str]) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def integrity(run: dict) -> dict:
     from pipelines.integrity import check_integrity
 
@@ -94,6 +133,7 @@ def integrity(run: dict) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def plan_payment_groups(run: dict) -> list[str]:
     from pipelines.partitions import plan_compute_partitions
 
@@ -101,6 +141,7 @@ def plan_payment_groups(run: dict) -> list[str]:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def compute_group(run: dict, group: str) -> dict:
     from pipelines.compute import compute_partition
 
@@ -108,6 +149,7 @@ def compute_group(run: dict, group: str) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def combine_compute(run: dict, groups: list[str]) -> dict:
     from pipelines.compute import combine_compute as stage
 
@@ -115,25 +157,28 @@ def combine_compute(run: dict, groups: list[str]) -> dict:
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def payout(run: dict) -> dict:
     from pipelines.lifecycle import month_lock
     from pipelines.payout import write_payouts
 
-    with month_lock(_ctx(run)):  # not while a `doudi run` of the same month writes
+    with month_lock(_ctx(run), run.get("claim") or None):  # one writer of the payout folder at a time
         return write_payouts(_ctx(run))
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def publish(run: dict) -> dict:
     from pipelines.lifecycle import month_lock
     from pipelines.warehouse import publish_month
 
     os.environ.setdefault("DOUDI_OPERATOR", os.environ.get("AIRFLOW_CTX_DAG_OWNER", "airflow"))
-    with month_lock(_ctx(run)):
+    with month_lock(_ctx(run), run.get("claim") or None):
         return publish_month(_ctx(run))
 
 
 @_no_retry_on_data_errors
+@_while_claimed
 def report(run: dict) -> dict:
     from pipelines.report import reconcile_and_report
 

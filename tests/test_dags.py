@@ -29,6 +29,9 @@ def test_dagbag_imports_every_dag_with_tags_and_retries():
     assert {"ingest", "validate", "integrity", "compute", "payout", "publish", "report"} <= set(monthly.task_ids)
     assert monthly.get_task("ingest").is_mapped and monthly.get_task("validate").is_mapped
     assert monthly.get_task("compute").is_mapped and not monthly.get_task("publish").is_mapped
+    # the month is claimed for the whole run and given back even when a task failed
+    assert monthly.get_task("claim_month").is_setup and monthly.get_task("release_month").is_teardown
+    assert "release_month" in monthly.get_task("report").downstream_task_ids
 
 
 def test_dag_files_import_only_the_airflow_sdk():
@@ -59,6 +62,8 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox, four_months)
         assert proc.returncode == 0, tail
         assert "state=failed" not in proc.stdout + proc.stderr, tail
         assert_month_facts(tmp_path / "out", tmp_path / "warehouse.duckdb", month)
+        # the run's teardown gave the month back: a `doudi run` of it is not refused
+        assert not (tmp_path / f".warehouse.duckdb.{month}.claim").exists()
         logs.append(proc.stdout + proc.stderr)
     assert_arrears_and_price(tmp_path / "warehouse.duckdb")
     assert_never_paid_twice(tmp_path / "warehouse.duckdb")

@@ -202,6 +202,48 @@ def test_a_second_run_of_the_month_is_refused_naming_the_holder(january, tmp_pat
     ok(doudi("verify", "--month", "2020-02", *paths(root)))
 
 
+def test_an_airflow_run_holds_the_month_between_its_tasks(january, tmp_path):
+    """Case 6 under Airflow: a DAG run is one process per task, so the flock alone would let a `doudi
+    run` of the month in between two tasks. The run's setup task claims the month; while it stands,
+    `doudi run` and another DAG run are refused naming it, and only the claimant's tasks work; its
+    teardown gives the month back (another run's teardown does not); a dead run's claim is given
+    back by hand, and its remaining tasks then stop."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines import tasks
+    from pipelines.lifecycle import claim_path
+
+    root = copy_of(january, tmp_path)
+    params = {"payroll_month": "2020-02", "inbox": str(root / "inbox"), "out": str(root / "out"),
+              "warehouse": str(root / "warehouse.duckdb")}
+    first, second = (tasks.resolve_run(params, None, run_id) for run_id in ("manual__first", "manual__second"))
+    claim = claim_path(type("C", (), {"warehouse": root / "warehouse.duckdb", "month": "2020-02"})())
+
+    tasks.claim_month(first)
+    tasks.claim_month(first)  # a retry of the setup task by the same run
+    assert claim.exists() and claim.stat().st_mode & 0o777 == 0o600
+    refused = one_sentence(doudi(*run_args(root, "2020-02")))
+    assert "being run already" in refused and "manual__first" in refused and "release-claim" in refused
+    for task in (lambda: tasks.claim_month(second), lambda: tasks.ingest(second, "tekun")):
+        with pytest.raises(AirflowFailException, match="manual__first"):
+            task()
+    assert tasks.ingest(first, "tekun")  # the claimant's own tasks work
+    assert "claimed by Airflow run manual__first" in ok(doudi("state", "--month", "2020-02", *paths(root))).stdout
+
+    assert tasks.release_month(second) is False and claim.exists()  # not another run's claim
+    assert tasks.release_month(first) is True and not claim.exists()
+    with pytest.raises(AirflowFailException, match="no longer holds the month's claim"):
+        tasks.integrity(first)
+
+    tasks.claim_month(second)  # a run that died without its teardown: given back by hand
+    released = ok(doudi("release-claim", "--month", "2020-02", "--by", "王科长", *paths(root))).stdout
+    assert "manual__second" in released and "王科长" in released and not claim.exists()
+    assert "nothing to release" in ok(doudi("release-claim", "--month", "2020-02", "--by", "王科长",
+                                            *paths(root))).stdout
+    ok(doudi(*run_args(root, "2020-02")))
+    assert not claim.exists()
+
+
 # every recorded transition, killed just before and just after its row is written; then the
 # operator's next command works: the killed command again (or, once recorded, the next step)
 STEPS = [
@@ -439,3 +481,8 @@ def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
     assert [s[1:] for s in states(root, "2020-02")][-7:] == [
         ("returns_loaded", None), ("supplementary_computed", "S1"), ("supplementary_published", "S1"),
         ("supplementary_verified", "S1"), ("released", "S1"), ("returns_loaded", None), ("closed", None)]
+    # analysts see each month's life as the warehouse records it, not as of its last publish
+    analyst_states = query(root / "warehouse_analyst.duckdb", "SELECT seq, payroll_month, to_state FROM month_state "
+                           "ORDER BY seq")
+    assert analyst_states == query(wh, "SELECT seq, payroll_month, to_state FROM month_state ORDER BY seq")
+    assert ("2020-02", "closed") in {r[1:] for r in analyst_states}
