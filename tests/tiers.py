@@ -79,8 +79,12 @@ def _dotted(obj) -> str | None:
 
 
 def _ours(obj) -> bool:
-    """A function of tests/ (a helper, a fixture, a test), whose code is followed."""
-    return isinstance(obj, FunctionType) and (obj.__module__ == "tests" or obj.__module__.startswith("tests."))
+    """A function of the test suite (a helper, a fixture, a test), whose code is followed; the code
+    of pipelines/ is not (run_month itself calls every stage)."""
+    if not isinstance(obj, FunctionType):
+        return False
+    module = obj.__module__ or ""
+    return module.split(".")[0] == "tests" or module.rpartition(".")[2].startswith(("test_", "conftest"))
 
 
 def _inner(func):
@@ -88,6 +92,15 @@ def _inner(func):
     func = getattr(getattr(func, "hypothesis", None), "inner_test", func)
     func = inspect.unwrap(getattr(func, "__func__", func))
     return func
+
+
+def _strings(consts):
+    """The string constants, also those folded into a tuple (["run", "--month", "2020-01"])."""
+    for c in consts:
+        if isinstance(c, str):
+            yield c
+        elif isinstance(c, (tuple, frozenset)):
+            yield from _strings(c)
 
 
 _direct: dict[CodeType, tuple[dict[str, str], set[str], list]] = {}
@@ -100,7 +113,7 @@ def _names_in(code: CodeType, namespace: dict) -> tuple[dict[str, str], set[str]
         return _direct[code]
     names: dict[str, str] = {}
     follow: list = [(c, namespace, c.co_name) for c in code.co_consts if isinstance(c, CodeType)]
-    strings = {c for c in code.co_consts if isinstance(c, str)}
+    strings = set(_strings(code.co_consts))
     modules: list[str] = []
     imported: list[str] = [i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"]
     for word in code.co_names:
@@ -118,7 +131,7 @@ def _names_in(code: CodeType, namespace: dict) -> tuple[dict[str, str], set[str]
         names.setdefault(module, module)
         for word in code.co_names:
             names.setdefault(f"{module}.{word}", f"{module}.{word}")
-        if module == "tests" or module.startswith("tests."):  # a helper imported inside a function
+        if module.split(".")[0] == "tests":  # a helper imported inside a function
             mod = importlib.import_module(module)
             for word in code.co_names:
                 obj = getattr(mod, word, None)
