@@ -13,8 +13,9 @@ A test's tier is the heaviest of
   - what its code and the code of its fixtures call (CALLS), followed through the helpers in tests/:
     a test that calls tests.helpers.run calls run_month, so it is e2e wherever it sits.
 Collection stops, naming the tests, when a test has no mark and calls nothing of CALLS, when its own
-marks name two tiers, or when its own mark is lighter than what it calls. Marks only raise a test
-above what its calls say (a month built by hand inside the test, a pure check in a module of months).
+marks name two tiers, or when its own mark is lighter than what it calls. So a mark is needed where
+the calls say nothing (a pure function: unit) or too little (Airflow parsing the DAG files: stage),
+and can never hide a month or a process a test starts.
 """
 
 from __future__ import annotations
