@@ -1,7 +1,7 @@
 # doudi: two commands do everything on a machine with Python 3.11 and make.
 #   make demo   install, generate the sample inbox (2020-01..2020-04), run the monthly DAG for each
 #               month through `airflow dags test`, print where payout files and reports are
-#   make test   the whole test suite
+#   make test   the whole test suite, tier by tier (make test-fast: the unit and stage tiers)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -25,7 +25,7 @@ export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
 export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
 
-.PHONY: install demo test test-deps lint bench lock clean airflow-db celery-check model-check mutation
+.PHONY: install demo test test-fast test-deps lint bench lock clean airflow-db celery-check model-check mutation
 
 install: $(VENV)/.installed
 
@@ -80,11 +80,27 @@ test-deps:
 	            --no-install-recommends chromium >/dev/null; \
 	    else echo "the tests need Chromium: sudo apt-get install chromium"; exit 1; fi; }
 
-# The whole suite, the engine-versus-model property test included (tests/test_model_vs_engine.py:
-# 300 generated six-month histories, every line to the fen, about 3 minutes; its disagreements so
-# far: tests/model/DISAGREEMENTS.md). `make model-check` runs that test alone.
+# The tiers of tests/tiers.py, lightest first, one pytest each, each printing its 20 slowest tests;
+# the first tier that fails stops the rest. Every test is in exactly one tier.
+TIERS := unit stage e2e external
+FAST_TIERS := unit stage
+define run_tiers
+	@for tier in $(1); do \
+	    echo "== tests: $$tier"; \
+	    $(BIN)/python -m pytest -q -m $$tier --durations=20 || { echo "the $$tier tier failed"; exit 1; }; \
+	done
+endef
+
+# The whole suite, the gate CI runs, the engine-versus-model property test included
+# (tests/test_model_vs_engine.py: 300 generated six-month histories, every line to the fen, about
+# 3 minutes; its disagreements so far: tests/model/DISAGREEMENTS.md). `make model-check` runs that
+# test alone.
 test: install airflow-db test-deps
-	$(BIN)/python -m pytest -q
+	$(call run_tiers,$(TIERS))
+
+# No month is run whole and no other program started: the answer in minutes.
+test-fast: install
+	$(call run_tiers,$(FAST_TIERS))
 
 model-check: install airflow-db
 	$(BIN)/python -m pytest -q tests/test_model_vs_engine.py

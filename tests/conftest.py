@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiers import pytest_collection_modifyitems  # noqa: F401  (every test gets its tier)
+
 PROJECT = Path(__file__).resolve().parent.parent
 MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
 os.environ.setdefault("AIRFLOW_HOME", str(PROJECT / ".airflow"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 from tests.helpers import query, roster_path, run, write_csv
 from tests.test_engine_golden import DIBAO, TEKUN, C, common, person
 
@@ -267,6 +269,7 @@ def test_an_orphans_money_is_not_paid_to_a_guardian_the_registry_reports_dead(tm
                     ("2020-03", "regular", D("1273.00"), aunt_account)]
 
 
+@pytest.mark.unit  # the engine's check alone, on tables written by hand
 def test_a_unit_with_neither_a_line_nor_a_finding_stops_the_run(tmp_path):
     """The engine's own invariant, given a roster row that nothing answers: the run stops and says so."""
     import duckdb

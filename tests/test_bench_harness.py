@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT / "bench"))
@@ -30,6 +32,7 @@ def test_a_killed_size_leaves_its_finished_stages_and_how_it_ended(tmp_path):
     assert not (tmp_path / "results" / "latest.json").exists()  # no finished size to report
 
 
+@pytest.mark.unit
 def test_a_stage_that_raises_reports_its_error():
     stdout = "\n".join([
         "BENCH-STAGE " + json.dumps({"stage": "ingest", "seconds": 4.0, "peak_rss_mb": 900}),

@@ -9,12 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pipelines.audits import book_differences
 from tests.conftest import MONTHS, PROJECT
 from tests.facts import assert_arrears_and_price, assert_month_facts, assert_never_paid_twice
 from tests.test_reports import ACCOUNT_RE, ID_RE
 
 
+@pytest.mark.stage  # Airflow parses the DAG files in-process: seconds, no month
 def test_dagbag_imports_every_dag_with_tags_and_retries():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -34,6 +37,7 @@ def test_dagbag_imports_every_dag_with_tags_and_retries():
     assert "release_month" in monthly.get_task("report").downstream_task_ids
 
 
+@pytest.mark.unit
 def test_dag_files_import_only_the_airflow_sdk():
     """DAG files wire; heavy imports (pandas, duckdb, GX) stay inside task bodies."""
     for path in (PROJECT / "dags").glob("*.py"):

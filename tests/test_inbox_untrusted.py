@@ -212,6 +212,7 @@ def test_a_hidden_roster_column_rejects_the_file(tmp_path):
     assert "银行账号(bank_account)" in detail
 
 
+@pytest.mark.unit
 def test_months_in_a_file_name():
     from pipelines.ingest import months_in_name
 

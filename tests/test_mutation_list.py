@@ -8,6 +8,8 @@ import pytest
 
 from tools.mutation import MUTATIONS, ROOT, parses
 
+pytestmark = pytest.mark.unit
+
 
 def test_at_least_25_named_mutations_with_distinct_names():
     assert len(MUTATIONS) >= 25

@@ -203,6 +203,7 @@ def _checkable(records_per_bank: dict[str, int]):
     return con
 
 
+@pytest.mark.unit
 def test_payment_refs_stay_unique_past_999999_records_of_a_bank():
     """A bank's month with over 999,999 records (a national month) gets seven-digit sequences for all
     its refs; a bank with fewer keeps the contract's six digits (202003ICBCR000123). Six digits
@@ -228,6 +229,7 @@ def test_payment_refs_stay_unique_past_999999_records_of_a_bank():
     assert sum(p[2] for p in parts) == 1_000_001
 
 
+@pytest.mark.unit
 def test_payout_refuses_records_that_share_a_payment_ref():
     """The stage checks its own refs: two records under one ref would be one transfer to a bank."""
     from pipelines.payout import check_records
@@ -240,6 +242,7 @@ def test_payout_refuses_records_that_share_a_payment_ref():
         check_records(con, released=False)
 
 
+@pytest.mark.unit
 def test_a_supplementary_batch_may_not_reuse_a_released_ref():
     """A ref a released batch of the month carried is never sent again; refs of the month's unreleased
     batches (a supplementary batch being rerun) may be."""

@@ -134,6 +134,7 @@ def test_free_text_numbers_are_masked_in_every_report_and_the_analyst_database(t
     assert [s for s in secrets if s in told] == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("text", "shown"), [
     # an ID in groups, plain, with a lowercase check character; an account in dashed and spaced groups
     ("身份证 210102 19400101 0039 号", "身份证 210102********0039 号"),

@@ -6,12 +6,15 @@ from decimal import ROUND_FLOOR, Decimal
 
 import duckdb
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn.ric import calc_check_digit
 
 from pipelines.idnumbers import check_digits
 from pipelines.sqlrun import load_macros, model_sql
+
+pytestmark = pytest.mark.unit
 
 bodies = st.text(alphabet="0123456789", min_size=17, max_size=17)
 

@@ -209,6 +209,7 @@ def test_simulate_command_prints_the_table_and_writes_the_workbook(may_2020, cap
     assert rows[2][:3] == ["行政区划代码", "县区", "项目"] and any(r[0] == "210102" for r in rows[3:])
 
 
+@pytest.mark.unit
 def test_pseudonyms_computed_in_duckdb_equal_the_python_hmac():
     """The analyst database's keys are HMAC-SHA256 spelled out in SQL: the same as hmac.new for
     every value, for a short key and for one longer than SHA-256's block (hashed first)."""

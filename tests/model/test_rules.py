@@ -12,6 +12,8 @@ from tests.model.rules import MonthInput, Reference, ReferenceGap, add_months, r
 BRIEF = Path(__file__).resolve().parents[2] / "data" / "reference"  # the shipped tables
 CITY, RURAL = "城市", "农村"
 
+pytestmark = pytest.mark.unit  # the model alone: pure Python
+
 
 # ----------------------------------------------------------------------------- builders
 def pid(n, birth="19600101", region="210102"):
