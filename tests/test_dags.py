@@ -4,6 +4,7 @@ partitioned by city, to the same ledger as the unpartitioned CLI."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -84,3 +85,23 @@ def test_airflow_dags_test_runs_four_months(tmp_path, sample_inbox, four_months)
     assert len(text) > 1000
     assert not ID_RE.search(text), ID_RE.search(text)
     assert not ACCOUNT_RE.search(text), ACCOUNT_RE.search(text)
+
+
+def test_a_failed_dag_run_gives_its_month_back(tmp_path):
+    """A DAG run whose task fails (here: a reference folder without fund_shares.csv) still runs its
+    teardown: the month's claim is released, so the corrected month can be run at once."""
+    from tests.test_lifecycle import make_inbox
+
+    reference = tmp_path / "reference"
+    shutil.copytree(PROJECT / "data" / "reference", reference)
+    (reference / "fund_shares.csv").unlink()
+    env = dict(os.environ, DOUDI_INBOX=str(make_inbox(tmp_path / "inbox", ["2020-01"])), DOUDI_REFERENCE=str(reference),
+               DOUDI_OUT=str(tmp_path / "out"), DOUDI_WAREHOUSE=str(tmp_path / "warehouse.duckdb"),
+               AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
+    proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", "monthly_disbursement",
+                           "--conf", '{"payroll_month": "2020-01"}'], env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "lacks fund_shares.csv" in output, output[-3000:]
+    assert (tmp_path / ".warehouse.duckdb.2020-01.lock").exists()  # the month was claimed (under its lock)
+    assert not list(tmp_path.glob(".warehouse.duckdb.*.claim")), output[-3000:]
