@@ -99,6 +99,8 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     if entry_kind(month_dir) in ("symlink", "special"):
         raise RunError(f"the inbox folder of {ctx.month} ({month_dir}) is a symbolic link or a special file: "
                        f"doudi reads only real folders and files in the inbox; put the month's files there and rerun")
+    if program in ONE_OFF_PROGRAMS:
+        previous_counts = {}  # cases come as events do: no county's count of them holds from month to month
     folder = month_dir / "rosters" / program
     tables: list[pa.Table] = []
     results: list[FileResult] = []

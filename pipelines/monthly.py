@@ -24,7 +24,7 @@ from pipelines.partitions import (
 from pipelines.payout import write_payouts
 from pipelines.reference import check_reference
 from pipelines.report import reconcile_and_report
-from pipelines.settings import ONE_OFF_PROGRAMS, ROSTER_PROGRAMS, RunContext
+from pipelines.settings import ROSTER_PROGRAMS, RunContext
 from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
@@ -34,9 +34,7 @@ def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
     out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
     previous = previous_file_counts(ctx)
     for p in ROSTER_PROGRAMS:
-        # one-off cases come as events do: no county's count of them is expected to hold from a month to the next
-        last = {} if p in ONE_OFF_PROGRAMS else previous.get(p, {})
-        out.append((f"ingest[{p}]", lambda p=p, last=last: ingest_program(ctx, p, last)))
+        out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
     return out
 
 

@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 
 from pipelines.faults import checkpoint
-from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.ingest import roster_outputs
+from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, sql_string
 from pipelines.validate import data_docs_path, validate_dir, validate_program

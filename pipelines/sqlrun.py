@@ -17,12 +17,12 @@ import duckdb
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext
 from pipelines.vocabulary import (
-    CARE_LEVELS,
     APPROVAL_LEVELS,
+    CARE_LEVELS,
     CLASS_CATEGORIES,
     DISABILITY_CATEGORIES,
-    EVENT_TYPES,
     DISABILITY_GRADES,
+    EVENT_TYPES,
     PLACEMENTS,
     RELATIONS,
     SUBSIDY_TYPES,

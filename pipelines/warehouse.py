@@ -30,11 +30,11 @@ from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
+from pipelines.ingest import roster_outputs
 from pipelines.io import sha256_file
 from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
 from pipelines.marts import build_marts, prepare_marts
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
-from pipelines.ingest import roster_outputs
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, sql_string
 from pipelines.vocabulary import REASONS

@@ -383,3 +383,18 @@ def test_a_month_without_a_temporary_folder_behaves_as_before(tmp_path):
                      "'rosters/temporary/%'") == [(0,)]
     assert query(wh, "SELECT count(*) FROM source_file WHERE program = 'temporary'") == [(0,)]
     assert query(wh, "SELECT count(*) FROM finding WHERE finding_type LIKE 'temporary_%'") == [(0,)]
+
+
+def test_a_county_s_case_count_may_swing_from_month_to_month(tmp_path):
+    """Cases come as events do: 60 in January and 1 in February is no sign of a lost file (the row-swing
+    check of the monthly rosters, 50% above 50 rows, does not apply)."""
+    from pipelines.ingest import ingest_program
+    from pipelines.warehouse import previous_file_counts
+
+    inbox = tmp_path / "inbox"
+    temporary_file(inbox, "2020-01", [case(_person(100 + i), "因病", f"LS-S{i:02d}", "300") for i in range(60)])
+    run(tmp_path, "2020-01")
+    temporary_file(inbox, "2020-02", [case(_person(200), "因病", "LS-S99", "300")])
+    ctx = context(tmp_path, "2020-02")
+    assert previous_file_counts(ctx).get("temporary") == {T_C: 60}
+    assert ingest_program(ctx, "temporary", previous_file_counts(ctx)["temporary"])["files_by_status"] == {"loaded": 1}
