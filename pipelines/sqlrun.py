@@ -17,12 +17,10 @@ import duckdb
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext
 from pipelines.vocabulary import (
-    APPROVAL_LEVELS,
     CARE_LEVELS,
     CLASS_CATEGORIES,
     DISABILITY_CATEGORIES,
     DISABILITY_GRADES,
-    EVENT_TYPES,
     PLACEMENTS,
     RELATIONS,
     SUBSIDY_TYPES,
@@ -30,16 +28,10 @@ from pipelines.vocabulary import (
 
 REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
-    "registry_checks", "temporary_assistance",
+    "registry_checks",
 )
 # Extensions a bureau's folder may lack: an empty table stands in (the models say what that means).
-OPTIONAL_REFERENCE = {
-    "registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR",
-    # a folder without it pays no temporary assistance: a case then finds no policy row and stops the run
-    "temporary_assistance": "region_code VARCHAR, event_type VARCHAR, standard_months VARCHAR, township_cap VARCHAR, "
-                            "county_cap VARCHAR, case_by_case_threshold VARCHAR, max_per_12_months VARCHAR, "
-                            "version VARCHAR, valid_from VARCHAR",
-}
+OPTIONAL_REFERENCE = {"registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR"}
 
 
 def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_only: bool = False):
@@ -148,8 +140,6 @@ def register_vocabulary(con) -> None:
         "vocab_relation": [(r,) for r in RELATIONS],
         "vocab_care_level": [(c,) for c in CARE_LEVELS],
         "vocab_class_category": [(c,) for c in CLASS_CATEGORIES],
-        "vocab_event_type": [(e,) for e in EVENT_TYPES],
-        "vocab_approval_level": [(a,) for a in APPROVAL_LEVELS],
     }
     for name, rows in tables.items():
         con.execute(f"CREATE OR REPLACE TABLE {name} (value VARCHAR)")
