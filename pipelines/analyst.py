@@ -23,7 +23,7 @@ import secrets
 
 from pipelines.io import PRIVATE_FILE_MODE, atomic_path, ensure_dir
 from pipelines.settings import RunContext
-from pipelines.sqlrun import load_macros, sql_string
+from pipelines.sqlrun import attach_warehouse, load_macros, sql_string
 
 KEY_LENGTH = 16  # hex digits of the HMAC kept as the key (64 bits), written as letters a-p
 
@@ -214,7 +214,7 @@ def refresh_month_state(ctx: RunContext) -> bool:
         return False
     try:
         try:
-            con.execute(f"ATTACH '{sql_string(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+            attach_warehouse(con, ctx.warehouse)
         except (duckdb.IOException, duckdb.ConnectionException):  # the warehouse is being written
             return False
         con.execute("BEGIN TRANSACTION")

@@ -651,15 +651,16 @@ def _apply_supersession(tables: list[pa.Table], results: list[FileResult]) -> li
     """The latest version of a county's roster replaces its earlier versions (correction_series).
     Two files of one county that are not versions of one roster (one per street office: …_街道A,
     …_街道B) are both read; integrity reports them (county_files_read_together)."""
+    series = {r.source_file: correction_series(r.source_file) for r in results if r.status == "loaded" and r.county}
     by_series: dict[tuple[str, str], list[FileResult]] = {}
     for r in results:
-        if r.status == "loaded" and r.county:
-            by_series.setdefault((r.county, correction_series(r.source_file)[0]), []).append(r)
+        if r.source_file in series:
+            by_series.setdefault((r.county, series[r.source_file][0]), []).append(r)
     superseded: dict[str, FileResult] = {}
     for files in by_series.values():
         if len(files) < 2:
             continue
-        files = sorted(files, key=lambda r: (correction_series(r.source_file)[1], r.source_file))
+        files = sorted(files, key=lambda r: (series[r.source_file][1], r.source_file))
         survivor = files[-1]
         for old in files[:-1]:
             old.status = "superseded"
