@@ -84,10 +84,15 @@ test-deps:
 # the first tier that fails stops the rest. Every test is in exactly one tier.
 TIERS := unit stage e2e external
 FAST_TIERS := unit stage
+# The stage and e2e tiers are CPU-bound on one core, so they run on two workers (pytest-xdist), a
+# whole file per worker so that a file's module fixtures are built once. unit is too short to gain,
+# and external shares one Airflow database and LibreOffice profile, so both stay on one process.
+PARALLEL_TIERS := stage e2e
 define run_tiers
 	@for tier in $(1); do \
 	    echo "== tests: $$tier"; \
-	    $(BIN)/python -m pytest -q -m $$tier --durations=20 || { echo "the $$tier tier failed"; exit 1; }; \
+	    case " $(PARALLEL_TIERS) " in *" $$tier "*) workers="-n 2 --dist loadfile";; *) workers="";; esac; \
+	    $(BIN)/python -m pytest -q -m $$tier $$workers --durations=20 || { echo "the $$tier tier failed"; exit 1; }; \
 	done
 endef
 
