@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(c, inbox=False)
     c.add_argument("--by", required=True, help="who clears (recorded)")
     c.add_argument("--id", help="ID number of the person (a dibao household: any member, usually the head)")
-    c.add_argument("--program", choices=["dibao", "tekun", "orphan", "disability"])
+    c.add_argument("--program", choices=["dibao", "tekun", "orphan", "disability", "temporary"])
     c.add_argument("--reason", help="the hold reason to clear, e.g. account_holder_mismatch")
     c.add_argument("--through", help="last payroll month the clearance covers (default: --month)")
     c.add_argument("--note", help="why (recorded)")

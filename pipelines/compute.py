@@ -31,7 +31,8 @@ from pipelines.sqlrun import (
 )
 from pipelines.vocabulary import CLOSED_ACCOUNT_WORDS
 
-REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters")
+REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters",
+                    "stg_temporary_assistance")
 ENGINE_MODELS = (
     "int_paid_history",
     "int_service_months",
@@ -45,6 +46,7 @@ ENGINE_MODELS = (
     "int_program_due",
     "int_price_subsidy",
     "int_reissue_due",
+    "int_temporary_due",
     "int_payment_lines",
     "int_fund_split",
 )
@@ -54,6 +56,7 @@ HIST_LEDGER_COLUMNS = {
     "rule_versions": "VARCHAR[]", "inputs": "VARCHAR", "formula": "VARCHAR",
     "line_id": "VARCHAR", "payment_ref": "VARCHAR", "payee_account": "VARCHAR", "payment_state": "VARCHAR",
     "reissue_of": "VARCHAR[]", "region_code": "VARCHAR", "household_id": "VARCHAR", "urban_rural": "VARCHAR",
+    "approval_no": "VARCHAR",
 }
 
 
@@ -185,7 +188,8 @@ def _every_unit_accounted_for(ctx: RunContext, con) -> None:
         CREATE OR REPLACE TEMP VIEW unaccounted_units AS
         WITH accepted AS (
             SELECT source_file, source_row, program, id_number,
-                   CASE WHEN program = 'dibao' THEN household_id ELSE id_number END AS unit_key,
+                   CASE WHEN program = 'dibao' THEN household_id WHEN program = 'temporary' THEN approval_no
+                        ELSE id_number END AS unit_key,
                    CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program
             FROM read_parquet('{sql_string(str(w / "roster.parquet"))}') WHERE disposition = 'accepted'),
         findings AS (
@@ -261,7 +265,11 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
     else:
         con.execute("CREATE TABLE hist_receivables (receivable_id VARCHAR)")
     if {"payment_ledger", "roster_row"} <= tables:
-        con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(HIST_LEDGER_COLUMNS)} "
+        have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'wh' "
+                                          "AND table_name = 'payment_ledger'").fetchall()}
+        # a warehouse older than temporary assistance has no approval_no: none of its lines had one
+        columns = [c if c in have else f"CAST(NULL AS {t}) AS {c}" for c, t in HIST_LEDGER_COLUMNS.items()]
+        con.execute(f"CREATE TABLE hist_ledger AS SELECT {', '.join(columns)} "
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
         if not units:
             return
@@ -341,9 +349,13 @@ LINE_AUDITS = [
 ]
 # checked on the whole month's lines
 ENGINE_AUDITS = [
-    ("{n} duplicate ledger keys (payroll month, service month, program, line type, person)",
-     "SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, line_type, id_number "
+    ("{n} duplicate ledger keys (payroll month, service month, program, line type, person; one_off: approval)",
+     "SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, line_type, id_number, approval_no "
      "HAVING count(*) > 1", []),
+    ("{n} one_off lines whose approval number an earlier payroll already paid (a case is paid once, ever)",
+     "SELECT m.line_id FROM month_ledger m JOIN hist_ledger h ON h.approval_no = m.approval_no "
+     "WHERE m.line_type = 'one_off' AND m.status = 'payable' AND h.line_type = 'one_off' AND h.status = 'payable'",
+     []),
     ("{n} negative amounts", "SELECT * FROM month_ledger WHERE amount < 0", []),
     ("{n} lines already paid in an earlier payroll (would pay twice)",
      "SELECT m.* FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number AND h.program = m.program "

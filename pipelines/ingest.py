@@ -45,7 +45,7 @@ from pipelines.io import (
     read_inbox_bytes,
     sha256_bytes,
 )
-from pipelines.settings import PROGRAMS, RunContext, RunError
+from pipelines.settings import ONE_OFF_PROGRAMS, PROGRAMS, ROSTER_PROGRAMS, RunContext, RunError
 from pipelines.vocabulary import (
     REASONS,
     columns_for,
@@ -91,8 +91,8 @@ class FileRejected(Exception):
 
 
 def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int] | None = None) -> dict:
-    if program not in PROGRAMS:
-        raise RunError(f"unknown program {program!r}; expected one of {', '.join(PROGRAMS)}")
+    if program not in ROSTER_PROGRAMS:
+        raise RunError(f"unknown program {program!r}; expected one of {', '.join(ROSTER_PROGRAMS)}")
     month_dir = inbox_path(ctx.inbox) / ctx.month
     if not month_dir.exists():
         raise RunError(f"no inbox for {ctx.month}: {month_dir} does not exist (expected "
@@ -100,6 +100,8 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     if entry_kind(month_dir) in ("symlink", "special"):
         raise RunError(f"the inbox folder of {ctx.month} ({month_dir}) is a symbolic link or a special file: "
                        f"doudi reads only real folders and files in the inbox; put the month's files there and rerun")
+    if program in ONE_OFF_PROGRAMS:
+        previous_counts = {}  # cases come as events do: no county's count of them holds from month to month
     folder = month_dir / "rosters" / program
     tables: list[pa.Table] = []
     results: list[FileResult] = []
@@ -154,6 +156,19 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
         "rows": rows.num_rows,
         "files_by_status": dict(sorted(status.items())),
     }
+
+
+def roster_outputs(ctx: RunContext, stage: str, suffix: str) -> list:
+    """The stage's output per roster program: every monthly program's, and a one-off program's where
+    the month delivered its folder (contract section 1: it may be absent). A folder delivered whose
+    output is missing stops the run: its cases would be dropped without a word."""
+    paths = [ctx.work_dir / stage / f"{p}{suffix}" for p in PROGRAMS]
+    for p in ONE_OFF_PROGRAMS:
+        path = ctx.work_dir / stage / f"{p}{suffix}"
+        delivered = entry_kind(inbox_path(ctx.inbox) / ctx.month / "rosters" / p) != "missing"
+        if path.exists() or delivered:
+            paths.append(path)
+    return paths
 
 
 FILES_SCHEMA = pa.schema(
@@ -504,7 +519,7 @@ def _cell_text(v) -> str | None:
     return s if s != "" else None
 
 
-_ALL_ALIASES = {a for p in PROGRAMS for a in header_aliases(p)}
+_ALL_ALIASES = {a for p in ROSTER_PROGRAMS for a in header_aliases(p)}
 
 
 def _map_header(program: str, header: list, res: FileResult) -> dict[int, str]:

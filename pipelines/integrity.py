@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
+
 from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
+from pipelines.ingest import roster_outputs
 from pipelines.io import atomic_path, ensure_dir
 from pipelines.linkage import find_near_duplicates
 from pipelines.receivables import REGISTRIES, WITHDRAWAL_COLUMNS
-from pipelines.settings import PROGRAMS, RunContext, RunError
+from pipelines.settings import PROGRAMS, ROSTER_PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import (
     attach_warehouse,
     connect,
@@ -43,6 +46,7 @@ INTEGRITY_MODELS = (
     "int_person_programs",
     "int_exclusions",
     "int_death_register",
+    "int_temporary_cases",
     "int_deaths",
     "int_registry_matches",
     "int_account_changes",
@@ -54,22 +58,42 @@ INTEGRITY_MODELS = (
 ROSTER_PART_ROWS = 1_000_000
 
 
+# The temporary-assistance columns every roster row carries (NULL on the monthly programs' rows),
+# also in a month that delivered no temporary folder (the validated output is then absent).
+TEMPORARY_COLUMNS = {"event_type": "VARCHAR", "event_date": "DATE", "approval_no": "VARCHAR",
+                     "approval_level": "VARCHAR", "case_by_case_no": "VARCHAR", "case_household": "VARCHAR"}
+
+
 def check_integrity(ctx: RunContext) -> dict:
-    paths = [ctx.work_dir / "validate" / f"{p}.parquet" for p in PROGRAMS]
+    paths = roster_outputs(ctx, "validate", ".parquet")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunError("validation output missing, run the validate stage first: " + ", ".join(missing))
+    # a one-off program that delivered no row adds nothing, not even its columns to the delivered
+    # struct: the month's roster is then the same file as before the program existed
+    paths = [p for p in paths if p.stem in PROGRAMS or pq.read_metadata(p).num_rows]
     con = connect(ctx)
     register_reference(con, ctx.reference)
     run_model(con, "staging/stg_exclusions.sql")
     run_model(con, "staging/stg_policy_parameters.sql")
+    run_model(con, "staging/stg_temporary_assistance.sql")
     files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
-    con.execute(f"CREATE VIEW validated_rows AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    con.execute(f"CREATE VIEW validated_parquet AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    present = {r[0] for r in con.execute("DESCRIBE validated_parquet").fetchall()}
+    added = "".join(f", NULL::{t} AS {c}" for c, t in TEMPORARY_COLUMNS.items() if c not in present)
+    con.execute(f"CREATE VIEW validated_rows AS SELECT *{added} FROM validated_parquet")
     _register_ingest_files(ctx, con)
     _load_history(ctx, con)
     registries = _register_registries(ctx, con)
     for model in INTEGRITY_MODELS:
         run_model(con, f"intermediate/{model}.sql", view=model in ROSTER_VIEWS)
+    uncovered = con.execute("SELECT region_code, event_type, count(*) FROM int_temporary_cases "
+                            "WHERE policy_version IS NULL GROUP BY ALL ORDER BY ALL").fetchall()
+    if uncovered:  # a gap in the policy is an error, never a default
+        raise RunError("temporary_assistance.csv has no row in force for payroll " + ctx.month + " covering "
+                       + "; ".join(f"county {c} event {e} ({n} case{'s' if n > 1 else ''})" for c, e, n in uncovered)
+                       + ": each temporary-assistance case needs one (key region_code a prefix of the approving "
+                         "county, event_type, valid_from on or before the month); nothing computed")
     twice = con.execute("SELECT count(*) - count(DISTINCT (source_file, source_row)) FROM int_roster_decisions"
                         ).fetchone()[0]
     if twice:
@@ -234,12 +258,17 @@ def _register_ingest_files(ctx: RunContext, con) -> None:
     become findings)."""
     from pipelines.ingest import FILES_SCHEMA
 
-    paths = [p for p in (ctx.work_dir / "ingest" / f"{prog}.files.parquet" for prog in PROGRAMS) if p.exists()]
+    paths = [p for p in (ctx.work_dir / "ingest" / f"{prog}.files.parquet" for prog in ROSTER_PROGRAMS) if p.exists()]
     if paths:
         files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
         con.execute(f"CREATE VIEW ingest_files AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
     else:
         con.execute("CREATE TABLE ingest_files (" + ", ".join(f"{f.name} VARCHAR" for f in FILES_SCHEMA) + ")")
+
+
+def _columns(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'wh' "
+                                      "AND table_name = ?", [table]).fetchall()}
 
 
 def _warehouse_attached(con) -> bool:
@@ -264,6 +293,23 @@ def _load_history(ctx: RunContext, con) -> None:
     else:
         con.execute("CREATE TABLE hist_accounts (program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, "
                     "bank_account VARCHAR, account_holder VARCHAR)")
+    # temporary assistance: approvals already in the ledger (a case is paid once, ever) and the cases
+    # of the 11 payroll months before this one (the repeat window); a warehouse older than the
+    # program has neither
+    ledger_columns = _columns(con, "payment_ledger") if "payment_ledger" in tables else set()
+    if "approval_no" in ledger_columns:
+        con.execute("""CREATE TABLE hist_one_off AS SELECT DISTINCT approval_no, status FROM wh.payment_ledger
+                       WHERE payroll_month < getvariable('payroll_month') AND line_type = 'one_off'""")
+    else:
+        con.execute("CREATE TABLE hist_one_off (approval_no VARCHAR, status VARCHAR)")
+    if "case_household" in (_columns(con, "roster_row") if "roster_row" in tables else set()):
+        con.execute("""CREATE TABLE hist_temporary_cases AS
+                       SELECT DISTINCT payroll_month, case_household, event_type, approval_no FROM wh.roster_row
+                       WHERE program = 'temporary' AND disposition = 'accepted' AND not_paid_reason IS NULL
+                         AND payroll_month < getvariable('payroll_month')""")
+    else:
+        con.execute("CREATE TABLE hist_temporary_cases (payroll_month VARCHAR, case_household VARCHAR, "
+                    "event_type VARCHAR, approval_no VARCHAR)")
     if "hold_clearance" in tables:
         con.execute("""CREATE TABLE hold_clearances AS SELECT * FROM wh.hold_clearance
                        WHERE effective_payroll <= getvariable('payroll_month')

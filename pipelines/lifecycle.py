@@ -41,7 +41,7 @@ from pathlib import Path
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, write_json_atomic
 from pipelines.months import shift_month
-from pipelines.settings import PROGRAMS, RunContext, RunError
+from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 
 TRANSITIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({"computed"}),
@@ -298,7 +298,7 @@ def run_info(ctx: RunContext) -> dict:
 
 def has_rosters(ctx: RunContext, month: str) -> bool:
     root = inbox_path(ctx.inbox) / month / "rosters"
-    return any(list_files(root / p) for p in PROGRAMS)
+    return any(list_files(root / p) for p in ROSTER_PROGRAMS)
 
 
 def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None) -> dict:

@@ -20,7 +20,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipelines.settings import PROGRAMS, RunError
+from pipelines.settings import ROSTER_PROGRAMS, RunError
 
 MODEL_FILE = "near_duplicate_model.json"
 
@@ -66,7 +66,7 @@ def find_near_duplicates(con, reference_dir: Path) -> int:
     # flags and a sort key rather than string_agg(DISTINCT ... ORDER BY) and a struct arg_min:
     # the same values, a third of the time (9.2 s → 3.3 s for 2.1M persons)
     programs = "concat_ws(';', " + ", ".join(
-        f"CASE WHEN bool_or(program = '{p}') THEN '{p}' END" for p in sorted(PROGRAMS)) + ")"
+        f"CASE WHEN bool_or(program = '{p}') THEN '{p}' END" for p in sorted(ROSTER_PROGRAMS)) + ")"
     con.execute(f"""
         CREATE OR REPLACE TABLE linkage_persons AS
         SELECT id_number,

@@ -24,7 +24,7 @@ from pipelines.partitions import (
 from pipelines.payout import write_payouts
 from pipelines.reference import check_reference
 from pipelines.report import reconcile_and_report
-from pipelines.settings import PROGRAMS, RunContext
+from pipelines.settings import ROSTER_PROGRAMS, RunContext
 from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
@@ -33,7 +33,7 @@ def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
     """check_reference and ingest: the same whether the month is partitioned or not."""
     out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
     previous = previous_file_counts(ctx)
-    for p in PROGRAMS:
+    for p in ROSTER_PROGRAMS:
         out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
     return out
 
@@ -49,7 +49,7 @@ def _writing_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
 
 def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
     out = _reading_stages(ctx)
-    for p in PROGRAMS:
+    for p in ROSTER_PROGRAMS:
         out.append((f"validate[{p}]", lambda p=p: validate_program(ctx, p)))
     out += [
         ("integrity", lambda: check_integrity(ctx)),

@@ -24,8 +24,9 @@ import json
 from pathlib import Path
 
 from pipelines.faults import checkpoint
+from pipelines.ingest import roster_outputs
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
-from pipelines.settings import PROGRAMS, RunContext, RunError
+from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, sql_string
 from pipelines.validate import data_docs_path, validate_dir, validate_program
 
@@ -40,8 +41,13 @@ def file_city_sql(column: str) -> str:
             f"ELSE '{UNKNOWN_CITY}' END")
 
 
+def _roster_programs(ctx: RunContext) -> list[str]:
+    """The monthly programs, and temporary assistance where the month delivered it (or ingested it)."""
+    return [p.name.removesuffix(".files.parquet") for p in roster_outputs(ctx, "ingest", ".files.parquet")]
+
+
 def _ingest_file_tables(ctx: RunContext) -> list[str]:
-    paths = [ctx.work_dir / "ingest" / f"{p}.files.parquet" for p in PROGRAMS]
+    paths = roster_outputs(ctx, "ingest", ".files.parquet")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunError("ingest output missing, run the ingest stage first: " + ", ".join(missing))
@@ -60,7 +66,7 @@ def plan_validation_partitions(ctx: RunContext) -> list[str]:
 
 def validate_partition(ctx: RunContext, city: str) -> dict:
     """Validate every program's rows from one city's files."""
-    return {"city": city, "programs": [validate_program(ctx, program, city) for program in PROGRAMS]}
+    return {"city": city, "programs": [validate_program(ctx, program, city) for program in _roster_programs(ctx)]}
 
 
 def combine_validation(ctx: RunContext, cities: list[str]) -> dict:
@@ -69,7 +75,7 @@ def combine_validation(ctx: RunContext, cities: list[str]) -> dict:
     con = connect(ctx)
     out_dir = ensure_dir(validate_dir(ctx))
     results = {}
-    for program in PROGRAMS:
+    for program in _roster_programs(ctx):
         parts = [validate_dir(ctx, c) / f"{program}.parquet" for c in cities]
         missing = [str(p) for p in parts if not p.exists()]
         if missing:

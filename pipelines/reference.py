@@ -70,13 +70,13 @@ def check_reference(ctx: RunContext) -> dict:
     try:
         register_reference(con, ctx.reference)
         for model in ("stg_regions", "stg_standards", "stg_policy_parameters", "stg_fund_shares",
-                      "stg_price_linkage", "stg_exclusions", "stg_cpi"):
+                      "stg_price_linkage", "stg_exclusions", "stg_cpi", "stg_temporary_assistance"):
             run_model(con, f"staging/{model}.sql")
     except RunError:
         raise
     except Exception as exc:  # a value that cannot be typed is a broken table too
         raise RunError(f"reference data cannot be read: {exc}") from exc
-    problems = completeness_problems(con, ctx)
+    problems = completeness_problems(con, ctx) + temporary_policy_problems(con, ctx)
     if not any(p.startswith("policy_parameters.csv") for p in problems):
         try:
             run_model(con, "intermediate/int_reference_policy.sql")
@@ -144,12 +144,14 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
                         f"{', '.join(PROGRAMS)}.")
     # fund shares: every county of regions.csv and every program (a price-subsidy line is funded by the
     # program that carries it unless a price_subsidy row matches, so the four programs cover it)
+    # temporary assistance is funded by its own key wherever the folder has its policy
+    funded = list(PROGRAMS) + (["temporary"] if _has_temporary_policy(con) else [])
     gaps = con.execute("""
         SELECT p.program, list(r.region_code ORDER BY r.region_code)
         FROM stg_regions r CROSS JOIN (SELECT unnest(?) AS program) p
         WHERE NOT EXISTS (SELECT 1 FROM stg_fund_shares f WHERE f.program = p.program
                           AND starts_with(r.region_code, f.region_code) AND f.effective_from <= ?)
-        GROUP BY p.program ORDER BY p.program""", [list(PROGRAMS), month]).fetchall()
+        GROUP BY p.program ORDER BY p.program""", [funded, month]).fetchall()
     for program, counties in gaps:
         problems.append(f"fund_shares.csv has no {program} row in force for payroll {month} covering county "
                         f"{_some(counties)} ({len(counties)} of regions.csv): the {program} lines there (and the "
@@ -169,6 +171,54 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
         problems.append(f"cpi.csv has no row for month {index_month} (area {ctx.settings.province_code} or 00): "
                         f"the price-linkage rule {version} in force for payroll {month} reads that index month.")
     return problems
+
+
+def _has_temporary_policy(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM stg_temporary_assistance").fetchone()[0])
+
+
+def temporary_policy_problems(con, ctx: RunContext) -> list[str]:
+    """temporary_assistance.csv (optional): every row a usable rule, one version per key and valid_from.
+    Whether a case's county and event is covered is known only once the cases are read: integrity
+    stops the run on a case no row covers (pipelines/integrity.py), never a default."""
+    from pipelines.vocabulary import EVENT_TYPES
+
+    name = "temporary_assistance.csv"
+    out: list[str] = []
+    rows = con.execute("""
+        SELECT region_code, event_type, standard_months, township_cap, county_cap, case_by_case_threshold,
+               max_per_12_months, valid_from, delivered_standard_months, delivered_township_cap,
+               delivered_county_cap, delivered_case_by_case_threshold, delivered_max_per_12_months,
+               delivered_valid_from
+        FROM stg_temporary_assistance ORDER BY ALL""").fetchall()
+    province = ctx.settings.province_code
+    for (region, event, months, township, county, threshold, times, valid_from,
+         d_months, d_township, d_county, d_threshold, d_times, d_valid) in rows:
+        key = f"{region}/{event}@{d_valid}"
+        if not region or len(region) not in (2, 4, 6) or not region.isdigit() or not region.startswith(province):
+            out.append(f"{name} row {key}: region_code must be a 2-, 4- or 6-digit prefix inside province {province}.")
+        if event not in EVENT_TYPES:
+            out.append(f"{name} row {key}: event_type must be one of {'/'.join(EVENT_TYPES)}.")
+        if valid_from is None:
+            out.append(f"{name} row {key}: valid_from {d_valid!s} is not a month (YYYY-MM).")
+        if months is None or months <= 0:
+            out.append(f"{name} row {key}: standard_months {d_months!s} is not a number above 0: the standard "
+                       "(months × the county's dibao standard) on every one_off line needs it.")
+        for column, value, delivered in (("township_cap", township, d_township), ("county_cap", county, d_county),
+                                         ("case_by_case_threshold", threshold, d_threshold)):
+            if value is None or value <= 0:
+                out.append(f"{name} row {key}: {column} {delivered!s} is not an amount above 0 (yuan, to the fen).")
+        if township is not None and county is not None and township > county:
+            out.append(f"{name} row {key}: township_cap {township} is above county_cap {county}: a township "
+                       "may not approve more than its county.")
+        if times is None or times < 1:
+            out.append(f"{name} row {key}: max_per_12_months {d_times!s} is not a whole number of 1 or more.")
+    for region, event, valid_from, n in con.execute("""
+            SELECT region_code, event_type, valid_from, count(*) FROM stg_temporary_assistance
+            GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL""").fetchall():
+        out.append(f"{name} has {n} versions of {region}/{event} with valid_from {valid_from}: a case needs "
+                   "exactly one version per key and valid_from.")
+    return out
 
 
 def dibao_standard_problems(con, ctx: RunContext) -> list[str]:

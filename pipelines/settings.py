@@ -15,7 +15,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = PROJECT_ROOT / "sql"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 DEFAULT_REFERENCE = PROJECT_ROOT / "data" / "reference"
-PROGRAMS = ("dibao", "tekun", "orphan", "disability")
+PROGRAMS = ("dibao", "tekun", "orphan", "disability")  # the monthly programs
+# temporary assistance (临时救助): one-off cases, not monthly; its folder may be absent (contract section 1)
+ONE_OFF_PROGRAMS = ("temporary",)
+ROSTER_PROGRAMS = PROGRAMS + ONE_OFF_PROGRAMS
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 

@@ -17,10 +17,12 @@ import duckdb
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext
 from pipelines.vocabulary import (
+    APPROVAL_LEVELS,
     CARE_LEVELS,
     CLASS_CATEGORIES,
     DISABILITY_CATEGORIES,
     DISABILITY_GRADES,
+    EVENT_TYPES,
     PLACEMENTS,
     RELATIONS,
     SUBSIDY_TYPES,
@@ -28,10 +30,16 @@ from pipelines.vocabulary import (
 
 REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
-    "registry_checks",
+    "registry_checks", "temporary_assistance",
 )
 # Extensions a bureau's folder may lack: an empty table stands in (the models say what that means).
-OPTIONAL_REFERENCE = {"registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR"}
+OPTIONAL_REFERENCE = {
+    "registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR",
+    # a folder without it pays no temporary assistance: a case then finds no policy row and stops the run
+    "temporary_assistance": "region_code VARCHAR, event_type VARCHAR, standard_months VARCHAR, township_cap VARCHAR, "
+                            "county_cap VARCHAR, case_by_case_threshold VARCHAR, max_per_12_months VARCHAR, "
+                            "version VARCHAR, valid_from VARCHAR",
+}
 
 
 def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_only: bool = False):
@@ -140,6 +148,8 @@ def register_vocabulary(con) -> None:
         "vocab_relation": (("value",), [(r,) for r in RELATIONS]),
         "vocab_care_level": (("value",), [(c,) for c in CARE_LEVELS]),
         "vocab_class_category": (("value",), [(c,) for c in CLASS_CATEGORIES]),
+        "vocab_event_type": (("value",), [(e,) for e in EVENT_TYPES]),
+        "vocab_approval_level": (("value",), [(a,) for a in APPROVAL_LEVELS]),
         "vocab_placement": (("program", "value"), [(p, v) for p, vs in PLACEMENTS.items() for v in vs]),
         "vocab_subsidy_type": (("value", "ledger_program"), list(SUBSIDY_TYPES.items())),
         # category and grade: accept the name (视力, 一级), the digit, or the digit with 级/类

@@ -28,12 +28,21 @@ _PERSONAL_RESULT_KEYS = (
 )
 
 
+# the common rules on entitlement months, which a one-off case does not have (NOT_APPLICABLE)
+_ENROLMENT_RULE_COLUMNS = {"enrolled_from", "enrolled_to", "month_unparsed"}
+
+
 def load_suite_dicts(program: str) -> list[dict]:
     """Expectation configurations of a program's suite: the common rules then the program's own."""
+    from pipelines.vocabulary import NOT_APPLICABLE
+
     out = []
     for name in ("roster_common", f"roster_{program}"):
         with open(EXPECTATIONS_DIR / f"{name}.json", encoding="utf-8") as fh:
             out.extend(json.load(fh)["expectations"])
+    if NOT_APPLICABLE.get(program):
+        out = [e for e in out if not _ENROLMENT_RULE_COLUMNS & {v for k, v in e["kwargs"].items()
+                                                              if k in ("column", "column_A", "column_B")}]
     return out
 
 
@@ -52,7 +61,9 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     for model in ("stg_regions", "stg_banks", "stg_policy_parameters"):
         run_model(con, f"staging/{model}.sql")
     # the roster's grain beyond the person: a disability row is one person *and subsidy*
-    grain_extra = "norm_text(subsidy_type)" if program == "disability" else "NULL::VARCHAR"
+    # and a temporary-assistance row one case (its approval number)
+    grain_extra = {"disability": "norm_text(subsidy_type)", "temporary": "norm_code(approval_no)"}.get(
+        program, "NULL::VARCHAR")
     # row keys are numbered over the whole delivery before a partition is cut out of it
     in_partition = "true"
     if city is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DISPOSITIONS = ("accepted", "quarantined", "duplicate")
-LINE_TYPES = ("regular", "price_subsidy", "arrears", "reissue")
+LINE_TYPES = ("regular", "price_subsidy", "arrears", "reissue", "one_off")
 LINE_STATUSES = ("payable", "held")
 # Ledger programs: the two disability subsidies are separate lines of one person and month, so the
 # ledger names them separately; the roster program stays "disability" (contract section 2).
-LEDGER_PROGRAMS = ("dibao", "tekun", "orphan", "disability_living", "disability_nursing")
+LEDGER_PROGRAMS = ("dibao", "tekun", "orphan", "disability_living", "disability_nursing", "temporary")
 PROGRAM_NAMES_ZH = {
     "dibao": "最低生活保障金",
     "tekun": "特困人员供养金",
@@ -23,8 +23,10 @@ PROGRAM_NAMES_ZH = {
     "disability_living": "困难残疾人生活补贴",
     "disability_nursing": "重度残疾人护理补贴",
     "price_subsidy": "价格临时补贴",
+    "temporary": "临时救助金",
 }
-LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arrears": "补发", "reissue": "重发"}
+LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arrears": "补发", "reissue": "重发",
+                "one_off": "一次性"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,13 @@ _REASONS = [
     Reason("DISABILITY_GRADE_INVALID", "残疾等级应为一级至四级", "disability grade invalid"),
     Reason("DISABILITY_CERT_MISMATCH", "残疾人证号应为本人身份证号加类别和等级", "certificate != ID + category + grade"),
     Reason("NO_STANDARD", "找不到适用的保障标准", "no standards version applies"),
+    # temporary assistance (临时救助)
+    Reason("EVENT_TYPE_INVALID", "救助事由应为疫情确诊/隔离收治/病亡/失业滞留/因病/因灾/其他", "event_type invalid"),
+    Reason("EVENT_DATE_INVALID", "事由发生日期为空或无法识别，请填写如2020-03-05", "event_date missing or unreadable"),
+    Reason("EVENT_DATE_FUTURE", "事由发生日期晚于审批所在月份", "event_date after the approval month"),
+    Reason("APPROVAL_NO_MISSING", "审批编号为空（每个救助案件须有唯一的审批编号）", "approval_no missing"),
+    Reason("APPROVAL_LEVEL_INVALID", "审批层级应为乡镇或县级", "approval_level not 乡镇/县级"),
+    Reason("TEMPORARY_AMOUNT_INVALID", "救助金额为空、无法识别或不大于0", "approved amount missing or not above 0"),
 ]
 REASONS = {r.code: r for r in _REASONS}
 
@@ -160,6 +169,15 @@ FINDING_TYPES = {
     "no_payee_account": "应发款项没有可用的收款账户，暂停待补录账户",
     "nothing_due": "按标准本月应发金额为 0",
     "not_entitled_this_month": "本月不在名册载明的享受期内（未开始、已终止或已满龄）",
+    # temporary assistance (临时救助)
+    "temporary_above_cap": "临时救助金额超过审批层级限额且无一事一议编号，暂停待核",
+    "temporary_case_by_case_missing": "临时救助金额超过一事一议标准但无一事一议编号，暂停待核",
+    "temporary_repeat_within_12_months": "同一家庭同一事由12个月内救助次数超过规定，暂停待核",
+    "temporary_already_paid": "该审批编号已在以前月份发放，不重复发放",
+    "temporary_also_on_monthly_program": "临时救助对象本月同时享受低保或特困供养（照发，备查）",
+    "temporary_deceased_before_event": "临时救助对象在事由发生前已死亡，不予发放",
+    "temporary_recipient_deceased": "临时救助对象已死亡，暂停待核",
+    "temporary_same_approval_no": "同一审批编号被重复报送（只发放一次）",
 }
 # A bank's failure reason that says the account itself is gone (closed, cancelled, never existed;
 # ISO 20022 AC04 closed, AC01 incorrect number): no later payment goes to that account until the
@@ -178,6 +196,9 @@ PLACEMENTS = {
     "orphan": ("机构养育", "社会散居", "事实无人抚养"),
 }
 SUBSIDY_TYPES = {"生活补贴": "disability_living", "护理补贴": "disability_nursing"}
+# temporary assistance (临时救助, contract section 2): the event a case answers and who approved it
+EVENT_TYPES = ("疫情确诊", "隔离收治", "病亡", "失业滞留", "因病", "因灾", "其他")
+APPROVAL_LEVELS = ("乡镇", "县级")
 DISABILITY_CATEGORIES = {"视力": "1", "听力": "2", "言语": "3", "肢体": "4", "智力": "5", "精神": "6", "多重": "7"}
 DISABILITY_GRADES = {"一级": "1", "二级": "2", "三级": "3", "四级": "4"}
 
@@ -222,7 +243,20 @@ PROGRAM_COLUMNS = {
         "disability_category": ("残疾类别",),
         "disability_grade": ("残疾等级",),
     },
+    "temporary": {
+        "household_id": ("家庭编号",),
+        "event_type": ("救助事由",),
+        "event_date": ("事由发生日期",),
+        "approval_no": ("审批编号",),
+        "approval_level": ("审批层级",),
+        "case_by_case_no": ("一事一议编号",),
+    },
 }
+# Headers a program accepts for a common column besides the common ones: a case's amount is 救助金额.
+EXTRA_ALIASES = {"temporary": {"approved_amount": ("救助金额",)}}
+# Common columns that do not apply to a program: its files' columns of that name are kept for lineage
+# only (extra), and the rows carry them empty (a one-off case has no entitlement months).
+NOT_APPLICABLE = {"temporary": ("enrolled_from", "enrolled_to")}
 # Without these a file is rejected whole; every other column may be blank or absent.
 REQUIRED_COLUMNS = {
     "common": ("region_code", "name", "id_number", "urban_rural", "bank_account", "enrolled_from"),
@@ -230,6 +264,7 @@ REQUIRED_COLUMNS = {
     "tekun": ("placement", "care_level"),
     "orphan": ("placement",),
     "disability": ("subsidy_type", "disability_grade"),
+    "temporary": ("event_type", "event_date", "approval_no", "approval_level", "approved_amount"),
 }
 
 
@@ -239,12 +274,15 @@ def columns_for(program: str) -> list[str]:
 
 
 def required_for(program: str) -> list[str]:
-    return list(REQUIRED_COLUMNS["common"]) + list(REQUIRED_COLUMNS[program])
+    skip = NOT_APPLICABLE.get(program, ())
+    return [c for c in REQUIRED_COLUMNS["common"] if c not in skip] + list(REQUIRED_COLUMNS[program])
 
 
 def header_aliases(program: str) -> dict[str, str]:
     """Normalised header text -> canonical column."""
-    table = {**COMMON_COLUMNS, **PROGRAM_COLUMNS[program]}
+    skip = NOT_APPLICABLE.get(program, ())
+    table = {c: a + EXTRA_ALIASES.get(program, {}).get(c, ()) for c, a in COMMON_COLUMNS.items() if c not in skip}
+    table.update(PROGRAM_COLUMNS[program])
     out: dict[str, str] = {}
     for canonical, aliases in table.items():
         out[normalise_header(canonical)] = canonical

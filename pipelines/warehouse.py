@@ -30,11 +30,12 @@ from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
+from pipelines.ingest import roster_outputs
 from pipelines.io import sha256_file
 from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
 from pipelines.marts import build_marts, prepare_marts
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
-from pipelines.settings import PROGRAMS, PROJECT_ROOT, RunContext, RunError
+from pipelines.settings import PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, sql_string
 from pipelines.vocabulary import REASONS
 
@@ -59,6 +60,7 @@ def publish_month(ctx: RunContext) -> dict:
     try:
         for table in MONTH_TABLES:
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM stage_{table} LIMIT 0")
+            _add_new_columns(con, table)
             con.execute(f"DELETE FROM {table} WHERE payroll_month = ?", [ctx.month])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
         ensure_receivable_tables(con)  # withdrawals, recoveries and the receivables' status view
@@ -102,6 +104,15 @@ def publish_month(ctx: RunContext) -> dict:
             "analyst_db": analyst["analyst_db"]}
 
 
+def _add_new_columns(con, table: str) -> None:
+    """A warehouse older than a column the stage now writes (temporary assistance's approval_no,
+    event_type, ...) gains it, empty for its earlier months."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for name, kind in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE stage_{table})").fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+
+
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     w = ctx.work_dir
     p = lambda *parts: sql_string(str(w.joinpath(*parts)))  # noqa: E731
@@ -116,7 +127,8 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_roster_row AS
         SELECT '{ctx.month}' AS payroll_month,
-               CASE WHEN program = 'dibao' THEN household_id ELSE id_number END AS unit_key,
+               CASE WHEN program = 'dibao' THEN household_id WHEN program = 'temporary' THEN approval_no
+                    ELSE id_number END AS unit_key,
                CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program,
                * REPLACE (to_json(delivered)::VARCHAR AS delivered)
         FROM read_parquet('{p("integrity", "roster.parquet")}')""")
@@ -140,7 +152,7 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
         FROM (SELECT * FROM read_parquet('{p("integrity", "findings.parquet")}')
               UNION ALL BY NAME
               SELECT * FROM read_parquet('{p("compute", "findings.parquet")}'))""")
-    files = ", ".join(f"'{p('ingest', f'{prog}.files.parquet')}'" for prog in PROGRAMS)
+    files = ", ".join(f"'{sql_string(str(f))}'" for f in roster_outputs(ctx, "ingest", ".files.parquet"))
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_source_file AS
         SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet([{files}], union_by_name = true)""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_receivable AS
@@ -172,8 +184,8 @@ def run_record(ctx: RunContext) -> dict:
     import pyarrow.parquet as pq
 
     inputs = {}
-    for prog in PROGRAMS:
-        t = pq.read_table(ctx.work_dir / "ingest" / f"{prog}.files.parquet", columns=["source_file", "sha256"])
+    for files in roster_outputs(ctx, "ingest", ".files.parquet"):
+        t = pq.read_table(files, columns=["source_file", "sha256"])
         inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
     from pipelines.reference import policy_resolved
 

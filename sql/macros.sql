@@ -117,3 +117,8 @@ CREATE OR REPLACE MACRO add_months(m, k) AS month_text(month_date(m) + to_months
 -- would cut 1234567 to 123456, the ref of another record)
 CREATE OR REPLACE MACRO payment_ref(month_compact, bank_code, batch_id, seq, bank_records) AS
     month_compact || bank_code || batch_id || lpad(seq::VARCHAR, greatest(6, length(bank_records::VARCHAR))::INTEGER, '0');
+
+-- dates as people type them: 2020-03-05, 2020/3/5, 20200305, 2020.3.5, 2020年3月5日 -> DATE; else NULL
+CREATE OR REPLACE MACRO norm_date(s) AS
+    CAST(try_strptime(regexp_replace(regexp_replace(norm_code(s), '日$', ''), '[年月/.]', '-', 'g'),
+                      ['%Y-%m-%d', '%Y%m%d']) AS DATE);

@@ -224,7 +224,7 @@ def test_an_unreadable_reference_file_is_named_in_one_sentence(tmp_path):
     with open(ref / "fund_shares.csv", "a", encoding="utf-8") as fh:
         fh.write("tekun,2101,0.5,0.5\n")
     message = _refused(tmp_path, ref)
-    assert message.startswith("reference file fund_shares.csv line 8 has 4 fields where its header has 7")
+    assert message.startswith("reference file fund_shares.csv line 9 has 4 fields where its header has 7")
     assert "sniff" not in message.lower() and "\n" not in message
 
 

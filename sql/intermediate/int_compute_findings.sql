@@ -84,7 +84,7 @@ select getvariable('payroll_month'), 'not_entitled_this_month', 'info', line_pro
               coalesce('，年满停发月 ' || age_out_month, ''), getvariable('payroll_month')),
        source_file, source_row
 from int_units
-where (program <> 'dibao' or relation = '户主')
+where (program <> 'dibao' or relation = '户主') and program <> 'temporary'
   and not (enrolled_from <= getvariable('payroll_month')
            and coalesce(enrolled_to, '9999-12') >= getvariable('payroll_month')
            and coalesce(age_out_month, '9999-12') >= getvariable('payroll_month'))

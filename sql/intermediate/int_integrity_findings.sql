@@ -11,12 +11,25 @@ with accepted as (
 ),
 
 duplicates as (
-    select 'duplicate_across_counties' as finding_type, 'warning' as severity, program, id_number,
+    select case duplicate_rule when 'same_approval_no' then 'temporary_same_approval_no'
+                else 'duplicate_across_counties' end as finding_type, 'warning' as severity, program, id_number,
            region_code, 'not_paid' as action,
-           '同一人在 ' || survivor_file || ' 第' || survivor_row || '行已报送（保留该行，规则 earliest_enrolment）'
-               as detail,
+           case duplicate_rule
+               when 'same_approval_no' then '同一审批编号已在 ' || survivor_file || ' 第' || survivor_row
+                   || '行报送（保留该行，只发放一次）'
+               else '同一人在 ' || survivor_file || ' 第' || survivor_row || '行已报送（保留该行，规则 earliest_enrolment）'
+           end as detail,
            source_file, source_row
     from int_cross_county_duplicates
+),
+
+temporary_detail as (
+    -- what a temporary case's finding says: its approval, amount and the policy it was judged by
+    select source_file, source_row,
+           '审批编号 ' || approval_no || '（' || approval_level || '审批，' || event_type || '，'
+               || strftime(event_date, '%Y-%m-%d') || '），救助金额 ' || approved_amount::VARCHAR || ' 元' as case_text,
+           level_cap, case_by_case_threshold, max_per_12_months, case_in_window, policy_version, death_month
+    from int_temporary_cases
 ),
 
 exclusive as (
@@ -38,6 +51,12 @@ blocked as (
                    || ' 同时由多个县区报送（'
                    || (select string_agg(distinct o.region_code, '、' order by o.region_code) from accepted o
                        where o.program = 'dibao' and o.household_id = accepted.household_id) || '）：请各县区核对家庭编号，核清前暂不发放'
+               when 'temporary_already_paid' then (select case_text from temporary_detail t
+                   where t.source_file = accepted.source_file and t.source_row = accepted.source_row)
+                   || '：该审批编号已在以前月份发放，不重复发放'
+               when 'temporary_deceased_before_event' then (select case_text || '：死亡登记 ' || t.death_month
+                   || ' 死亡，早于事由发生日期' from temporary_detail t
+                   where t.source_file = accepted.source_file and t.source_row = accepted.source_row)
                else not_paid_reason
            end,
            source_file, source_row
@@ -54,10 +73,34 @@ held as (
                when 'account_holder_mismatch' then '账户名“' || coalesce(mask_name(account_holder), '') || '”不是应收款人'
                when 'account_conflict_in_file' then '同一文件中此人出现两次，银行账号不同（本行 '
                    || coalesce(mask_account(bank_account), '') || '）：暂停发放，请县民政部门核实后报送只有一个账户的更正文件'
+               else (select t.case_text || case hold_reason
+                   when 'temporary_above_cap' then '，超过审批层级限额 ' || t.level_cap::VARCHAR
+                       || ' 元且无一事一议编号（' || t.policy_version || '）：暂停待核'
+                   when 'temporary_case_by_case_missing' then '，超过一事一议标准 ' || t.case_by_case_threshold::VARCHAR
+                       || ' 元但无一事一议编号（' || t.policy_version || '）：暂停待核'
+                   when 'temporary_repeat_within_12_months' then '：同一家庭同一事由12个月内第 ' || t.case_in_window
+                       || ' 次，规定至多 ' || t.max_per_12_months || ' 次（' || t.policy_version || '）：暂停待核'
+                   when 'temporary_recipient_deceased' then '：死亡登记 ' || t.death_month
+                       || ' 死亡（事由发生之后）：暂停，请县民政部门核定收款人'
+                   end
+                   from temporary_detail t
+                   where t.source_file = accepted.source_file and t.source_row = accepted.source_row)
            end,
            source_file, source_row
     from accepted
     where hold_reason is not null
+),
+
+temporary_on_monthly as (
+    -- temporary assistance adds to dibao and tekun: allowed, and reported
+    select 'temporary_also_on_monthly_program', 'info', a.program, a.id_number, a.region_code, 'paid_and_flagged',
+           '临时救助对象本月同时享受 ' || (select string_agg(distinct m.program, '、' order by m.program)
+                                     from accepted m where m.id_number = a.id_number
+                                       and m.program in ('dibao', 'tekun')) || '：照发，备查',
+           a.source_file, a.source_row
+    from accepted a
+    where a.program = 'temporary' and a.not_paid_reason is null
+      and exists (select 1 from accepted m where m.id_number = a.id_number and m.program in ('dibao', 'tekun'))
 ),
 
 dead_members as (
@@ -133,6 +176,7 @@ all_findings as (
     union all select * from exclusive
     union all select * from blocked
     union all select * from held
+    union all select * from temporary_on_monthly
     union all select * from dead_members
     union all select * from shared_accounts
     union all select * from name_conflicts

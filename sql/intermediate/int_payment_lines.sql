@@ -11,6 +11,8 @@ with due as (
     select * from int_price_subsidy
     union all by name
     select * from int_reissue_due
+    union all by name
+    select * from int_temporary_due
 ),
 
 payee as (
@@ -54,7 +56,7 @@ priced as (
         case
             when d.line_type = 'regular' and getvariable('pay_amount_source') = 'approved'
                  and d.approved_amount is not null then d.approved_amount
-            when d.line_type in ('regular', 'price_subsidy') then d.due
+            when d.line_type in ('regular', 'price_subsidy', 'one_off') then d.due
             else d.due - coalesce(p.paid_amount, 0)
         end as amount
     from due d
@@ -66,8 +68,9 @@ priced as (
 
 lines as (
     select
+        -- a one-off line is one case: its approval number joins the key (NULL, and so skipped, elsewhere)
         md5(concat_ws('|', getvariable('payroll_month'), pr.service_month, pr.line_program, pr.line_type,
-                      pr.id_number)) as line_key,
+                      pr.id_number, pr.approval_no)) as line_key,
         pr.*,
         py.beneficiary_name,
         py.payee_name,

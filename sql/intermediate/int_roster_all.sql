@@ -1,4 +1,5 @@
--- int_roster_all: the four validated rosters of the month in one table (union by column name).
+-- int_roster_all: the validated rosters of the month in one table (union by column name): the four
+-- monthly programs and the temporary-assistance cases.
 -- grain: one row per delivered row. Program-specific columns are NULL for other programs.
 select
     -- keys
@@ -38,6 +39,13 @@ select
     disability_grade,
     disability_cert_no,
     age_out_month,
+    -- temporary assistance: the case
+    event_type,
+    event_date,
+    approval_no,
+    approval_level,
+    case_by_case_no,
+    case_household,
     -- judgement so far
     disposition,
     reasons,

@@ -84,6 +84,8 @@ select
     d.duplicate_rule,
     case
         when r.disposition <> 'accepted' or d.source_row is not null then null
+        -- a temporary case's own rules (int_temporary_cases): the death compared with the event
+        when r.program = 'temporary' then t.not_paid_reason
         when hc.household_id is not null then 'household_in_two_counties'
         when x.action = 'pay_a_only' and r.program <> 'dibao' then 'exclusive_programs'
         when l.source_row is not null then 'living_subsidy_not_in_dibao'
@@ -101,6 +103,7 @@ select
         when r.disposition <> 'accepted' or d.source_row is not null then null
         when r.program = 'dibao' and hd.household_id is not null then 'household_head_deceased'
         when r.program = 'orphan' and gd.id_number is not null then 'guardian_deceased'
+        when r.program = 'temporary' and t.hold_reason is not null then t.hold_reason
         when ac.source_row is not null then 'account_conflict_in_file'
         when r.bank_account is not null and expected_holder is not null
              and r.account_holder is distinct from expected_holder
@@ -119,6 +122,8 @@ left join account_conflicts ac on ac.source_file = r.source_file and ac.source_r
 left join head_deaths hd on hd.household_id = r.household_id and r.program = 'dibao'
 left join household_in_two_counties hc on hc.household_id = r.household_id and r.program = 'dibao'
 left join dead_guardians gd on gd.id_number = r.guardian_id_number and r.program = 'orphan'
+left join int_temporary_cases t on t.source_file = r.source_file and t.source_row = r.source_row
+     and r.program = 'temporary'
 ),
 
 cleared as (

@@ -19,6 +19,9 @@ select
     x.clearance_id,
     x.cleared_by,
     x.cleared_at,
-    x.clearance_note
+    x.clearance_note,
+    -- the temporary-assistance policy version a case was judged by: the engine pays by the same one
+    t.policy_version                                    as temporary_policy_version
 from int_roster_all r
 left join int_roster_decisions x on x.source_file = r.source_file and x.source_row = r.source_row
+left join int_temporary_cases t on t.source_file = r.source_file and t.source_row = r.source_row

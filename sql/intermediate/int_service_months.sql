@@ -25,6 +25,8 @@ with units as (
         coalesce(min(death_month) filter (where program = 'dibao' and relation = '户主'), '9999-12')
                                                       as head_alive_month
     from int_units
+    -- a temporary-assistance case is one-off: no service months (int_temporary_due pays it)
+    where program <> 'temporary'
     group by unit_key, line_program
 ),
 

@@ -8,7 +8,9 @@
 -- them, and carrying them through every model cost a third of the stage at 2.6M rows.
 select
     r.* exclude (delivered, extra, reasons, file_sha256),
-    case when r.program = 'dibao' then r.household_id else r.id_number end  as unit_key,
+    -- a temporary-assistance case is its approval: one person's two cases are two units
+    case when r.program = 'dibao' then r.household_id
+         when r.program = 'temporary' then r.approval_no else r.id_number end as unit_key,
     case when r.program = 'disability' then r.ledger_program else r.program end as line_program,
     getvariable('payroll_month')                                             as basis_month
 from cur_roster r

@@ -49,6 +49,10 @@ select
                      l.amount::VARCHAR)
          else l.formula end                      as formula,
     l.approved_amount,
+    -- temporary assistance (one_off lines): the case, NULL on every other line
+    l.approval_no,
+    l.event_type,
+    l.event_date,
     l.source_file,
     l.source_row
 from int_payment_lines l

@@ -16,6 +16,7 @@ with lines as (
             as payee_group,
         case when line_type = 'price_subsidy' then '价格临时补贴'
              when line_type = 'reissue' then program_zh || '退回重发'
+             when line_type = 'one_off' then program_zh
              else program_zh || case when line_type = 'regular' then '' else '补发' end
         end as memo_label
     from payable_lines l
