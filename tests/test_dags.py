@@ -36,6 +36,15 @@ def test_dagbag_imports_every_dag_with_tags_and_retries():
     # the month is claimed for the whole run and given back even when a task failed
     assert monthly.get_task("claim_month").is_setup and monthly.get_task("release_month").is_teardown
     assert "release_month" in monthly.get_task("report").downstream_task_ids
+    # the DAG's ingest is mapped over every roster program, temporary assistance included
+    import importlib.util
+
+    from pipelines.settings import ROSTER_PROGRAMS
+
+    spec = importlib.util.spec_from_file_location("dag_file", PROJECT / "dags" / "monthly_disbursement.py")
+    dag_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dag_file)
+    assert tuple(dag_file.PROGRAMS) == ROSTER_PROGRAMS
 
 
 @pytest.mark.unit
