@@ -285,7 +285,8 @@ def test_a_unit_with_neither_a_line_nor_a_finding_stops_the_run(tmp_path):
     con = duckdb.connect()
     con.execute(f"""COPY (SELECT 'rosters/tekun/a.csv' AS source_file, 1 AS source_row, 'tekun' AS program,
                         '{person(66, "19400101")["id"]}' AS id_number, NULL::VARCHAR AS household_id,
-                        NULL::VARCHAR AS ledger_program, 'accepted' AS disposition) TO '{w / "roster.parquet"}'""")
+                        NULL::VARCHAR AS ledger_program, NULL::VARCHAR AS approval_no, 'accepted' AS disposition)
+                   TO '{w / "roster.parquet"}'""")
     con.execute(f"""COPY (SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row, NULL::VARCHAR AS id_number,
                         NULL::VARCHAR AS program LIMIT 0) TO '{w / "findings.parquet"}'""")
     con.execute("CREATE TABLE month_ledger (unit_key VARCHAR, program VARCHAR)")
