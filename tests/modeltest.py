@@ -401,6 +401,15 @@ def unit_row(program: str, id_number: str, basis_month: str, row: int = 1, **val
     return out | {"basis_month": basis_month}
 
 
+def basis_row(program: str, id_number: str, service: str, row: int = 1, line_type: str = "regular",
+              basis: str = "current", basis_month: str | None = None, **values) -> dict:
+    """A row of int_basis_roster: the roster row (this payroll's, or an earlier one's for basis
+    history) a service month is computed from."""
+    cause = "regular" if line_type == "regular" else values.pop("arrears_cause", "late_enrolment")
+    return unit_row(program, id_number, basis_month or service, row, **values) | {
+        "service_month": service, "line_type": line_type, "arrears_cause": cause, "basis": basis}
+
+
 def ledger_line(payroll: str, service: str, program: str, unit_key: str, amount: str, line_type: str = "regular",
                 status: str = "payable", **values) -> dict:
     """A line of an earlier payroll (hist_ledger); id_number is the unit's (a household's: give it)."""
