@@ -114,6 +114,14 @@ SCHEMAS: dict[str, dict[str, str]] = {
                             "reported_month VARCHAR"),
     "ingest_files": {f.name: "VARCHAR" for f in FILES_SCHEMA},  # as integrity creates it without files
     "int_near_duplicate_pairs": columns(PAIR_COLUMNS),
+    # --- reference staging tables (built from CSV text by `reference`, or given) ---------------
+    "stg_cpi": columns("month VARCHAR, area VARCHAR, cpi_yoy DECIMAL(9, 3), food_yoy DECIMAL(9, 3)"),
+    "stg_price_linkage": columns("""
+        effective_from VARCHAR, effective_to VARCHAR, cpi_threshold DECIMAL(9, 3), food_threshold DECIMAL(9, 3),
+        index_lag INTEGER, basis VARCHAR, multiplier DECIMAL(9, 3), minimum DECIMAL(18, 2), rounding VARCHAR,
+        programs VARCHAR[], version_id VARCHAR"""),
+    "stg_policy_parameters": columns("parameter VARCHAR, value DECIMAL(18, 4), value_text VARCHAR, "
+                                     "effective_from VARCHAR, effective_to VARCHAR"),
     # --- model outputs, given to the models that read them -------------------------------------
     "int_roster_all": ROSTER,
     "int_roster_final": FINAL,
@@ -249,16 +257,17 @@ class ModelTest:
             unknown = set(row) - set(schema)
             if unknown:
                 raise KeyError(f"given {table}: no column {sorted(unknown)} (columns: {', '.join(schema)})")
-            floats = [k for k, v in row.items() if isinstance(v, float)]
+            floats = [k for k, v in row.items() if isinstance(v, float) and not schema[k].startswith("DOUBLE")]
             if floats:
                 raise TypeError(f"given {table}: {floats} are floats; money is Decimal or integer fen, never float")
         cols = ", ".join(f'"{k}" {t}' for k, t in schema.items())
         self.con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
+        # the columns the rows name (a row naming none is all NULL)
+        names = list(dict.fromkeys(k for row in rows for k in row)) or list(schema)[:1]
         if rows:
-            names = list(schema)
             marks = "(" + ", ".join("?" * len(names)) + ")"
-            self.con.execute(f"INSERT INTO {table} VALUES " + ", ".join([marks] * len(rows)),
-                             [row.get(k) for row in rows for k in names])
+            self.con.execute(f"INSERT INTO {table} ({', '.join(chr(34) + k + chr(34) for k in names)}) VALUES "
+                             + ", ".join([marks] * len(rows)), [row.get(k) for row in rows for k in names])
 
     def empty(self, *tables: str) -> None:
         """Tables the model reads that this test leaves empty (no history, no deaths, ...)."""
@@ -307,15 +316,20 @@ class ModelTest:
         """Run `model`; its rows (those `where` selects) on the expected rows' columns must be the
         expected rows, in any order. Returns the model's rows on those columns."""
         self.run(model)
+        return self.check(model, expected, where, cols)
+
+    def check(self, table: str, expected: list[dict], where: str | None = None,
+              cols: list[str] | None = None) -> list[dict]:
+        """`expect` on a table or view already there (a model's rows joined to what names them)."""
         names = cols or list(dict.fromkeys(k for row in expected for k in row))
         for row in expected:
             if set(row) != set(names):
-                raise KeyError(f"expected rows of {model} name different columns: {sorted(row)} vs {names}")
-        got = self.rows(model, names or None, where)
+                raise KeyError(f"expected rows of {table} name different columns: {sorted(row)} vs {names}")
+        got = self.rows(table, names or None, where)
         names = names or (list(got[0]) if got else [])
         diff = compare(expected, got, names)
         if diff:
-            pytest.fail(f"{model}{' where ' + where if where else ''}: {diff}", pytrace=False)
+            pytest.fail(f"{table}{' where ' + where if where else ''}: {diff}", pytrace=False)
         return got
 
     def fails(self, model: str, match: str) -> None:
@@ -479,15 +493,19 @@ FUND_SHARES = """
 
 
 # --- the fixtures ------------------------------------------------------------------------------
+_CONNECTION: list = []  # one per process: a fixture imported into several modules is set up once in each
+
+
 # Imported by the test modules under their own names (the fixtures are `model_connection` and `mt`):
 #     from tests.modeltest import connection_fixture, mt_fixture  # noqa: F401  (fixtures)
 @pytest.fixture(scope="session", name="model_connection")
 def connection_fixture():
-    con = connect()  # in memory, no run context: the macros only
-    con.execute("SET threads = 1")  # tiny tables; the machine's cores belong to the other tiers
-    register_vocabulary(con)
-    yield con
-    con.close()
+    if not _CONNECTION:
+        con = connect()  # in memory, no run context: the macros only
+        con.execute("SET threads = 1")  # tiny tables; the machine's cores belong to the other tiers
+        register_vocabulary(con)
+        _CONNECTION.append(con)
+    return _CONNECTION[0]
 
 
 @pytest.fixture(name="mt")

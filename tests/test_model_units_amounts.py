@@ -109,7 +109,7 @@ def test_golden_raise_recomputes_a_paid_month_and_names_its_rule_versions(mt):
     was paid: int_payment_lines pays the 99.00 difference); the line names the new version."""
     _due_from_roster(mt, "2020-04", household("H1", [A1, A2, A3], "600", service="2020-01", line_type="arrears",
                                               basis="history", arrears_cause="raise_back_pay"))
-    [row] = mt.expect("int_program_due", [due("H1", "2020-01", "1464.00", "arrears")])
+    mt.expect("int_program_due", [due("H1", "2020-01", "1464.00", "arrears")])
     [line] = mt.rows("int_program_due", ["rule_versions", "inputs"])
     assert "dibao/standard/2101/城市/*@2020-01#2020-04" in line["rule_versions"]
     assert json.loads(line["inputs"])["household_size"] == 3
@@ -322,16 +322,38 @@ def test_a_dibao_gap_of_zero_is_not_eligible_and_a_fen_above_it_gets_the_floor(m
 
 # --- int_price_subsidy ---------------------------------------------------------------------------
 
-def _price(mt, payroll, units, standards, cpi=CPI, rule=PRICE_LINKAGE, eligible=(), held=()):
+def _price(mt, payroll, units, standards, cpi=None, rule=None, eligible=(), held=()):
     """The price subsidy's inputs: the units, the dibao standard each county applies this payroll
-    ((urban_rural, amount)), the households eligible for dibao, lines held in earlier payrolls."""
+    ((urban_rural, amount)), the households eligible for dibao, lines held in earlier payrolls; the
+    index and the rule: the shipped cpi.csv and price_linkage.csv, or the rows given (stg_cpi and
+    stg_price_linkage as their staging models make them)."""
     mt.payroll(payroll)
-    mt.reference(cpi=cpi, price_linkage=rule)
+    if cpi is None and rule is None:
+        mt.reference(cpi=CPI, price_linkage=PRICE_LINKAGE)
+    else:
+        mt.given("stg_cpi", cpi)
+        mt.given("stg_price_linkage", rule)
     mt.given("int_units", units)
     mt.given("int_standard_resolved", [std("dibao", "standard", a, service=payroll, urban_rural=u) for u, a in standards])
     mt.given("int_dibao_household", [{"unit_key": h, "service_month": payroll, "basis": "current", "gap": D("1.00")}
                                      for h in eligible])
     mt.given("hist_ledger", list(held))
+
+
+def index(cpi_yoy, food_yoy, month="2019-12", area="00"):
+    """A row of stg_cpi (cpi.csv: month, area, cpi_yoy, food_yoy)."""
+    return {"month": month, "area": area, "cpi_yoy": D(cpi_yoy), "food_yoy": D(food_yoy)}
+
+
+def rule(basis="cpi", cpi_threshold="3.5", food_threshold="6.0", multiplier="1", minimum="0", rounding="fen",
+         programs=("dibao", "tekun")):
+    """A row of stg_price_linkage: price_linkage.csv's `2016-07,,3.5,6.0,1,cpi,1,0,fen,dibao;tekun`
+    as staged (effective_to blank = 9999-12, a blank threshold None), with the values given."""
+    return {"effective_from": "2016-07", "effective_to": "9999-12", "index_lag": 1, "basis": basis,
+            "cpi_threshold": None if cpi_threshold is None else D(cpi_threshold),
+            "food_threshold": None if food_threshold is None else D(food_threshold),
+            "multiplier": D(multiplier), "minimum": D(minimum), "rounding": rounding, "programs": list(programs),
+            "version_id": "price_linkage@2016-07"}
 
 
 def subsidy(id_number, amount, unit=None, program=None, eligible=True):
@@ -368,62 +390,59 @@ def test_golden_doubled_months_cover_orphans_and_use_the_payrolls_standard(mt):
     mt.expect("int_price_subsidy", [subsidy(T2, "59.17")])
 
 
-RULE = "effective_from,effective_to,cpi_threshold,food_threshold,index_lag,basis,multiplier,minimum,rounding,programs\n"
-
-
-def _one_rule(mt, cpi_yoy, food_yoy, rule, area="00", standard="655.00", payroll="2020-01"):
-    _price(mt, payroll, [tekun(T2, payroll)], standards=[("城市", standard)],
-           cpi=f"month,area,cpi_yoy,food_yoy\n2019-12,{area},{cpi_yoy},{food_yoy}\n", rule=RULE + rule)
+def _one_rule(mt, cpi_yoy, food_yoy, area="00", **values):
+    """T2 (urban, 655.00) in payroll 2020-01, which reads the index of 2019-12."""
+    _price(mt, "2020-01", [tekun(T2, "2020-01")], standards=[("城市", "655.00")], cpi=[index(cpi_yoy, food_yoy, area=area)],
+           rule=[rule(**values)])
 
 
 def test_the_cpi_at_its_threshold_triggers_and_a_tenth_below_does_not(mt):
-    _one_rule(mt, "3.5", "1.0", "2016-07,,3.5,6.0,1,cpi,1,0,fen,dibao;tekun")
+    _one_rule(mt, "3.5", "1.0")
     mt.expect("int_price_subsidy", [subsidy(T2, "22.93")])  # 655 × 3.5% = 22.925 → 22.93
-    _one_rule(mt, "3.4", "5.9", "2016-07,,3.5,6.0,1,cpi,1,0,fen,dibao;tekun")
+    _one_rule(mt, "3.4", "5.9")
     mt.expect("int_price_subsidy", [])
 
 
 def test_basis_food_pays_at_the_food_index_when_food_triggers(mt):
-    _one_rule(mt, "1.0", "6.0", "2016-07,,3.5,6.0,1,food,1,0,fen,dibao;tekun")
+    _one_rule(mt, "1.0", "6.0", basis="food")
     mt.expect("int_price_subsidy", [subsidy(T2, "39.30")])  # 655 × 6.0% = 39.30
 
 
 def test_basis_triggered_takes_the_larger_triggering_index_only(mt):
     """Golden (triggered): both over, 17.4 > 4.5: 655 × 17.4% = 113.97. CPI 4.0 over, food 5.9 under
     its 6.0: the CPI's 4.0, though food is larger: 655 × 4.0% = 26.20."""
-    _one_rule(mt, "4.5", "17.4", "2016-07,,3.5,6.0,1,triggered,1,0,fen,dibao;tekun")
+    _one_rule(mt, "4.5", "17.4", basis="triggered")
     mt.expect("int_price_subsidy", [subsidy(T2, "113.97")])
-    _one_rule(mt, "4.0", "5.9", "2016-07,,3.5,6.0,1,triggered,1,0,fen,dibao;tekun")
+    _one_rule(mt, "4.0", "5.9", basis="triggered")
     mt.expect("int_price_subsidy", [subsidy(T2, "26.20")])
 
 
 def test_rounding_to_the_yuan_is_half_up(mt):
     """590 × 5% = 29.50 → 30.00; 589.80 × 5% = 29.49 → 29.00."""
     _price(mt, "2020-01", [tekun(T2, "2020-01"), tekun(R1, "2020-01", 2, urban_rural="农村")],
-           standards=[("城市", "590.00"), ("农村", "589.80")], cpi="month,area,cpi_yoy,food_yoy\n2019-12,00,5.0,1.0\n",
-           rule=RULE + "2016-07,,3.5,6.0,1,cpi,1,0,yuan,dibao;tekun")
+           standards=[("城市", "590.00"), ("农村", "589.80")], cpi=[index("5.0", "1.0")], rule=[rule(rounding="yuan")])
     mt.expect("int_price_subsidy", [subsidy(T2, "30.00"), subsidy(R1, "29.00")])
 
 
 def test_the_minimum_raises_a_small_subsidy_but_a_negative_index_pays_nothing(mt):
     """Minimum 40: 655 × 4.5% = 29.48 → 40.00. Basis food on a month the CPI triggers and food is
     −1.0: the rate is negative, so nothing is paid whatever the minimum (D4, policy)."""
-    _one_rule(mt, "4.5", "1.0", "2016-07,,3.5,6.0,1,cpi,1,40,fen,dibao;tekun")
+    _one_rule(mt, "4.5", "1.0", minimum="40")
     mt.expect("int_price_subsidy", [subsidy(T2, "40.00")])
-    _one_rule(mt, "4.5", "-1.0", "2016-07,,3.5,6.0,1,food,1,40,fen,dibao;tekun")
+    _one_rule(mt, "4.5", "-1.0", basis="food", minimum="40")
     mt.expect("int_price_subsidy", [{"id_number": T2, "eligible": False}])
 
 
 def test_the_provincial_series_wins_over_the_national_one(mt):
     _price(mt, "2020-01", [tekun(T2, "2020-01")], standards=[("城市", "655.00")],
-           cpi="month,area,cpi_yoy,food_yoy\n2019-12,00,4.5,1.0\n2019-12,21,5.0,1.0\n")
+           cpi=[index("4.5", "1.0"), index("5.0", "1.0", area="21")], rule=[rule()])
     mt.expect("int_price_subsidy", [subsidy(T2, "32.75")])  # 655 × 5.0% = 32.75
     [row] = mt.rows("int_price_subsidy", ["inputs"])
     assert json.loads(row["inputs"])["index_area"] == "21"
 
 
 def test_a_blank_threshold_never_triggers(mt):
-    _one_rule(mt, "9.9", "1.0", "2016-07,,,6.0,1,cpi,1,0,fen,dibao;tekun")
+    _one_rule(mt, "9.9", "1.0", cpi_threshold=None)
     mt.expect("int_price_subsidy", [])
 
 
@@ -437,8 +456,7 @@ def test_golden_one_price_subsidy_per_person_carried_by_the_first_program_of_the
         unit_row("orphan", child, "2020-01", 1, placement="社会散居"),
         unit_row("disability", child, "2020-01", 1, subsidy_type="护理补贴"),
     ], standards=[("城市", "655.00")], eligible=["H9"],
-        cpi="month,area,cpi_yoy,food_yoy\n2019-12,00,4.5,17.4\n",
-        rule=RULE + "2016-07,,3.5,6.0,1,triggered,1,0,fen,dibao;tekun;orphan;disability")
+        cpi=[index("4.5", "17.4")], rule=[rule("triggered", programs=("dibao", "tekun", "orphan", "disability"))])
     mt.expect("int_price_subsidy", [subsidy(A1, "113.97", "H9", "dibao"), subsidy(child, "113.97", "H9", "dibao")])
 
 
@@ -455,7 +473,7 @@ def test_no_price_subsidy_outside_the_entitlement_or_for_the_excluded_and_the_de
         unit_row("dibao", A2, "2020-02", 2, household_id="H1", relation="配偶", excluded_member=True),
         unit_row("dibao", A3, "2020-02", 3, household_id="H1", relation="子女", no_price_subsidy=True),
     ], standards=[("城市", "655.00")], eligible=["H1"],
-        rule=RULE + "2016-07,,3.5,6.0,1,cpi,1,0,fen,dibao;tekun;orphan")
+        cpi=[index("5.4", "20.6", month="2020-01")], rule=[rule(programs=("dibao", "tekun", "orphan"))])
     # February reads January's CPI, 5.4%: 655 × 5.4% = 35.37
     mt.expect("int_price_subsidy", [subsidy(T3, "35.37"), subsidy(O2, "35.37", program="orphan"),
                                     subsidy(A1, "35.37", "H1", "dibao")])
@@ -469,7 +487,7 @@ def test_a_held_price_subsidy_is_released_once_the_unit_is_on_the_roster(mt):
                                                                    "price_subsidy", status, **kw)
     _price(mt, "2020-03", [tekun(T2, "2020-03"), tekun(T3, "2020-03", 2),
                            tekun(O1, "2020-03", 3, death_month="2020-01")], standards=[("城市", "655.00")],
-           cpi="month,area,cpi_yoy,food_yoy\n2020-02,00,1.0,1.0\n",
+           cpi=[index("1.0", "1.0", month="2020-02")], rule=[rule()],
            held=[held(T2, "2020-01", "2020-01"), held(T2, "2020-01", "2020-02"),
                  held(T3, "2020-01", "2020-01"), held(T3, "2020-01", "2020-02", "payable"),
                  held(O1, "2020-02", "2020-02")])

@@ -279,15 +279,15 @@ def test_a_line_that_no_share_funds_gets_no_split(mt):
 
 # --- int_compute_findings ----------------------------------------------------------------------
 
-POLICY = """
-    parameter,value,effective_from,effective_to,note
-    reissue_escalate_after_months,3,2019-01,,
-"""
+def escalation(months="3"):
+    """stg_policy_parameters as staged for the payroll: the one parameter these findings read."""
+    return [{"parameter": "reissue_escalate_after_months", "value": D(months), "value_text": months,
+             "effective_from": "2019-01"}]
 
 
 def _findings(mt, payroll, due=(), lines=(), units=(), paid=(), closed=(), tolerance="0.00"):
     mt.payroll(payroll, approved_tolerance=tolerance)
-    mt.reference(policy_parameters=POLICY)
+    mt.given("stg_policy_parameters", escalation())
     mt.given("int_program_due", list(due))
     mt.given("int_payment_lines", list(lines))
     mt.given("int_units", list(units))
@@ -336,7 +336,8 @@ def test_a_unit_outside_its_entitlement_gets_a_finding(mt):
 
 def test_held_lines_and_failed_payments_awaiting_an_account_are_findings_escalated_after_three_months(mt):
     """A reissue held since a failure in the 2020-01 payroll is awaiting a corrected account in the
-    2020-03 payroll (2 months) and overdue in 2020-04 (3 months: reissue_escalate_after_months)."""
+    2020-03 payroll (2 months) and overdue in 2020-04 (3 months: reissue_escalate_after_months 3;
+    the model escalates at 3, where the note of policy_parameters.csv says 超过, more than)."""
     held = lambda p, reason, line_type="regular", **kw: {  # noqa: E731
         "line_key": p, "line_program": "tekun", "id_number": p, "service_month": "2020-01", "line_type": line_type,
         "amount": D("952.00"), "hold_reason": reason, "status": "held", "payee_account": account(p)} | kw
@@ -354,6 +355,8 @@ def test_held_lines_and_failed_payments_awaiting_an_account_are_findings_escalat
 
 
 def test_findings_need_the_escalation_parameter_in_force(mt):
+    """A parameter that is not in force for the payroll (staged from policy_parameters.csv: valid
+    from 2020-03, payroll 2020-02) stops the model rather than defaulting."""
     mt.payroll("2020-02")
     mt.reference(policy_parameters="parameter,value,effective_from,effective_to,note\n"
                                    "reissue_escalate_after_months,3,2020-03,,")
