@@ -4,23 +4,26 @@ A test names the payroll month, gives the tables a model reads, runs the one mod
 `pipelines.sqlrun.run_model` on an in-memory DuckDB (`pipelines.sqlrun.connect()`, macros loaded)
 and compares the rows it makes with the expected ones:
 
-    def test_dibao_gap(mt):
+    def test_tekun_is_basic_plus_care(mt):
         mt.payroll("2020-01")
-        mt.given("int_basis_roster", [basis_row("dibao", HEAD, household_size=3, ...)])
-        mt.given("int_standard_resolved", [standard("dibao", "standard", "655.00")])
-        mt.expect("int_dibao_household", [{"unit_key": "H1", "gap": D("1365.00")}])  # 655 × 3 − 600
+        mt.given("int_standard_resolved", [std("tekun", "basic", "852.00"), std("tekun", "care", "300.00", "半护理")])
+        mt.given("int_basis_roster", [basis_row("tekun", T2, "2020-01", care_level="半护理")])
+        mt.expect("int_tekun_person", [{"id_number": T2, "due": D("1152.00")}])  # 852 + 300
 
 - `given` creates the table with the column types the pipeline gives it (SCHEMAS below: the
-  model's own output types for a model, the types Python gives for the tables it creates); a row
-  names only the columns that matter, every other column is NULL. A float is refused: money is
-  Decimal (or integer fen).
+  model's own output types for a model, the types Python gives the tables it creates; the
+  schema tests of tests/test_model_units.py hold them to the models); a row names only the
+  columns that matter, every other column is NULL. A float is refused (but in a DOUBLE column,
+  a match weight): money is Decimal, or integer fen.
 - `reference` builds reference staging tables (stg_standards, ...) from small CSV text through
-  `pipelines.sqlrun.register_reference` on a folder of its own, as compute and integrity do.
-- `expect` compares a chosen list of columns (the keys of the expected rows), order-insensitive,
-  and fails with the rows missing and the rows not expected. Decimal only equals Decimal.
+  `pipelines.sqlrun.register_reference` on a folder of its own, as compute and integrity do; a
+  staging table may also be given as rows (stg_cpi, stg_price_linkage, stg_policy_parameters).
+- `expect` runs the model and compares a chosen list of columns (the keys of the expected rows),
+  order-insensitive, and fails naming the rows expected and not made, and made and not expected.
+  Decimal only equals Decimal; `check` compares a table already there; `fails` expects an error.
 
-One DuckDB connection serves the whole session (connect() loads the macros, ~0.1 s); each test
-runs inside a transaction that is rolled back at its end, and starts with no variables set.
+One DuckDB connection serves the process (connect() loads the macros, ~0.1 s); each test runs
+inside a transaction that is rolled back at its end, and starts with no variables set.
 """
 
 from __future__ import annotations
