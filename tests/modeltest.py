@@ -4,7 +4,7 @@ A test names the payroll month, gives the tables a model reads, runs the one mod
 `pipelines.sqlrun.run_model` on an in-memory DuckDB (`pipelines.sqlrun.connect()`, macros loaded)
 and compares the rows it makes with the expected ones:
 
-    def test_tekun_is_basic_plus_care(mt):
+    def test_tekun_is_basic_plus_care(mt):  # std: tests/test_model_units_amounts.py; basis_row: below
         mt.payroll("2020-01")
         mt.given("int_standard_resolved", [std("tekun", "basic", "852.00"), std("tekun", "care", "300.00", "半护理")])
         mt.given("int_basis_roster", [basis_row("tekun", T2, "2020-01", care_level="半护理")])
