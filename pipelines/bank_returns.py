@@ -543,7 +543,8 @@ SELECT 'returned_not_reissued', 'warning', l.payroll_month, l.payment_ref, l.pro
            || '），尚未重发'
 FROM payment_ledger l LEFT JOIN latest_return lr USING (payment_ref)
 WHERE l.status = 'payable' AND l.payment_state = 'failed'
-  AND NOT EXISTS (SELECT 1 FROM reissued x WHERE x.line_id = l.line_id AND x.payment_state IS DISTINCT FROM 'failed')
+  -- a failed reissue is the line that still owes the money: the line it replaced is not warned twice
+  AND NOT EXISTS (SELECT 1 FROM reissued x WHERE x.line_id = l.line_id)
 UNION ALL
 SELECT 'return_contradictory', 'error', l.payroll_month, b.payment_ref, l.program, l.id_number, l.region_code,
        b.received_month || '/' || b.source_file || ' 第' || b.source_rows

@@ -115,6 +115,26 @@ def test_failed_payments_are_reissued_once_after_the_account_is_corrected(tmp_pa
                      "AND status = 'payable' AND payment_state IS DISTINCT FROM 'failed'", [head["id"]]) == [(head_jan,)]
     assert head_jan > D("655")
 
+    # April: February's reissue failed too (its return arrives in April). The money is owed once
+    # more, not twice: one reissue line naming the failed reissue, and one warning, for the reissue
+    # only (January's line is answered by it); paid to the third account the county delivers
+    _release(tmp_path, "2020-02")
+    write_csv(inbox / "2020-04" / "bank_returns" / "ICBC_202002_回盘.csv", ["payment_ref", "status", "reason"],
+              [[h[5], "失败", "账户冻结"]])
+    assert doudi(["returns", "--month", "2020-04", "--inbox", str(inbox), "--warehouse", str(wh),
+                  "--out", str(tmp_path / "out")]) == 0
+    warned = {r for t, r in query(wh, "SELECT finding_type, payment_ref FROM reconciliation_finding") if
+              t == "returned_not_reissued"}
+    assert h[5] in warned and head_ref not in warned
+    third_card = common(head)
+    third_card[6] = "6222888877775555"
+    _months(inbox, "2020-04", [third_card + ["HR", "户主", 1, "0", ""]], tekun)
+    run(tmp_path, "2020-04")
+    feb_reissue = [r[0] for r in query(wh, "SELECT line_id FROM payment_ledger WHERE payment_ref = ?", [h[5]])]
+    assert query(wh, "SELECT amount, status, reissue_of, payee_account FROM payment_ledger "
+                     "WHERE payroll_month = '2020-04' AND line_type = 'reissue' AND id_number = ?",
+                 [head["id"]]) == [(head_jan, "payable", feb_reissue, "6222888877775555")]
+
 
 def test_unreadable_return_file_is_recorded_as_rejected_and_the_rest_load(tmp_path):
     p = person(84, "19400101")

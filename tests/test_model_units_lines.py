@@ -89,16 +89,26 @@ def test_a_failed_payment_is_owed_again_once_per_person_program_and_month(mt):
          "first_failed_payroll": "2020-02"}])
 
 
-@pytest.mark.xfail(strict=True, reason="contract section 4: a failed payment stays owed and is reissued, once; "
-                   "int_reissue_due counts both the failed line and its failed reissue, so a reissue that fails "
-                   "is owed twice (1904.00 for one 952.00 payment)")
 def test_a_failed_reissue_is_owed_again_once(mt):
     """T3's February payment (952.00) failed, and so did its reissue in March: 952.00 is owed,
     once, replacing the original line (its failed reissue carried the same money)."""
     mt.payroll("2020-04")
     mt.given("hist_ledger", [_failed("2020-02", T3, "952.00"),
                              _failed("2020-03", T3, "952.00", "reissue", reissue_of=[f"{T3[-4:]}-regular-2020-02"])])
-    mt.expect("int_reissue_due", [{"id_number": T3, "service_month": "2020-02", "due": D("952.00")}])
+    # once, naming the failed reissue that carries the debt; escalation counts from the first failure
+    mt.expect("int_reissue_due", [{"id_number": T3, "service_month": "2020-02", "due": D("952.00"),
+                                   "reissue_of": [f"{T3[-4:]}-reissue-2020-03"], "first_failed_payroll": "2020-02"}])
+
+
+def test_a_payment_that_failed_three_times_is_owed_once_from_its_first_failure(mt):
+    """February's 952.00 failed, and so did its reissues in March and April: in May it is owed once."""
+    mt.payroll("2020-05")
+    mt.given("hist_ledger", [
+        _failed("2020-02", T3, "952.00"),
+        _failed("2020-03", T3, "952.00", "reissue", reissue_of=[f"{T3[-4:]}-regular-2020-02"]),
+        _failed("2020-04", T3, "952.00", "reissue", reissue_of=[f"{T3[-4:]}-reissue-2020-03"])])
+    mt.expect("int_reissue_due", [{"id_number": T3, "service_month": "2020-02", "due": D("952.00"),
+                                   "reissue_of": [f"{T3[-4:]}-reissue-2020-04"], "first_failed_payroll": "2020-02"}])
 
 
 # --- int_payment_lines -------------------------------------------------------------------------
