@@ -8,6 +8,8 @@ and writes under `<out>/<YYYY-MM>/reports/`:
                        files, changes since last month, findings
 - reconciliation.html  the same for reading in a browser, with charts (inline SVG, no network)
 - quarantine.xlsx      every quarantined row, one sheet per county, named by file and row number
+- temporary_assistance.xlsx  临时救助 by approving county: cases by event, amounts against caps,
+                       一事一议, people from elsewhere, also on a monthly program, findings
 - exceptions.xlsx/html every finding, by type and county, for auditors (pipelines/audit_report.py)
 
 ID numbers, names and accounts are masked everywhere in these files.
@@ -91,6 +93,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     exceptions = query_findings(con, m)
     receivables = query_receivables(con, m)
     failures, three_way = _failures(con, m)
+    temporary = _temporary_assistance(con, m)
     con.close()
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -108,9 +111,13 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     qbook = ctx.reports_dir / "quarantine.xlsx"
     with atomic_path(qbook) as tmp:
         tmp.write_bytes(render_quarantine(ctx, quarantined))
+    tbook = ctx.reports_dir / "temporary_assistance.xlsx"
+    with atomic_path(tbook) as tmp:
+        tmp.write_bytes(render_temporary(ctx, *temporary))
     audit = write_exceptions(ctx, exceptions, receivables)
     return {"reports": str(ctx.reports_dir), "reconciliation_html": str(page), "reconciliation_xlsx": str(xlsx),
-            "quarantine_xlsx": str(qbook), "exceptions_xlsx": audit["exceptions_xlsx"],
+            "quarantine_xlsx": str(qbook), "temporary_assistance_xlsx": str(tbook),
+            "exceptions_xlsx": audit["exceptions_xlsx"],
             "exceptions_html": audit["exceptions_html"], "checks": checks["status"],
             "quarantined_rows": len(quarantined)}
 
@@ -238,6 +245,77 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     ws5 = wb.add_worksheet("暂停发放")
     write_table(ws5, fmt, ["项目", "原因", "笔数", "金额"], [[_program(r[0]), r[1], r[2], r[3]] for r in d["held"]],
                 money_columns={3})
+    wb.close()
+    return buf.getvalue()
+
+
+TEMPORARY_CASE_COLUMNS = ["审批编号", "身份证号（脱敏）", "外省人员", "救助事由", "事由发生日期", "审批层级", "一事一议编号",
+                          "核定金额", "标准金额（月数×低保标准）", "审批层级限额", "状态", "暂停原因", "同时享受按月救助"]
+
+
+def _temporary_assistance(con, month: str) -> tuple[list[tuple], list[tuple]]:
+    """The month's temporary-assistance cases (one_off lines, each with what it was judged by) and the
+    findings on cases, paid or not, by approving county (issue 19: the county's monthly sheet)."""
+    cases = con.execute("""
+        SELECT l.region_code, coalesce(r.county_name, '') AS county, l.approval_no, mask_id(l.id_number),
+               CASE WHEN left(l.id_number, 2) <> getvariable('province_code') THEN '是' ELSE '' END,
+               l.event_type, strftime(l.event_date, '%Y-%m-%d'), json_extract_string(l.inputs, '$.approval_level'),
+               json_extract_string(l.inputs, '$.case_by_case_no'), l.amount,
+               CAST(json_extract_string(l.inputs, '$.standard_amount') AS DECIMAL(18, 2)),
+               CAST(json_extract_string(l.inputs, '$.level_cap') AS DECIMAL(18, 2)),
+               CASE l.status WHEN 'payable' THEN '发放' ELSE '暂停' END, coalesce(l.hold_reason, ''),
+               coalesce((SELECT string_agg(DISTINCT mask_long_numbers(f.detail), '；')
+                         FROM wh.finding f WHERE f.payroll_month = l.payroll_month
+                          AND f.finding_type = 'temporary_also_on_monthly_program'
+                          AND f.source_file = l.source_file AND f.source_row = l.source_row), '')
+        FROM wh.payment_ledger l LEFT JOIN stg_regions r USING (region_code)
+        WHERE l.payroll_month = ? AND l.line_type = 'one_off'
+        ORDER BY l.region_code, l.approval_no""", [month]).fetchall()
+    findings = con.execute("""
+        SELECT f.region_code, coalesce(r.county_name, ''), f.finding_type, f.action, mask_id(f.id_number),
+               mask_long_numbers(f.detail), f.source_file, f.source_row
+        FROM wh.finding f LEFT JOIN stg_regions r USING (region_code)
+        WHERE f.payroll_month = ? AND starts_with(f.finding_type, 'temporary_')
+        ORDER BY f.region_code, f.finding_type, f.source_file, f.source_row""", [month]).fetchall()
+    return cases, findings
+
+
+def render_temporary(ctx: RunContext, cases: list[tuple], findings: list[tuple]) -> bytes:
+    """temporary_assistance.xlsx: a sheet per approving county with its cases by event, each case
+    against the cap of the level that approved it, 一事一议 cases, people from elsewhere, recipients
+    also on a monthly program, and every finding on a case (those not paid included)."""
+    buf = io.BytesIO()
+    wb, fmt = new_workbook(buf, ctx.month)
+    counties: dict[str, tuple[list, list]] = {}
+    for c in cases:
+        counties.setdefault(f"{c[0]} {c[1]}".strip(), ([], []))[0].append(c)
+    for f in findings:
+        counties.setdefault(f"{f[0] or '未知'} {f[1]}".strip(), ([], []))[1].append(f)
+    if not counties:
+        ws = wb.add_worksheet("无")
+        ws.write(0, 0, f"{ctx.month} 没有临时救助案件")
+    for sheet, (county_cases, county_findings) in sorted(counties.items()):
+        ws = wb.add_worksheet(sheet[:31])
+        ws.write(0, 0, f"{ctx.month} 临时救助 {sheet}", fmt["title"])
+        by_event: dict[str, list] = {}
+        for c in county_cases:
+            by_event.setdefault(c[5], []).append(c)
+        row = write_table(ws, fmt, ["救助事由", "案件数", "发放金额", "暂停金额"],
+                          [[event, len(items), sum((c[9] for c in items if c[12] == "发放"), Decimal(0)),
+                            sum((c[9] for c in items if c[12] != "发放"), Decimal(0))]
+                           for event, items in sorted(by_event.items())], money_columns={2, 3}, start_row=2)
+        counts = [("一事一议案件", sum(1 for c in county_cases if c[8])),
+                  ("外省人员", sum(1 for c in county_cases if c[4])),
+                  ("同时享受按月救助", sum(1 for c in county_cases if c[14])),
+                  ("超过审批层级限额", sum(1 for c in county_cases if c[11] is not None and c[9] > c[11]))]
+        row = write_table(ws, fmt, ["其中", "案件数"], counts, start_row=row + 1)
+        ws.write(row + 1, 0, "案件明细（金额对照审批层级限额）", fmt["bold"])
+        row = write_table(ws, fmt, TEMPORARY_CASE_COLUMNS, [list(c[2:]) for c in county_cases],
+                          money_columns={7, 8, 9}, start_row=row + 2)
+        ws.write(row + 1, 0, "核查发现（含未发放的案件）", fmt["bold"])
+        write_table(ws, fmt, ["发现", "处理", "身份证号（脱敏）", "说明", "文件", "行号"],
+                    [[_finding(f[2]), f[3], f[4], f[5], f[6], f[7]] for f in county_findings], start_row=row + 2)
+        ws.freeze_panes(0, 0)
     wb.close()
     return buf.getvalue()
 

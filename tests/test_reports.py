@@ -36,6 +36,23 @@ def test_workbooks_open_in_libreoffice(four_months, tmp_path):
     assert recon[2][:4] == ["行政区划代码", "县区", "项目", "类型"]
     quarantine = soffice_to_csv(reports / "quarantine.xlsx", tmp_path)
     assert quarantine[0][:2] == ["文件", "行号（数据行，从1起）"]
+    assert soffice_to_csv(reports / "temporary_assistance.xlsx", tmp_path)[0][0] == "2020-03 没有临时救助案件"
+    # a county's temporary-assistance sheet with a case (the sample inbox has none): rendered from rows
+    # shaped as report._temporary_assistance returns them, opened by LibreOffice
+    from decimal import Decimal as D
+
+    from pipelines.report import TEMPORARY_CASE_COLUMNS, render_temporary
+    from tests.helpers import context
+
+    case = ("210112", "浑南区", "LS-1", "110101********0041", "是", "失业滞留", "2020-03-02", "县级", "YSYY-1",
+            D("5000.01"), D("1310.00"), D("5000.00"), "发放", "", "")
+    finding = ("210112", "浑南区", "temporary_above_cap", "held", "210112********0052", "超过限额", "rosters/temporary/a.csv", 2)
+    book = tmp_path / "temporary_assistance.xlsx"
+    book.write_bytes(render_temporary(context(tmp_path, "2020-03"), [case], [finding]))
+    sheet = soffice_to_csv(book, tmp_path / "converted")
+    assert sheet[0][0] == "2020-03 临时救助 210112 浑南区"
+    assert sheet[3][:4] == ["失业滞留", "1", "5000.01", "0"]  # the CSV filter writes the values, not the format
+    assert TEMPORARY_CASE_COLUMNS == sheet[next(i for i, r in enumerate(sheet) if r[0] == "审批编号")][:13]
 
 
 def test_quarantine_workbook_has_one_sheet_per_county_and_every_quarantined_row(four_months):

@@ -196,6 +196,33 @@ def findings(wh, month, prefix="temporary_"):
                      "AND finding_type LIKE ? ORDER BY finding_type, id_number", [month, prefix + "%"])
 
 
+def temporary_workbook(tmp_path, month="2020-01") -> dict[str, list[tuple]]:
+    """reports/temporary_assistance.xlsx as {sheet: its rows}, read back with openpyxl."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(tmp_path / "out" / month / "reports" / "temporary_assistance.xlsx", read_only=True)
+    def cells(row):  # read_only pads every row to the sheet's width
+        row = list(row)
+        while row and row[-1] is None:
+            row.pop()
+        return tuple(row)
+
+    return {ws.title: [cells(r) for r in ws.iter_rows(values_only=True)] for ws in wb.worksheets}
+
+
+def case_rows(sheet: list[tuple]) -> dict[str, dict]:
+    """The case table of a county's sheet, by approval number, each case as {column: value}."""
+    from pipelines.report import TEMPORARY_CASE_COLUMNS
+
+    start = next(i for i, r in enumerate(sheet) if list(r[:len(TEMPORARY_CASE_COLUMNS)]) == TEMPORARY_CASE_COLUMNS)
+    cases = {}
+    for r in sheet[start + 1:]:
+        if not r:
+            break
+        cases[r[0]] = dict(zip(TEMPORARY_CASE_COLUMNS, r + (None,) * len(TEMPORARY_CASE_COLUMNS)))
+    return cases
+
+
 def test_caps_by_approving_level_and_the_case_by_case_number(tmp_path):
     p = [_person(i) for i in range(50, 56)]
     temporary_file(tmp_path / "inbox", "2020-01", [
@@ -230,6 +257,22 @@ def test_caps_by_approving_level_and_the_case_by_case_number(tmp_path):
     (count, total), = query(wh, "SELECT sum(count), sum(sum) FROM payout_file WHERE payroll_month = '2020-01' "
                                 "AND format = 'csv'")
     assert (count, total) == (4, D("2000.00") + D("2000.01") + D("5000.01") + D("2000.01"))
+    # the county's sheet: the cases by event, each against the cap of the level that approved it
+    book = temporary_workbook(tmp_path)
+    assert list(book) == [f"{T_C} 浑南区"]
+    sheet = book[f"{T_C} 浑南区"]
+    assert ("因病", 6, 2000.00 + 2000.01 + 5000.01 + 2000.01, 2000.01 + 5000.01) in sheet
+    assert ("一事一议案件", 2) in sheet and ("超过审批层级限额", 4) in sheet and ("外省人员", 0) in sheet
+    cases = case_rows(sheet)
+    assert {k: (v["审批层级"], v["核定金额"], v["审批层级限额"], v["一事一议编号"], v["状态"]) for k, v in cases.items()} == {
+        "LS-A": ("乡镇", 2000.00, 2000.00, None, "发放"), "LS-B": ("乡镇", 2000.01, 2000.00, None, "暂停"),
+        "LS-C": ("县级", 2000.01, 5000.00, None, "发放"), "LS-D": ("县级", 5000.01, 5000.00, None, "暂停"),
+        "LS-E": ("县级", 5000.01, 5000.00, "YSYY-2020-01", "发放"),
+        "LS-F": ("乡镇", 2000.01, 2000.00, "YSYY-2020-02", "发放")}
+    assert cases["LS-A"]["标准金额（月数×低保标准）"] == 1310.00
+    assert all(p[i]["id"] not in str(sheet) for i in range(6))  # ID numbers masked
+    assert [r[0] for r in sheet if r and str(r[0]).startswith("临时救助金额超过")] == [
+        "临时救助金额超过审批层级限额且无一事一议编号，暂停待核（temporary_above_cap）"] * 2
 
 
 def test_the_case_by_case_threshold_holds_below_the_county_cap(tmp_path):
@@ -293,6 +336,8 @@ def test_a_person_from_another_province_is_paid_under_the_approving_county(tmp_p
                                                       "FROM payment_ledger WHERE line_type = 'one_off'")
     assert (region, amount, id_number[:6]) == (T_C, D("655.00"), "110101")
     assert "标准 1.00 个月 × 低保标准 655.00 = 655.00 元" in formula
+    sheet = temporary_workbook(tmp_path)[f"{T_C} 浑南区"]
+    assert case_rows(sheet)["LS-M1"]["外省人员"] == "是" and ("外省人员", 1) in sheet
 
 
 def test_the_dead_before_the_event_are_not_paid_and_after_it_held(tmp_path):
@@ -344,6 +389,9 @@ def test_a_recipient_on_dibao_this_month_is_paid_and_reported(tmp_path):
     wh = tmp_path / "warehouse.duckdb"
     assert one_offs(wh) == [("2020-01", "LS-O1", "payable", None, D("500.00"))]
     assert findings(wh, "2020-01") == [("temporary_also_on_monthly_program", "info", "paid_and_flagged", head["id"])]
+    (sheet,) = temporary_workbook(tmp_path).values()
+    assert case_rows(sheet)["LS-O1"]["同时享受按月救助"] and ("同时享受按月救助", 1) in sheet
+    assert case_rows(sheet)["LS-O1"]["外省人员"] is None and head["id"] not in str(sheet)
     # dibao 655 − 0 = 655.00 as ever, beside it
     assert query(wh, "SELECT amount FROM payment_ledger WHERE program = 'dibao' AND line_type = 'regular'") == \
         [(D("655.00"),)]
