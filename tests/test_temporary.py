@@ -219,7 +219,8 @@ def case_rows(sheet: list[tuple]) -> dict[str, dict]:
     for r in sheet[start + 1:]:
         if not r:
             break
-        cases[r[0]] = dict(zip(TEMPORARY_CASE_COLUMNS, r + (None,) * len(TEMPORARY_CASE_COLUMNS)))
+        padded = r + (None,) * (len(TEMPORARY_CASE_COLUMNS) - len(r))
+        cases[r[0]] = dict(zip(TEMPORARY_CASE_COLUMNS, padded, strict=True))
     return cases
 
 
