@@ -35,6 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # in the order that kills most mutations soonest (pytest -x stops at the first failure)
 FAST_TESTS = [
+    # the given/expect model tests first: each SQL model on its own, about 10 s for all of them
+    "tests/test_model_units_months.py",
+    "tests/test_model_units_amounts.py",
+    "tests/test_model_units_lines.py",
+    "tests/test_model_units_integrity.py",
     "tests/test_engine_golden.py",
     "tests/test_mutation_killers.py",
     "tests/test_assurance.py",
