@@ -258,6 +258,15 @@ def test_golden_fund_split_adds_up_to_the_fen(mt):
             if r["parts_fen"] != r["amount_fen"]] == []
 
 
+def test_without_a_price_subsidy_row_the_carrying_program_funds_the_price_subsidy(mt):
+    """Contract section 3: a price-subsidy line is funded by the shares of the program that carries
+    it unless a price_subsidy row matches. Only tekun rows here, 0.1 / 0.2 / 0.3 / 0.4: a tekun
+    price subsidy of 20.00 → 2.00 / 4.00 / 6.00 / 8.00, like the tekun line beside it."""
+    _split(mt, [("P", "tekun", "price_subsidy", C, "2020-01", "20.00"), ("T", "tekun", "regular", C, "2020-01", "10.00")],
+           shares="program,region_code,central,provincial,city,county,effective_from\ntekun,21,0.1,0.2,0.3,0.4,2019-01")
+    mt.expect("int_fund_split", [parts("P", "2.00", "4.00", "6.00", "8.00"), parts("T", "1.00", "2.00", "3.00", "4.00")])
+
+
 def test_the_parts_of_every_line_add_up_exactly(mt):
     """Shares 0.1 / 0.2 / 0.3 / 0.4: 0.01 = 1 fen goes whole to the largest remainder (county, .4);
     0.03 → 0.3 / 0.6 / 0.9 / 1.2 fen: floors 0 + 0 + 0 + 1, two spare fen to city (.9) and
