@@ -476,8 +476,8 @@ ledger_by_ref AS (
            any_value(program) AS program, any_value(region_code) AS region_code,
            any_value(payment_state) AS payment_state
     FROM payment_ledger WHERE status = 'payable' AND payment_ref IS NOT NULL GROUP BY payment_ref),
-reissued AS (
-    SELECT unnest(reissue_of) AS line_id, payment_state FROM payment_ledger
+reissued AS (  -- every line a payable reissue names, whatever became of the reissue
+    SELECT unnest(reissue_of) AS line_id FROM payment_ledger
     WHERE line_type = 'reissue' AND status = 'payable'),
 latest_return AS (
     SELECT * FROM bank_return
