@@ -29,8 +29,7 @@ from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atom
 from pipelines.lifecycle import NOT_PUBLISHED_MARKER, mark_not_published, record_transition, run_info
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, sql_string
-from pipelines.vocabulary import PROGRAM_NAMES_ZH
+from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, register_vocabulary, sql_string
 
 REGULAR_BATCH = "R"  # the month's regular batch per bank
 REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
@@ -60,8 +59,7 @@ def write_payouts(ctx: RunContext) -> dict:
     # explanation is wide (two copies of the month's lines as tables spilled 40 GB at 25M rows)
     con.execute(f"CREATE VIEW full_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
     con.execute("CREATE VIEW month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
-    con.execute("CREATE TABLE vocab_program_zh (program VARCHAR, program_zh VARCHAR)")
-    con.executemany("INSERT INTO vocab_program_zh VALUES (?, ?)", list(PROGRAM_NAMES_ZH.items()))
+    register_vocabulary(con)  # vocab_program_zh: the programs' names on the payout records
     build_records(con, ctx)
     if released:  # the month's records the banks already have: never rewritten, their refs never reused
         attach_warehouse(con, ctx.warehouse)

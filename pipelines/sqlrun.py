@@ -24,6 +24,7 @@ from pipelines.vocabulary import (
     DISABILITY_GRADES,
     EVENT_TYPES,
     PLACEMENTS,
+    PROGRAM_NAMES_ZH,
     RELATIONS,
     SUBSIDY_TYPES,
 )
@@ -152,6 +153,8 @@ def register_vocabulary(con) -> None:
         "vocab_approval_level": (("value",), [(a,) for a in APPROVAL_LEVELS]),
         "vocab_placement": (("program", "value"), [(p, v) for p, vs in PLACEMENTS.items() for v in vs]),
         "vocab_subsidy_type": (("value", "ledger_program"), list(SUBSIDY_TYPES.items())),
+        # the programs' names as caseworkers and banks read them (findings, payout records)
+        "vocab_program_zh": (("program", "program_zh"), list(PROGRAM_NAMES_ZH.items())),
         # category and grade: accept the name (视力, 一级), the digit, or the digit with 级/类
         "vocab_disability_category": (("spelling", "digit"),
                                       [(k, v) for k, v in DISABILITY_CATEGORIES.items()]

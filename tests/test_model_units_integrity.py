@@ -550,5 +550,7 @@ def test_evidence_from_files_registries_linkage_and_history_is_reported(mt):
                                                                 "id_number": T3},
         {"finding_type": "death_date_invalid", "id_number": T2},
         {"finding_type": "temporary_also_on_monthly_program", "id_number": T1}])
+    [also] = mt.rows("int_integrity_findings", ["detail"], where="finding_type = 'temporary_also_on_monthly_program'")
+    assert also["detail"] == "临时救助对象本月同时享受特困人员供养金：照发，备查"  # the program as caseworkers name it
     [vehicle] = mt.rows("int_integrity_findings", ["detail"], where="finding_type = 'registry_vehicle'")
     assert "6222020200112233001" not in vehicle["detail"] and "3001" in vehicle["detail"]

@@ -355,8 +355,8 @@ def test_a_unit_outside_its_entitlement_gets_a_finding(mt):
 
 def test_held_lines_and_failed_payments_awaiting_an_account_are_findings_escalated_after_three_months(mt):
     """A reissue held since a failure in the 2020-01 payroll is awaiting a corrected account in the
-    2020-03 payroll (2 months) and overdue in 2020-04 (3 months: reissue_escalate_after_months 3;
-    the model escalates at 3, where the note of policy_parameters.csv says 超过, more than)."""
+    2020-03 payroll (2 months) and in 2020-04 (3 months: reissue_escalate_after_months is 3, and the
+    note of policy_parameters.csv says 超过, more than), and overdue in 2020-05 (4 months)."""
     held = lambda p, reason, line_type="regular", **kw: {  # noqa: E731
         "line_key": p, "line_program": "tekun", "id_number": p, "service_month": "2020-01", "line_type": line_type,
         "amount": D("952.00"), "hold_reason": reason, "status": "held", "payee_account": account(p)} | kw
@@ -370,6 +370,8 @@ def test_held_lines_and_failed_payments_awaiting_an_account_are_findings_escalat
                                        finding("awaiting_account_correction", T3, "held"),
                                        finding("account_closed", B1, "held")])
     _findings(mt, "2020-04", lines=lines[2:3])
+    mt.expect("int_compute_findings", [finding("awaiting_account_correction", T3, "held")])
+    _findings(mt, "2020-05", lines=lines[2:3])
     mt.expect("int_compute_findings", [finding("reissue_overdue", T3, "held")])
 
 

@@ -108,6 +108,6 @@ select getvariable('payroll_month'),
               l.first_failed_payroll, mask_account(l.failed_account)),
        null, null
 from (select *, datediff('month', month_date(first_failed_payroll), month_date(getvariable('payroll_month')))
-                   >= (select after_months from escalation) as overdue
+                   > (select after_months from escalation) as overdue  -- 超过: more than
       from int_payment_lines) l
 where l.line_type = 'reissue' and l.hold_reason = 'awaiting_account_correction'

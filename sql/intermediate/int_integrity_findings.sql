@@ -94,9 +94,10 @@ held as (
 temporary_on_monthly as (
     -- temporary assistance adds to dibao and tekun: allowed, and reported
     select 'temporary_also_on_monthly_program', 'info', a.program, a.id_number, a.region_code, 'paid_and_flagged',
-           '临时救助对象本月同时享受 ' || (select string_agg(distinct m.program, '、' order by m.program)
-                                     from accepted m where m.id_number = a.id_number
-                                       and m.program in ('dibao', 'tekun')) || '：照发，备查',
+           '临时救助对象本月同时享受' || (select string_agg(distinct z.program_zh, '、' order by z.program_zh)
+                                    from accepted m join vocab_program_zh z on z.program = m.program
+                                    where m.id_number = a.id_number
+                                      and m.program in ('dibao', 'tekun')) || '：照发，备查',
            a.source_file, a.source_row
     from accepted a
     where a.program = 'temporary' and a.not_paid_reason is null
