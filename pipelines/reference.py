@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 
+from pipelines.expectations_sql import evaluate, unexpected_rows_sql
 from pipelines.io import write_json_atomic
 from pipelines.settings import EXPECTATIONS_DIR, PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, connect, register_reference, run_model
@@ -87,9 +88,8 @@ def check_reference(ctx: RunContext) -> dict:
     for frame_name, query in FRAMES.items():
         if frame_name == "policy" and "int_reference_policy" not in _tables(con):
             continue
-        frame = con.execute(query).df()
         expectations = [e for e in suite if e["meta"]["frame"] == frame_name]
-        problems += _run(frame_name, frame, expectations)
+        problems += _judge_frame(con, frame_name, query, expectations)
     con.close()
     report = {"payroll_month": ctx.month, "reference": str(ctx.reference), "problems": problems,
               "files": [f"{n}.csv" for n in REFERENCE_FILES if (ctx.reference / f"{n}.csv").exists()]}
@@ -280,28 +280,34 @@ def policy_resolved(ctx: RunContext) -> dict[str, str]:
     return write_policy_resolved(ctx)
 
 
-def _run(frame_name: str, frame, expectations: list[dict]) -> list[str]:
-    from pipelines.gxrun import validate_frame
+# the columns that name a row of a reference table in a problem's sample
+_SAMPLE_KEYS = ("program", "component", "region_code", "urban_rural", "category", "effective_from", "program_a",
+                "subsidy_a", "program_b", "subsidy_b", "action")
 
-    if frame.empty:
+
+def _judge_frame(con, frame_name: str, query: str, expectations: list[dict]) -> list[str]:
+    """The reference suite's rules for one frame, evaluated in DuckDB (pipelines/expectations_sql.py):
+    one sentence per broken rule, with up to five of the rows that break it."""
+    table = f"reference_frame_{frame_name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
+    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:
         # an empty exclusions.csv says that no combination is excluded (contract section 3); every
         # other table without rows cannot pay anything
         return [] if frame_name == "exclusions" else [f"{frame_name}: no rows"]
-    result = validate_frame(f"reference_{frame_name}", frame, expectations)
+    outcomes = evaluate(con, table, expectations)
+    columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    keys = [k for k in _SAMPLE_KEYS if k in columns]
+    samples: dict[int, list[str]] = {}
+    rows_sql = unexpected_rows_sql(table, outcomes, keys)
+    for rule, *values in con.execute(rows_sql).fetchall() if rows_sql else []:
+        sample = samples.setdefault(rule, [])
+        if len(sample) < 5:
+            sample.append("/".join(str(v) for v in values if v is not None))
     out = []
-    for r in result.results:
-        if r.success:
+    for i, o in enumerate(outcomes):
+        if o.success:
             continue
-        rule = r.expectation_config.meta["rule"]
-        idx = r.result.get("unexpected_index_list") or []
-        sample = []
-        for i in idx[:5]:
-            row = frame.iloc[i] if isinstance(i, int) else None
-            if row is not None:
-                keys = [k for k in ("program", "component", "region_code", "urban_rural", "category",
-                                    "effective_from", "program_a", "subsidy_a", "program_b", "subsidy_b",
-                                    "action") if k in frame.columns]
-                sample.append("/".join(str(row[k]) for k in keys if row[k] is not None and str(row[k]) != "nan"))
-        count = r.result.get("unexpected_count", "?")
-        out.append(f"{frame_name}: {rule} ({count} rows{': ' + '; '.join(sample) if sample else ''})")
+        sample = samples.get(i, [])
+        out.append(f"{frame_name}: {o.rule.expectation['meta']['rule']} ({o.unexpected_count} rows"
+                   f"{': ' + '; '.join(sample) if sample else ''})")
     return out

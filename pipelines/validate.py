@@ -12,6 +12,7 @@ result without personal data) and `reports/data_docs/<program>.html` (GX Data Do
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
+from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
 
 # Result keys that would carry personal values into Data Docs: stripped before rendering.
@@ -51,12 +53,50 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     counties (a partition of the DAG, see pipelines/partitions.py). A partition writes under
     `_work/validate/partitions/<city>/`, and `combine_validation` joins the partitions into the
     same files the whole-program run writes."""
-    from pipelines.partitions import file_city_sql
-
     ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
     if not ingest_path.exists():
         raise RunError(f"ingest output missing for {program}: run the ingest stage first ({ingest_path})")
     con = connect(ctx)
+    suite, parameters = stage_judged_rows(con, ctx, program, city)
+    failures_sql, result = judge(con, program, suite, parameters)
+    con.execute("CREATE TABLE gx_failures (row_key BIGINT, reason_code VARCHAR)")
+    if failures_sql:
+        con.execute(f"INSERT INTO gx_failures {failures_sql}")
+    run_model(con, "intermediate/int_roster_validated.sql")
+
+    delivered = con.execute("SELECT count(*) FROM raw_roster").fetchone()[0]
+    counts = dict(con.execute("SELECT disposition, count(*) FROM int_roster_validated GROUP BY 1").fetchall())
+    if sum(counts.values()) != delivered:
+        raise RunError(f"{program}: {delivered} rows delivered but {sum(counts.values())} judged: books do not balance")
+
+    out_dir = ensure_dir(validate_dir(ctx, city))
+    out_path = out_dir / f"{program}.parquet"
+    checkpoint("validate.before_write")
+    copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
+    # the failing rows are read; from here the result keeps counts only, no personal values
+    _strip_personal_values(result)
+    summary = result.to_json_dict() if result is not None else {"success": True, "results": []}
+    write_bytes_atomic(out_dir / f"{program}.gx.json",
+                       (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
+    docs = write_data_docs(ctx, program, result, city)
+    con.close()
+    return {
+        "program": program,
+        "city": city or "",
+        "validated_path": str(out_path),
+        "rows": int(delivered),
+        "by_disposition": {k: int(v) for k, v in sorted(counts.items())},
+        "gx_success": bool(result.success) if result is not None else True,
+        "data_docs": str(docs) if docs else "",
+    }
+
+
+def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = None) -> tuple[list[dict], dict]:
+    """Normalise the program's delivered rows (or one city's) into table `gx_frame`, the rows in play
+    with the columns the suite reads; return the suite and its run parameters."""
+    from pipelines.partitions import file_city_sql
+
+    ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
     register_reference(con, ctx.reference)
     for model in ("stg_regions", "stg_banks", "stg_policy_parameters"):
         run_model(con, f"staging/{model}.sql")
@@ -93,66 +133,27 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     suite = load_suite_dicts(program)
     columns = sorted({"row_key"} | {v for e in suite for k, v in e["kwargs"].items()
                                     if k in ("column", "column_A", "column_B")} | _condition_columns(suite))
-    frame = con.execute(
-        f"SELECT {', '.join(columns)} FROM stg_roster WHERE in_play AND same_file_duplicate_of_row IS NULL"
-    ).df()
-    failures, result = run_gx(program, frame, suite, {"county_codes": county_codes})
-    con.execute("CREATE TABLE gx_failures (row_key BIGINT, reason_code VARCHAR)")
-    if failures:
-        con.executemany("INSERT INTO gx_failures VALUES (?, ?)", failures)
-    run_model(con, "intermediate/int_roster_validated.sql")
+    con.execute(f"CREATE TABLE gx_frame AS SELECT {', '.join(columns)} FROM stg_roster "
+                "WHERE in_play AND same_file_duplicate_of_row IS NULL")
+    return suite, {"county_codes": county_codes}
 
-    delivered = con.execute("SELECT count(*) FROM raw_roster").fetchone()[0]
-    counts = dict(con.execute("SELECT disposition, count(*) FROM int_roster_validated GROUP BY 1").fetchall())
-    if sum(counts.values()) != delivered:
-        raise RunError(f"{program}: {delivered} rows delivered but {sum(counts.values())} judged: books do not balance")
 
-    out_dir = ensure_dir(validate_dir(ctx, city))
-    out_path = out_dir / f"{program}.parquet"
-    checkpoint("validate.before_write")
-    copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
-    # the failing rows are read; from here the result keeps counts only, no personal values
-    _strip_personal_values(result)
-    summary = result.to_json_dict() if result is not None else {"success": True, "results": []}
-    write_bytes_atomic(out_dir / f"{program}.gx.json",
-                       (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
-    docs = write_data_docs(ctx, program, result, city)
-    con.close()
-    return {
-        "program": program,
-        "city": city or "",
-        "validated_path": str(out_path),
-        "rows": int(delivered),
-        "by_disposition": {k: int(v) for k, v in sorted(counts.items())},
-        "gx_success": bool(result.success) if result is not None else True,
-        "data_docs": str(docs) if docs else "",
-    }
+def judge(con, program: str, suite: list[dict], parameters: dict) -> tuple[str | None, object]:
+    """Evaluate the suite on `gx_frame` in DuckDB (pipelines/expectations_sql.py): the SELECT of the
+    failing (row_key, reason_code) pairs, None when every row passes, and the result as GX's object
+    for its Data Docs (None when no row is in play)."""
+    if con.execute("SELECT count(*) FROM gx_frame").fetchone()[0] == 0:
+        return None, None
+    outcomes = evaluate(con, "gx_frame", suite, parameters)
+    rows = unexpected_rows_sql("gx_frame", outcomes, ["row_key"])
+    codes = ", ".join(literal(e["meta"]["reason_code"]) for e in suite)
+    failures = None if rows is None else f"SELECT row_key, [{codes}][rule + 1] AS reason_code FROM ({rows})"
+    return failures, gx_result(f"roster_{program}", outcomes, f"roster_{program}")
 
 
 def _condition_columns(suite: list[dict]) -> set[str]:
     """Columns named by the suite's row conditions (GX condition objects, serialised as dicts)."""
     return {e["kwargs"]["row_condition"]["column"]["name"] for e in suite if e["kwargs"].get("row_condition")}
-
-
-def run_gx(program: str, frame, suite_dicts: list[dict], parameters: dict):
-    """Validate a frame with the suite; return ([(row_key, reason_code)], validation result)."""
-    from pipelines.gxrun import validate_frame
-
-    if frame.empty:
-        return [], None
-    result = validate_frame(
-        f"roster_{program}", frame, suite_dicts, parameters,
-        {"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"],
-         "partial_unexpected_count": 0, "return_unexpected_index_query": False},
-    )
-    failures: list[tuple[int, str]] = []
-    for r in result.results:
-        if r.success:
-            continue
-        code = r.expectation_config.meta["reason_code"]
-        for item in r.result.get("unexpected_index_list") or []:
-            failures.append((int(item["row_key"]), code))
-    return failures, result
 
 
 def _strip_personal_values(result) -> None:
@@ -190,15 +191,23 @@ def _number_collapse_ids(html: str) -> str:
     return _UUID.sub(lambda m: f"block{numbers.setdefault(m.group(0), len(numbers) + 1)}", html)
 
 
+@functools.cache
+def _data_docs_renderer():
+    """GX's page renderer and view, once per process: a new view compiles its Jinja templates again
+    (0.3 s of every page)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return ValidationResultsPageRenderer(), DefaultJinjaPageView()
+
+
 def write_data_docs(ctx: RunContext, program: str, result, city: str | None = None) -> Path | None:
     """GX Data Docs for the program's roster (or one city's part of it): static HTML of a result
     already stripped of personal values (counts only)."""
     if result is None:
         return None
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    html = _number_collapse_ids(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+    renderer, view = _data_docs_renderer()
+    html = _number_collapse_ids(view.render(renderer.render(result)))
     path = data_docs_path(ctx, program, city)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")

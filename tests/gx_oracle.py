@@ -1,5 +1,9 @@
-"""Great Expectations, called from plain Python: validate a pandas frame against a list of
-expectation configurations (as stored in expectations/*.json) in an ephemeral context.
+"""Great Expectations itself, on a pandas frame: the oracle that tests/test_expectations_sql.py
+holds the SQL evaluation of the suites (pipelines/expectations_sql.py) against. doudi validated
+this way until issue 22 moved the evaluation into DuckDB; the runtime no longer imports it.
+
+Validate a pandas frame against a list of expectation configurations (as stored in
+expectations/*.json) in an ephemeral context.
 
 One ephemeral context serves the whole process, and a suite with its validation definition is built
 once per name and set of expectations: building them took about half of every call (0.6 s of 1.27 s,
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from pipelines.settings import RunError
+from pipelines.settings import RunError  # noqa: I001
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # GX progress bars would flood task logs
 
@@ -71,7 +75,12 @@ def validate_frame(name: str, frame, expectations: list[dict], parameters: dict 
     result = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {},
                             result_format=result_format or {"result_format": "COMPLETE"})
     for r in result.results:
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RunError(f"GX expectation {r.expectation_config.type} in {name} failed to run: "
-                           f"{r.exception_info.get('exception_message')}")
+        # exception_info is flat, or keyed by the metric that raised (a pair compared with pandas'
+        # NA does: "boolean value of NA is ambiguous", and the expectation then reports nothing)
+        info = r.exception_info or {}
+        raised = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+        for i in raised:
+            if i.get("raised_exception"):
+                raise RunError(f"GX expectation {r.expectation_config.type} in {name} failed to run: "
+                               f"{i.get('exception_message')}")
     return result
