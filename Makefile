@@ -97,8 +97,8 @@ define run_tiers
 endef
 
 # The whole suite, the gate CI runs, the engine-versus-model property test included
-# (tests/test_model_vs_engine.py: 300 generated six-month histories, every line to the fen, about
-# 5 minutes, 290 s measured; its disagreements so far: tests/model/DISAGREEMENTS.md).
+# (tests/test_model_vs_engine.py: 300 generated six-month histories, every line to the fen, 95 s
+# measured on an idle machine; its disagreements so far: tests/model/DISAGREEMENTS.md).
 # `make model-check` runs that test alone.
 test: install airflow-db test-deps
 	$(call run_tiers,$(TIERS))

@@ -3,7 +3,8 @@
 The month is partitioned so that a deployment with several workers (CeleryExecutor, see
 deploy/celery/) spreads the heavy stages: ingest is mapped per program, validation per city, the
 payment engine per closed group of cities (pipelines/partitions.py says why these cuts change
-nothing). Integrity's cross-county checks run once on the combined result, and one task (publish)
+nothing). A month below DOUDI_PARTITION_MIN_ROWS roster rows is one partition (`all`): a task costs
+a process and its imports whatever its size, so a small month runs each stage as one task. Integrity's cross-county checks run once on the combined result, and one task (publish)
 writes the warehouse. The ledger is the same as `doudi run`'s (tests/test_dags.py).
 
 Wiring only: every task calls one function of pipelines.tasks. Trigger with
@@ -68,10 +69,13 @@ def monthly_disbursement():
 
         return tasks.check_reference(run)
 
-    @task
+    @task(map_index_template="{{ partition_label }}")
     def ingest(run: dict, program: str) -> dict:
+        from airflow.sdk import get_current_context
+
         from pipelines import tasks
 
+        get_current_context()["partition_label"] = program
         return tasks.ingest(run, program)
 
     @task
@@ -81,10 +85,14 @@ def monthly_disbursement():
         # `ingested` orders this task after every ingest instance; the plan reads their files
         return tasks.plan_cities(run)
 
-    @task
+    # mapped tasks are named by their partition (`2101 沈阳市`, `全月 (未分市)`), not 0..13
+    @task(map_index_template="{{ partition_label }}")
     def validate(run: dict, city: str) -> dict:
+        from airflow.sdk import get_current_context
+
         from pipelines import tasks
 
+        get_current_context()["partition_label"] = tasks.partition_label(run, city)
         return tasks.validate_city(run, city)
 
     @task
@@ -105,10 +113,13 @@ def monthly_disbursement():
 
         return tasks.plan_payment_groups(run)
 
-    @task
+    @task(map_index_template="{{ partition_label }}")
     def compute(run: dict, group: str) -> dict:
+        from airflow.sdk import get_current_context
+
         from pipelines import tasks
 
+        get_current_context()["partition_label"] = tasks.partition_label(run, group)
         return tasks.compute_group(run, group)
 
     @task

@@ -31,6 +31,8 @@ from pipelines.sqlrun import connect, copy_to_parquet, sql_string
 from pipelines.validate import data_docs_path, validate_dir, validate_program
 
 UNKNOWN_CITY = "other"
+# the one partition of a month below settings.partition_min_rows: every city in one task
+WHOLE_MONTH = "all"
 # a label propagation that has not settled after this many rounds means a bug, not data
 MAX_LABEL_ROUNDS = 50
 
@@ -54,8 +56,43 @@ def _ingest_file_tables(ctx: RunContext) -> list[str]:
     return [str(p) for p in paths]
 
 
+def partition_label(ctx: RunContext, partition: str) -> str:
+    """A partition as people read it: `2101 沈阳市`, or what `all` and `other` stand for (the DAG's
+    mapped tasks are named by it, and the Data Docs index lists it)."""
+    if partition == WHOLE_MONTH:
+        return "全月 (未分市)"
+    if partition == UNKNOWN_CITY:
+        return "其他 (县代码不明的文件)"
+    regions = ctx.reference / "regions.csv"
+    names = []
+    if regions.exists():
+        con = connect()
+        try:
+            names = con.execute(f"SELECT DISTINCT city_name FROM read_csv('{sql_string(str(regions))}', all_varchar = "
+                                "true) WHERE city_code = ? ORDER BY 1", [partition]).fetchall()
+        except Exception:  # a label, never a reason to fail a task: check_reference judges the table
+            names = []
+        finally:
+            con.close()
+    return f"{partition} {names[0][0]}" if len(names) == 1 else partition
+
+
+def partitioned(ctx: RunContext) -> bool:
+    """Whether this month is cut by city: it delivered at least settings.partition_min_rows rows."""
+    files = ", ".join(f"'{sql_string(p)}'" for p in _ingest_file_tables(ctx))
+    con = connect(ctx)
+    try:
+        rows = con.execute(f"SELECT coalesce(sum(rows), 0) FROM read_parquet([{files}])").fetchone()[0]
+    finally:
+        con.close()
+    return rows >= ctx.settings.partition_min_rows
+
+
 def plan_validation_partitions(ctx: RunContext) -> list[str]:
-    """The cities that delivered any roster file this month, in order (the validate task's map)."""
+    """The cities that delivered any roster file this month, in order (the validate task's map);
+    [WHOLE_MONTH] for a month too small to be worth cutting."""
+    if not partitioned(ctx):
+        return [WHOLE_MONTH]
     con = connect(ctx)
     files = ", ".join(f"'{sql_string(p)}'" for p in _ingest_file_tables(ctx))
     cities = [r[0] for r in con.execute(
@@ -113,13 +150,14 @@ def _write_data_docs_index(ctx: RunContext, program: str, summaries: dict[str, d
 
     rows = []
     for city, summary in summaries.items():
+        label = partition_label(ctx, city)
         if summary is None:
-            rows.append(f"<tr><td>{escape(city)}</td><td colspan=3>本市无该项目数据</td></tr>")
+            rows.append(f"<tr><td>{escape(label)}</td><td colspan=3>本市无该项目数据</td></tr>")
             continue
         stats = summary.get("statistics", {})
         page = data_docs_path(ctx, program, city).relative_to(data_docs_path(ctx, program).parent)
         rows.append(
-            f"<tr><td><a href=\"{escape(str(page))}\">{escape(city)}</a></td>"
+            f"<tr><td><a href=\"{escape(str(page))}\">{escape(label)}</a></td>"
             f"<td>{stats.get('evaluated_expectations', 0)}</td><td>{stats.get('successful_expectations', 0)}</td>"
             f"<td>{'通过' if summary.get('success') else '有未通过的规则'}</td></tr>")
     html = (
@@ -143,15 +181,30 @@ def plan_compute_partitions(ctx: RunContext) -> list[str]:
     roster = ctx.work_dir / "integrity" / "roster.parquet"
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
+    whole = not partitioned(ctx)
     con = connect(ctx)
     con.execute(f"""
         CREATE TABLE part_rows AS
         SELECT source_file, source_row, id_number,
                CASE WHEN program = 'dibao' AND household_id IS NOT NULL THEN 'h:' || household_id
                     ELSE 'p:' || id_number END AS unit_key,
-               {file_city_sql('region_code')} AS label
+               {f"'{WHOLE_MONTH}'" if whole else file_city_sql('region_code')} AS label
         FROM read_parquet('{sql_string(str(roster))}')""")
-    # connected components of persons and units, each labelled with its smallest city
+    if not whole:
+        _label_connected_components(con)
+    out = ensure_dir(compute_partitions_dir(ctx))
+    copy_to_parquet(con, "SELECT source_file, source_row, label AS partition FROM part_rows "
+                         "ORDER BY source_file, source_row", out / "rows.parquet")
+    copy_to_parquet(con, "SELECT id_number, min(label) AS partition FROM part_rows WHERE id_number IS NOT NULL "
+                         "GROUP BY 1 ORDER BY 1", out / "people.parquet")
+    labels = [r[0] for r in con.execute("SELECT DISTINCT label FROM part_rows ORDER BY 1").fetchall()]
+    con.close()
+    return labels or [WHOLE_MONTH if whole else UNKNOWN_CITY]
+
+
+def _label_connected_components(con) -> None:
+    """Relabel part_rows so that connected persons and units share a label, the smallest city among
+    them (label propagation until nothing changes)."""
     for _ in range(MAX_LABEL_ROUNDS):
         changed = con.execute("""
             CREATE OR REPLACE TABLE part_next AS
@@ -166,14 +219,5 @@ def plan_compute_partitions(ctx: RunContext) -> list[str]:
             WHERE n.label <> r.label""").fetchone()[0]
         con.execute("DROP TABLE part_rows; ALTER TABLE part_next RENAME TO part_rows")
         if changed == 0:
-            break
-    else:
-        raise RunError("payment partitions did not settle: a bug in pipelines/partitions.py")
-    out = ensure_dir(compute_partitions_dir(ctx))
-    copy_to_parquet(con, "SELECT source_file, source_row, label AS partition FROM part_rows "
-                         "ORDER BY source_file, source_row", out / "rows.parquet")
-    copy_to_parquet(con, "SELECT id_number, min(label) AS partition FROM part_rows WHERE id_number IS NOT NULL "
-                         "GROUP BY 1 ORDER BY 1", out / "people.parquet")
-    labels = [r[0] for r in con.execute("SELECT DISTINCT label FROM part_rows ORDER BY 1").fetchall()]
-    con.close()
-    return labels or [UNKNOWN_CITY]
+            return
+    raise RunError("payment partitions did not settle: a bug in pipelines/partitions.py")

@@ -82,6 +82,11 @@ class Settings:
     payout_chunk_lines: int = field(
         default_factory=lambda: int(_env("DOUDI_PAYOUT_CHUNK_LINES", "2000000"))
     )
+    # A month with fewer roster rows than this runs each partitioned stage of the DAG as one task (the
+    # partition `all`); a larger one is cut by city (pipelines/partitions.py). A task costs a process
+    # and its imports whatever its size, so cutting pays only where the work outweighs that.
+    # Operational only: the ledger and files are the same either way (tests/test_partitions.py).
+    partition_min_rows: int = field(default_factory=lambda: int(_env("DOUDI_PARTITION_MIN_ROWS", "500000")))
     duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
     duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))
 

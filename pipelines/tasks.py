@@ -108,6 +108,13 @@ def plan_cities(run: dict) -> list[str]:
     return plan_validation_partitions(_ctx(run))
 
 
+def partition_label(run: dict, partition: str) -> str:
+    """The name of a mapped task's partition, for map_index_template (`2101 沈阳市`)."""
+    from pipelines.partitions import partition_label as label
+
+    return label(_ctx(run), partition)
+
+
 @_no_retry_on_data_errors
 @_while_claimed
 def validate_city(run: dict, city: str) -> dict:

@@ -94,7 +94,7 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
 def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = None) -> tuple[list[dict], dict]:
     """Normalise the program's delivered rows (or one city's) into table `gx_frame`, the rows in play
     with the columns the suite reads; return the suite and its run parameters."""
-    from pipelines.partitions import file_city_sql
+    from pipelines.partitions import WHOLE_MONTH, file_city_sql
 
     ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
     register_reference(con, ctx.reference)
@@ -106,7 +106,7 @@ def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = Non
         program, "NULL::VARCHAR")
     # row keys are numbered over the whole delivery before a partition is cut out of it
     in_partition = "true"
-    if city is not None:
+    if city is not None and city != WHOLE_MONTH:
         files = ctx.work_dir / "ingest" / f"{program}.files.parquet"
         in_partition = (f"source_file IN (SELECT source_file FROM read_parquet('{sql_string(str(files))}') "
                         f"WHERE {file_city_sql('county')} = '{sql_string(city)}')")

@@ -20,11 +20,10 @@ is on which roster with which values and the deaths reported, then the differing
 engine's findings and any rows it did not accept. Hypothesis then shrinks inside the histories
 (bounded by its own five-minute shrink limit).
 
-Measured on the 2-core machine, shared (load about 5): about 15 s a month through the real
-stages with 100 histories (~250 roster rows), 96 s a batch of six months, model included; so
-3 examples of 100 histories = 300 histories in about 4.5 minutes there, under 3 minutes unloaded
-(8-10 s a month). The reference-gap property runs one month per example (2-4 s when
-check_reference refuses, 25-40 s when the month is paid).
+Measured on the idle 2-core machine since validation runs in DuckDB (issue 22): `make model-check`,
+3 examples of 100 histories (300 six-month histories) and the 8 reference-gap examples, 95 s in
+all (it was 290 s with GX on pandas frames: validation and check_reference were 52 of each
+example's 85 s). The reference-gap property runs one month per example.
 
 KNOWN lists every narrowing of the generator made to explore past a disagreement already written
 down in tests/model/DISAGREEMENTS.md. Each switch is off (False) unless said otherwise; with every switch off

@@ -10,16 +10,24 @@ reissue is computed where the person now is, from the ledger's history)."""
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from pipelines import tasks
 from pipelines.audits import book_differences
 from pipelines.monthly import partitioned_stages, run_month
-from pipelines.partitions import plan_compute_partitions
+from pipelines.partitions import WHOLE_MONTH, plan_compute_partitions
 from pipelines.payout import release
 from tests.helpers import context, query, roster_path, write_csv
 from tests.test_engine_golden import DIBAO, DISABILITY, TEKUN, common, person
 
 SHENYANG, DALIAN, ANSHAN = "210102", "210202", "210302"
+
+
+@pytest.fixture(autouse=True)
+def cut_every_month_by_city(monkeypatch):
+    """These inboxes are a handful of rows: below settings.partition_min_rows a month is one
+    partition, so the cuts are forced here (one test below leaves the default)."""
+    monkeypatch.setenv("DOUDI_PARTITION_MIN_ROWS", "0")
 
 
 def _in(city, row):
@@ -125,3 +133,21 @@ def test_groups_close_over_people_and_households(tmp_path):
     rows = ctx.work_dir / "compute" / "partitions" / "rows.parquet"
     labels = duckdb.connect().execute(f"SELECT partition, count(*) FROM read_parquet('{rows}') GROUP BY 1").fetchall()
     assert labels == [("2101", 3)]
+
+
+def test_a_month_below_the_partition_size_is_one_task_per_stage_with_the_same_books(tmp_path, monkeypatch):
+    """Adaptive partitioning (issue 22): a task costs a process and its imports whatever its size, so
+    a small month runs validation and the engine as one partition each (`all`); a month of at least
+    DOUDI_PARTITION_MIN_ROWS rows is cut by city (the tests above)."""
+    monkeypatch.setenv("DOUDI_PARTITION_MIN_ROWS", "6")  # the inbox below delivers 4 rows
+    inbox = tmp_path / "inbox"
+    _inbox(inbox, "2020-01", tekun_city=SHENYANG)
+    single, parted = tmp_path / "single", tmp_path / "parted"
+    run_month(context(single, "2020-01", inbox=inbox))
+    ctx = context(parted, "2020-01", inbox=inbox)
+    assert _dag_order(ctx) == [WHOLE_MONTH]
+    assert tasks.plan_cities(ctx.as_dict()) == [WHOLE_MONTH]
+    assert [p.name for p in (ctx.work_dir / "validate" / "partitions").iterdir()] == [WHOLE_MONTH]
+    assert book_differences(single / "warehouse.duckdb", parted / "warehouse.duckdb") == {}
+    monkeypatch.setenv("DOUDI_PARTITION_MIN_ROWS", "4")  # at the size: cut by city
+    assert tasks.plan_cities(ctx.as_dict()) == ["2101", "2102", "2103"]
