@@ -4,8 +4,9 @@ The month is partitioned so that a deployment with several workers (CeleryExecut
 deploy/celery/) spreads the heavy stages: ingest is mapped per program, validation per city, the
 payment engine per closed group of cities (pipelines/partitions.py says why these cuts change
 nothing). A month below DOUDI_PARTITION_MIN_ROWS roster rows is one partition (`all`): a task costs
-a process and its imports whatever its size, so a small month runs each stage as one task. Integrity's cross-county checks run once on the combined result, and one task (publish)
-writes the warehouse. The ledger is the same as `doudi run`'s (tests/test_dags.py).
+a process and its imports whatever its size, so a small month runs each stage as one task.
+Integrity's cross-county checks run once on the combined result, and one task (publish) writes the
+warehouse. The ledger is the same as `doudi run`'s (tests/test_dags.py).
 
 Wiring only: every task calls one function of pipelines.tasks. Trigger with
     airflow dags test monthly_disbursement --conf '{"payroll_month": "2020-03"}'

@@ -291,7 +291,8 @@ def record_files(con, month: str, folder: list[tuple[str, bytes]], who: str) -> 
                                 "payment_ref, status, reason, amount, payee_account, raw_status) "
                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(next_id, month, rel, *r) for r in rows])
             first_by_hash[sha] = (next_id, f"{month}/{rel}")
-            result[status].append(rel)
+            # a rejected file keeps its reason: the operator is told why, not only which
+            result[status].append((rel, detail) if status == "rejected" else rel)
         seen.add((month, rel, sha))
         next_id += 1
     return result

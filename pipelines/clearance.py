@@ -25,6 +25,9 @@ from pipelines.settings import RunError
 # account_conflict_in_file: clearing it pays the account of the person's first row in the file
 CLEARABLE_HOLDS = ("household_head_deceased", "account_holder_mismatch", "guardian_deceased",
                    "account_conflict_in_file")
+# the programs a clearance may name: the rosters' and the ledger's (`doudi explain` shows the latter)
+ROSTER_PROGRAM_OF = {"disability_living": "disability", "disability_nursing": "disability"}
+CLEARABLE_PROGRAMS = ("dibao", "tekun", "orphan", "disability", "disability_living", "disability_nursing", "temporary")
 CLEARANCE_COLUMNS = ("clearance_id VARCHAR, program VARCHAR, id_number VARCHAR, hold_reason VARCHAR, "
                      "effective_payroll VARCHAR, through_payroll VARCHAR, cleared_by VARCHAR, cleared_at VARCHAR, "
                      "note VARCHAR")
@@ -55,7 +58,9 @@ def record_clearances(warehouse: Path, payroll_month: str, items: list[dict], cl
     con = duckdb.connect(str(warehouse))
     try:
         for n, item in enumerate(items, start=1):
-            program = (item.get("program") or "").strip()
+            # the ledger's names of the two disability subsidies name the roster's program (a hold is
+            # decided per roster row)
+            program = ROSTER_PROGRAM_OF.get((item.get("program") or "").strip(), (item.get("program") or "").strip())
             pid = (item.get("id_number") or "").strip().upper()
             reason = (item.get("hold_reason") or "").strip()
             through = parse_month((item.get("through_payroll") or "").strip() or payroll_month)

@@ -57,30 +57,29 @@ def cmd_run(args) -> int:
 
     from pipelines.faults import checkpoint
     from pipelines.lifecycle import begin_run, month_lock
-    from pipelines.monthly import stages
+    from pipelines.monthly import check_run_inputs, stages
+    from pipelines.payout import supplement_batch
+    from pipelines.summary import month_summary
 
     ctx = _ctx(args)
+    check_run_inputs(ctx)  # a wrong path: one sentence, and nothing written
     console = Console(stderr=True)
     steps = stages(ctx)
-    results = {}
     started = time.perf_counter()
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn())
+    # a calm bar: rich's default is the red of an error
+    columns = (TextColumn("[bold]{task.description}"),
+               BarColumn(complete_style="green", finished_style="green", pulse_style="green"),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
     with month_lock(ctx), Progress(*columns, console=console, transient=False) as progress:
         begin_run(ctx, args.first_month, args.by)  # refused if released, or if the month before was not run
         bar = progress.add_task(f"doudi {ctx.month}", total=len(steps))
         for name, call in steps:
             progress.update(bar, description=f"{ctx.month} {name}")
-            results[name] = call()
+            call()
             checkpoint(f"after:{name}")
             progress.advance(bar)
-    rep = results["report"]
-    pay = results["payout"]
-    print(f"{ctx.month}: {pay['records']} transfers, {pay['sum']} yuan, {pay['files']} payout files "
-          f"({time.perf_counter() - started:.1f} s)")
-    print(f"  payouts:   {ctx.payouts_dir}")
-    print(f"  reports:   {rep['reports']}")
-    print(f"  warehouse: {ctx.warehouse}")
+    batch = supplement_batch(ctx) if ctx.supplementary else None
+    print("\n".join(month_summary(ctx, time.perf_counter() - started, batch)))
     return 0
 
 
@@ -153,15 +152,33 @@ def cmd_returns(args) -> int:
     from pipelines.tasks import bank_returns_body
 
     result = bank_returns_body(_ctx(args), who=args.by)
-    duplicates = "; ".join(f"{name} has the bytes of {original}, not loaded again"
-                           for name, original in result["duplicate_files"])
-    print(f"{result['files']} return file(s) in the folder: {len(result['loaded_files'])} loaded now, "
-          f"{len(result['unchanged_files'])} recorded before; {result['kept_loaded_files']} loaded earlier for this "
-          f"month stay loaded; rows {result['rows'] or 'none new'} (matched: {result['matches'] or 'none new'}); "
-          f"rejected {result['rejected_files'] or 'none'}; duplicates {duplicates or 'none'}; "
-          f"reconciliation findings {result['reconciliation_findings'] or 'none'}; "
-          f"reports refreshed for {', '.join(result['reports_refreshed']) or 'no month'}")
+    print("\n".join(returns_summary(result)))
     return 0
+
+
+def returns_summary(result: dict) -> list[str]:
+    """What loading the return files did, one sentence per fact."""
+    out = [f"{result['files']} return file(s) in the folder: {len(result['loaded_files'])} loaded now, "
+           f"{len(result['unchanged_files'])} loaded before with the same bytes; "
+           f"{result['kept_loaded_files']} loaded earlier for this month stay loaded."]
+    for name in result["loaded_files"]:
+        out.append(f"  loaded: {name}")
+    for name, original in result["duplicate_files"]:
+        out.append(f"  not loaded again: {name} has the bytes of {original}")
+    for name, why in result["rejected_files"]:
+        out.append(f"  REJECTED, not loaded: {name}: {why}")
+    out.append(f"Rows read: {_sentence(result['rows']) or 'none new'}; matched to payments: "
+               f"{_sentence(result['matches']) or 'none new'}.")
+    findings = _sentence(result["reconciliation_findings"])
+    out.append(f"Reconciliation findings: {findings or 'none'}"
+               + (" (see reports/exceptions.xlsx of each month)." if findings else "."))
+    out.append(f"Reports refreshed for: {', '.join(result['reports_refreshed']) or 'no month'}.")
+    return out
+
+
+def _sentence(counts: dict) -> str:
+    """{status: count} as words: `3 失败, 2 成功`."""
+    return ", ".join(f"{n} {k}" for k, n in (counts or {}).items())
 
 
 def cmd_withdraw_return(args) -> int:
@@ -279,15 +296,16 @@ def cmd_recover(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     keep_new_files_owner_only()
+    from pipelines.clearance import CLEARABLE_PROGRAMS
     from pipelines.receivables import RECOVERY_KINDS, REGISTRIES
 
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write a sample inbox that follows the contract")
-    g.add_argument("--out", required=True)
+    g.add_argument("--out", required=True, help="folder to write the sample inbox into (<out>/<YYYY-MM>/...)")
     g.add_argument("--months", required=True, help="YYYY-MM or YYYY-MM..YYYY-MM")
-    g.add_argument("--persons", type=int, default=2000)
-    g.add_argument("--seed", type=int, default=20200101)
+    g.add_argument("--persons", type=int, default=2000, help="people in the sample province (default 2000)")
+    g.add_argument("--seed", type=int, default=20200101, help="random seed: the same seed writes the same bytes")
     g.add_argument("--defect-scale", type=float, default=1.0, help="multiply every planted-defect rate")
     g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("run", help="run one payroll month without Airflow")
@@ -337,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--month", default="2020-01", help=argparse.SUPPRESS)
     d.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE); the analyst "
                                        "database is DOUDI_ANALYST_DB or <warehouse>_analyst.duckdb")
-    d.add_argument("--output", default="docs/data_dictionary.md")
+    d.add_argument("--output", default="docs/data_dictionary.md", help="Markdown file to write "
+                                                                       "(default docs/data_dictionary.md)")
     d.set_defaults(fn=cmd_dictionary, reference=None, out=None)
     sim = sub.add_parser("simulate", help="what a raise of the dibao standards would cost (提标测算)")
     sim.add_argument("--from-month", required=True, help="the month whose rosters are the basis")
@@ -362,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     _run_args(c, inbox=False)
     c.add_argument("--by", required=True, help="who clears (recorded)")
     c.add_argument("--id", help="ID number of the person (a dibao household: any member, usually the head)")
-    c.add_argument("--program", choices=["dibao", "tekun", "orphan", "disability", "temporary"])
+    c.add_argument("--program", choices=CLEARABLE_PROGRAMS,
+                   help="the program of the held payment, as the roster or the ledger names it "
+                        "(disability_living and disability_nursing clear the person's disability row)")
     c.add_argument("--reason", help="the hold reason to clear, e.g. account_holder_mismatch")
     c.add_argument("--through", help="last payroll month the clearance covers (default: --month)")
     c.add_argument("--note", help="why (recorded)")
@@ -384,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--by", required=True, help="who records it")
     rc.add_argument("--reason", required=True, help="why (recorded): the refund voucher, the write-off decision")
     rc.set_defaults(fn=cmd_recover)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # `doudi` alone: what it can do, not an error
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

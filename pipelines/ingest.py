@@ -90,16 +90,24 @@ class FileRejected(Exception):
         self.detail = detail
 
 
-def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int] | None = None) -> dict:
-    if program not in ROSTER_PROGRAMS:
-        raise RunError(f"unknown program {program!r}; expected one of {', '.join(ROSTER_PROGRAMS)}")
+def month_inbox(ctx: RunContext):
+    """The month's inbox folder, or a RunError saying where it was looked for and how to point
+    elsewhere. Called before a run writes anything (pipelines/monthly.check_run_inputs) and again
+    by each ingest."""
     month_dir = inbox_path(ctx.inbox) / ctx.month
     if not month_dir.exists():
         raise RunError(f"no inbox for {ctx.month}: {month_dir} does not exist (expected "
-                       f"<inbox>/{ctx.month}/rosters/<program>/...)")
+                       f"<inbox>/{ctx.month}/rosters/<program>/...; point --inbox or DOUDI_INBOX at the inbox root)")
     if entry_kind(month_dir) in ("symlink", "special"):
         raise RunError(f"the inbox folder of {ctx.month} ({month_dir}) is a symbolic link or a special file: "
                        f"doudi reads only real folders and files in the inbox; put the month's files there and rerun")
+    return month_dir
+
+
+def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int] | None = None) -> dict:
+    if program not in ROSTER_PROGRAMS:
+        raise RunError(f"unknown program {program!r}; expected one of {', '.join(ROSTER_PROGRAMS)}")
+    month_dir = month_inbox(ctx)
     if program in ONE_OFF_PROGRAMS:
         previous_counts = {}  # cases come as events do: no county's count of them holds from month to month
     folder = month_dir / "rosters" / program

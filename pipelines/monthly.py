@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 from pipelines.compute import combine_compute, compute_partition, compute_payments
 from pipelines.faults import checkpoint
-from pipelines.ingest import ingest_program
+from pipelines.ingest import ingest_program, month_inbox
 from pipelines.integrity import check_integrity
 from pipelines.lifecycle import begin_run, month_lock
 from pipelines.partitions import (
@@ -24,7 +24,7 @@ from pipelines.partitions import (
 from pipelines.payout import write_payouts
 from pipelines.reference import check_reference
 from pipelines.report import reconcile_and_report
-from pipelines.settings import ROSTER_PROGRAMS, RunContext
+from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 from pipelines.validate import validate_program
 from pipelines.warehouse import previous_file_counts, publish_month
 
@@ -80,10 +80,20 @@ def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict
     yield from _writing_stages(ctx)
 
 
+def check_run_inputs(ctx: RunContext) -> None:
+    """Before a run writes anything (its lock, its output folders): the month's inbox and the
+    reference folder are there. A wrong path is then one sentence and nothing left behind."""
+    month_inbox(ctx)
+    if not ctx.reference.is_dir():
+        raise RunError(f"no reference folder at {ctx.reference}: point --reference or DOUDI_REFERENCE at the "
+                       "folder holding standards.csv, cpi.csv, ...")
+
+
 def run_month(ctx: RunContext, on_stage: Callable[[str, dict], None] | None = None, first_month: bool = False,
               by: str | None = None) -> dict:
     """One month, holding its lock, once its lifecycle allows the run (pipelines/lifecycle.py)."""
     results = {}
+    check_run_inputs(ctx)
     with month_lock(ctx):
         begin_run(ctx, first_month, by)
         for name, call in stages(ctx):

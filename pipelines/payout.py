@@ -387,7 +387,8 @@ def validate_pain001(data: bytes) -> None:
 def read_manifest(ctx: RunContext) -> dict:
     path = ctx.payouts_dir / "manifest.json"
     if not path.exists():
-        raise RunError(f"no manifest for {ctx.month} at {path}")
+        raise RunError(f"no manifest for {ctx.month} at {path}: run the month first (doudi run), or point --out "
+                       "(or DOUDI_OUT) at the output root it was run with")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

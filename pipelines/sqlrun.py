@@ -72,7 +72,8 @@ def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
         if required:
             from pipelines.settings import RunError
 
-            raise RunError(f"no warehouse at {warehouse}: publish a month first (doudi run)")
+            raise RunError(f"no warehouse at {warehouse}: publish a month first (doudi run), or point --warehouse "
+                           "(or DOUDI_WAREHOUSE) at the warehouse file")
         return False
     con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
     return True

@@ -17,10 +17,10 @@ import json
 import re
 from pathlib import Path
 
+from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
-from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
 
 # Result keys that would carry personal values into Data Docs: stripped before rendering.

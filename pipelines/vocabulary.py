@@ -27,6 +27,10 @@ PROGRAM_NAMES_ZH = {
 }
 LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arrears": "补发", "reissue": "重发",
                 "one_off": "一次性"}
+# why a line is owed (payment_ledger.arrears_cause), as `doudi explain` says it
+ARREARS_CAUSE_ZH = {"regular": "本月应发", "price_subsidy": "价格临时补贴联动", "raise_back_pay": "提标补发",
+                    "late_enrolment": "延迟纳入补发", "held_released": "暂停核销后补发",
+                    "supplementary_correction": "已发放月份更正补发"}
 
 
 @dataclass(frozen=True)
