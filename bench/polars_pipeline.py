@@ -537,10 +537,12 @@ def price_subsidy(u: pl.LazyFrame, reference: Path, standards: pl.DataFrame, mon
                     line_type=pl.lit("price_subsidy"))
 
 
-def compute(r: pl.LazyFrame, reference: Path, month: str, province: str = "21") -> pl.LazyFrame:
-    """The month's lines (program, line_type, status, amount in fen) from the integrity roster."""
-    everyone = r.filter(pl.col("disposition") == "accepted", pl.col("not_paid_reason").is_null()).with_columns(
-        unit_key=pl.when(pl.col("program") == "dibao").then("household_id").otherwise("id_number"))
+def compute(r: pl.DataFrame, reference: Path, month: str, province: str = "21") -> pl.DataFrame:
+    """The month's lines (program, line_type, status, amount in fen) from the integrity roster.
+    The frames several plans read are collected once (`.collect().lazy()`): Polars does not always
+    see that two branches share a subplan, and then computes it again for each."""
+    everyone = r.lazy().filter(pl.col("disposition") == "accepted", pl.col("not_paid_reason").is_null()).with_columns(
+        unit_key=pl.when(pl.col("program") == "dibao").then("household_id").otherwise("id_number")).collect().lazy()
     standards = load_standards(reference, month)
 
     # entitlement this month (a household by its head's row); a dibao household outlives its head
@@ -551,14 +553,14 @@ def compute(r: pl.LazyFrame, reference: Path, month: str, province: str = "21") 
         pl.col("death_month").fill_null(OPEN).filter(pl.col("program") != "dibao").min().alias("last_alive"),
     ).filter(pl.col("enrolled_from") <= month, pl.col("enrolled_to") >= month, pl.col("age_out") >= month,
              pl.col("last_alive").fill_null(OPEN) >= month)
-    u = everyone.join(entitled.select(UNIT), on=UNIT, how="semi")
+    u = everyone.join(entitled.select(UNIT), on=UNIT, how="semi").collect().lazy()
 
     # dibao: per household, from the head's row
     dib = u.filter(pl.col("line_program") == "dibao")
     excluded = dib.filter("excluded_member").group_by("unit_key").agg(excluded=pl.len().cast(pl.Int64))
     heads = dib.filter(pl.col("relation") == "户主").join(excluded, on="unit_key", how="left")
     heads = resolve(resolve(heads, standards, "dibao", "standard", None, "standard"),
-                    standards, "dibao", "floor", None, "floor")
+                    standards, "dibao", "floor", None, "floor").collect().lazy()
     members = (dib.filter(~pl.col("excluded_member"), pl.col("class_categories").is_not_null())
                .select("unit_key", "id_number", "class_categories").explode("class_categories")
                .drop_nulls("class_categories")
@@ -571,7 +573,7 @@ def compute(r: pl.LazyFrame, reference: Path, month: str, province: str = "21") 
     gap = pl.col("standard") * covered - fen(pl.col("household_income")).fill_null(0)
     floor_total = pl.col("floor").fill_null(0) * covered
     heads = (heads.join(addons, on="unit_key", how="left").with_columns(gap=gap, floor_total=floor_total)
-             .filter(pl.col("standard").is_not_null(), pl.col("gap") > 0))
+             .filter(pl.col("standard").is_not_null(), pl.col("gap") > 0)).collect().lazy()
     regular = [heads.select("line_program", "unit_key", amount=pl.max_horizontal("gap", "floor_total")
                             + pl.col("addons").fill_null(0))]
 
@@ -600,7 +602,7 @@ def compute(r: pl.LazyFrame, reference: Path, month: str, province: str = "21") 
             .filter(pl.col("amount") > 0)
             .select(pl.col("line_program").alias("program"), "line_type",
                     status=pl.when(pl.col("held").fill_null(False)).then(pl.lit("held")).otherwise(pl.lit("payable")),
-                    amount="amount"))
+                    amount="amount")).collect()
 
 
 # --- the month, timed and checked ------------------------------------------------------------
@@ -614,7 +616,7 @@ def run_month(inbox: Path, reference: Path, month: str, province: str = "21") ->
     staged = pl.collect_all([validate(stage(raw[p], p, month, reference, disability_ids), p, county_codes)
                              .select(ROSTER) for p in PROGRAMS if raw[p].height])
     rows = integrity(pl.concat(staged, how="vertical").lazy(), inbox, reference, month).collect()
-    return compute(rows.lazy(), reference, month, province).collect()
+    return compute(rows, reference, month, province)
 
 
 def totals(lines: pl.DataFrame) -> dict[tuple[str, str, str], tuple[int, int]]:
