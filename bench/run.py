@@ -5,14 +5,16 @@ For each size, in a fresh process (so peak memory is that size's own): generate 
 bench/work/; above 2.5M rows in shards, bench/shards.py) an inbox of about that many roster rows,
 run one payroll month stage by stage (up to 5M rows as `doudi run` does, above that partitioned as
 the DAG does; --mode), and report wall time, rows per second and peak memory (RSS of the process
-and its children) per stage, with two baselines:
+and its children) per stage, with these baselines:
 - the I/O floor: a bare read of the same roster files into Parquet (pyarrow for CSV, calamine for
   XLSX, no checks);
 - the pandas pipeline (bench/pandas_pipeline.py): the month from the inbox to the ledger, written
   the straightforward way in pandas, and its payment engine alone (bench/pandas_baseline.py, from
-  the same input as doudi's compute stage). Each one's ledger totals must equal doudi's to the
-  fen, or the harness says so and reports no ratio. Neither is run above 5M rows: they hold the
-  whole month in memory.
+  the same input as doudi's compute stage);
+- the Polars pipeline (bench/polars_pipeline.py): the same month, from the inbox, written for speed
+  in Polars.
+Each one's ledger totals must equal doudi's to the fen, or the harness says so and reports no
+ratio. None is run above 5M rows: they hold the whole month in memory.
 Writes bench/results/latest.json (the last size, with every size under `runs`) and
 bench/results/<rows>.json for each size (so a 25M run, hours long, keeps its own), and prints a table.
 """
@@ -41,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from pipelines.settings import keep_new_files_owner_only  # noqa: E402
 
-# The pandas baselines hold the whole month in memory (the engine alone: 5.5 GB at 2.6M rows, so
+# The pandas and Polars baselines hold the whole month in memory (the engine alone: 5.5 GB at 2.6M rows, so
 # about 53 GB at 25M, more than this machine has). Above this size they are not run, and the
 # result says so.
 PANDAS_MAX_ROWS = 5_000_000
@@ -164,18 +166,38 @@ def _pandas(script: str, *args) -> dict:
     return json.loads(line.split(" ", 1)[1])
 
 
+def _not_run() -> dict:
+    return {"seconds": None, "totals_match": False, "peak_rss_mb": None,
+            "differences": [f"not run above {PANDAS_MAX_ROWS} rows: it holds the whole month in memory"]}
+
+
 def run_pandas_baselines(ctx, rows: int) -> tuple[dict, dict]:
     """bench/pandas_pipeline.py (the month from the inbox) and bench/pandas_baseline.py (the engine
     alone, from doudi's integrity roster), each in its own process, both checked against doudi's ledger."""
     ledger = ctx.work_dir / "compute" / "ledger.parquet"
     if rows > PANDAS_MAX_ROWS:
-        skipped = {"seconds": None, "totals_match": False, "peak_rss_mb": None,
-                   "differences": [f"not run above {PANDAS_MAX_ROWS} rows: it holds the whole month in memory"]}
-        return skipped, skipped
+        return _not_run(), _not_run()
     pipeline = _pandas("pandas_pipeline.py", ctx.inbox, ctx.reference, ctx.month, ledger)
     engine = _pandas("pandas_baseline.py", ctx.work_dir / "integrity" / "roster.parquet", ctx.reference,
                      ctx.month, ledger)
     return pipeline, engine
+
+
+def run_polars_pipeline(ctx, rows: int) -> dict:
+    """bench/polars_pipeline.py (the month from the inbox, in Polars) in its own process, checked
+    against doudi's ledger like the pandas pipeline."""
+    if rows > PANDAS_MAX_ROWS:
+        return _not_run()
+    return _pandas("polars_pipeline.py", ctx.inbox, ctx.reference, ctx.month,
+                   ctx.work_dir / "compute" / "ledger.parquet")
+
+
+SAME_STAGES = ("ingest", "validate", "integrity", "compute")  # what the pandas and Polars pipelines do
+
+
+def shown(seconds, matched: bool, peak) -> str:
+    """A baseline's seconds for the table, or why there are none."""
+    return seconds if matched else "not run" if peak is None else "totals differ"
 
 
 def run_size(rows: int, seed: int, mode: str) -> dict:
@@ -221,6 +243,8 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
     compute_result = results["compute" if mode == "single" else "compute[combine]"]
     floor = io_floor(inbox, month, work / "floor")
     pandas, engine = run_pandas_baselines(ctx, rows)
+    polars = run_polars_pipeline(ctx, rows)
+    same_stages = sum(v for k, v in per_stage.items() if k in SAME_STAGES)
     truth = read_truth(inbox)
     recall = exact_recall(truth, ctx.warehouse)
     return {
@@ -240,9 +264,18 @@ def run_size(rows: int, seed: int, mode: str) -> dict:
         "pandas_peak_rss_mb": pandas["peak_rss_mb"],
         "pandas_differences": pandas["differences"],
         "pandas_over_doudi": round(pandas["seconds"] / doudi_seconds, 2) if pandas["totals_match"] else None,
-        "pandas_over_doudi_same_stages": round(pandas["seconds"] / sum(
-            v for k, v in per_stage.items() if k in ("ingest", "validate", "integrity", "compute")), 2)
-        if pandas["totals_match"] else None,
+        "pandas_over_doudi_same_stages": round(pandas["seconds"] / same_stages, 2) if pandas["totals_match"] else None,
+        # doudi's ingest, validate, integrity and compute stages: the work both pipelines do
+        "doudi_same_stages_seconds": round(same_stages, 2),
+        # the Polars pipeline: the same month and scope as the pandas pipeline
+        "polars_seconds": polars["seconds"] if polars["totals_match"] else None,
+        "polars_totals_match": polars["totals_match"],
+        "polars_peak_rss_mb": polars["peak_rss_mb"],
+        "polars_differences": polars["differences"],
+        "polars_over_doudi": round(polars["seconds"] / doudi_seconds, 2) if polars["totals_match"] else None,
+        "polars_over_doudi_same_stages": round(polars["seconds"] / same_stages, 2) if polars["totals_match"] else None,
+        "polars_over_pandas": round(polars["seconds"] / pandas["seconds"], 2)
+        if polars["totals_match"] and pandas["totals_match"] else None,
         # the engine alone, from doudi's integrity roster: against doudi's compute stage
         "pandas_engine_seconds": engine["seconds"] if engine["totals_match"] else None,
         "pandas_engine_peak_rss_mb": engine["peak_rss_mb"],
@@ -275,6 +308,33 @@ def failed_run(rows: int, mode: str, exit_code: int, stdout: str) -> dict:
         peaks[stage["stage"]] = stage["peak_rss_mb"]
     return {"target_rows": rows, "mode": mode, "finished": False, "exit_code": exit_code,
             "stages_done": list(seconds), **ended, "stages_seconds": seconds, "stages_peak_rss_mb": peaks}
+
+
+def table(runs: list[dict]) -> list[str]:
+    """The printed table: doudi, the I/O floor and the baselines, then the same stages side by side."""
+    out = [f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8} "
+           f"{'pandas s':>13} {'pandas/doudi':>12} {'polars s':>13} {'polars/doudi':>12} {'engine s':>13} "
+           f"{'compute s':>9}  stages"]
+    for r in runs:
+        stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
+        pandas = shown(r["pandas_seconds"], r["pandas_totals_match"], r["pandas_peak_rss_mb"])
+        polars = shown(r["polars_seconds"], r["polars_totals_match"], r["polars_peak_rss_mb"])
+        engine = shown(r["pandas_engine_seconds"], r["pandas_engine_seconds"] is not None,
+                       r["pandas_engine_peak_rss_mb"])
+        out.append(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} "
+                   f"{r['doudi_peak_rss_mb']:>8} {r['floor_seconds']:>8} {r['doudi_over_floor']:>8} {pandas:>13} "
+                   f"{str(r['pandas_over_doudi']):>12} {polars:>13} {str(r['polars_over_doudi']):>12} {engine:>13} "
+                   f"{r['stages_seconds']['compute']:>9}  {stages_text}")
+    out.append("pandas, polars: the month from the inbox to the ledger (no payout files, warehouse or reports); "
+               "engine: the pandas payment engine alone, against doudi's compute stage.")
+    for r in runs:
+        pandas = shown(r["pandas_seconds"], r["pandas_totals_match"], r["pandas_peak_rss_mb"])
+        polars = shown(r["polars_seconds"], r["polars_totals_match"], r["polars_peak_rss_mb"])
+        out.append(f"{r['rows']:>10} same stages ({'+'.join(SAME_STAGES)}): doudi {r['doudi_same_stages_seconds']} s, "
+                   f"pandas {pandas} (x{r['pandas_over_doudi_same_stages']} of doudi's), polars {polars} "
+                   f"(x{r['polars_over_doudi_same_stages']} of doudi's, x{r['polars_over_pandas']} of pandas'); "
+                   f"peak MB pandas {r['pandas_peak_rss_mb']}, polars {r['polars_peak_rss_mb']}")
+    return out
 
 
 def main() -> int:
@@ -323,22 +383,7 @@ def main() -> int:
     for run in report["runs"]:
         (RESULTS / f"{run['target_rows']}.json").write_text(
             json.dumps(dict(run, machine=report["machine"]), indent=2) + "\n", encoding="utf-8")
-    print(f"{'rows':>10} {'doudi s':>9} {'rows/s':>9} {'peak MB':>8} {'floor s':>8} {'x floor':>8} "
-          f"{'pandas s':>9} {'pandas/doudi':>12} {'engine s':>9} {'compute s':>9}  stages")
-    for r in report["runs"]:
-        stages_text = " ".join(f"{k}={v}" for k, v in r["stages_seconds"].items())
-
-        def shown(seconds, matched, peak):
-            return seconds if matched else "not run" if peak is None else "totals differ"
-
-        pandas = shown(r["pandas_seconds"], r["pandas_totals_match"], r["pandas_peak_rss_mb"])
-        engine = shown(r["pandas_engine_seconds"], r["pandas_engine_seconds"] is not None,
-                       r["pandas_engine_peak_rss_mb"])
-        print(f"{r['rows']:>10} {r['doudi_seconds']:>9} {r['doudi_rows_per_second']:>9} {r['doudi_peak_rss_mb']:>8} "
-              f"{r['floor_seconds']:>8} {r['doudi_over_floor']:>8} {pandas:>9} {str(r['pandas_over_doudi']):>12} "
-              f"{engine:>9} {r['stages_seconds']['compute']:>9}  {stages_text}")
-    print("pandas: the month from the inbox to the ledger (no payout files, warehouse or reports); engine: the "
-          "payment engine alone, against doudi's compute stage.")
+    print("\n".join(table(report["runs"])))
     for r in report["runs"]:
         peaks = " ".join(f"{k}={v}" for k, v in r["stages_peak_rss_mb"].items())
         print(f"{r['rows']:>10} peak MB by stage ({r['mode']}, this process and its children): {peaks}")
