@@ -710,17 +710,19 @@ def write_watch_reports(ctx: RunContext, con) -> dict:
             "visit_entries": casework["visit_entries"], "statistical_return_xlsx": stats["statistical_return_xlsx"]}
 
 
-def lists_for_analysts(ctx: RunContext, months: list[str]):
-    """Both lists for every month given, as Arrow tables with full ID numbers (the analyst database
-    pseudonymises them as it copies them in)."""
-    import pyarrow as pa
-
+def lists_for_analysts(ctx: RunContext, months: list[str] | None = None):
+    """Both lists for every month given (default: every payroll month of the warehouse), as Arrow
+    tables with full ID numbers, in memory only (the analyst database pseudonymises them as it
+    copies them in)."""
     from pipelines.sqlrun import attach_warehouse, connect, register_reference
 
     con = connect(ctx)
     try:
         attach_warehouse(con, ctx.warehouse)
         register_reference(con, ctx.reference)
+        if months is None:
+            months = [m for (m,) in con.execute("SELECT DISTINCT payroll_month FROM wh.payment_ledger "
+                                                "ORDER BY 1").fetchall()]
         con.execute(f"CREATE TEMP TABLE all_watch ({LIST_COLUMNS})")
         con.execute(f"CREATE TEMP TABLE all_visit ({LIST_COLUMNS}, {VISIT_EXTRA})")
         for month in months:
@@ -728,9 +730,8 @@ def lists_for_analysts(ctx: RunContext, months: list[str]):
             build_lists(con, month, params)
             con.execute("INSERT INTO all_watch SELECT * FROM watch_list")
             con.execute("INSERT INTO all_visit SELECT * FROM visit_list")
-        watch = con.execute("SELECT * FROM all_watch ORDER BY payroll_month, region_code, rule, id_number").arrow()
-        visit = con.execute("SELECT * FROM all_visit ORDER BY payroll_month, region_code, rule, id_number").arrow()
+        watch = con.sql("SELECT * FROM all_watch ORDER BY payroll_month, region_code, rule, id_number").to_arrow_table()
+        visit = con.sql("SELECT * FROM all_visit ORDER BY payroll_month, region_code, rule, id_number").to_arrow_table()
     finally:
         con.close()
-    return (watch if isinstance(watch, pa.Table) else watch.read_all(),
-            visit if isinstance(visit, pa.Table) else visit.read_all())
+    return watch, visit
