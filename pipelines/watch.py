@@ -89,7 +89,7 @@ def prepare(con, ctx: RunContext, month: str | None = None) -> dict[str, Decimal
 
     month = month or ctx.month
     set_variables(con, payroll_month=month, province_code=ctx.settings.province_code)
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'raw_standards'").fetchone()[0]:
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'raw_standards'").fetchall()[0][0]:
         register_reference(con, ctx.reference)
     for model in ("stg_regions", "stg_standards", "stg_policy_parameters"):
         run_model(con, f"staging/{model}.sql")
@@ -107,7 +107,7 @@ def load_low_income(ctx: RunContext, con, month: str) -> list[str]:
 
     from pipelines.integrity import _read_registry_csv
 
-    first = con.execute("SELECT min(payroll_month) FROM wh.payment_ledger").fetchone()[0] or month
+    first = con.execute("SELECT min(payroll_month) FROM wh.payment_ledger").fetchall()[0][0] or month
     con.execute(f"CREATE OR REPLACE TEMP TABLE low_income_known ({LOW_INCOME_COLUMNS})")
     read, m = [], min(first, month)
     while m <= month:
@@ -371,7 +371,7 @@ def _div(a, b) -> Decimal | None:
 
 def ledger_total(con, month: str) -> Decimal:
     return con.execute("SELECT coalesce(sum(amount), 0) FROM wh.payment_ledger WHERE payroll_month = ? "
-                       "AND status = 'payable'", [month]).fetchone()[0]
+                       "AND status = 'payable'", [month]).fetchall()[0][0]
 
 
 def weighted_and_simple(rows: list[tuple]) -> dict:
@@ -422,7 +422,7 @@ def raise_progress(con, month: str, p: dict[str, Decimal]) -> dict:
     run, m = 0, month
     while m in linked:
         run, m = run + 1, shift_month(m, -1)
-    first = con.execute("SELECT min(payroll_month) FROM wh.payment_ledger").fetchone()[0]
+    first = con.execute("SELECT min(payroll_month) FROM wh.payment_ledger").fetchall()[0][0]
     return {"month": month, "base_month": base_month, "averages": averages, "counties": counties,
             "weights": weights, "below_poverty_line": below, "poverty_line": poverty,
             "rural_weighted": now["农村"]["weighted"], "price_linkage_months": run,
