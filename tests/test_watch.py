@@ -377,3 +377,28 @@ def test_workbooks_print_and_name_people_with_ids_masked(lab):
     assert (ctx.reports_dir / "statistical_return.xlsx").read_bytes() == stats
     summary = _sheet_texts(ctx.reports_dir / "statistical_return.xlsx")["汇总"]
     assert summary[3][0] == "全省合计" and D(str(summary[3][-1])) == D("3175.03")
+
+
+@pytest.mark.unit
+def test_simulate_provincial_averages_and_a_miss_from_rounding():
+    """`doudi simulate`'s provincial averages: weighted by recipients and simple, and a miss that only
+    the rounding of the counties' new standards (half up, to the yuan) causes is explained."""
+    from pipelines.simulate import provincial_averages, rounding_note
+
+    checks = [{"region_code": "A", "urban_before": D(600), "urban_after": D(630), "rural_before": D(445),
+               "rural_after": D(476)},  # 445 × 1.07 = 476.15, rounded to 476
+              {"region_code": "B", "urban_before": D(700), "urban_after": D(735), "rural_before": D(500),
+               "rural_after": D(535)}]
+    weights = {("A", "城市"): 1, ("B", "城市"): 3, ("A", "农村"): 3, ("B", "农村"): 1}
+    out = {(a["urban_rural"], a["kind"]): a for a in provincial_averages(
+        checks, weights, {"城市": D("0.05"), "农村": D("0.07")}, {"城市": D("0.05"), "农村": D("0.07")})}
+    urban = out[("城市", "weighted")]
+    assert (urban["before"], urban["after"]) == (D("675.00"), D("708.75"))  # (600 + 3×700)/4, (630 + 3×735)/4
+    assert urban["meets"] and urban["note"] == ""  # exactly +5%
+    rural = out[("农村", "weighted")]
+    assert (rural["before"], rural["after"]) == (D("458.75"), D("490.75"))  # (3×445 + 500)/4, (3×476 + 535)/4
+    assert not rural["meets"] and "未达标完全来自取整" in rural["note"]  # 490.75 / 458.75 = +6.98%
+    simple = out[("农村", "simple")]
+    assert (simple["before"], simple["after"]) == (D("472.50"), D("505.50")) and not simple["meets"]
+    assert "476.15" in rounding_note(D(445), D("0.07"), D("0.07"), D(1))
+    assert rounding_note(D(600), D("0.05"), D("0.05"), D(1)) == ""
