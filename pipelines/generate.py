@@ -407,6 +407,10 @@ class Generator:
         self.deaths_last: pd.DataFrame = pd.DataFrame()
         self.withdrawn: set[tuple[str, str]] = set()  # (month, id) dropped by a corrected file
         self.clean_last_month: dict[str, set[str]] = {}  # program -> IDs delivered clean last month
+        # dibao members a planted watch case moved out of their household into one of their own
+        # (id -> (household_id, relation)), applied to every later roster while the population (and so
+        # every random draw made on it, and the rows each roster has) stays as it was
+        self.watch_moved: dict[str, tuple[str, str]] = {}
 
     def side_rng(self, month: str, purpose: str) -> np.random.Generator:
         """A generator of its own for defects added later, so the main stream (and with it every
@@ -899,8 +903,9 @@ class Generator:
 
     def plant_watch(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Watch-list cases the population does not make by itself (its incomes and sizes hold still):
-        one dibao household whose income halves, one that loses two members (they leave the rolls).
-        Drawn from a side stream: the rest of the sample stays as it was."""
+        one dibao household whose income halves, one that loses two members (they set up a household of
+        their own). Drawn from a side stream, with the population's structure and the rosters' row
+        counts unchanged: every other draw, and so the rest of the sample, stays as it was."""
         rng = self.side_rng(month, "watch")
         dib, p = rosters["dibao"], self.pop.people
         candidates = self._clean_households(dib)
@@ -915,16 +920,33 @@ class Generator:
         shrink = [h for h in self._clean_households(dib, 4) if h not in (hid if drop else ())]
         if shrink:
             hid = shrink[int(rng.integers(0, len(shrink)))]
-            sel = (dib["household_id"] == hid).to_numpy()
-            leaving = dib.loc[sel & (dib["relation"] != "户主").to_numpy(), "id_number"].iloc[-2:]
-            p.loc[p["id_number"].isin(leaving), "program"] = "exited"
-            dib = dib[~dib["id_number"].isin(leaving)].copy()
-            dib.loc[dib["household_id"] == hid, "household_size"] = int(sel.sum()) - 2
-            rosters["disability"] = rosters["disability"][~rosters["disability"]["id_number"].isin(leaving)]
-            rosters["dibao"] = dib.reset_index(drop=True)
+            sel = dib["household_id"] == hid
+            leaving = list(dib.loc[sel & (dib["relation"] != "户主"), "id_number"].iloc[-2:])
+            # the two set up a household of their own (as many rows as before: no draw moves)
+            for k, pid in enumerate(leaving):
+                self.watch_moved[pid] = (f"{hid}F", "户主" if k == 0 else "配偶")
+                row = dib["id_number"] == pid
+                dib.loc[row, "household_id"], dib.loc[row, "relation"] = self.watch_moved[pid]
+            for h in (hid, f"{hid}F"):
+                dib.loc[dib["household_id"] == h, "household_size"] = int((dib["household_id"] == h).sum())
             self._truth_watch(month, "watch_household_size_change",
                               dib.loc[(dib["household_id"] == hid) & (dib["relation"] == "户主"), "id_number"], hid)
         return rosters
+
+    def _apply_moves(self, dib: pd.DataFrame) -> None:
+        """Earlier months' planted moves (watch_moved), applied after plant() so that its draws see the
+        population's households; a household carrying a planted defect this month is left as it is."""
+        for old in sorted({h[:-1] for h, _r in self.watch_moved.values()}):
+            new = f"{old}F"
+            ids = [i for i, (h, _r) in self.watch_moved.items() if h == new]
+            rows = (dib["household_id"] == old) | dib["id_number"].isin(ids)
+            if not rows.any() or (dib.loc[rows, "defect"] != "").any():
+                continue
+            for pid in ids:
+                row = dib["id_number"] == pid
+                dib.loc[row, "household_id"], dib.loc[row, "relation"] = self.watch_moved[pid]
+            for h in (old, new):
+                dib.loc[dib["household_id"] == h, "household_size"] = int((dib["household_id"] == h).sum())
 
     def _truth_watch(self, month: str, defect: str, heads: pd.Series, detail: str) -> None:
         for head in heads:
@@ -944,9 +966,8 @@ class Generator:
             birth = (pd.Timestamp("1955-01-01") + pd.Timedelta(days=int(rng.integers(0, 15000)))).strftime("%Y%m%d")
             body = f"{county}{birth}{int(rng.integers(500, 1000)):03d}"
             pid = body + str(check_digits(np.array([body]))[0])
-            if pid in self.pop.used_ids:
+            if pid in self.pop.used_ids:  # not added to it: the main stream's draws stay as they were
                 continue
-            self.pop.used_ids.add(pid)
             planted.append({"id_number": pid, "name": str(rng.choice(self.pop.surnames)) + "某某", "county": county})
         reg = pd.concat([assisted, pd.DataFrame(planted)], ignore_index=True)
         out = pd.DataFrame({"id_number": reg["id_number"], "name": reg["name"], "region_code": reg["county"],
@@ -970,6 +991,7 @@ class Generator:
             rosters = self.rosters(month)
             rosters = self.plant(month, rosters)
             if i > 0:
+                self._apply_moves(rosters["dibao"])
                 rosters = self.plant_watch(month, rosters)
             self.write_month(month, rosters)
             self.write_deaths(month)
