@@ -79,6 +79,21 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
     "policy_fund_shares": ("资金分担比例（全部版本）Every version of fund_shares.csv", {}),
     "policy_cpi": ("居民消费价格指数 CPI series used", {}),
     "policy_parameters": ("政策参数 Scalar policy parameters, every version", {}),
+    "fact_watch": ("监测预警名单 The monthly watch list (pipelines/watch.py): one row per person (or household) "
+                   "and rule, every payroll month", {
+        "payroll_month": "payroll month of the list", "region_code": "county", "township": "乡镇/街道 as the roster "
+        "gives it (optional roster column), else NULL", "rule": "rule code (vocabulary.WATCH_RULES)",
+        "rule_zh": "rule in Chinese", "program": "program concerned (NULL: on no program)",
+        "person_key": "the person (for a household rule: its head)", "household_key": "dibao household",
+        "sex": "男/女", "birth_year": "year of birth", "evidence": "why, in words, with the figures the rule compared"}),
+    "fact_visit": ("走访探视名单 The monthly visit list: one row per person and reason to visit, every payroll month", {
+        "payroll_month": "payroll month of the list", "region_code": "county", "township": "乡镇/街道 (optional "
+        "roster column), else NULL", "rule": "reason code (vocabulary.VISIT_RULES)", "rule_zh": "reason in Chinese",
+        "program": "roster the person is on", "person_key": "the person", "household_key": "dibao household",
+        "sex": "男/女", "birth_year": "year of birth", "evidence": "placement, care level, grade or class, age",
+        "last_paid_month": "last payroll month with a payable line not failed at the bank (NULL: never paid)",
+        "last_paid_amount": "yuan paid in that payroll month for the unit", "payee_masked": "payee, first character",
+        "account_masked": "payee account, last 4 digits", "payee_bank_name": "payee's bank"}),
     "month_state": ("月度状态 Each month's lifecycle transitions (computed → published → verified → released → "
                     "returns_loaded → closed; supplementary_* for a supplementary batch), as of the last publish", {
         "seq": "order of the transition in the warehouse", "payroll_month": "payroll month",
@@ -128,6 +143,22 @@ ANALYST_TABLES = {
     "policy_cpi": "SELECT * FROM wh.policy_cpi",
     "policy_parameters": "SELECT * FROM wh.policy_parameters",
     "month_state": "SELECT * FROM wh.month_state",  # no personal data: months, states, operators
+    "fact_watch": """
+        SELECT w.payroll_month, w.region_code, w.township, w.rule, r.rule_zh, w.program, pk.person_key,
+               hk.household_key, w.sex, CAST(year(w.birth_date) AS INTEGER) AS birth_year,
+               mask_long_numbers(w.evidence) AS evidence
+        FROM watch_arrow w LEFT JOIN rule_labels r USING (rule) LEFT JOIN person_keys pk USING (id_number)
+        LEFT JOIN household_keys hk USING (household_id)
+        ORDER BY w.payroll_month, w.region_code, w.rule, pk.person_key""",
+    "fact_visit": """
+        SELECT w.payroll_month, w.region_code, w.township, w.rule, r.rule_zh, w.program, pk.person_key,
+               hk.household_key, w.sex, CAST(year(w.birth_date) AS INTEGER) AS birth_year,
+               mask_long_numbers(w.evidence) AS evidence, w.last_paid_month, w.last_paid_amount,
+               mask_name(w.payee_name) AS payee_masked, mask_account(w.payee_account) AS account_masked,
+               w.payee_bank_name
+        FROM visit_arrow w LEFT JOIN rule_labels r USING (rule) LEFT JOIN person_keys pk USING (id_number)
+        LEFT JOIN household_keys hk USING (household_id)
+        ORDER BY w.payroll_month, w.region_code, w.rule, pk.person_key""",
 }
 
 
@@ -167,7 +198,11 @@ def _pseudonym_table(con, secret: bytes, kind: str, table: str, column: str, key
 def build_analyst_db(ctx: RunContext) -> dict:
     import duckdb
 
+    from pipelines.vocabulary import VISIT_RULES, WATCH_RULES
+    from pipelines.watch import lists_for_analysts
+
     secret = pseudonym_secret(ctx)
+    watch, visit = lists_for_analysts(ctx)  # every published month's lists, IDs in full (not kept)
     target = ctx.analyst_db
     ensure_dir(target.parent)
     with atomic_path(target) as tmp:
@@ -175,18 +210,27 @@ def build_analyst_db(ctx: RunContext) -> dict:
         try:
             load_macros(con)
             con.execute(f"ATTACH '{sql_string(str(ctx.warehouse))}' AS wh (READ_ONLY)")
+            con.register("watch_arrow", watch)
+            con.register("visit_arrow", visit)
+            con.execute("CREATE TEMP TABLE rule_labels (rule VARCHAR, rule_zh VARCHAR)")
+            con.executemany("INSERT INTO rule_labels VALUES (?, ?)", list({**WATCH_RULES, **VISIT_RULES}.items()))
             _pseudonym_table(con, secret, "person", "person_keys", "id_number", "person_key", """
                 SELECT id_number FROM wh.dim_person UNION SELECT id_number FROM wh.fact_payment
                 UNION SELECT id_number FROM wh.fact_enrolment UNION SELECT id_number FROM wh.fact_finding
-                UNION SELECT head_id_number FROM wh.dim_household""")
+                UNION SELECT head_id_number FROM wh.dim_household
+                UNION SELECT id_number FROM watch_arrow UNION SELECT id_number FROM visit_arrow""")
             _pseudonym_table(con, secret, "household", "household_keys", "household_id", "household_key", """
                 SELECT household_id FROM wh.dim_household UNION SELECT household_id FROM wh.fact_payment
-                UNION SELECT household_id FROM wh.fact_enrolment""")
+                UNION SELECT household_id FROM wh.fact_enrolment
+                UNION SELECT household_id FROM watch_arrow UNION SELECT household_id FROM visit_arrow""")
             for table, query in ANALYST_TABLES.items():
                 con.execute(f"CREATE TABLE {table} AS {query}")
                 describe_table(con, table)
             con.execute("DROP TABLE person_keys")
             con.execute("DROP TABLE household_keys")
+            con.execute("DROP TABLE rule_labels")
+            con.unregister("watch_arrow")
+            con.unregister("visit_arrow")
             con.execute("DETACH wh")
             for macro in ("mask_name", "mask_account", "mask_id", "mask_long_numbers", "mask_number_digits"):
                 con.execute(f"DROP MACRO IF EXISTS {macro}")

@@ -238,6 +238,17 @@ def cmd_simulate(args) -> int:
                                                        and s["rural_above_poverty_line"])]
     console.print(f"{len(result['standards'])} counties; {len(misses)} miss a target or the poverty line"
                   + (": " + ", ".join(f"{s['region_code']} {s['county']}" for s in misses[:10]) if misses else ""))
+    for s in result["standards"]:
+        for k in ("urban_rounding", "rural_rounding"):
+            if s[k]:
+                console.print(f"  {s['region_code']} {s['county']}: {s[k]}")
+    for a in result["provincial"]:
+        if a["raise"] is None:
+            console.print(f"全省{a['urban_rural']}平均标准（{a['label']}）：{a['note']}")
+            continue
+        console.print(f"全省{a['urban_rural']}平均标准（{a['label']}）：{a['before']} → {a['after']}，"
+                      f"提高 {a['raise'] * 100:.2f}%，目标 {a['target'] * 100:.2f}%，{'达标' if a['meets'] else '未达标'}"
+                      + (f"（{a['note']}）" if a["note"] else ""))
     path = Path(args.output or ctx.out / "simulations" /
                 f"simulate_{result['from_month']}_{result['effective']}_{args.urban.strip('%')}_{args.rural.strip('%')}.xlsx")
     write_xlsx(result, path)

@@ -78,6 +78,9 @@ EXPECTED_OUTCOME = {
     "owns_vehicle": ("finding", "registry_vehicle"),
     "owns_business": ("finding", "registry_business"),
     "guardian_account_changed": ("finding", "account_changed_with_holder"),
+    "watch_income_drop": ("watch", "income_drop"),
+    "watch_household_size_change": ("watch", "household_size_change"),
+    "watch_low_income_unassisted": ("watch", "low_income_unassisted"),
 }
 # Registry extracts (contract section 3) the generator writes, with the defect each planted match is,
 # and the evidence columns each registry carries beside id_number and name.
@@ -86,6 +89,10 @@ REGISTRIES = {
     "vehicles": ("owns_vehicle", ("plate", "vehicle_type")),
     "businesses": ("owns_business", ("business_name", "credit_code")),
 }
+# Watch-list cases (issue 20) the generator plants from the second month, recorded in ground_truth.csv
+# as `watch_<rule>` with the head's (or the registered person's) ID: what the watch list must list.
+WATCH_PLANTS = {"watch_income_drop": "income_drop", "watch_household_size_change": "household_size_change",
+                "watch_low_income_unassisted": "low_income_unassisted"}
 ID_HEADERS = ("id_number", *COMMON_COLUMNS["id_number"])
 FILE_DEFECTS = {"duplicate_delivery", "corrected_file"}
 
@@ -400,6 +407,10 @@ class Generator:
         self.deaths_last: pd.DataFrame = pd.DataFrame()
         self.withdrawn: set[tuple[str, str]] = set()  # (month, id) dropped by a corrected file
         self.clean_last_month: dict[str, set[str]] = {}  # program -> IDs delivered clean last month
+        # dibao members a planted watch case moved out of their household into one of their own
+        # (id -> (household_id, relation)), applied to every later roster while the population (and so
+        # every random draw made on it, and the rows each roster has) stays as it was
+        self.watch_moved: dict[str, tuple[str, str]] = {}
 
     def side_rng(self, month: str, purpose: str) -> np.random.Generator:
         """A generator of its own for defects added later, so the main stream (and with it every
@@ -882,6 +893,94 @@ class Generator:
                                    "id_number": h["id_number"], "related_id": "", "file": f"registry/{registry}.csv",
                                    "detail": registry})
 
+    def _clean_households(self, dib: pd.DataFrame, min_size: int = 1) -> list[str]:
+        """Households delivered clean this month and last (every member), in a stable order."""
+        last = self.clean_last_month.get("dibao", set())
+        ok = dib.groupby("household_id").apply(
+            lambda g: bool((g["defect"] == "").all() and g["id_number"].isin(last).all() and len(g) >= min_size
+                           and (g["relation"] == "户主").sum() == 1), include_groups=False)
+        return sorted(ok[ok].index)
+
+    def plant_watch(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Watch-list cases the population does not make by itself (its incomes and sizes hold still):
+        one dibao household whose income halves, one that loses two members (they set up a household of
+        their own). Drawn from a side stream, with the population's structure and the rosters' row
+        counts unchanged: every other draw, and so the rest of the sample, stays as it was."""
+        rng = self.side_rng(month, "watch")
+        dib, p = rosters["dibao"], self.pop.people
+        candidates = self._clean_households(dib)
+        drop = [h for h in candidates if (dib.loc[dib["household_id"] == h, "household_income"] > 0).all()]
+        if drop:
+            hid = drop[int(rng.integers(0, len(drop)))]
+            sel = dib["household_id"] == hid
+            new = round(float(dib.loc[sel, "household_income"].iloc[0]) * 0.5, 2)
+            dib.loc[sel, "household_income"] = new
+            p.loc[p["household_id"] == hid, "household_income"] = new
+            self._truth_watch(month, "watch_income_drop", dib.loc[sel & (dib["relation"] == "户主"), "id_number"], hid)
+        shrink = [h for h in self._clean_households(dib, 4) if h not in (hid if drop else ())]
+        if shrink:
+            hid = shrink[int(rng.integers(0, len(shrink)))]
+            sel = dib["household_id"] == hid
+            leaving = list(dib.loc[sel & (dib["relation"] != "户主"), "id_number"].iloc[-2:])
+            # the two set up a household of their own (as many rows as before: no draw moves)
+            for k, pid in enumerate(leaving):
+                self.watch_moved[pid] = (f"{hid}F", "户主" if k == 0 else "配偶")
+                row = dib["id_number"] == pid
+                dib.loc[row, "household_id"], dib.loc[row, "relation"] = self.watch_moved[pid]
+            for h in (hid, f"{hid}F"):
+                dib.loc[dib["household_id"] == h, "household_size"] = int((dib["household_id"] == h).sum())
+            self._truth_watch(month, "watch_household_size_change",
+                              dib.loc[(dib["household_id"] == hid) & (dib["relation"] == "户主"), "id_number"], hid)
+        return rosters
+
+    def _apply_moves(self, dib: pd.DataFrame) -> None:
+        """Earlier months' planted moves (watch_moved), applied after plant() so that its draws see the
+        population's households; a household carrying a planted defect this month is left as it is."""
+        for old in sorted({h[:-1] for h, _r in self.watch_moved.values()}):
+            new = f"{old}F"
+            ids = [i for i, (h, _r) in self.watch_moved.items() if h == new]
+            rows = (dib["household_id"] == old) | dib["id_number"].isin(ids)
+            if not rows.any() or (dib.loc[rows, "defect"] != "").any():
+                continue
+            for pid in ids:
+                row = dib["id_number"] == pid
+                dib.loc[row, "household_id"], dib.loc[row, "relation"] = self.watch_moved[pid]
+            for h in (old, new):
+                dib.loc[dib["household_id"] == h, "household_size"] = int((dib["household_id"] == h).sum())
+
+    def _truth_watch(self, month: str, defect: str, heads: pd.Series, detail: str) -> None:
+        for head in heads:
+            self.truth.append({"month": month, "defect": defect, "program": "dibao", "id_number": head,
+                               "related_id": "", "file": "", "detail": detail})
+
+    def write_low_income(self, month: str, rosters: dict[str, pd.DataFrame]) -> None:
+        """registry/low_income.csv (contract section 3): two registered people on no program (planted:
+        the watch list must list them) among a few registered people the month's dibao roster pays."""
+        rng = self.side_rng(month, "low_income")
+        dib = rosters["dibao"]
+        assisted = dib.loc[dib["defect"] == "", ["id_number", "name", "county"]].drop_duplicates("id_number")
+        assisted = assisted.iloc[_pick(rng, np.ones(len(assisted), dtype=bool), 0.01)]
+        planted = []
+        while len(planted) < 2:
+            county = str(rng.choice(self.pop.counties))
+            birth = (pd.Timestamp("1955-01-01") + pd.Timedelta(days=int(rng.integers(0, 15000)))).strftime("%Y%m%d")
+            body = f"{county}{birth}{int(rng.integers(500, 1000)):03d}"
+            pid = body + str(check_digits(np.array([body]))[0])
+            if pid in self.pop.used_ids:  # not added to it: the main stream's draws stay as they were
+                continue
+            planted.append({"id_number": pid, "name": str(rng.choice(self.pop.surnames)) + "某某", "county": county})
+        reg = pd.concat([assisted, pd.DataFrame(planted)], ignore_index=True)
+        out = pd.DataFrame({"id_number": reg["id_number"], "name": reg["name"], "region_code": reg["county"],
+                            "category": rng.choice(["低收入人口", "建档立卡"], len(reg)),
+                            "registered_month": month})
+        path = self.cfg.out / month / "registry" / "low_income.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(path, index=False, encoding="utf-8")
+        for r in planted:
+            self.truth.append({"month": month, "defect": "watch_low_income_unassisted", "program": "",
+                               "id_number": r["id_number"], "related_id": "", "file": "registry/low_income.csv",
+                               "detail": "low_income"})
+
     def run(self) -> dict:
         months = self.cfg.months
         for i, month in enumerate(months):
@@ -891,9 +990,13 @@ class Generator:
                 self.evolve(month)
             rosters = self.rosters(month)
             rosters = self.plant(month, rosters)
+            if i > 0:
+                self._apply_moves(rosters["dibao"])
+                rosters = self.plant_watch(month, rosters)
             self.write_month(month, rosters)
             self.write_deaths(month)
             self.write_registries(month, rosters)
+            self.write_low_income(month, rosters)
             self.clean_last_month = {
                 p: set(df.loc[df["defect"] == "", "id_number"]) - {i for m, i in self.withdrawn if m == month}
                 for p, df in rosters.items()}

@@ -36,6 +36,19 @@ REQUIRED_PARAMETERS = {
     "near_duplicate_min_match_weight": "the near-duplicate check",
     "pay_amount_source": "the choice between the computed and the county-approved amount",
     "approved_tolerance": "the finding on an approved amount that differs from the computed one",
+    # the watch list (监测预警名单), the visit list (走访探视名单) and the raise's progress (pipelines/watch.py)
+    "watch_near_standard_ratio": "the watch list's rule near_standard (per-capita income close to the standard)",
+    "watch_exit_lookback_months": "the watch list's rule recent_exit (left dibao or tekun in the last N months)",
+    "watch_income_drop_ratio": "the watch list's rule income_drop (income fell sharply month on month)",
+    "watch_household_size_change": "the watch list's rule household_size_change (size changed sharply)",
+    "watch_orphan_age_out_lookahead_months": "the watch list's rule orphan_ageing_out (the months looked ahead)",
+    "watch_age_lookahead_months": "the watch list's rule age_threshold (the months looked ahead)",
+    "watch_dibao_adult_age": "the watch list's rule age_threshold (a dibao member leaving 未成年)",
+    "watch_dibao_elderly_age": "the watch list's rule age_threshold (a dibao member reaching 老年)",
+    "visit_elderly_min_age": "the visit list's rule dibao_elderly_alone (one-person dibao households of this age)",
+    "raise_target_urban": "the raise's progress (the provincial average urban dibao standard's target)",
+    "raise_target_rural": "the raise's progress (the provincial average rural dibao standard's target)",
+    "raise_baseline_lag_months": "the raise's progress (the month whose standards the targets compare with)",
 }
 TEXT_PARAMETERS = {"pay_amount_source": ("computed", "approved")}
 # settings that used to change amounts from the environment, and the parameter that replaced each

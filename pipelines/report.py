@@ -11,8 +11,14 @@ and writes under `<out>/<YYYY-MM>/reports/`:
 - temporary_assistance.xlsx  临时救助 by approving county: cases by event, amounts against caps,
                        一事一议, people from elsewhere, also on a monthly program, findings
 - exceptions.xlsx/html every finding, by type and county, for auditors (pipelines/audit_report.py)
+- statistical_return.xlsx  the monthly statistical return by city and county and the raise's progress
+                       (pipelines/watch.py)
 
-ID numbers, names and accounts are masked everywhere in these files.
+and, for caseworkers, under `<out>/<YYYY-MM>/casework/` the watch list (监测预警名单) and the visit
+list (走访探视名单) of each county, with names (pipelines/watch.py).
+
+ID numbers, names and accounts are masked everywhere in the reports; the caseworkers' lists name
+people (ID numbers and accounts masked).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pipelines.settings import RunContext, RunError
 from pipelines.spreadsheet import new_workbook, write_table
 from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, tables_in
 from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
+from pipelines.watch import write_watch_reports
 
 
 def reconcile_and_report(ctx: RunContext) -> dict:
@@ -94,6 +101,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     receivables = query_receivables(con, m)
     failures, three_way = _failures(con, m)
     temporary = _temporary_assistance(con, m)
+    watch = write_watch_reports(ctx, con)  # issue 20: watch and visit lists, statistical return
     con.close()
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +127,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
             "quarantine_xlsx": str(qbook), "temporary_assistance_xlsx": str(tbook),
             "exceptions_xlsx": audit["exceptions_xlsx"],
             "exceptions_html": audit["exceptions_html"], "checks": checks["status"],
-            "quarantined_rows": len(quarantined)}
+            "quarantined_rows": len(quarantined), **watch}
 
 
 def reconcile(ctx: RunContext, con, manifest: dict) -> dict:

@@ -117,6 +117,10 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
         n = con.execute("SELECT count(*) FROM wh.roster_row WHERE payroll_month = ?", [from_month]).fetchall()[0][0]
         if not n:
             raise RunError(f"the warehouse has no rosters for {from_month}: publish that month first")
+        # the provincial average weights each county's standard by its dibao recipients of month M
+        weights = {(r, u): n for r, u, n in con.execute(
+            "SELECT region_code, urban_rural, count(*) FROM wh.roster_row WHERE payroll_month = ? "
+            "AND program = 'dibao' AND disposition = 'accepted' GROUP BY ALL", [from_month]).fetchall()}
         con.execute(f"COPY (SELECT * EXCLUDE ({', '.join(ROSTER_EXCLUDE)}) FROM wh.roster_row "
                     f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(roster))}' (FORMAT parquet)")
         # the month's integrity findings explain the roster units the engine pays nothing (its invariant);
@@ -189,6 +193,7 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
             FROM resolved r LEFT JOIN poverty p USING (region_code)
             GROUP BY ALL ORDER BY 1""", [first_payroll, effective, effective]).fetchall()
         con.close()
+    quantum = Decimal("1") if rounding == "yuan" else Decimal("0.01")
     checks = []
     for region, county, ub, ua, rb, ra, line in standards:
         urban_raise = (ua / ub - 1) if ub else None
@@ -201,13 +206,64 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
             "poverty_line": line, "rural_above_poverty_line": line is None or (ra is not None and ra > line),
             "gap_before": (ub - rb) if ub is not None and rb is not None else None,
             "gap_after": (ua - ra) if ua is not None and ra is not None else None,
+            "urban_rounding": rounding_note(ub, urban, target_urban, quantum),
+            "rural_rounding": rounding_note(rb, rural, target_rural, quantum),
         })
+    provincial = provincial_averages(checks, weights, {"城市": urban, "农村": rural},
+                                     {"城市": target_urban, "农村": target_rural})
     cost_rows = [{"region_code": r[0], "county": r[1], "program": r[2], "program_monthly": r[3],
                   "price_subsidy_monthly": r[4], "monthly": r[5], "annual": r[6], "arrears": r[7]} for r in costs]
     return {"from_month": from_month, "effective": effective, "first_payroll": first_payroll,
             "urban": urban, "rural": rural, "arrears_months": arrears_months, "costs": cost_rows,
-            "standards": checks,
+            "standards": checks, "provincial": provincial,
             "totals": {k: sum((c[k] for c in cost_rows), Decimal("0")) for k in ("monthly", "annual", "arrears")}}
+
+
+def rounding_note(before: Decimal | None, share: Decimal, target: Decimal, quantum: Decimal) -> str:
+    """Why a county that is raised by the target share still misses it: the new standard is rounded
+    (half up, to the yuan or the fen), and rounding down can take the raise below the target."""
+    if not before or share < target:
+        return ""
+    exact = before * (1 + share)
+    after = exact.quantize(quantum, rounding=ROUND_HALF_UP)
+    if after / before - 1 >= target:
+        return ""
+    return (f"{before} × (1 + {share * 100:.2f}%) = {exact.normalize():f}，四舍五入为 {after}，"
+            f"实际提高 {(after / before - 1) * 100:.4f}%，低于目标 {target * 100:.2f}%：差额来自取整")
+
+
+def provincial_averages(checks: list[dict], weights: dict, shares: dict, targets: dict) -> list[dict]:
+    """The provincial average dibao standard before and after the raise, urban and rural, both
+    weighted by recipients (the month's accepted dibao persons per county) and simple (each county
+    once), against the targets; a miss that only the rounding of the counties' new standards
+    causes (the unrounded raise meets the target) is explained."""
+    key = {"城市": ("urban_before", "urban_after"), "农村": ("rural_before", "rural_after")}
+    out = []
+    for ur in ("城市", "农村"):
+        b_key, a_key = key[ur]
+        items = [(c[b_key], c[a_key], Decimal(weights.get((c["region_code"], ur), 0)))
+                 for c in checks if c[b_key] is not None and c[a_key] is not None]
+        for kind, label in (("weighted", "按保障人数加权"), ("simple", "简单平均（各县区同权）")):
+            w = [(b, a, wt if kind == "weighted" else Decimal(1)) for b, a, wt in items]
+            total = sum((x for _b, _a, x in w), Decimal(0))
+            if not total:
+                out.append({"urban_rural": ur, "kind": kind, "label": label, "before": None, "after": None,
+                            "raise": None, "target": targets[ur], "meets": False, "note": "无保障人数，无法加权"})
+                continue
+            before = sum((b * x for b, _a, x in w), Decimal(0)) / total
+            after = sum((a * x for _b, a, x in w), Decimal(0)) / total
+            unrounded = sum((b * (1 + shares[ur]) * x for b, _a, x in w), Decimal(0)) / total
+            rise = after / before - 1
+            meets = rise >= targets[ur]
+            note = ""
+            if not meets and unrounded / before - 1 >= targets[ur]:
+                note = (f"未取整时平均提高 {(unrounded / before - 1) * 100:.4f}%，达到目标；各县区新标准四舍五入后平均"
+                        f"提高 {rise * 100:.4f}%：未达标完全来自取整")
+            out.append({"urban_rural": ur, "kind": kind, "label": label,
+                        "before": before.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+                        "after": after.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+                        "raise": rise, "target": targets[ur], "meets": meets, "note": note})
+    return out
 
 
 def write_xlsx(result: dict, path: Path) -> None:
@@ -238,5 +294,15 @@ def write_xlsx(result: dict, path: Path) -> None:
                   "是" if s["rural_meets_target"] else "否", s["poverty_line"],
                   "是" if s["rural_above_poverty_line"] else "否", s["gap_before"], s["gap_after"]]
                  for s in result["standards"]], money_columns={2, 3, 6, 7, 10, 12, 13})
+    ws3 = wb.add_worksheet("全省平均")
+    write_table(ws3, fmt, ["城乡", "平均方式", "提标前", "提标后", "提高", "目标", "达标", "说明"],
+                [[a["urban_rural"], a["label"], a["before"], a["after"],
+                  f"{a['raise'] * 100:.2f}%" if a["raise"] is not None else "", f"{a['target'] * 100:.2f}%",
+                  "是" if a["meets"] else "否", a["note"]] for a in result["provincial"]], money_columns={2, 3})
+    notes = [[s["region_code"], s["county"], "城市" if k == "urban_rounding" else "农村", s[k]]
+             for s in result["standards"] for k in ("urban_rounding", "rural_rounding") if s[k]]
+    if notes:
+        ws4 = wb.add_worksheet("取整说明")
+        write_table(ws4, fmt, ["行政区划代码", "县区", "城乡", "说明"], notes)
     wb.close()
     write_bytes_atomic(path, buf.getvalue())

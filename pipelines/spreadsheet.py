@@ -55,3 +55,30 @@ def _cell(value, money: bool):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     return neutralise(str(value))
+
+
+SIGNATURE_LINE = "制表人：__________　　审核人：__________　　负责人：__________　　日期：______年____月____日"
+
+
+def print_setup(ws, header_rows: tuple[int, int], last_col: int) -> None:
+    """A sheet that prints readably on A4 (issue 21): landscape, fit to the page's width (as many
+    pages down as needed), the title and header rows repeated on every page, centred, page numbers
+    in the footer."""
+    ws.set_paper(9)  # A4
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0, header_rows[1])
+    ws.center_horizontally()
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_footer("&C第 &P 页，共 &N 页")
+    ws.last_col_printed = last_col  # read by signature_block
+
+
+def signature_block(ws, fmt, row: int) -> int:
+    """The signature block under a table (制表人 / 审核人 / 负责人, date, left blank to be signed: a
+    printed run date would change the bytes of a rerun), and the print area ending with it."""
+    ws.write(row + 1, 0, SIGNATURE_LINE, fmt["bold"])
+    last_col = getattr(ws, "last_col_printed", None)
+    if last_col is not None:
+        ws.print_area(0, 0, row + 1, last_col)
+    return row + 2

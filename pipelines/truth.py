@@ -33,6 +33,11 @@ FINDING = {  # defect -> finding type
     "guardian_account_changed": "account_changed_with_holder",
 }
 NEAR_DUPLICATES = {"id_typo", "id_swap"}
+WATCH = {  # defect -> watch-list rule (issue 20): the person must be on that month's watch list
+    "watch_income_drop": "income_drop",
+    "watch_household_size_change": "household_size_change",
+    "watch_low_income_unassisted": "low_income_unassisted",
+}
 
 
 def read_truth(inbox: Path) -> list[dict]:
@@ -52,7 +57,7 @@ def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, i
     try:
         for t in truth:
             month, defect, program, pid = t["month"], t["defect"], t["program"], t["id_number"]
-            if defect in NEAR_DUPLICATES or month not in months:
+            if defect in NEAR_DUPLICATES or defect in WATCH or month not in months:
                 continue
             if defect in ROW_REASON:
                 reasons = q("SELECT reason_codes FROM row_disposition WHERE payroll_month = ? AND program = ? "
@@ -97,3 +102,23 @@ def near_duplicate_scores(truth: list[dict], warehouse: Path) -> dict:
     return {"planted": len(planted), "found": len(found),
             "recall": hit / len(planted) if planted else None,
             "precision": hit / len(found) if found else None}
+
+
+def watch_recall(truth: list[dict], analyst_db: Path, key_file: Path) -> dict[str, tuple[float, int]]:
+    """Planted watch-list cases against the analyst database's fact_watch (pseudonymised: the
+    planted ID is keyed with the same secret), over the months it holds."""
+    from pipelines.analyst import pseudonym
+
+    secret = bytes.fromhex(Path(key_file).read_text(encoding="ascii").strip())
+    con = duckdb.connect(str(analyst_db), read_only=True)
+    try:
+        listed = set(con.execute("SELECT payroll_month, rule, person_key FROM fact_watch").fetchall())
+        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM fact_payment").fetchall()}
+    finally:
+        con.close()
+    found: dict[str, list[bool]] = defaultdict(list)
+    for t in truth:
+        if t["defect"] in WATCH and t["month"] in months:
+            key = pseudonym(secret, "person", t["id_number"])
+            found[t["defect"]].append((t["month"], WATCH[t["defect"]], key) in listed)
+    return {d: (sum(v) / len(v), len(v)) for d, v in sorted(found.items())}

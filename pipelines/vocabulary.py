@@ -183,6 +183,29 @@ FINDING_TYPES = {
     "temporary_recipient_deceased": "临时救助对象已死亡，暂停待核",
     "temporary_same_approval_no": "同一审批编号被重复报送（只发放一次）",
 }
+# The monthly watch list (监测预警名单, issue 20): each entry names its rule; thresholds are
+# policy_parameters.csv rows (watch_*), read by pipelines/watch.py.
+WATCH_RULES = {
+    "near_standard": "人均收入接近低保标准",
+    "recent_exit": "近期退出低保或特困供养",
+    "income_drop": "家庭收入较上月骤降",
+    "household_size_change": "保障人口数较上月大幅变化",
+    "low_income_unassisted": "低收入人口未纳入救助（应保未保）",
+    "orphan_ageing_out": "孤儿即将年满停发年龄",
+    "age_threshold": "即将跨越年龄节点（须复核）",
+}
+# The visit list (走访探视名单): who is to be visited, and why.
+VISIT_RULES = {
+    "tekun_dispersed": "分散供养特困人员",
+    "dibao_elderly_alone": "独居老年低保对象（一人户）",
+    "dispersed_orphan": "散居孤儿、事实无人抚养儿童",
+    "nursing_subsidy": "重度残疾人（领取护理补贴）",
+    "dibao_ill_or_disabled": "低保家庭重病、重残成员",
+}
+# Optional roster column (contract section 1: unknown columns are kept): the township or street
+# office (乡镇/街道) a person belongs to, by which the visit list is grouped where a county gives it.
+TOWNSHIP_HEADERS = ("乡镇（街道）", "乡镇(街道)", "乡镇街道", "乡镇/街道", "乡镇", "街道", "township")
+
 # A bank's failure reason that says the account itself is gone (closed, cancelled, never existed;
 # ISO 20022 AC04 closed, AC01 incorrect number): no later payment goes to that account until the
 # roster delivers another one. Other failures (a name mismatch, a frozen card) are reissued as usual.

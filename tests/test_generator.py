@@ -31,3 +31,8 @@ def test_same_seed_same_bytes_and_every_format(tmp_path):
             gbk += 1
     assert gbk > 0  # GBK exports
     assert (tmp_path / "a" / "2020-02" / "registry" / "deaths.csv").exists()
+    # watch-list cases (issue 20): the low-income register every month, and planted cases recorded
+    assert all((tmp_path / "a" / m / "registry" / "low_income.csv").exists() for m in ("2020-01", "2020-02"))
+    truth = (tmp_path / "a" / "ground_truth.csv").read_text(encoding="utf-8")
+    assert all(f",{defect}," in truth for defect in ("watch_income_drop", "watch_household_size_change",
+                                                     "watch_low_income_unassisted"))

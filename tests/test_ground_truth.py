@@ -33,3 +33,15 @@ def test_near_duplicates_are_linked(four_months):
     # the finding says why: weight and the fields that agreed, and the other ID masked
     detail = query(wh, "SELECT detail FROM finding WHERE finding_type = 'near_duplicate' LIMIT 1")[0][0]
     assert "匹配权重" in detail and "姓名相同" in detail and "********" in detail
+
+
+def test_planted_watch_cases_are_on_the_watch_list(four_months):
+    """The generator's planted watch-list cases (an income halved, a household that lost two members,
+    registered people on no program) are on that month's watch list in the analyst database."""
+    from pipelines.truth import WATCH, watch_recall
+
+    truth = read_truth(four_months["inbox"])
+    recall = watch_recall(truth, four_months["tmp"] / "warehouse_analyst.duckdb", four_months["tmp"] / "pseudonym.key")
+    print("\nwatch-list recall by planted rule:", recall)
+    assert set(recall) == set(WATCH)
+    assert all(r == 1.0 for r, _ in recall.values()), recall
