@@ -85,7 +85,8 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         "gives it (optional roster column), else NULL", "rule": "rule code (vocabulary.WATCH_RULES)",
         "rule_zh": "rule in Chinese", "program": "program concerned (NULL: on no program)",
         "person_key": "the person (for a household rule: its head)", "household_key": "dibao household",
-        "sex": "男/女", "birth_year": "year of birth", "evidence": "why, in words, with the figures the rule compared"}),
+        "sex": "男/女", "birth_year": "year of birth",
+        "evidence": "why, in words, with the figures the rule compared"}),
     "fact_visit": ("走访探视名单 The monthly visit list: one row per person and reason to visit, every payroll month", {
         "payroll_month": "payroll month of the list", "region_code": "county", "township": "乡镇/街道 (optional "
         "roster column), else NULL", "rule": "reason code (vocabulary.VISIT_RULES)", "rule_zh": "reason in Chinese",

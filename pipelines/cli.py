@@ -247,7 +247,8 @@ def cmd_simulate(args) -> int:
             console.print(f"全省{a['urban_rural']}平均标准（{a['label']}）：{a['note']}")
             continue
         console.print(f"全省{a['urban_rural']}平均标准（{a['label']}）：{a['before']} → {a['after']}，"
-                      f"提高 {a['raise'] * 100:.2f}%，目标 {a['target'] * 100:.2f}%，{'达标' if a['meets'] else '未达标'}"
+                      f"提高 {a['raise'] * 100:.2f}%，目标 {a['target'] * 100:.2f}%，"
+                      f"{'达标' if a['meets'] else '未达标'}"
                       + (f"（{a['note']}）" if a["note"] else ""))
     path = Path(args.output or ctx.out / "simulations" /
                 f"simulate_{result['from_month']}_{result['effective']}_{args.urban.strip('%')}_{args.rural.strip('%')}.xlsx")

@@ -183,6 +183,7 @@ def build_lists(con, month: str, p: dict[str, Decimal]) -> None:
     age_values = ", ".join(f"('{prog}', {int(a)}, '{meaning}')" for prog, a, meaning in ages)
     cols = "region_code, township, rule, program, id_number, household_id, name, sex, birth_date"
     con.execute(f"CREATE OR REPLACE TEMP TABLE watch_list ({LIST_COLUMNS})")
+    age_cols = cols.replace("rule, program", "'age_threshold', c.program").replace("region_code,", "c.region_code,", 1)
     con.execute(f"""
         INSERT INTO watch_list
         WITH heads AS (SELECT * FROM watch_cur WHERE program = 'dibao' AND relation = '户主'),
@@ -241,7 +242,8 @@ def build_lists(con, month: str, p: dict[str, Decimal]) -> None:
         UNION ALL
         SELECT $m, l.region_code, NULL, 'low_income_unassisted', NULL, l.id_number, NULL, l.name,
                id_sex(l.id_number), id_birth_date(l.id_number),
-               '低收入人口登记' || coalesce('（' || l.category || '）', '') || coalesce('，' || l.registered_month || ' 登记', '')
+               '低收入人口登记' || coalesce('（' || l.category || '）', '')
+               || coalesce('，' || l.registered_month || ' 登记', '')
                || '；本月不在任何救助名册，请核实是否符合条件、及时纳入'
         FROM register l
         WHERE l.id_number IS NOT NULL
@@ -254,7 +256,7 @@ def build_lists(con, month: str, p: dict[str, Decimal]) -> None:
         FROM watch_cur WHERE program = 'orphan' AND birth_date IS NOT NULL
           AND {_age_turn(p['orphan_age_out'])} BETWEEN $m AND $orphan_until
         UNION ALL
-        SELECT DISTINCT $m, {cols.replace('rule, program', "'age_threshold', c.program").replace('region_code,', 'c.region_code,', 1)},
+        SELECT DISTINCT $m, {age_cols},
                strftime(c.birth_date + to_years(a.age), '%Y-%m') || ' 年满 ' || a.age || ' 周岁：' || a.meaning
         FROM watch_cur c JOIN (VALUES {age_values}) a(program, age, meaning) ON a.program = c.program
         WHERE c.birth_date IS NOT NULL
@@ -600,9 +602,9 @@ def render_statistical_return(month: str, rows: list[dict], total: Decimal, prog
         regions[key][r["program"]] = regions[key].get(r["program"], Decimal(0)) + r["spending"]
     ws = wb.add_worksheet("汇总")
     ws.write(0, 0, f"{month} 社会救助月度统计报表（支出，元）　全省", fmt["title"])
-    ws.write(1, 0, f"台账应付合计 {total:,.2f} 元；全省各项目支出之和 "
-                   f"{sum((v for k, d in regions.items() if k[0] == 0 for p, v in d.items() if p in STAT_PROGRAMS), Decimal(0)):,.2f} 元",
-             fmt["bold"])
+    province = sum((v for k, d in regions.items() if k[0] == 0 for p, v in d.items() if p in STAT_PROGRAMS),
+                   Decimal(0))
+    ws.write(1, 0, f"台账应付合计 {total:,.2f} 元；全省各项目支出之和 {province:,.2f} 元", fmt["bold"])
     headers = ["地区"] + [STAT_PROGRAM_ZH[p] for p in STAT_PROGRAMS] + ["合计"]
     body = []
     for _key, d in sorted(regions.items(), key=lambda kv: kv[1]["sort"]):
@@ -620,8 +622,8 @@ def render_statistical_return(month: str, rows: list[dict], total: Decimal, prog
     dib: dict[tuple, dict] = {}
     for r in rows:
         if r["program"] == "dibao":
-            dib.setdefault((r["level"], r["city_code"], r["region_code"]), {"label": _region_label(r),
-                                                                            "sort": regions[(r["level"], r["city_code"], r["region_code"])]["sort"]})[r["urban_rural"]] = r
+            key = (r["level"], r["city_code"], r["region_code"])
+            dib.setdefault(key, {"label": _region_label(r), "sort": regions[key]["sort"]})[r["urban_rural"]] = r
     body = []
     for _key, d in sorted(dib.items(), key=lambda kv: kv[1]["sort"]):
         line = [d["label"]]
@@ -659,7 +661,8 @@ def progress_lines(progress: dict) -> list[str]:
     out = []
     for a in progress["averages"]:
         if a["raise"] is None:
-            out.append(f"全省{a['urban_rural']}低保平均标准（{a['label']}）：基期 {progress['base_month']} 无标准，无法比较")
+            out.append(f"全省{a['urban_rural']}低保平均标准（{a['label']}）：基期 {progress['base_month']} "
+                       "无标准，无法比较")
             continue
         out.append(f"全省{a['urban_rural']}低保平均标准（{a['label']}）：{a['now']} 元，基期 {progress['base_month']} "
                    f"{a['base']} 元，提高 {a['raise'] * 100:.2f}%，目标 {a['target'] * 100:.2f}%："
@@ -670,7 +673,8 @@ def progress_lines(progress: dict) -> list[str]:
                + (f"{len(below)} 个县区不高于扶贫标准：" + "，".join(f"{r} {n}" for r, n, _s, _l in below)
                   if below else "所有县区均高于扶贫标准"))
     n = progress["price_linkage_months"]
-    since = f"（自仓库最早月份 {progress['first_month']} 起，实际可能更长）" if progress["price_linkage_since_first"] else ""
+    since = (f"（自仓库最早月份 {progress['first_month']} 起，实际可能更长）"
+             if progress["price_linkage_since_first"] else "")
     out.append(f"价格临时补贴联动：截至本月连续 {n} 个月发放{since}" if n else "价格临时补贴联动：本月未发放")
     return out
 
@@ -687,8 +691,8 @@ def render_progress(wb, fmt, progress: dict) -> None:
     body = [[a["urban_rural"], a["label"], a["base"], a["now"],
              f"{a['raise'] * 100:.2f}%" if a["raise"] is not None else "", f"{a['target'] * 100:.2f}%",
              "是" if a["meets"] else "否"] for a in progress["averages"]]
-    end = write_table(ws, fmt, ["城乡", "平均方式", f"基期 {progress['base_month']}", "本月", "提高", "目标", "达标"], body,
-                      money_columns={2, 3}, start_row=start)
+    headers = ["城乡", "平均方式", f"基期 {progress['base_month']}", "本月", "提高", "目标", "达标"]
+    end = write_table(ws, fmt, headers, body, money_columns={2, 3}, start_row=start)
     body = [[r, name, ur, s, b, f"{(s / b - 1) * 100:.2f}%" if s is not None and b else "",
              progress["weights"].get((r, ur), 0), line if ur == "农村" else None,
              ("是" if s is not None and line is not None and s > line else "否") if ur == "农村" else ""]

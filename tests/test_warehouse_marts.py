@@ -204,7 +204,7 @@ def test_simulate_command_prints_the_table_and_writes_the_workbook(may_2020, cap
     printed = capsys.readouterr().out
     assert "104.74" in printed and "1,256.88" in printed and "miss a target" in printed
     wb = CalamineWorkbook.from_path(str(out))
-    assert wb.sheet_names == ["测算汇总", "标准与目标"]
+    assert wb.sheet_names == ["测算汇总", "标准与目标", "全省平均", "取整说明"]
     rows = wb.get_sheet_by_name("测算汇总").to_python()
     assert rows[2][:3] == ["行政区划代码", "县区", "项目"] and any(r[0] == "210102" for r in rows[3:])
 

@@ -290,8 +290,8 @@ def test_visit_list(lab):
 def test_a_missing_threshold_stops_with_a_sentence(lab):
     ctx, con = lab
     path = ctx.reference / "policy_parameters.csv"
-    path.write_text("".join(l for l in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                            if not l.startswith("watch_income_drop_ratio,")), encoding="utf-8")
+    path.write_text("".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not line.startswith("watch_income_drop_ratio,")), encoding="utf-8")
     with pytest.raises(RunError, match="policy_parameters.csv has no watch_income_drop_ratio row in force for "
                                        "payroll 2020-04"):
         prepare(con, ctx)
