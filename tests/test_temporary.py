@@ -447,3 +447,28 @@ def test_a_county_s_case_count_may_swing_from_month_to_month(tmp_path):
     ctx = context(tmp_path, "2020-02")
     assert previous_file_counts(ctx).get("temporary") == {T_C: 60}
     assert ingest_program(ctx, "temporary", previous_file_counts(ctx)["temporary"])["files_by_status"] == {"loaded": 1}
+
+
+@pytest.mark.unit
+def test_every_figure_of_the_shipped_policy_is_named_illustrative_in_sources():
+    """data/reference/SOURCES.md: no row of temporary_assistance.csv carries a document number, so its
+    section names each figure of the file, and every line of it says illustrative."""
+    import csv
+    import re
+
+    from pipelines.settings import DEFAULT_REFERENCE
+
+    text = (DEFAULT_REFERENCE / "SOURCES.md").read_text(encoding="utf-8")
+    section = text[text.index("## temporary_assistance.csv in detail"):]
+    items = {m.group(1): m.group(2) for m in re.finditer(r"^- \*\*(\w+)\*\*.*?:(.*?)(?=^- |\Z)", section, re.M | re.S)}
+    with open(DEFAULT_REFERENCE / "temporary_assistance.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(items) == set(rows[0]) - {"region_code", "event_type", "valid_from"}, items
+    assert all("**illustrative**" in body for body in items.values()), items
+    for r in rows:  # each figure as written there: months by event, caps in yuan with a thousands comma
+        assert f"{r['event_type']} {r['standard_months']}" in items["standard_months"], r
+        for column in ("township_cap", "county_cap", "case_by_case_threshold"):
+            assert f"{int(r[column]):,}" in items[column], (column, r)
+        times = {"1": "once for ", "2": "twice for "}[r["max_per_12_months"]]
+        listed = items["max_per_12_months"].split(times)[1].split(",  ")[0].split(" per ")[0]
+        assert r["event_type"] in listed, (r, listed)
