@@ -472,3 +472,43 @@ def test_every_figure_of_the_shipped_policy_is_named_illustrative_in_sources():
         times = {"1": "once for ", "2": "twice for "}[r["max_per_12_months"]]
         listed = items["max_per_12_months"].split(times)[1].split(",  ")[0].split(" per ")[0]
         assert r["event_type"] in listed, (r, listed)
+
+
+# --- supplementary runs, reissues and released holds of one-offs ----------------------------------
+
+def test_a_late_case_is_paid_once_by_a_supplementary_run(tmp_path, capsys):
+    """January is released with RESIDENT's case LS-L1; the county then delivers two late January
+    cases: LS-L2, a second case of the same person (one_off's grain adds the approval number, so it is
+    not LS-L1 again), and LS-L3 of another person. The supplementary batch S1 pays exactly these two:
+    700.00 + 650.00 = 1350.00; a rerun of it writes the same, and February pays none of them again
+    (two new cases of one person in one month are two lines, and the books' paid-once check sees two
+    approvals, not one line twice)."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh, out = tmp_path / "inbox", tmp_path / "warehouse.duckdb", tmp_path / "out"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-L1", "900")])
+    run(tmp_path, "2020-01")
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局张三"]) == 0
+    late = [case(RESIDENT, "因灾", "LS-L2", "700", event_date="2020-01-20"),
+            case(WIDOW, "因病", "LS-L3", "650", event_date="2020-01-21")]
+    temporary_file(inbox, "2020-01", late, suffix="_补报")
+    args = ["run", "--month", "2020-01", "--inbox", str(inbox), "--out", str(out), "--warehouse", str(wh),
+            "--supplementary"]
+    assert doudi(args) == 0, capsys.readouterr().err
+    supplementary = "SELECT approval_no, status, amount FROM payment_ledger WHERE batch_id = 'S1' ORDER BY 1"
+    assert query(wh, supplementary) == [("LS-L2", "payable", D("700.00")), ("LS-L3", "payable", D("650.00"))]
+    assert query(wh, "SELECT sum(count), sum(sum) FROM payout_file WHERE payroll_month = '2020-01' AND format = 'csv' "
+                     "AND name LIKE '%_S1_%'") == [(2, D("1350.00"))]
+    assert doudi(args) == 0
+    assert query(wh, supplementary) == [("LS-L2", "payable", D("700.00")), ("LS-L3", "payable", D("650.00"))]
+    # February: the three again (paid already), and two new cases of RESIDENT, both payable this month
+    temporary_file(inbox, "2020-02", [case(RESIDENT, "因病", "LS-L1", "900")] + late + [
+        case(RESIDENT, "隔离收治", "LS-L4", "400", event_date="2020-02-03"),
+        case(RESIDENT, "其他", "LS-L5", "300", event_date="2020-02-04")])
+    run(tmp_path, "2020-02")
+    assert one_offs(wh) == [("2020-01", "LS-L1", "payable", None, D("900.00")),
+                            ("2020-01", "LS-L2", "payable", None, D("700.00")),
+                            ("2020-01", "LS-L3", "payable", None, D("650.00")),
+                            ("2020-02", "LS-L4", "payable", None, D("400.00")),
+                            ("2020-02", "LS-L5", "payable", None, D("300.00"))]
+    assert [f[0] for f in findings(wh, "2020-02")] == ["temporary_already_paid"] * 3
