@@ -31,3 +31,12 @@ def test_same_seed_same_bytes_and_every_format(tmp_path):
             gbk += 1
     assert gbk > 0  # GBK exports
     assert (tmp_path / "a" / "2020-02" / "registry" / "deaths.csv").exists()
+    # temporary assistance: cases under rosters/temporary/ every month, each planted kind in the truth
+    assert all(any(n.startswith(f"{m}/rosters/temporary/") for n in a) for m in ("2020-01", "2020-02"))
+    import csv
+
+    with open(tmp_path / "a" / "ground_truth.csv", encoding="utf-8") as fh:
+        kinds = {(t["month"], t["defect"]) for t in csv.DictReader(fh) if t["program"] == "temporary"}
+    planted = {"temporary_above_cap", "temporary_repeat", "temporary_bad_event", "temporary_no_approval",
+               "temporary_migrant"}
+    assert kinds == {("2020-01", k) for k in planted} | {("2020-02", k) for k in planted | {"temporary_deceased"}}
