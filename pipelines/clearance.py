@@ -23,8 +23,10 @@ from pipelines.months import parse_month
 from pipelines.settings import RunError
 
 # account_conflict_in_file: clearing it pays the account of the person's first row in the file
+# temporary assistance: clearing a held case pays it once, in the first payroll the clearance covers
 CLEARABLE_HOLDS = ("household_head_deceased", "account_holder_mismatch", "guardian_deceased",
-                   "account_conflict_in_file")
+                   "account_conflict_in_file", "temporary_above_cap", "temporary_case_by_case_missing",
+                   "temporary_repeat_within_12_months", "temporary_recipient_deceased")
 CLEARANCE_COLUMNS = ("clearance_id VARCHAR, program VARCHAR, id_number VARCHAR, hold_reason VARCHAR, "
                      "effective_payroll VARCHAR, through_payroll VARCHAR, cleared_by VARCHAR, cleared_at VARCHAR, "
                      "note VARCHAR")

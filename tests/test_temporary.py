@@ -512,3 +512,36 @@ def test_a_late_case_is_paid_once_by_a_supplementary_run(tmp_path, capsys):
                             ("2020-02", "LS-L4", "payable", None, D("400.00")),
                             ("2020-02", "LS-L5", "payable", None, D("300.00"))]
     assert [f[0] for f in findings(wh, "2020-02")] == ["temporary_already_paid"] * 3
+
+
+def test_a_held_case_is_paid_once_after_a_caseworker_clears_it(tmp_path, capsys):
+    """January holds LS-K1 (2000.01, a fen above the township's 2000.00 cap, no 一事一议 number). The
+    caseworker clears it for February through March; the county delivers nothing more of it. February
+    pays it once, 2000.01 to the case's account (arrears_cause held_released, from January's held
+    line); a rerun of February pays it once; March, still covered by the clearance, does not pay it
+    again, nor a redelivery of it in March (already paid)."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-K1", "2000.01")])
+    run(tmp_path, "2020-01")
+    assert one_offs(wh) == [("2020-01", "LS-K1", "held", "temporary_above_cap", D("2000.01"))]
+    clear = ["clear", "--month", "2020-02", "--warehouse", str(wh), "--by", "王科长", "--program", "temporary",
+             "--id", RESIDENT["id"], "--reason", "temporary_above_cap", "--through", "2020-03",
+             "--note", "经县民政局复核"]
+    assert doudi(clear) == 0, capsys.readouterr().err
+    temporary_file(inbox, "2020-02", [case(WIDOW, "因病", "LS-K2", "600")])  # another case of February
+    run(tmp_path, "2020-02")
+    run(tmp_path, "2020-02")
+    temporary_file(inbox, "2020-03", [case(RESIDENT, "因病", "LS-K1", "2000.01")])
+    run(tmp_path, "2020-03")
+    assert one_offs(wh) == [("2020-01", "LS-K1", "held", "temporary_above_cap", D("2000.01")),
+                            ("2020-02", "LS-K1", "payable", None, D("2000.01")),
+                            ("2020-02", "LS-K2", "payable", None, D("600.00"))]
+    (cause, basis, account, ref, funds), = query(
+        wh, "SELECT arrears_cause, basis_month, payee_account, payment_ref, fund_provincial + fund_city + fund_county "
+            "FROM payment_ledger WHERE payroll_month = '2020-02' AND approval_no = 'LS-K1'")
+    assert (cause, basis, account, funds) == ("held_released", "2020-01", "6222" + RESIDENT["id"][6:14] + "0009",
+                                              D("2000.01"))
+    assert ref and query(wh, "SELECT amount FROM payout_record WHERE payment_ref = ?", [ref]) == [(D("2000.01"),)]
+    assert [f[0] for f in findings(wh, "2020-03")] == ["temporary_already_paid"]
