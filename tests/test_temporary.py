@@ -545,3 +545,36 @@ def test_a_held_case_is_paid_once_after_a_caseworker_clears_it(tmp_path, capsys)
                                               D("2000.01"))
     assert ref and query(wh, "SELECT amount FROM payout_record WHERE payment_ref = ?", [ref]) == [(D("2000.01"),)]
     assert [f[0] for f in findings(wh, "2020-03")] == ["temporary_already_paid"]
+
+
+def test_a_failed_one_off_is_reissued_once_to_the_corrected_account(tmp_path):
+    """January pays LS-F1 (900.00); the bank returns it failed. February: the county delivers the case
+    again with a new card (not paid again: temporary_already_paid): one reissue of 900.00 to the new
+    card, naming January's line; a rerun gives the same; March (the case delivered again) reissues
+    nothing more. Paid in money that arrived: 900.00, once."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh, out = tmp_path / "inbox", tmp_path / "warehouse.duckdb", tmp_path / "out"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-F1", "900")])
+    run(tmp_path, "2020-01")
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局"]) == 0
+    (ref, line_id), = query(wh, "SELECT payment_ref, line_id FROM payment_ledger WHERE approval_no = 'LS-F1'")
+    write_csv(inbox / "2020-02" / "bank_returns" / "ICBC_202001_回盘.csv", ["payment_ref", "status", "reason"],
+              [[ref, "失败", "账户冻结"]])
+    assert doudi(["returns", "--month", "2020-02", "--inbox", str(inbox), "--warehouse", str(wh),
+                  "--out", str(out)]) == 0
+    corrected = case(RESIDENT, "因病", "LS-F1", "900")
+    corrected[6] = "6217000011112222"
+    temporary_file(inbox, "2020-02", [corrected])
+    reissues = ("SELECT payroll_month, line_type, approval_no, amount, status, payee_account, reissue_of "
+                "FROM payment_ledger WHERE line_type = 'reissue' ORDER BY payroll_month")
+    for _ in range(2):
+        run(tmp_path, "2020-02")
+        assert query(wh, reissues) == [("2020-02", "reissue", "LS-F1", D("900.00"), "payable", "6217000011112222",
+                                        [line_id])]
+    assert findings(wh, "2020-02") == [("temporary_already_paid", "warning", "not_paid", RESIDENT["id"])]
+    temporary_file(inbox, "2020-03", [corrected])
+    run(tmp_path, "2020-03")
+    assert query(wh, reissues)[1:] == []
+    assert query(wh, "SELECT sum(amount) FROM payment_ledger WHERE id_number = ? AND status = 'payable' "
+                     "AND payment_state IS DISTINCT FROM 'failed'", [RESIDENT["id"]]) == [(D("900.00"),)]
