@@ -949,7 +949,8 @@ class Generator:
             k = len(cases) + 1
             c = {"county": county, **person, "event_type": event, "household_id": household,
                  "event_date": f"{month}-{day or int(rng.integers(1, last_day + 1)):02d}",
-                 "approval_no": f"LS{county}{yyyymm}{self.cfg.shard:02d}{k:04d}" if approval is None else approval,
+                 # slashes: no run of digits long enough to pass for an ID or account number
+                 "approval_no": f"LS{county}/{yyyymm}/{self.cfg.shard:02d}{k:04d}" if approval is None else approval,
                  "approval_level": level, "case_by_case_no": case_no, "approved_amount": amount, "defect": defect}
             cases.append(c)
             return c
@@ -965,7 +966,7 @@ class Generator:
             household = f"{county}T{self.cfg.shard:02d}{int(rng.integers(0, 10**6)):06d}" if rng.random() < 0.5 else ""
             if rng.random() < 0.1:  # a larger case decided 一事一议 by the county
                 amount = int(policy["county_cap"]) + 50 * int(rng.integers(1, 20))
-                add(person, county, event, f"{amount}.00", level="县级", case_no=f"YSYY{county}{yyyymm}{i:04d}",
+                add(person, county, event, f"{amount}.00", level="县级", case_no=f"YSYY{county}/{yyyymm}/{i:03d}",
                     household=household)
             else:
                 level = "县级" if rng.random() < 0.2 else "乡镇"

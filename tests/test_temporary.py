@@ -578,3 +578,50 @@ def test_a_failed_one_off_is_reissued_once_to_the_corrected_account(tmp_path):
     assert query(wh, reissues)[1:] == []
     assert query(wh, "SELECT sum(amount) FROM payment_ledger WHERE id_number = ? AND status = 'payable' "
                      "AND payment_state IS DISTINCT FROM 'failed'", [RESIDENT["id"]]) == [(D("900.00"),)]
+
+
+def test_the_event_is_a_dimension_of_the_star_schema_also_in_an_older_warehouse(tmp_path):
+    """January is published, then its warehouse is taken back to before this change (fact_payment
+    without the case columns, no dim_event). February's publish migrates it: January's lines keep
+    their values with the new columns empty, February's one_off lines carry their case. The analyst
+    copy joins them to dim_event; an approval number typed as an ID number is masked there."""
+    import duckdb
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-E1", "800")])
+    run(tmp_path, "2020-01")
+    case_columns = ["approval_no", "event_type", "event_date", "approval_level", "case_by_case_no"]
+    con = duckdb.connect(str(wh))
+    for column in case_columns:
+        con.execute(f"ALTER TABLE fact_payment DROP COLUMN {column}")
+    con.execute("DROP TABLE dim_event")
+    january = con.execute("SELECT * FROM fact_payment ORDER BY ALL").fetchall()
+    con.close()
+    typed_as_id = make_id(T_C, "19800101", 7)  # a county that numbers its approvals like ID numbers
+    temporary_file(inbox, "2020-02", [
+        case(WIDOW, "病亡", "LS-E2", "3000.01", level="乡镇", event_date="2020-02-03", case_no="YSYY-7"),
+        case(MIGRANT, "失业滞留", typed_as_id, "655", level="县级", event_date="2020-02-04")])
+    run(tmp_path, "2020-02")
+    columns = ", ".join(case_columns)
+    assert query(wh, f"SELECT * EXCLUDE ({columns}) FROM fact_payment WHERE payroll_month = '2020-01' "
+                     "ORDER BY ALL") == january
+    assert query(wh, f"SELECT {columns} FROM fact_payment WHERE payroll_month = '2020-01'") == [(None,) * 5]
+    import datetime
+
+    assert query(wh, f"SELECT {columns}, status, amount FROM fact_payment WHERE payroll_month = '2020-02' "
+                     "ORDER BY approval_no") == [
+        (typed_as_id, "失业滞留", datetime.date(2020, 2, 4), "县级", None, "payable", D("655.00")),
+        ("LS-E2", "病亡", datetime.date(2020, 2, 3), "乡镇", "YSYY-7", "payable", D("3000.01"))]
+    analyst = wh.with_name("warehouse_analyst.duckdb")
+    # by event: 因病 800.00 (January), 病亡 3000.01 and 失业滞留 655.00 (February); every other event none
+    assert query(analyst, "SELECT e.event_type, count(f.approval_no), coalesce(sum(f.amount), 0) FROM dim_event e "
+                          "LEFT JOIN fact_payment f USING (event_type) GROUP BY ALL ORDER BY min(e.sort_order)") == [
+        ("疫情确诊", 0, 0), ("隔离收治", 0, 0), ("病亡", 1, D("3000.01")), ("失业滞留", 1, D("655.00")),
+        ("因病", 0, 0), ("因灾", 0, 0), ("其他", 0, 0)]
+    # January's line lost its case in the migration (it was never there); dim_event counts it from the ledger
+    assert query(analyst, "SELECT event_type, cases_in_ledger, amount_payable FROM dim_event WHERE cases_in_ledger > 0 "
+                          "ORDER BY sort_order") == [("病亡", 1, D("3000.01")), ("失业滞留", 1, D("655.00")),
+                                                     ("因病", 1, D("800.00"))]
+    approvals = [r[0] for r in query(analyst, "SELECT approval_no FROM fact_payment WHERE approval_no IS NOT NULL "
+                                              "ORDER BY 1")]
+    assert approvals == [typed_as_id[:6] + "********" + typed_as_id[-4:], "LS-E2"]

@@ -41,6 +41,8 @@ select
     program,
     service_month,
     approval_no,
+    any_value(event_type)                                 as event_type,
+    any_value(event_date)                                 as event_date,
     'reissue'                                             as line_type,
     any_value(unit_key)                                   as unit_key,
     any_value(region_code)                                as region_code,
