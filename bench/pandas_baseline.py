@@ -80,7 +80,9 @@ def compute_month(roster_path: Path, reference: Path, month: str, province: str 
 def compute_frame(r: pd.DataFrame, reference: Path, month: str, province: str = "21") -> pd.DataFrame:
     """The month's lines from a roster frame with ROSTER_COLUMNS (bench/pandas_pipeline.py builds
     one from the inbox)."""
-    u = r[(r.disposition == "accepted") & r.not_paid_reason.isna()].copy()
+    # the four monthly programs: temporary assistance (one_off lines, the amount approved) is not modelled,
+    # and doudi_totals leaves it out of the comparison
+    u = r[(r.disposition == "accepted") & r.not_paid_reason.isna() & (r.program != "temporary")].copy()
     u["line_program"] = u.ledger_program.where(u.program == "disability", u.program)
     u["unit_key"] = u.household_id.where(u.program == "dibao", u.id_number)
     standards = load_standards(reference, month)
@@ -204,11 +206,12 @@ def totals(lines: pd.DataFrame) -> dict[tuple[str, str, str], tuple[int, int]]:
 
 
 def doudi_totals(ledger_path: Path) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """doudi's ledger by program, line type and status, without temporary assistance (not modelled here)."""
     import duckdb
 
     rows = duckdb.connect().execute(
         "SELECT program, line_type, status, count(*), sum(amount * 100)::BIGINT "
-        f"FROM read_parquet('{ledger_path}') GROUP BY ALL").fetchall()
+        f"FROM read_parquet('{ledger_path}') WHERE program <> 'temporary' GROUP BY ALL").fetchall()
     return {(p, t, s): (int(n), int(a)) for p, t, s, n, a in rows}
 
 

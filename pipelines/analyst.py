@@ -52,7 +52,8 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         "last_month": "last payroll month on a roster", "months_on_roster": "number of payroll months on a roster"}),
     "fact_payment": ("发放明细 Payment lines of the ledger", {
         "payroll_month": "payroll month that decided the line", "service_month": "month the money is for",
-        "program": "program (dim_program)", "line_type": "regular / price_subsidy / arrears / reissue",
+        "program": "program (dim_program)",
+        "line_type": "regular / price_subsidy / arrears / reissue / one_off",
         "status": "payable or held", "hold_reason": "why held", "payment_state": "sent / paid / failed (bank returns)",
         "person_key": "the person the line is for (a household's program lines stand on its head)",
         "household_key": "dibao household", "region_code": "county", "urban_rural": "城市/农村",
@@ -61,7 +62,16 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         "account_masked": "payee account, last 4 digits", "payee_bank_code": "bank code",
         "batch_id": "payout batch: R regular, X reissue, S1.. supplementary",
         "arrears_cause": "raise_back_pay / late_enrolment / held_released / supplementary_correction",
-        "rule_versions": "versions of the reference rows that produced the amount"}),
+        "rule_versions": "versions of the reference rows that produced the amount",
+        "approval_no": "temporary assistance: the case's approval number (one_off lines and their reissues)",
+        "event_type": "temporary assistance: the event the case answers (dim_event)",
+        "event_date": "temporary assistance: date of the event",
+        "approval_level": "temporary assistance, one_off lines: 乡镇 (township) or 县级 (county)",
+        "case_by_case_no": "temporary assistance, one_off lines: 一事一议 record number, if any"}),
+    "dim_event": ("临时救助事由 Events temporary assistance answers (contract section 2)", {
+        "event_type": "event as delivered and in fact_payment", "event_en": "meaning in English",
+        "sort_order": "order of the contract's list", "cases_in_ledger": "approval numbers with a one_off line",
+        "amount_payable": "yuan on payable one_off lines, all months"}),
     "fact_enrolment": ("名册行 Every delivered roster row and what became of it", {
         "payroll_month": "payroll month", "program": "roster", "source_file": "file, relative to the month's inbox",
         "source_row": "data row in the file, from 1", "person_key": "pseudonym of the ID (NULL if unreadable)",
@@ -109,6 +119,7 @@ ANALYST_TABLES = {
     "dim_region": "SELECT * FROM wh.dim_region",
     "dim_program": "SELECT * FROM wh.dim_program",
     "dim_month": "SELECT * FROM wh.dim_month",
+    "dim_event": "SELECT * FROM wh.dim_event",
     "dim_person": """
         SELECT k.person_key, p.version, p.valid_from, p.valid_to, p.is_current, p.last_seen,
                mask_name(p.name) AS name_masked, p.sex, CAST(year(p.birth_date) AS INTEGER) AS birth_year,
@@ -125,7 +136,8 @@ ANALYST_TABLES = {
                pk.person_key, hk.household_key, f.region_code, f.urban_rural, f.amount, f.fund_central,
                f.fund_provincial, f.fund_city, f.fund_county, f.fund_version,
                mask_account(f.payee_account) AS account_masked, f.payee_bank_code, f.batch_id, f.arrears_cause,
-               f.rule_versions
+               f.rule_versions, mask_long_numbers(f.approval_no) AS approval_no, f.event_type, f.event_date,
+               f.approval_level, mask_long_numbers(f.case_by_case_no) AS case_by_case_no
         FROM wh.fact_payment f LEFT JOIN person_keys pk USING (id_number)
         LEFT JOIN household_keys hk USING (household_id)""",
     "fact_enrolment": """

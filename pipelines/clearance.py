@@ -23,8 +23,10 @@ from pipelines.months import parse_month
 from pipelines.settings import RunError
 
 # account_conflict_in_file: clearing it pays the account of the person's first row in the file
+# temporary assistance: clearing a held case pays it once, in the first payroll the clearance covers
 CLEARABLE_HOLDS = ("household_head_deceased", "account_holder_mismatch", "guardian_deceased",
-                   "account_conflict_in_file")
+                   "account_conflict_in_file", "temporary_above_cap", "temporary_case_by_case_missing",
+                   "temporary_repeat_within_12_months", "temporary_recipient_deceased")
 # the programs a clearance may name: the rosters' and the ledger's (`doudi explain` shows the latter)
 ROSTER_PROGRAM_OF = {"disability_living": "disability", "disability_nursing": "disability"}
 CLEARABLE_PROGRAMS = ("dibao", "tekun", "orphan", "disability", "disability_living", "disability_nursing", "temporary")

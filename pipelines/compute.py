@@ -16,6 +16,7 @@ Writes `_work/compute/ledger.parquet` (the month's ledger lines, payment_ref sti
 from __future__ import annotations
 
 from pipelines.audits import enforce
+from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
@@ -56,7 +57,8 @@ HIST_LEDGER_COLUMNS = {
     "rule_versions": "VARCHAR[]", "inputs": "VARCHAR", "formula": "VARCHAR",
     "line_id": "VARCHAR", "payment_ref": "VARCHAR", "payee_account": "VARCHAR", "payment_state": "VARCHAR",
     "reissue_of": "VARCHAR[]", "region_code": "VARCHAR", "household_id": "VARCHAR", "urban_rural": "VARCHAR",
-    "approval_no": "VARCHAR",
+    "approval_no": "VARCHAR", "hold_reason": "VARCHAR", "event_type": "VARCHAR", "event_date": "DATE",
+    "basis_month": "VARCHAR", "source_file": "VARCHAR", "source_row": "BIGINT",
 }
 
 
@@ -273,6 +275,13 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
                     "FROM wh.payment_ledger WHERE payroll_month < ?", [month])
         if not units:
             return
+        # the hold clearances that apply to this payroll (`doudi clear`): a temporary case held in an
+        # earlier payroll is released by them (int_temporary_due), its county need not deliver it again
+        if "hold_clearance" in tables:
+            con.execute("""CREATE TABLE hold_clearances AS SELECT * FROM wh.hold_clearance
+                           WHERE effective_payroll <= ? AND through_payroll >= ?""", [month, month])
+        else:
+            con.execute(f"CREATE TABLE hold_clearances ({CLEARANCE_COLUMNS})")
         # a month not paid because of a death that is withdrawn now was not decided: it is owed again
         # (int_service_months pays it as arrears, cause death_withdrawn)
         con.execute("""CREATE TABLE hist_withdrawn AS
@@ -291,6 +300,7 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
         con.execute(f"CREATE TABLE hist_ledger ({', '.join(f'{k} {t}' for k, t in HIST_LEDGER_COLUMNS.items())})")
         if not units:
             return
+        con.execute(f"CREATE TABLE hold_clearances ({CLEARANCE_COLUMNS})")
         con.execute("CREATE TABLE hist_decided (unit_key VARCHAR, line_program VARCHAR, basis_month VARCHAR)")
         con.execute("CREATE TABLE hist_withdrawn (unit_key VARCHAR, line_program VARCHAR, service_month VARCHAR)")
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")

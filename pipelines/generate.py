@@ -30,6 +30,7 @@ from pipelines.vocabulary import (
     COMMON_COLUMNS,
     DISABILITY_CATEGORIES,
     DISABILITY_GRADES,
+    EXTRA_ALIASES,
     PROGRAM_COLUMNS,
 )
 
@@ -55,6 +56,13 @@ DEFAULT_DEFECT_RATES = {
     "owns_vehicle": 0.002,  # ... in the vehicle registry -> review finding
     "owns_business": 0.002,  # ... in the business registry -> review finding
     "guardian_account_changed": 0.01,  # an orphan's guardian, account and holder all change -> review
+    # temporary assistance (临时救助): shares of the month's cases (at least one each where any is drawn)
+    "temporary_above_cap": 0.1,  # above the township's cap, no 一事一议 number -> held
+    "temporary_repeat": 0.1,  # the household's case once more than the event allows in 12 months -> held
+    "temporary_deceased": 0.1,  # a case for someone the death registry has dead before the event -> not paid
+    "temporary_bad_event": 0.1,  # an event outside the vocabulary -> EVENT_TYPE_INVALID
+    "temporary_no_approval": 0.1,  # no approval number -> APPROVAL_NO_MISSING
+    "temporary_migrant": 0.2,  # a worker from another province: accepted under the approving county, paid
 }
 # What the pipeline is expected to do with each planted defect (for tests and bench).
 EXPECTED_OUTCOME = {
@@ -81,7 +89,18 @@ EXPECTED_OUTCOME = {
     "watch_income_drop": ("watch", "income_drop"),
     "watch_household_size_change": ("watch", "household_size_change"),
     "watch_low_income_unassisted": ("watch", "low_income_unassisted"),
+    "temporary_above_cap": ("finding", "temporary_above_cap"),
+    "temporary_repeat": ("finding", "temporary_repeat_within_12_months"),
+    "temporary_deceased": ("finding", "temporary_deceased_before_event"),
+    "temporary_bad_event": ("quarantined", "EVENT_TYPE_INVALID"),
+    "temporary_no_approval": ("quarantined", "APPROVAL_NO_MISSING"),
+    "temporary_migrant": ("accepted", "one_off"),
 }
+# Temporary assistance: the share of counties that deliver cases in a month, cases per 100 persons, and
+# the provinces people from elsewhere come from (a county-level code of each).
+TEMPORARY_COUNTY_SHARE = 0.03
+TEMPORARY_CASES_PER_100 = 1.0
+OTHER_PROVINCE_CODES = ("110105", "130102", "220102", "230102", "370102", "410102", "510104")
 # Registry extracts (contract section 3) the generator writes, with the defect each planted match is,
 # and the evidence columns each registry carries beside id_number and name.
 REGISTRIES = {
@@ -980,6 +999,151 @@ class Generator:
             self.truth.append({"month": month, "defect": "watch_low_income_unassisted", "program": "",
                                "id_number": r["id_number"], "related_id": "", "file": "registry/low_income.csv",
                                "detail": "low_income"})
+    # --- temporary assistance (临时救助) ----------------------------------------------------------
+    def _temporary_policy(self, county: str, event: str, month: str) -> dict | None:
+        """The temporary_assistance.csv row a case of this county and event is judged by (the longest
+        region prefix, then the latest valid_from in force): the generator plants against the data."""
+        if not hasattr(self, "_temporary_rows"):
+            path = self.cfg.reference / "temporary_assistance.csv"
+            self._temporary_rows = pd.read_csv(path, dtype=str).to_dict("records") if path.exists() else []
+        rows = [r for r in self._temporary_rows if county.startswith(r["region_code"]) and r["event_type"] == event
+                and r["valid_from"] <= month]
+        return max(rows, key=lambda r: (len(r["region_code"]), r["valid_from"])) if rows else None
+
+    def _temporary_person(self, rng, birth_code: str, month: str) -> dict:
+        sex = str(rng.choice(["男", "女"]))
+        while True:
+            birth = (pd.Timestamp(f"{month}-01") - pd.Timedelta(days=int(rng.integers(18 * 365, 70 * 365))))
+            first = self.cfg.shard * self.pop.id_sequences
+            seq = int(rng.integers(first, first + self.pop.id_sequences)) * 2 + (1 if sex == "男" else 0)
+            body = f"{birth_code}{birth:%Y%m%d}{seq:03d}"
+            pid = body + str(check_digits(np.array([body]))[0])
+            account = "62" + f"{int(rng.integers(0, 10**14)):014d}"
+            if pid not in self.pop.used_ids and account not in self.pop.used_accounts:
+                break
+        self.pop.used_ids.add(pid)
+        self.pop.used_accounts.add(account)
+        name = str(rng.choice(self.pop.surnames, p=self.pop.surname_weights)) + str(
+            rng.choice(self.pop.given_male if sex == "男" else self.pop.given_female))
+        bank = str(rng.choice(np.array(BANK_CODES), p=BANK_WEIGHTS))
+        return {"id_number": pid, "name": name, "sex": sex, "bank": bank, "account": account,
+                "urban_rural": str(rng.choice(["城市", "农村"]))}
+
+    def write_temporary(self, month: str) -> None:
+        """Approved temporary-assistance cases of a few counties under rosters/temporary/ (contract
+        section 2), with planted defects recorded in the ground truth. Drawn from a generator of its
+        own, so every other file of the month is as it was before the program."""
+        if not (self.cfg.reference / "temporary_assistance.csv").exists():
+            return
+        rng = self.side_rng(month, "temporary")
+        counties = sorted(rng.choice(self.pop.counties, max(1, int(len(self.pop.counties) * TEMPORARY_COUNTY_SHARE)),
+                                     replace=False))
+        n = max(len(counties) * 2, int(self.cfg.persons * TEMPORARY_CASES_PER_100 / 100))
+        yyyymm = month.replace("-", "")
+        last_day = (pd.Timestamp(f"{month}-01") + pd.offsets.MonthEnd(0)).day
+        cases: list[dict] = []
+
+        def add(person: dict, county: str, event: str, amount: str, level: str = "乡镇", case_no: str = "",
+                household: str = "", day: int | None = None, approval: str | None = None, defect: str = "") -> dict:
+            k = len(cases) + 1
+            c = {"county": county, **person, "event_type": event, "household_id": household,
+                 "event_date": f"{month}-{day or int(rng.integers(1, last_day + 1)):02d}",
+                 # slashes: no run of digits long enough to pass for an ID or account number
+                 "approval_no": f"LS{county}/{yyyymm}/{self.cfg.shard:02d}{k:04d}" if approval is None else approval,
+                 "approval_level": level, "case_by_case_no": case_no, "approved_amount": amount, "defect": defect}
+            cases.append(c)
+            return c
+
+        events = [e for e in ("疫情确诊", "隔离收治", "病亡", "失业滞留", "因病", "因灾", "其他")]
+        for i in range(n):
+            county = str(counties[i % len(counties)])
+            event = str(rng.choice(events))
+            policy = self._temporary_policy(county, event, month)
+            if policy is None:
+                continue
+            person = self._temporary_person(rng, county, month)
+            household = f"{county}T{self.cfg.shard:02d}{int(rng.integers(0, 10**6)):06d}" if rng.random() < 0.5 else ""
+            if rng.random() < 0.1:  # a larger case decided 一事一议 by the county
+                amount = int(policy["county_cap"]) + 50 * int(rng.integers(1, 20))
+                add(person, county, event, f"{amount}.00", level="县级", case_no=f"YSYY{county}/{yyyymm}/{i:03d}",
+                    household=household)
+            else:
+                level = "县级" if rng.random() < 0.2 else "乡镇"
+                top = min(int(policy["township_cap" if level == "乡镇" else "county_cap"]),
+                          int(policy["case_by_case_threshold"]))
+                add(person, county, event, f"{50 * int(rng.integers(4, top // 50 + 1))}.00", level=level,
+                    household=household)
+        def pick(kind: str) -> list[int]:
+            """A share of the cases no defect was planted on yet (at least one)."""
+            clean = np.array([not c["defect"] for c in cases], dtype=bool)
+            return [int(i) for i in _pick(rng, clean, self.cfg.rate(kind))]
+
+        def truth(c: dict, kind: str) -> None:
+            c["defect"] = kind
+            self.truth.append({"month": month, "defect": kind, "program": "temporary", "id_number": c["id_number"],
+                               "related_id": "", "file": "", "detail": c["approval_no"]})
+
+        for i in pick("temporary_above_cap"):
+            c = cases[i]
+            c["case_by_case_no"] = ""
+            policy = self._temporary_policy(c["county"], c["event_type"], month)
+            c.update(approval_level="乡镇", approved_amount=f"{int(policy['township_cap']) + 500}.00")
+            truth(c, "temporary_above_cap")
+        for i in pick("temporary_repeat"):
+            c = cases[i]
+            # as many more cases of the household for the event as the policy allows, the last one too many
+            policy = self._temporary_policy(c["county"], c["event_type"], month)
+            household = c["household_id"] or ""
+            first_day = min(int(c["event_date"][-2:]), last_day - int(policy["max_per_12_months"]))
+            c["event_date"] = f"{month}-{first_day:02d}"
+            person = {k: c[k] for k in ("id_number", "name", "sex", "bank", "account", "urban_rural")}
+            c["defect"] = "temporary_repeat_allowed"  # the cases the window allows: no defect, left alone
+            for extra in range(1, int(policy["max_per_12_months"]) + 1):
+                again = add(person, c["county"], c["event_type"], c["approved_amount"], level=c["approval_level"],
+                            case_no=c["case_by_case_no"], household=household, day=first_day + extra,
+                            defect="temporary_repeat_allowed")
+            truth(again, "temporary_repeat")
+        if len(self.deaths_last):
+            for i in pick("temporary_deceased"):
+                c = cases[i]
+                dead = self.deaths_last.iloc[int(rng.integers(0, len(self.deaths_last)))]
+                c.update(id_number=dead["id_number"], name=dead["name"], sex=dead["sex"], bank=dead["bank"],
+                         account=dead["account"], urban_rural=dead["urban_rural"], household_id="")
+                truth(c, "temporary_deceased")
+        for kind, change in (("temporary_bad_event", {"event_type": "失火"}),
+                             ("temporary_no_approval", {"approval_no": ""})):
+            for i in pick(kind):
+                cases[i].update(change)
+                truth(cases[i], kind)
+        for i in pick("temporary_migrant"):
+            cases[i].update(self._temporary_person(rng, str(rng.choice(OTHER_PROVINCE_CODES)), month), household_id="")
+            truth(cases[i], "temporary_migrant")
+        table = {**COMMON_COLUMNS, **PROGRAM_COLUMNS["temporary"], **EXTRA_ALIASES["temporary"]}
+        columns = ["region_code", "name", "id_number", "sex", "urban_rural", "bank_name", "bank_account",
+                   "account_holder", "household_id", "event_type", "event_date", "approval_no", "approval_level",
+                   "case_by_case_no", "approved_amount"]
+        pdir = self.cfg.out / month / "rosters" / "temporary"
+        for county in sorted({c["county"] for c in cases}):
+            rows = [c for c in cases if c["county"] == county]
+            data = pd.DataFrame({"region_code": [c["county"] for c in rows], "name": [c["name"] for c in rows],
+                                 "id_number": [c["id_number"] for c in rows], "sex": [c["sex"] for c in rows],
+                                 "urban_rural": [c["urban_rural"] for c in rows],
+                                 "bank_name": [BANK_TYPED[c["bank"]][0] for c in rows],
+                                 "bank_account": [c["account"] for c in rows],
+                                 "account_holder": [c["name"] for c in rows],
+                                 **{k: [c[k] or None for c in rows] for k in columns[8:]}})
+            if _stable_hash(county + "en") % 10:
+                data = data.rename(columns={c: (table[c][-1] if c == "approved_amount" else table[c][0])
+                                            for c in columns})
+            fmt = self._format_for(county, "temporary")
+            pdir.mkdir(parents=True, exist_ok=True)
+            path = pdir / (f"{county}_temporary_{yyyymm}" + {"xlsx": ".xlsx", "parquet": ".parquet"}.get(fmt, ".csv"))
+            _write_roster(path, data, fmt, f"{county}{month[:4]}年{int(month[5:7])}月临时救助审批花名册")
+            rel = path.relative_to(self.cfg.out / month).as_posix()
+            for t in self.truth:
+                if t["month"] == month and t["program"] == "temporary" and not t["file"] and \
+                        any(c["id_number"] == t["id_number"] and c["approval_no"] == t["detail"] for c in rows):
+                    t["file"] = rel
 
     def run(self) -> dict:
         months = self.cfg.months
@@ -997,6 +1161,7 @@ class Generator:
             self.write_deaths(month)
             self.write_registries(month, rosters)
             self.write_low_income(month, rosters)
+            self.write_temporary(month)
             self.clean_last_month = {
                 p: set(df.loc[df["defect"] == "", "id_number"]) - {i for m, i in self.withdrawn if m == month}
                 for p, df in rosters.items()}

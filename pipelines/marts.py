@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pipelines.settings import RunContext
 from pipelines.sqlrun import load_macros, model_sql, register_reference, run_model
-from pipelines.vocabulary import PROGRAM_NAMES_ZH
+from pipelines.vocabulary import EVENT_TYPES, EVENT_TYPES_EN, PROGRAM_NAMES_ZH
 
-DIMENSIONS = ("dim_region", "dim_program", "dim_month", "dim_person", "dim_household")
+DIMENSIONS = ("dim_region", "dim_program", "dim_month", "dim_person", "dim_household", "dim_event")
 FACTS = ("fact_payment", "fact_enrolment", "fact_finding")
 POLICY = {  # warehouse table -> staging model over the reference CSVs
     "policy_standards": "stg_standards",
@@ -43,7 +43,20 @@ def prepare_marts(ctx: RunContext, con) -> None:
     con.execute("CREATE OR REPLACE TABLE vocab_program (program VARCHAR, program_zh VARCHAR, fund_program VARCHAR)")
     con.executemany("INSERT INTO vocab_program VALUES (?, ?, ?)",
                     [(p, zh, FUND_PROGRAM.get(p, p)) for p, zh in PROGRAM_NAMES_ZH.items()])
+    con.execute("CREATE OR REPLACE TABLE vocab_event (event_type VARCHAR, event_en VARCHAR, sort_order INTEGER)")
+    con.executemany("INSERT INTO vocab_event VALUES (?, ?, ?)",
+                    [(e, EVENT_TYPES_EN[e], i) for i, e in enumerate(EVENT_TYPES, start=1)])
     con.execute(f"USE {database}.main")
+
+
+def _add_new_fact_columns(con, fact: str) -> None:
+    """A warehouse built before a column its fact model now makes (fact_payment's case columns of
+    temporary assistance) gains it, empty for the months loaded before."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {fact}").fetchall()}
+    for name, kind in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE ({model_sql(f'marts/{fact}.sql')}))"
+                                  ).fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {fact} ADD COLUMN "{name}" {kind}')
 
 
 def build_marts(ctx: RunContext, con) -> None:
@@ -54,6 +67,7 @@ def build_marts(ctx: RunContext, con) -> None:
         run_model(con, f"marts/{dim}.sql")
     for fact in FACTS:
         con.execute(f"CREATE TABLE IF NOT EXISTS {fact} AS SELECT * FROM ({model_sql(f'marts/{fact}.sql')}) LIMIT 0")
+        _add_new_fact_columns(con, fact)
         con.execute(f"DELETE FROM {fact} WHERE payroll_month = ?", [ctx.month])
         con.execute(f"INSERT INTO {fact} BY NAME {model_sql(f'marts/{fact}.sql')}")
     for table, model in POLICY.items():

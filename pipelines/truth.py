@@ -21,6 +21,8 @@ ROW_REASON = {  # defect -> reason code on the row
     "bad_account": "BANK_ACCOUNT_INVALID",
     "negative_income": "HOUSEHOLD_INCOME_INVALID",
     "orphan_aged_out": "ORPHAN_AGED_OUT",
+    "temporary_bad_event": "EVENT_TYPE_INVALID",
+    "temporary_no_approval": "APPROVAL_NO_MISSING",
 }
 FINDING = {  # defect -> finding type
     "exclusive_programs": "exclusive_programs",
@@ -31,7 +33,12 @@ FINDING = {  # defect -> finding type
     "owns_vehicle": "registry_vehicle",
     "owns_business": "registry_business",
     "guardian_account_changed": "account_changed_with_holder",
+    "temporary_above_cap": "temporary_above_cap",
+    "temporary_repeat": "temporary_repeat_within_12_months",
+    "temporary_deceased": "temporary_deceased_before_event",
 }
+# planted cases that must be accepted and paid: a one_off line, payable, for the approval
+PAID_ONE_OFF = {"temporary_migrant"}
 NEAR_DUPLICATES = {"id_typo", "id_swap"}
 WATCH = {  # defect -> watch-list rule (issue 20): the person must be on that month's watch list
     "watch_income_drop": "income_drop",
@@ -75,6 +82,13 @@ def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, i
                 status = q("SELECT status, superseded_by FROM source_file WHERE payroll_month = ? "
                            "AND source_file = ?", [month, t["file"]])
                 found[defect].append(status == [("superseded", t["detail"])])
+            elif defect in PAID_ONE_OFF:
+                rows = q("SELECT count(*) FROM payment_ledger l JOIN row_disposition d ON d.payroll_month = "
+                         "l.payroll_month AND d.source_file = l.source_file AND d.source_row = l.source_row "
+                         "WHERE l.payroll_month = ? AND l.program = 'temporary' AND l.line_type = 'one_off' "
+                         "AND l.status = 'payable' AND l.id_number = ? AND l.approval_no = ? "
+                         "AND d.disposition = 'accepted'", [month, pid, t["detail"]])[0][0]
+                found[defect].append(rows == 1)
             elif defect in FINDING:
                 hits = q("SELECT count(*) FROM finding WHERE payroll_month = ? AND finding_type = ? "
                          "AND id_number = ?", [month, FINDING[defect], pid])[0][0]

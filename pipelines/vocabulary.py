@@ -225,6 +225,9 @@ PLACEMENTS = {
 SUBSIDY_TYPES = {"生活补贴": "disability_living", "护理补贴": "disability_nursing"}
 # temporary assistance (临时救助, contract section 2): the event a case answers and who approved it
 EVENT_TYPES = ("疫情确诊", "隔离收治", "病亡", "失业滞留", "因病", "因灾", "其他")
+EVENT_TYPES_EN = {"疫情确诊": "confirmed COVID-19 case", "隔离收治": "member in isolation or hospital",
+                  "病亡": "death of a member", "失业滞留": "stranded without work (often from elsewhere)",
+                  "因病": "illness", "因灾": "disaster", "其他": "other hardship"}
 APPROVAL_LEVELS = ("乡镇", "县级")
 DISABILITY_CATEGORIES = {"视力": "1", "听力": "2", "言语": "3", "肢体": "4", "智力": "5", "精神": "6", "多重": "7"}
 DISABILITY_GRADES = {"一级": "1", "二级": "2", "三级": "3", "四级": "4"}

@@ -233,9 +233,13 @@ def check_books(ctx: RunContext, con) -> None:
          "OR (disposition = 'duplicate' AND duplicate_of_row IS NULL))", [m]),
         ("{n} payable lines without a payment_ref",
          "SELECT * FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' AND payment_ref IS NULL", [m]),
-        ("{n} (person, program, service month, line type) payable more than once across months",
+        # a one_off line is one case: its approval number joins the key (NULL on every other line)
+        ("{n} (person, program, service month, line type, approval) payable more than once across months",
          "SELECT id_number FROM payment_ledger WHERE status = 'payable' AND payment_state IS DISTINCT FROM 'failed' "
-         "GROUP BY id_number, program, service_month, line_type HAVING count(*) > 1", []),
+         "GROUP BY id_number, program, service_month, line_type, approval_no HAVING count(*) > 1", []),
+        ("{n} temporary-assistance approvals payable more than once across months (a case is paid once, ever)",
+         "SELECT approval_no FROM payment_ledger WHERE line_type = 'one_off' AND status = 'payable' "
+         "AND payment_state IS DISTINCT FROM 'failed' GROUP BY approval_no HAVING count(*) > 1", []),
     ]
     enforce(con, audits, f"books do not balance for {m}, warehouse left unchanged")
 

@@ -174,7 +174,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         unit_key VARCHAR, region_code VARCHAR, household_id VARCHAR, urban_rural VARCHAR, due DECIMAL(18, 2),
         has_standard BOOLEAN, eligible BOOLEAN, basis_month VARCHAR, reissue_of VARCHAR[],
         failed_account VARCHAR, first_failed_payroll VARCHAR, rule_versions VARCHAR[], inputs VARCHAR,
-        formula VARCHAR"""),
+        formula VARCHAR, approval_no VARCHAR, event_type VARCHAR, event_date DATE"""),
     "int_temporary_due": DUE | columns("approval_no VARCHAR, event_type VARCHAR, event_date DATE"),
     "int_payment_lines": columns("line_key VARCHAR") | DUE | columns("""
         program VARCHAR, reissue_of VARCHAR[], failed_account VARCHAR, first_failed_payroll VARCHAR,

@@ -36,3 +36,12 @@ def test_same_seed_same_bytes_and_every_format(tmp_path):
     truth = (tmp_path / "a" / "ground_truth.csv").read_text(encoding="utf-8")
     assert all(f",{defect}," in truth for defect in ("watch_income_drop", "watch_household_size_change",
                                                      "watch_low_income_unassisted"))
+    # temporary assistance: cases under rosters/temporary/ every month, each planted kind in the truth
+    assert all(any(n.startswith(f"{m}/rosters/temporary/") for n in a) for m in ("2020-01", "2020-02"))
+    import csv
+
+    with open(tmp_path / "a" / "ground_truth.csv", encoding="utf-8") as fh:
+        kinds = {(t["month"], t["defect"]) for t in csv.DictReader(fh) if t["program"] == "temporary"}
+    planted = {"temporary_above_cap", "temporary_repeat", "temporary_bad_event", "temporary_no_approval",
+               "temporary_migrant"}
+    assert kinds == {("2020-01", k) for k in planted} | {("2020-02", k) for k in planted | {"temporary_deceased"}}

@@ -45,3 +45,23 @@ def test_planted_watch_cases_are_on_the_watch_list(four_months):
     print("\nwatch-list recall by planted rule:", recall)
     assert set(recall) == set(WATCH)
     assert all(r == 1.0 for r, _ in recall.values()), recall
+def test_the_generated_temporary_cases_reach_the_payout_files(four_months):
+    """Every month of the sample delivers temporary-assistance cases (rosters/temporary/): each payable
+    one_off line is carried by a payout record of its month, whose payment_ref stands in that month's
+    CSV payout file, and the line's amount is the case's amount as delivered (a planted 一事一议,
+    migrant or plain case); each held one is owed with a finding, not sent."""
+    wh, out = four_months["warehouse"], four_months["out"]
+    for month in four_months["results"]:
+        assert list((four_months["inbox"] / month / "rosters" / "temporary").iterdir()), month
+        lines = query(wh, "SELECT approval_no, status, amount, payment_ref, hold_reason FROM payment_ledger "
+                          "WHERE payroll_month = ? AND program = 'temporary' AND line_type = 'one_off'", [month])
+        payable = [r for r in lines if r[1] == "payable"]
+        assert payable and all(r[3] for r in payable), (month, lines)
+        sent = "".join(p.read_text(encoding="utf-8-sig") for p in (out / month / "payouts").glob("*.csv"))
+        assert all(r[3] in sent for r in payable), month
+        carried = query(wh, "SELECT count(*) FROM payout_record WHERE payroll_month = ? AND payment_ref IN "
+                            "(SELECT payment_ref FROM payment_ledger WHERE payroll_month = ? AND line_type = 'one_off' "
+                            "AND status = 'payable') AND programs LIKE '%temporary%'", [month, month])[0][0]
+        assert carried == len({r[3] for r in payable}), month
+        held = [r for r in lines if r[1] == "held"]
+        assert all(r[3] is None and r[4] for r in held), held

@@ -132,7 +132,8 @@ def test_nobody_is_payable_twice_across_the_generated_months(four_months):
     wh = four_months["warehouse"]
     months = query(wh, "SELECT DISTINCT payroll_month FROM payment_ledger ORDER BY 1")
     assert len(months) == 4
-    twice = query(wh, "SELECT id_number, program, service_month, line_type, count(*) FROM payment_ledger "
+    # a one_off line (the sample's temporary assistance) is one case: its approval joins the key
+    twice = query(wh, "SELECT id_number, program, service_month, line_type, approval_no, count(*) FROM payment_ledger "
                       "WHERE status = 'payable' GROUP BY ALL HAVING count(*) > 1")
     assert twice == []
     # and no service month is paid as a regular line by two payrolls, or both held and paid later

@@ -105,7 +105,7 @@ def test_the_given_schemas_are_the_types_the_engine_models_make(mt):
     mt.reference(**EMPTY_REFERENCE)
     drift = [d for stg in ("stg_cpi", "stg_price_linkage", "stg_policy_parameters") for d in _schema_drift(mt, stg)]
     mt.empty("cur_roster", "known_deaths", "hist_ledger", "hist_decided", "hist_withdrawn", "hist_units",
-             "hist_closed_accounts", "hist_receivables")
+             "hist_closed_accounts", "hist_receivables", "hold_clearances")
     for model in ENGINE:
         mt.run(model)
         drift += _schema_drift(mt, model)

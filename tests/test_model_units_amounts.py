@@ -512,6 +512,7 @@ def test_a_temporary_case_is_paid_the_amount_approved_once_with_its_standard_bes
     mt.given("int_units", [unit_row("temporary", T1, "2020-02", approval_no="LS-001", event_type="疫情确诊",
                                     approval_level="乡镇", approved_amount=D("1500.00"),
                                     temporary_policy_version="temporary_assistance/21/疫情确诊@2020-01#v1")])
+    mt.empty("hist_ledger", "hold_clearances")
     mt.expect("int_temporary_due", [{"unit_key": "LS-001", "line_type": "one_off", "service_month": "2020-02",
                                      "approval_no": "LS-001", "due": D("1500.00"),
                                      "rule_versions": ["temporary_assistance/21/疫情确诊@2020-01#v1",
@@ -525,4 +526,52 @@ def test_a_temporary_case_without_its_policy_version_stops_the_run(mt):
     mt.reference(standards=STANDARDS, temporary_assistance=TEMPORARY)
     mt.given("int_units", [unit_row("temporary", T1, "2020-02", approval_no="LS-001", event_type="疫情确诊",
                                     approved_amount=D("1500.00"), temporary_policy_version="no-such-version")])
+    mt.empty("hist_ledger", "hold_clearances")
     mt.fails("int_temporary_due", "temporary_assistance.csv has no version no-such-version")
+
+
+def _held_case(payroll, approval, person, amount, reason, status="held"):
+    return ledger_line(payroll, payroll, "temporary", approval, amount, line_type="one_off", status=status,
+                       id_number=person, approval_no=approval, hold_reason=reason if status == "held" else None,
+                       rule_versions=["temporary_assistance/21/因病@2020-01#v1"], inputs='{"approved_amount": 1}',
+                       formula="临时救助 因病", payment_state=None if status == "held" else "sent")
+
+
+def _clearance(person, reason, effective="2020-03", through="2020-03"):
+    return {"clearance_id": f"C-{person[-4:]}-{reason}", "program": "temporary", "id_number": person,
+            "hold_reason": reason, "effective_payroll": effective, "through_payroll": through,
+            "cleared_by": "民政局李四", "cleared_at": "2020-03-02T09:00:00"}
+
+
+def test_a_held_case_is_paid_once_in_the_first_payroll_its_clearance_covers(mt):
+    """Payroll 2020-03, nothing delivered. T1's LS-H1 (2500.00, held above the cap in January and again
+    in February) is cleared for that reason: one payable-to-be line of 2500.00, from February's held
+    line. T2's LS-H2 was cleared for another reason than its hold: still owed, not paid. T3's LS-H3 is
+    cleared but already has a payable line (paid in February): not again."""
+    mt.payroll("2020-03")
+    mt.reference(standards=STANDARDS, temporary_assistance=TEMPORARY)
+    mt.empty("int_units")
+    mt.given("hist_ledger", [
+        _held_case("2020-01", "LS-H1", T1, "2500.00", "temporary_above_cap"),
+        _held_case("2020-02", "LS-H1", T1, "2500.00", "temporary_above_cap"),
+        _held_case("2020-01", "LS-H2", T2, "900.00", "temporary_repeat_within_12_months"),
+        _held_case("2020-01", "LS-H3", T3, "800.00", "temporary_recipient_deceased"),
+        _held_case("2020-02", "LS-H3", T3, "800.00", None, status="payable")])
+    mt.given("hold_clearances", [_clearance(T1, "temporary_above_cap"), _clearance(T2, "temporary_above_cap"),
+                                 _clearance(T3, "temporary_recipient_deceased")])
+    mt.expect("int_temporary_due", [{"unit_key": "LS-H1", "approval_no": "LS-H1", "id_number": T1,
+                                     "line_type": "one_off", "service_month": "2020-03", "basis_month": "2020-02",
+                                     "arrears_cause": "held_released", "due": D("2500.00")}])
+
+
+def test_a_held_case_delivered_again_is_paid_from_the_delivery_not_twice(mt):
+    """LS-H1 held in February, cleared for March, and delivered again in March (a unit of int_units):
+    one line, the delivered one (integrity waived its hold); nothing released beside it."""
+    mt.payroll("2020-03")
+    mt.reference(standards=STANDARDS, temporary_assistance=TEMPORARY)
+    mt.given("int_units", [unit_row("temporary", T1, "2020-03", approval_no="LS-H1", event_type="疫情确诊",
+                                    approval_level="乡镇", approved_amount=D("2500.00"),
+                                    temporary_policy_version="temporary_assistance/21/疫情确诊@2020-01#v1")])
+    mt.given("hist_ledger", [_held_case("2020-02", "LS-H1", T1, "2500.00", "temporary_above_cap")])
+    mt.given("hold_clearances", [_clearance(T1, "temporary_above_cap")])
+    mt.expect("int_temporary_due", [{"unit_key": "LS-H1", "arrears_cause": None, "due": D("2500.00")}])

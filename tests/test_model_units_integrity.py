@@ -279,6 +279,20 @@ def test_a_case_is_paid_once_ever_and_a_household_so_often_in_twelve_months(mt):
         ("LS-4", None, "temporary_repeat_within_12_months"), ("LS-5", None, None), ("LS-6", None, None)]])
 
 
+def test_the_repeat_window_is_twelve_payroll_months_not_event_dates(mt):
+    """因病 (v2 for 2101) allows one case a household in 12 payroll months: the window of payroll
+    2020-02 is the payrolls 2019-03 to 2020-02. Each household had one earlier case and has one now:
+    H11 in payroll 2019-03 (11 months apart: inside, held), H12 in 2019-02 (exactly 12 apart: outside,
+    paid), H13 in 2019-01 (13 apart: paid). The earlier cases are counted by the payroll that decided
+    them (hist_temporary_cases carries no event date), this month's by the payroll 2020-02."""
+    _cases(mt, [case("LS-11", "1000", 1, household="H11", p=T1), case("LS-12", "1000", 2, household="H12", p=T2),
+                case("LS-13", "1000", 3, household="H13", p=T3)],
+           earlier=[("2019-03", "H11", "因病", "LS-01"), ("2019-02", "H12", "因病", "LS-02"),
+                    ("2019-01", "H13", "因病", "LS-03")])
+    mt.expect("int_temporary_cases", [{"approval_no": n, "case_in_window": w, "hold_reason": h} for n, w, h in [
+        ("LS-11", 2, "temporary_repeat_within_12_months"), ("LS-12", 1, None), ("LS-13", 1, None)]])
+
+
 def test_a_recipient_dead_before_the_event_is_not_paid_and_one_dead_since_is_held(mt):
     """Event on 2020-02-10: T1 died on the 9th (not paid), T2 on the 10th itself (held: whose account
     is paid is for a caseworker)."""

@@ -14,6 +14,7 @@ from tests.modeltest import (  # noqa: F401  (fixtures)
     FUND_SHARES,
     C,
     connection_fixture,
+    final_row,
     ledger_line,
     mt_fixture,
     person_id,
@@ -45,8 +46,9 @@ def on_roster(program, p, month, row=1, **values):
 
 
 def _lines(mt, payroll, due=(), price=(), reissue=(), temporary=(), units=(), hist_units=(), paid=(), ledger=(),
-           closed=(), **variables):
+           closed=(), roster=(), **variables):
     mt.payroll(payroll, **variables)
+    mt.given("cur_roster", list(roster))
     mt.given("int_program_due", list(due))
     mt.given("int_price_subsidy", list(price))
     mt.given("int_reissue_due", list(reissue))
@@ -224,6 +226,36 @@ def test_each_temporary_case_is_its_own_line(mt):
     rows = mt.expect("int_payment_lines", [line("LS-1", "2020-02", "1310.00", "one_off", payee=account(T1)),
                                            line("LS-2", "2020-02", "500.00", "one_off", payee=account(T1))])
     assert len({r["line_key"] for r in mt.rows("int_payment_lines", ["line_key"])}) == len(rows) == 2
+
+
+def test_two_failed_cases_of_one_person_are_reissued_case_by_case(mt):
+    """T1's two temporary cases of February (900.00 and 400.00) both failed: two reissues, one per
+    approval, each naming its own failed line."""
+    mt.payroll("2020-03")
+    case = lambda no, amount: ledger_line("2020-02", "2020-02", "temporary", no, amount, "one_off",  # noqa: E731
+                                          payment_state="failed", id_number=T1, approval_no=no,
+                                          payee_account=account(T1), line_id=f"one_off-{no}")
+    mt.given("hist_ledger", [case("LS-1", "900.00"), case("LS-2", "400.00")])
+    mt.expect("int_reissue_due", [
+        {"unit_key": "LS-1", "approval_no": "LS-1", "due": D("900.00"), "reissue_of": ["one_off-LS-1"]},
+        {"unit_key": "LS-2", "approval_no": "LS-2", "due": D("400.00"), "reissue_of": ["one_off-LS-2"]}])
+
+
+def test_a_failed_case_is_reissued_to_the_account_its_county_delivers_again(mt):
+    """LS-1 (900.00) failed at T1's account. In March the county delivers the case again with a new card
+    (integrity: temporary_already_paid, not paid again): the reissue goes there. LS-2 (T2) is not delivered
+    again: its reissue waits on the account that failed."""
+    new_card = "6217000000000099"
+    reissue = lambda no, p: owed(no, "2020-02", "900.00", "reissue", "temporary", id_number=p,  # noqa: E731
+                                 approval_no=no, failed_account=account(p))
+    _lines(mt, "2020-03", reissue=[reissue("LS-1", T1), reissue("LS-2", T2)],
+           hist_units=[on_roster("temporary", T1, "2020-02", 1, approval_no="LS-1", unit_key="LS-1"),
+                       on_roster("temporary", T2, "2020-02", 2, approval_no="LS-2", unit_key="LS-2")],
+           roster=[final_row("temporary", T1, 1, approval_no="LS-1", bank_account=new_card, account_holder="name",
+                             disposition="accepted", not_paid_reason="temporary_already_paid")])
+    mt.expect("int_payment_lines", [
+        line("LS-1", "2020-02", "900.00", "reissue", payee=new_card),
+        line("LS-2", "2020-02", "900.00", "reissue", "held", "awaiting_account_correction", payee=account(T2))])
 
 
 # --- int_fund_split ----------------------------------------------------------------------------

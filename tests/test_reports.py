@@ -36,14 +36,20 @@ def test_workbooks_open_in_libreoffice(four_months, tmp_path):
     assert recon[2][:4] == ["行政区划代码", "县区", "项目", "类型"]
     quarantine = soffice_to_csv(reports / "quarantine.xlsx", tmp_path)
     assert quarantine[0][:2] == ["文件", "行号（数据行，从1起）"]
-    assert soffice_to_csv(reports / "temporary_assistance.xlsx", tmp_path)[0][0] == "2020-03 没有临时救助案件"
-    # a county's temporary-assistance sheet with a case (the sample inbox has none): rendered from rows
-    # shaped as report._temporary_assistance returns them, opened by LibreOffice
+    # the sample inbox delivers temporary assistance: the first sheet is its first approving county's
+    assert soffice_to_csv(reports / "temporary_assistance.xlsx", tmp_path)[0][0].startswith("2020-03 临时救助 21")
     from decimal import Decimal as D
 
     from pipelines.report import TEMPORARY_CASE_COLUMNS, render_temporary
     from tests.helpers import context
 
+    # a month without cases: one sentence
+    empty = tmp_path / "empty" / "temporary_assistance.xlsx"
+    empty.parent.mkdir()
+    empty.write_bytes(render_temporary(context(tmp_path, "2020-03"), [], []))
+    assert soffice_to_csv(empty, tmp_path / "empty_converted")[0][0] == "2020-03 没有临时救助案件"
+    # a county's sheet with a case, rendered from rows shaped as report._temporary_assistance returns
+    # them, opened by LibreOffice
     case = ("210112", "浑南区", "LS-1", "110101********0041", "是", "失业滞留", "2020-03-02", "县级", "YSYY-1",
             D("5000.01"), D("1310.00"), D("5000.00"), "发放", "", "")
     finding = ("210112", "浑南区", "temporary_above_cap", "held", "210112********0052", "超过限额", "rosters/temporary/a.csv", 2)

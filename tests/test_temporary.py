@@ -447,3 +447,181 @@ def test_a_county_s_case_count_may_swing_from_month_to_month(tmp_path):
     ctx = context(tmp_path, "2020-02")
     assert previous_file_counts(ctx).get("temporary") == {T_C: 60}
     assert ingest_program(ctx, "temporary", previous_file_counts(ctx)["temporary"])["files_by_status"] == {"loaded": 1}
+
+
+@pytest.mark.unit
+def test_every_figure_of_the_shipped_policy_is_named_illustrative_in_sources():
+    """data/reference/SOURCES.md: no row of temporary_assistance.csv carries a document number, so its
+    section names each figure of the file, and every line of it says illustrative."""
+    import csv
+    import re
+
+    from pipelines.settings import DEFAULT_REFERENCE
+
+    text = (DEFAULT_REFERENCE / "SOURCES.md").read_text(encoding="utf-8")
+    section = text[text.index("## temporary_assistance.csv in detail"):]
+    items = {m.group(1): m.group(2) for m in re.finditer(r"^- \*\*(\w+)\*\*.*?:(.*?)(?=^- |\Z)", section, re.M | re.S)}
+    with open(DEFAULT_REFERENCE / "temporary_assistance.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(items) == set(rows[0]) - {"region_code", "event_type", "valid_from"}, items
+    assert all("**illustrative**" in body for body in items.values()), items
+    for r in rows:  # each figure as written there: months by event, caps in yuan with a thousands comma
+        assert f"{r['event_type']} {r['standard_months']}" in items["standard_months"], r
+        for column in ("township_cap", "county_cap", "case_by_case_threshold"):
+            assert f"{int(r[column]):,}" in items[column], (column, r)
+        times = {"1": "once for ", "2": "twice for "}[r["max_per_12_months"]]
+        listed = items["max_per_12_months"].split(times)[1].split(",  ")[0].split(" per ")[0]
+        assert r["event_type"] in listed, (r, listed)
+
+
+# --- supplementary runs, reissues and released holds of one-offs ----------------------------------
+
+def test_a_late_case_is_paid_once_by_a_supplementary_run(tmp_path, capsys):
+    """January is released with RESIDENT's case LS-L1; the county then delivers two late January
+    cases: LS-L2, a second case of the same person (one_off's grain adds the approval number, so it is
+    not LS-L1 again), and LS-L3 of another person. The supplementary batch S1 pays exactly these two:
+    700.00 + 650.00 = 1350.00; a rerun of it writes the same, and February pays none of them again
+    (two new cases of one person in one month are two lines, and the books' paid-once check sees two
+    approvals, not one line twice)."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh, out = tmp_path / "inbox", tmp_path / "warehouse.duckdb", tmp_path / "out"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-L1", "900")])
+    run(tmp_path, "2020-01")
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局张三"]) == 0
+    late = [case(RESIDENT, "因灾", "LS-L2", "700", event_date="2020-01-20"),
+            case(WIDOW, "因病", "LS-L3", "650", event_date="2020-01-21")]
+    temporary_file(inbox, "2020-01", late, suffix="_补报")
+    args = ["run", "--month", "2020-01", "--inbox", str(inbox), "--out", str(out), "--warehouse", str(wh),
+            "--supplementary"]
+    assert doudi(args) == 0, capsys.readouterr().err
+    supplementary = "SELECT approval_no, status, amount FROM payment_ledger WHERE batch_id = 'S1' ORDER BY 1"
+    assert query(wh, supplementary) == [("LS-L2", "payable", D("700.00")), ("LS-L3", "payable", D("650.00"))]
+    assert query(wh, "SELECT sum(count), sum(sum) FROM payout_file WHERE payroll_month = '2020-01' AND format = 'csv' "
+                     "AND name LIKE '%_S1_%'") == [(2, D("1350.00"))]
+    assert doudi(args) == 0
+    assert query(wh, supplementary) == [("LS-L2", "payable", D("700.00")), ("LS-L3", "payable", D("650.00"))]
+    # February: the three again (paid already), and two new cases of RESIDENT, both payable this month
+    temporary_file(inbox, "2020-02", [case(RESIDENT, "因病", "LS-L1", "900")] + late + [
+        case(RESIDENT, "隔离收治", "LS-L4", "400", event_date="2020-02-03"),
+        case(RESIDENT, "其他", "LS-L5", "300", event_date="2020-02-04")])
+    run(tmp_path, "2020-02")
+    assert one_offs(wh) == [("2020-01", "LS-L1", "payable", None, D("900.00")),
+                            ("2020-01", "LS-L2", "payable", None, D("700.00")),
+                            ("2020-01", "LS-L3", "payable", None, D("650.00")),
+                            ("2020-02", "LS-L4", "payable", None, D("400.00")),
+                            ("2020-02", "LS-L5", "payable", None, D("300.00"))]
+    assert [f[0] for f in findings(wh, "2020-02")] == ["temporary_already_paid"] * 3
+
+
+def test_a_held_case_is_paid_once_after_a_caseworker_clears_it(tmp_path, capsys):
+    """January holds LS-K1 (2000.01, a fen above the township's 2000.00 cap, no 一事一议 number). The
+    caseworker clears it for February through March; the county delivers nothing more of it. February
+    pays it once, 2000.01 to the case's account (arrears_cause held_released, from January's held
+    line); a rerun of February pays it once; March, still covered by the clearance, does not pay it
+    again, nor a redelivery of it in March (already paid)."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-K1", "2000.01")])
+    run(tmp_path, "2020-01")
+    assert one_offs(wh) == [("2020-01", "LS-K1", "held", "temporary_above_cap", D("2000.01"))]
+    clear = ["clear", "--month", "2020-02", "--warehouse", str(wh), "--by", "王科长", "--program", "temporary",
+             "--id", RESIDENT["id"], "--reason", "temporary_above_cap", "--through", "2020-03",
+             "--note", "经县民政局复核"]
+    assert doudi(clear) == 0, capsys.readouterr().err
+    temporary_file(inbox, "2020-02", [case(WIDOW, "因病", "LS-K2", "600")])  # another case of February
+    run(tmp_path, "2020-02")
+    run(tmp_path, "2020-02")
+    temporary_file(inbox, "2020-03", [case(RESIDENT, "因病", "LS-K1", "2000.01")])
+    run(tmp_path, "2020-03")
+    assert one_offs(wh) == [("2020-01", "LS-K1", "held", "temporary_above_cap", D("2000.01")),
+                            ("2020-02", "LS-K1", "payable", None, D("2000.01")),
+                            ("2020-02", "LS-K2", "payable", None, D("600.00"))]
+    (cause, basis, account, ref, funds), = query(
+        wh, "SELECT arrears_cause, basis_month, payee_account, payment_ref, fund_provincial + fund_city + fund_county "
+            "FROM payment_ledger WHERE payroll_month = '2020-02' AND approval_no = 'LS-K1'")
+    assert (cause, basis, account, funds) == ("held_released", "2020-01", "6222" + RESIDENT["id"][6:14] + "0009",
+                                              D("2000.01"))
+    assert ref and query(wh, "SELECT amount FROM payout_record WHERE payment_ref = ?", [ref]) == [(D("2000.01"),)]
+    assert [f[0] for f in findings(wh, "2020-03")] == ["temporary_already_paid"]
+
+
+def test_a_failed_one_off_is_reissued_once_to_the_corrected_account(tmp_path):
+    """January pays LS-F1 (900.00); the bank returns it failed. February: the county delivers the case
+    again with a new card (not paid again: temporary_already_paid): one reissue of 900.00 to the new
+    card, naming January's line; a rerun gives the same; March (the case delivered again) reissues
+    nothing more. Paid in money that arrived: 900.00, once."""
+    from pipelines.cli import main as doudi
+
+    inbox, wh, out = tmp_path / "inbox", tmp_path / "warehouse.duckdb", tmp_path / "out"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-F1", "900")])
+    run(tmp_path, "2020-01")
+    assert doudi(["release", "--month", "2020-01", "--out", str(out), "--warehouse", str(wh), "--by", "财政局"]) == 0
+    (ref, line_id), = query(wh, "SELECT payment_ref, line_id FROM payment_ledger WHERE approval_no = 'LS-F1'")
+    write_csv(inbox / "2020-02" / "bank_returns" / "ICBC_202001_回盘.csv", ["payment_ref", "status", "reason"],
+              [[ref, "失败", "账户冻结"]])
+    assert doudi(["returns", "--month", "2020-02", "--inbox", str(inbox), "--warehouse", str(wh),
+                  "--out", str(out)]) == 0
+    corrected = case(RESIDENT, "因病", "LS-F1", "900")
+    corrected[6] = "6217000011112222"
+    temporary_file(inbox, "2020-02", [corrected])
+    reissues = ("SELECT payroll_month, line_type, approval_no, amount, status, payee_account, reissue_of "
+                "FROM payment_ledger WHERE line_type = 'reissue' ORDER BY payroll_month")
+    for _ in range(2):
+        run(tmp_path, "2020-02")
+        assert query(wh, reissues) == [("2020-02", "reissue", "LS-F1", D("900.00"), "payable", "6217000011112222",
+                                        [line_id])]
+    assert findings(wh, "2020-02") == [("temporary_already_paid", "warning", "not_paid", RESIDENT["id"])]
+    temporary_file(inbox, "2020-03", [corrected])
+    run(tmp_path, "2020-03")
+    assert query(wh, reissues)[1:] == []
+    assert query(wh, "SELECT sum(amount) FROM payment_ledger WHERE id_number = ? AND status = 'payable' "
+                     "AND payment_state IS DISTINCT FROM 'failed'", [RESIDENT["id"]]) == [(D("900.00"),)]
+
+
+def test_the_event_is_a_dimension_of_the_star_schema_also_in_an_older_warehouse(tmp_path):
+    """January is published, then its warehouse is taken back to before this change (fact_payment
+    without the case columns, no dim_event). February's publish migrates it: January's lines keep
+    their values with the new columns empty, February's one_off lines carry their case. The analyst
+    copy joins them to dim_event; an approval number typed as an ID number is masked there."""
+    import duckdb
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "warehouse.duckdb"
+    temporary_file(inbox, "2020-01", [case(RESIDENT, "因病", "LS-E1", "800")])
+    run(tmp_path, "2020-01")
+    case_columns = ["approval_no", "event_type", "event_date", "approval_level", "case_by_case_no"]
+    con = duckdb.connect(str(wh))
+    for column in case_columns:
+        con.execute(f"ALTER TABLE fact_payment DROP COLUMN {column}")
+    con.execute("DROP TABLE dim_event")
+    january = con.execute("SELECT * FROM fact_payment ORDER BY ALL").fetchall()
+    con.close()
+    typed_as_id = make_id(T_C, "19800101", 7)  # a county that numbers its approvals like ID numbers
+    temporary_file(inbox, "2020-02", [
+        case(WIDOW, "病亡", "LS-E2", "3000.01", level="乡镇", event_date="2020-02-03", case_no="YSYY-7"),
+        case(MIGRANT, "失业滞留", typed_as_id, "655", level="县级", event_date="2020-02-04")])
+    run(tmp_path, "2020-02")
+    columns = ", ".join(case_columns)
+    assert query(wh, f"SELECT * EXCLUDE ({columns}) FROM fact_payment WHERE payroll_month = '2020-01' "
+                     "ORDER BY ALL") == january
+    assert query(wh, f"SELECT {columns} FROM fact_payment WHERE payroll_month = '2020-01'") == [(None,) * 5]
+    import datetime
+
+    assert query(wh, f"SELECT {columns}, status, amount FROM fact_payment WHERE payroll_month = '2020-02' "
+                     "ORDER BY approval_no") == [
+        (typed_as_id, "失业滞留", datetime.date(2020, 2, 4), "县级", None, "payable", D("655.00")),
+        ("LS-E2", "病亡", datetime.date(2020, 2, 3), "乡镇", "YSYY-7", "payable", D("3000.01"))]
+    analyst = wh.with_name("warehouse_analyst.duckdb")
+    # by event: 因病 800.00 (January), 病亡 3000.01 and 失业滞留 655.00 (February); every other event none
+    assert query(analyst, "SELECT e.event_type, count(f.approval_no), coalesce(sum(f.amount), 0) FROM dim_event e "
+                          "LEFT JOIN fact_payment f USING (event_type) GROUP BY ALL ORDER BY min(e.sort_order)") == [
+        ("疫情确诊", 0, 0), ("隔离收治", 0, 0), ("病亡", 1, D("3000.01")), ("失业滞留", 1, D("655.00")),
+        ("因病", 0, 0), ("因灾", 0, 0), ("其他", 0, 0)]
+    # January's line lost its case in the migration (it was never there); dim_event counts it from the ledger
+    assert query(analyst, "SELECT event_type, cases_in_ledger, amount_payable FROM dim_event WHERE cases_in_ledger > 0 "
+                          "ORDER BY sort_order") == [("病亡", 1, D("3000.01")), ("失业滞留", 1, D("655.00")),
+                                                     ("因病", 1, D("800.00"))]
+    approvals = [r[0] for r in query(analyst, "SELECT approval_no FROM fact_payment WHERE approval_no IS NOT NULL "
+                                              "ORDER BY 1")]
+    assert approvals == [typed_as_id[:6] + "********" + typed_as_id[-4:], "LS-E2"]

@@ -30,6 +30,13 @@ payee as (
                institution_code, basis_month, source_file, source_row
         from hist_units
         where program <> 'dibao' or relation = '户主'
+        union all
+        -- a temporary case paid before and delivered again (not paid again: temporary_already_paid)
+        -- brings its account: where that payment failed, the reissue goes to the account delivered now
+        select approval_no, 'temporary', name, account_holder, bank_account, bank_code, bank_name, bank_bic,
+               institution_code, getvariable('payroll_month'), source_file, source_row
+        from cur_roster
+        where program = 'temporary' and disposition = 'accepted' and not_paid_reason = 'temporary_already_paid'
     )
     qualify row_number() over (partition by unit_key, line_program
                                order by payee_month desc, source_file, source_row) = 1

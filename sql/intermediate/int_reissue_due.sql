@@ -6,7 +6,9 @@
 -- reissue names it), so a payment that fails twice is owed once, not twice. Paid to the account the
 -- unit has this month once it differs from the one that failed; until then held
 -- (awaiting_account_correction, see int_payment_lines), escalated counting from the chain's first
--- failure. grain: person, program, service month.
+-- failure. A one_off (temporary assistance) is reissued per case: its unit is the approval, and its
+-- corrected account comes from the county delivering the case again (int_payment_lines). grain:
+-- person, program, service month (and approval, for a one_off).
 with recursive reissue_parents as (
     select line_id, unnest(reissue_of) as parent_id
     from hist_ledger
@@ -38,6 +40,9 @@ select
     program                                               as line_program,
     program,
     service_month,
+    approval_no,
+    any_value(event_type)                                 as event_type,
+    any_value(event_date)                                 as event_date,
     'reissue'                                             as line_type,
     any_value(unit_key)                                   as unit_key,
     any_value(region_code)                                as region_code,
@@ -56,4 +61,6 @@ select
     '银行退回失败后重发：' || string_agg(distinct payment_ref, ', ' order by payment_ref) || ' 共 '
         || sum(amount)::VARCHAR || ' 元'                    as formula
 from failed join first_failure using (line_id)
-group by id_number, program, service_month
+-- a one_off line is one case: a person's two failed cases of one month are two reissues (approval_no
+-- is NULL on every other line)
+group by id_number, program, service_month, approval_no

@@ -3,7 +3,9 @@
 -- the approving county's dibao standard for the person's urban/rural class, rounded half up to the
 -- fen) stands beside it in the line's explanation, with both rule versions. The case's policy version
 -- is the one integrity judged it by (temporary_policy_version); a case paid in an earlier payroll or
--- not paid at all never reaches int_units. grain: one row per case (approval number).
+-- not paid at all never reaches int_units. A case held in an earlier payroll and cleared since (doudi
+-- clear) is paid from its held line (released, below): arrears_cause held_released, once. grain: one row
+-- per case (approval number).
 with cases as (
     select u.*, p.standard_months, p.township_cap, p.county_cap, p.case_by_case_threshold, p.max_per_12_months
     from int_units u
@@ -39,8 +41,9 @@ priced as (
                as months
     from cases c
     left join standard s using (unit_key)
-)
+),
 
+delivered as (
 select
     unit_key,
     line_program,
@@ -74,3 +77,51 @@ select
            coalesce('，一事一议 ' || case_by_case_no, ''), approved_amount::VARCHAR, months::VARCHAR,
            dibao_standard::VARCHAR, CAST(round(months * dibao_standard, 2) AS DECIMAL(18, 2))::VARCHAR) as formula
 from priced
+),
+
+released as (
+    -- a case held in an earlier payroll (its one_off line `held`) whose hold a clearance covering this
+    -- payroll names (`doudi clear`, program temporary, the person and the hold reason): paid now, once,
+    -- as it was held (amount, case, rule versions; the payee is the case's row, int_payment_lines),
+    -- without the county delivering it again. Not if its approval has a payable line already, nor if
+    -- the county delivered it this month (then integrity waives the hold on that row, and it is paid
+    -- from there). A case held in several payrolls is released once, from the latest.
+    select h.*, c.clearance_id, c.cleared_by
+    from hist_ledger h
+    join hold_clearances c on c.program = 'temporary' and c.id_number = h.id_number and c.hold_reason = h.hold_reason
+    where h.line_type = 'one_off' and h.status = 'held'
+      and not exists (select 1 from hist_ledger p
+                      where p.approval_no = h.approval_no and p.line_type = 'one_off' and p.status = 'payable')
+      and h.approval_no not in (select unit_key from cases)
+    qualify row_number() over (partition by h.approval_no order by h.payroll_month desc, c.cleared_at desc,
+                                                                   c.clearance_id) = 1
+)
+
+select * from delivered
+union all by name
+select
+    approval_no                                                       as unit_key,
+    program                                                           as line_program,
+    getvariable('payroll_month')                                      as service_month,
+    'one_off'                                                         as line_type,
+    'held_released'                                                   as arrears_cause,
+    'current'                                                         as basis,
+    payroll_month                                                     as basis_month,
+    id_number,
+    household_id,
+    region_code,
+    urban_rural,
+    source_file,
+    source_row,
+    amount                                                            as approved_amount,
+    approval_no,
+    event_type,
+    event_date,
+    true                                                              as has_standard,
+    true                                                              as eligible,
+    amount                                                            as due,
+    rule_versions,
+    json_merge_patch(inputs, to_json({'released_from_payroll': payroll_month, 'hold_reason': hold_reason,
+                                       'clearance_id': clearance_id}))::VARCHAR as inputs,
+    formula || format('；{} 暂停（{}），经 {} 核准后本月发放', payroll_month, hold_reason, cleared_by) as formula
+from released

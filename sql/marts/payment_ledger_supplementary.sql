@@ -1,7 +1,8 @@
 -- payment_ledger_supplementary: a month already released to the banks, rerun on corrected rosters
 -- (a supplementary run). The released batches' lines stand exactly as they were sent; the corrected
 -- computation (month_ledger) adds only what they did not carry, in the supplementary batch:
---   a line whose key (service month, program, line type, person) no released line has;
+--   a line whose key (service month, program, line type, person; for a one_off line also its
+--   approval number) no released line has;
 --   a top-up `arrears` line where the corrected amount of a regular or price-subsidy line is higher
 --   (arrears_cause supplementary_correction; its fund parts are the difference of the parts).
 -- Lower or vanished amounts are never recovered by doudi: compute reports them as findings.
@@ -9,7 +10,12 @@
 with added as (
     select f.* replace (case when f.status = 'payable' then getvariable('supplement_batch') end as batch_id)
     from month_ledger f
-    anti join released_lines r using (service_month, program, line_type, id_number)
+    -- a one_off line is one case: its approval number joins the key (a person's second case of the
+    -- month is a line of its own, not the released first one again)
+    where not exists (select 1 from released_lines r
+                      where r.service_month = f.service_month and r.program = f.program
+                        and r.line_type = f.line_type and r.id_number = f.id_number
+                        and r.approval_no is not distinct from f.approval_no)
 ),
 
 topups as (
