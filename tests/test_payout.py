@@ -153,7 +153,8 @@ def test_large_batches_split_into_parts(tmp_path, monkeypatch):
 def test_chunked_aggregation_writes_the_same_files(four_months, tmp_path, monkeypatch):
     """Payout records are aggregated a chunk of payee accounts at a time, so that a national month's
     per-payee aggregates fit in memory. However small the chunks, the files, refs and records are
-    the same bytes as the run's own."""
+    the same bytes as the run's own; so are they when the batch parts are written side by side in
+    threads (the run's own wrote them one after another)."""
     from pipelines.payout import write_payouts
     from tests.helpers import context
 
@@ -162,6 +163,8 @@ def test_chunked_aggregation_writes_the_same_files(four_months, tmp_path, monkey
     work.mkdir(parents=True)
     shutil.copy(four_months["out"] / month / "_work" / "compute" / "ledger.parquet", work)
     monkeypatch.setenv("DOUDI_PAYOUT_CHUNK_LINES", "7")
+    monkeypatch.setenv("DOUDI_PAYOUT_PROCESSES", "3")
+    monkeypatch.setenv("DOUDI_PAYOUT_PARALLEL_MIN_RECORDS", "0")
     ctx = context(tmp_path, month, inbox=four_months["inbox"])
     assert ctx.settings.payout_chunk_lines == 7
     result = write_payouts(ctx)
