@@ -59,8 +59,8 @@ ROWS_PER_PERSON = 0.86
 
 
 class MemoryWatch:
-    """Peak resident memory per stage, of this process *and its children* (payout renders in
-    spawned processes): a thread samples the process tree's RSS every 0.2 s, and this process's own
+    """Peak resident memory per stage, of this process *and its children* (any process a
+    stage starts): a thread samples the process tree's RSS every 0.2 s, and this process's own
     high-water mark (VmHWM, reset at each stage through /proc/self/clear_refs) catches a spike
     between samples."""
 

@@ -59,7 +59,7 @@ def generate_sharded(inbox: Path, month: str, rows: int, rows_per_person: float,
     work = inbox.with_name(inbox.name + "-shards")
     work.mkdir(parents=True, exist_ok=True)
     dirs = [str(work / f"shard-{k:02d}") for k in range(shards)]
-    # spawned, never forked (as payout's renderers): a fork copies the parent's DuckDB and GX threads'
+    # spawned, never forked: a fork copies the parent's DuckDB and GX threads'
     # state half-made, and a forked shard once died in garbage collection (a segfault in the test run)
     with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
         list(pool.map(_generate_shard, dirs, [month] * shards, [persons] * shards,

@@ -9,8 +9,10 @@ more than 999,999 records in a run (a national month) gets a wider sequence for 
 
 Renderings of one batch: CSV (UTF-8, always), and as configured (DOUDI_PAYOUT_FORMATS): `csv_gbk`,
 `xlsx`, `pain001` (ISO 20022 pain.001.001.09, validated against the official XSD before it is
-kept). A batch larger than DOUDI_MAX_RECORDS_PER_FILE is split into parts. `manifest.json` names
-every file with SHA-256, count and sum, and the SHA-256 of the previous month's manifest.
+kept). DuckDB composes every file (pipelines/payout_render.py): no record passes through Python.
+A batch larger than DOUDI_MAX_RECORDS_PER_FILE is split into parts. `manifest.json` names every
+file with SHA-256, and the count and sum read back from the file itself, and the SHA-256 of the
+previous month's manifest.
 
 A month whose payouts were released to the bank (`payouts/released.json`, see `doudi release`) is
 never rewritten.
@@ -18,27 +20,23 @@ never rewritten.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from decimal import Decimal
 from pathlib import Path
 
 from pipelines.faults import checkpoint
-from pipelines.io import ensure_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from pipelines.io import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from pipelines.lifecycle import NOT_PUBLISHED_MARKER, mark_not_published, record_transition, run_info
 from pipelines.months import shift_month
+from pipelines.payout_render import xsd_path
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, register_vocabulary, sql_string
 
 REGULAR_BATCH = "R"  # the month's regular batch per bank
 REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
-CSV_COLUMNS = ("payment_ref", "payee_name", "payee_account", "bank_code", "bank_name", "amount",
-               "programs", "region_code", "memo")
-CSV_HEADERS_ZH = ("支付流水号", "收款人", "收款账号", "银行代码", "开户银行", "金额", "项目", "行政区划代码", "摘要")
-PAIN001_XSD = "pain.001.001.09.xsd"
+FORMATS = ("csv", "csv_gbk", "xlsx", "pain001")
+SUFFIXES = {"csv": ".csv", "csv_gbk": ".gbk.csv", "xlsx": ".xlsx", "pain001": ".pain001.xml"}
 PAYMENT_REF_FORMAT = "<YYYYMM><bank code><batch><sequence: 6 digits, more when a bank has over 999,999 records>"
-PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 
 
 def released_marker(ctx: RunContext) -> Path:
@@ -70,24 +68,16 @@ def write_payouts(ctx: RunContext) -> dict:
 
     out_dir = ensure_dir(ctx.payouts_dir)
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
-    files = []
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise RunError(f"unknown payout format {unknown[0]!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
     groups = con.execute("SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall()
     record_count = con.execute("SELECT count(*) FROM payout_records").fetchone()[0]
-
-    def batches():
-        for bank_code, batch_id, part in groups:
-            rows = con.execute(
-                f"SELECT {', '.join(CSV_COLUMNS)}, bic FROM payout_records WHERE bank_code = ? AND batch_id = ? "
-                "AND part = ? ORDER BY seq", [bank_code, batch_id, part]).fetchall()
-            stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
-            yield (stem, rows, bank_code, batch_id, part)
-
-    for (count, total, bank_code, batch_id, part), rendered in _render_batches(ctx, formats, batches(), record_count):
-        for fmt, name, data in rendered:
-            write_bytes_atomic(out_dir / name, data)
+    files = []
+    for written in _write_batches(ctx, con, formats, out_dir, groups, record_count):
+        for f in written:
             checkpoint("payout.after_first_file")
-            files.append({"name": name, "sha256": sha256_bytes(data), "count": count, "sum": f"{total:.2f}",
-                          "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
+            files.append(f)
     if released:  # the released batches' files stay as they were sent
         files = [f for f in read_manifest(ctx)["files"] if f["batch_id"] in released] + files
     _remove_stale(out_dir, {f["name"] for f in files})
@@ -123,6 +113,69 @@ def write_payouts(ctx: RunContext) -> dict:
         "sum": manifest["totals"]["sum"],
         "refs_path": str(refs_path),
     }
+
+
+def _write_batches(ctx: RunContext, con, formats: list[str], out_dir: Path, groups: list[tuple],
+                   record_count: int):
+    """Write the month's files, one batch part after another, or a few side by side in threads
+    (DOUDI_PAYOUT_PROCESSES, for months of at least DOUDI_PAYOUT_PARALLEL_MIN_RECORDS records), each
+    on its own DuckDB cursor: DuckDB, zlib (the XLSX container) and libxml2 (the pain.001 check) work
+    without Python's lock. Yields each part's file entries, in the order of `groups`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(group):
+        cur = con.cursor()
+        try:
+            return write_batch(ctx, cur, formats, out_dir, *group)
+        finally:
+            cur.close()
+
+    threads = ctx.settings.payout_processes if record_count >= ctx.settings.payout_parallel_min_records else 1
+    if threads <= 1 or len(groups) <= 1:
+        yield from map(one, groups)
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="payout")
+    try:
+        yield from pool.map(one, groups)
+    finally:  # on a failure, the parts not started are not written
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_code: str, batch_id: str,
+                part: int) -> list[dict]:
+    """Every format of one batch part (pipelines/payout_render.py), each written under a temporary
+    name, read back by a reader independent of the query that composed it, and renamed into place
+    only if that reading gives the records' count and sum. The manifest's count and sum of a file are
+    that reading's."""
+    from pipelines import payout_render as render
+
+    s = ctx.settings
+    stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
+    count, total = render.load_batch(con, bank_code, batch_id, part)
+    entries = []
+    for fmt in formats:
+        name = stem + SUFFIXES[fmt]
+        with atomic_path(out_dir / name) as tmp:
+            if fmt in ("csv", "csv_gbk"):
+                render.write_csv(con, tmp)
+                if fmt == "csv_gbk":
+                    render.transcode_gb18030(tmp, tmp)
+                read = render.read_csv_totals(tmp, "utf-8" if fmt == "csv" else "gb18030")
+            elif fmt == "xlsx":
+                tmp.write_bytes(render.xlsx_bytes(con, ctx.month))
+                read = render.read_xlsx_totals(tmp)
+            else:
+                tmp.write_bytes(render.pain001_bytes(con, ctx.month, stem, s.debtor_name, s.debtor_account,
+                                                     s.debtor_bic))
+                read = render.read_pain001_totals(tmp)
+            if read != (count, total):
+                raise RunError(f"{name} reads back as {read[0]} records / {read[1]:.2f}, but its batch has {count} / "
+                               f"{total:.2f}: not written")
+            digest = sha256_file(tmp)
+        entries.append({"name": name, "sha256": digest, "count": read[0], "sum": f"{read[1]:.2f}",
+                        "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
+    con.execute("DROP TABLE batch")
+    return entries
 
 
 def build_records(con, ctx: RunContext) -> None:
@@ -231,157 +284,17 @@ def build_manifest(ctx: RunContext, files: list[dict], totals: dict) -> dict:
     }
 
 
-def render_batch(ctx: RunContext, formats: list[str], stem: str, rows: list[tuple], bank_code: str,
-                 batch_id: str) -> tuple[Decimal, list[tuple[str, str, bytes]]]:
-    """Every format of one payout file: (total, [(format, file name, bytes)])."""
-    total = sum((r[5] for r in rows), Decimal("0.00"))
-    return total, [(fmt, *render(ctx, fmt, stem, rows, bank_code, batch_id, total)) for fmt in formats]
-
-
-def _render_batches(ctx: RunContext, formats: list[str], batches, record_count: int):
-    """Render the month's files in order; with several processes, a few batches at a time.
-    XlsxWriter and the pain.001 tree are pure-Python work per cell and element: the payout stage's
-    largest cost (bench/README.md), and independent per file. Processes are spawned, never forked,
-    so no DuckDB thread state is copied. Yields ((count, total, bank, batch, part), rendered)."""
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    processes = ctx.settings.payout_processes
-    if processes <= 1 or record_count < ctx.settings.payout_parallel_min_records:
-        for stem, rows, bank_code, batch_id, part in batches:
-            total, rendered = render_batch(ctx, formats, stem, rows, bank_code, batch_id)
-            yield (len(rows), total, bank_code, batch_id, part), rendered
-        return
-    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-        pending: deque = deque()
-        for stem, rows, bank_code, batch_id, part in batches:
-            future = pool.submit(render_batch, ctx, formats, stem, rows, bank_code, batch_id)
-            pending.append(((len(rows), bank_code, batch_id, part), future))
-            del rows
-            while len(pending) > processes:  # bounded: at most a few files' rows in memory
-                yield _finished(*pending.popleft())
-        while pending:
-            yield _finished(*pending.popleft())
-
-
-def _finished(meta, future):
-    count, bank_code, batch_id, part = meta
-    total, rendered = future.result()
-    return (count, total, bank_code, batch_id, part), rendered
-
-
-def render(ctx: RunContext, fmt: str, stem: str, rows: list[tuple], bank_code: str, batch_id: str,
-           total: Decimal) -> tuple[str, bytes]:
-    if fmt in ("csv", "csv_gbk"):
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(CSV_COLUMNS)
-        for r in rows:
-            w.writerow([*r[:5], f"{r[5]:.2f}", *r[6:9]])
-        text = buf.getvalue()
-        if fmt == "csv":
-            return f"{stem}.csv", text.encode("utf-8")
-        return f"{stem}.gbk.csv", text.encode("gb18030")
-    if fmt == "xlsx":
-        return f"{stem}.xlsx", render_xlsx(ctx, rows, total)
-    if fmt == "pain001":
-        return f"{stem}.pain001.xml", render_pain001(ctx, stem, rows, batch_id, total)
-    raise RunError(f"unknown payout format {fmt!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
-
-
-def render_xlsx(ctx: RunContext, rows: list[tuple], total: Decimal) -> bytes:
-    from pipelines.spreadsheet import new_workbook, write_table
-
-    buf = io.BytesIO()
-    wb, fmt = new_workbook(buf, ctx.month)
-    ws = wb.add_worksheet("代发明细")
-    write_table(ws, fmt, CSV_HEADERS_ZH, [[*r[:5], r[5], *r[6:9]] for r in rows], money_columns={5})
-    ws.write_row(len(rows) + 1, 0, ["合计", f"{len(rows)} 笔"], fmt["bold"])
-    ws.write_number(len(rows) + 1, 5, float(total), fmt["money_bold"])
-    wb.close()
-    return buf.getvalue()
-
-
-def render_pain001(ctx: RunContext, stem: str, rows: list[tuple], batch_id: str, total: Decimal) -> bytes:
-    """ISO 20022 pain.001.001.09, Chinese accounts as `Othr/Id`, amounts in CNY."""
-    from lxml import etree
-
-    s = ctx.settings
-    ns = PAIN001_NS
-    E = lambda tag, parent=None, text=None: _el(etree, ns, tag, parent, text)  # noqa: E731
-    doc = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
-    root = E("CstmrCdtTrfInitn", doc)
-    hdr = E("GrpHdr", root)
-    E("MsgId", hdr, stem[:35])
-    # a fixed creation time (the first of the payroll month) keeps reruns byte-identical
-    E("CreDtTm", hdr, f"{ctx.month}-01T00:00:00+08:00")
-    E("NbOfTxs", hdr, str(len(rows)))
-    E("CtrlSum", hdr, f"{total:.2f}")
-    E("Nm", E("InitgPty", hdr), s.debtor_name)
-    pmt = E("PmtInf", root)
-    E("PmtInfId", pmt, stem.replace("-", "").replace("_", "")[:35])
-    E("PmtMtd", pmt, "TRF")
-    E("NbOfTxs", pmt, str(len(rows)))
-    E("CtrlSum", pmt, f"{total:.2f}")
-    E("Dt", E("ReqdExctnDt", pmt), f"{ctx.month}-01")
-    E("Nm", E("Dbtr", pmt), s.debtor_name)
-    E("Id", E("Othr", E("Id", E("DbtrAcct", pmt))), s.debtor_account)
-    E("BICFI", E("FinInstnId", E("DbtrAgt", pmt)), s.debtor_bic)
-    for ref, name, account, _bank_code, _bank_name, amount, _programs, _region, memo, bic in rows:
-        tx = E("CdtTrfTxInf", pmt)
-        E("EndToEndId", E("PmtId", tx), ref)
-        amt = E("InstdAmt", E("Amt", tx), f"{amount:.2f}")
-        amt.set("Ccy", "CNY")
-        if bic:
-            E("BICFI", E("FinInstnId", E("CdtrAgt", tx)), bic)
-        E("Nm", E("Cdtr", tx), (name or "")[:140])
-        E("Id", E("Othr", E("Id", E("CdtrAcct", tx))), account)
-        E("Ustrd", E("RmtInf", tx), (memo or "")[:140])
-    data = etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    validate_pain001(data)
-    return data
-
-
-def _el(etree, ns, tag, parent, text):
-    el = etree.SubElement(parent, f"{{{ns}}}{tag}") if parent is not None else etree.Element(f"{{{ns}}}{tag}")
-    if text is not None:
-        el.text = text
-    return el
-
-
-_SCHEMA = None
-_LXML_SCHEMA = None
-
-
-def _xsd_path() -> Path:
-    import sepaxml
-
-    return Path(sepaxml.__file__).parent / "schemas" / PAIN001_XSD
-
-
 def pain001_schema():
     """xmlschema's validator for the official XSD: thorough and independent of lxml; used by tests."""
     global _SCHEMA
     if _SCHEMA is None:
         import xmlschema
 
-        _SCHEMA = xmlschema.XMLSchema(str(_xsd_path()))
+        _SCHEMA = xmlschema.XMLSchema(str(xsd_path()))
     return _SCHEMA
 
 
-def validate_pain001(data: bytes) -> None:
-    """Every pain.001 file is checked against the XSD before it is kept (libxml2: fast enough for a
-    province's batch; the tests check the same files again with xmlschema)."""
-    global _LXML_SCHEMA
-    from lxml import etree
-
-    if _LXML_SCHEMA is None:
-        _LXML_SCHEMA = etree.XMLSchema(etree.parse(str(_xsd_path())))
-    doc = etree.fromstring(data)
-    if not _LXML_SCHEMA.validate(doc):
-        err = _LXML_SCHEMA.error_log.last_error
-        raise RunError(f"pain.001 file fails the XSD: {err.message} (line {err.line})")
+_SCHEMA = None
 
 
 def read_manifest(ctx: RunContext) -> dict:

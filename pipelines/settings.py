@@ -71,8 +71,9 @@ class Settings:
     debtor_name: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_NAME", "辽宁省财政厅社会保障资金专户"))
     debtor_account: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
     debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "ICBKCNBJSYG"))
-    # Processes that render payout files (XLSX, pain.001) side by side, for months of at least this
-    # many records; smaller months render in the run's own process.
+    # Batch parts whose payout files are written side by side (threads, each on its own DuckDB
+    # cursor; the name is from when they were processes), for months of at least this many records;
+    # smaller months write one part after another. The files are the same bytes for any value.
     payout_processes: int = field(default_factory=lambda: int(_env("DOUDI_PAYOUT_PROCESSES", str(os.cpu_count() or 1))))
     payout_parallel_min_records: int = field(
         default_factory=lambda: int(_env("DOUDI_PAYOUT_PARALLEL_MIN_RECORDS", "50000"))

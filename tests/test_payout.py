@@ -153,7 +153,8 @@ def test_large_batches_split_into_parts(tmp_path, monkeypatch):
 def test_chunked_aggregation_writes_the_same_files(four_months, tmp_path, monkeypatch):
     """Payout records are aggregated a chunk of payee accounts at a time, so that a national month's
     per-payee aggregates fit in memory. However small the chunks, the files, refs and records are
-    the same bytes as the run's own."""
+    the same bytes as the run's own; so are they when the batch parts are written side by side in
+    threads (the run's own wrote them one after another)."""
     from pipelines.payout import write_payouts
     from tests.helpers import context
 
@@ -162,6 +163,8 @@ def test_chunked_aggregation_writes_the_same_files(four_months, tmp_path, monkey
     work.mkdir(parents=True)
     shutil.copy(four_months["out"] / month / "_work" / "compute" / "ledger.parquet", work)
     monkeypatch.setenv("DOUDI_PAYOUT_CHUNK_LINES", "7")
+    monkeypatch.setenv("DOUDI_PAYOUT_PROCESSES", "3")
+    monkeypatch.setenv("DOUDI_PAYOUT_PARALLEL_MIN_RECORDS", "0")
     ctx = context(tmp_path, month, inbox=four_months["inbox"])
     assert ctx.settings.payout_chunk_lines == 7
     result = write_payouts(ctx)
@@ -258,3 +261,181 @@ def test_a_supplementary_batch_may_not_reuse_a_released_ref():
     con.execute("UPDATE payout_records SET payment_ref = '202001ICBCR000001'")
     with pytest.raises(RunError, match="202001ICBCR000001 was already sent in a released batch"):
         check_records(con, released=True)
+
+
+# ------------------------------------------------------------------ files composed by DuckDB (issue 22)
+
+def _oracle_files(ctx, records, formats):
+    """The files of every batch part as the row-by-row renderers of tests/payout_oracle.py write them,
+    from payout records (the columns of pipelines/payout.py's `payout_records`)."""
+    from tests.payout_oracle import render_batch
+
+    columns = "payment_ref, payee_name, payee_account, bank_code, bank_name, amount, programs, region_code, memo, bic"
+    files = {}
+    for bank_code, batch_id, part in records.execute(
+            "SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall():
+        rows = records.execute(f"SELECT {columns} FROM payout_records WHERE bank_code = ? AND batch_id = ? "
+                               "AND part = ? ORDER BY seq", [bank_code, batch_id, part]).fetchall()
+        stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
+        total, rendered = render_batch(ctx, formats, stem, rows, bank_code, batch_id)
+        for _fmt, name, data in rendered:
+            files[name] = (data, len(rows), f"{total:.2f}")
+    return files
+
+
+def test_every_payout_file_is_the_bytes_the_row_by_row_renderers_wrote(four_months):
+    """The months' files, composed by DuckDB, are byte for byte what the Python renderers of
+    tests/payout_oracle.py (doudi's before issue 22) write from the same records."""
+    import duckdb
+
+    from tests.helpers import context
+
+    for month in ("2020-01", "2020-04"):
+        out = four_months["out"] / month
+        ctx = context(four_months["tmp"], month, inbox=four_months["inbox"])
+        con = duckdb.connect()
+        con.execute("CREATE TABLE payout_records AS SELECT * FROM read_parquet(?)",
+                    [str(out / "_work" / "payout" / "records.parquet")])
+        expected = _oracle_files(ctx, con, ["csv", "xlsx", "pain001"])
+        manifest = json.loads((out / "payouts" / "manifest.json").read_text(encoding="utf-8"))
+        assert sorted(f["name"] for f in manifest["files"]) == sorted(expected)
+        for f in manifest["files"]:
+            data, count, total = expected[f["name"]]
+            assert (out / "payouts" / f["name"]).read_bytes() == data, f["name"]
+            assert (f["count"], f["sum"]) == (count, total)
+
+
+HOSTILE = [
+    # name, account, memo, bic, amount
+    ("=HYPERLINK(\"x\")", "6222 0001", "价格临时补贴 2020-01（2人）；最低生活保障金 2020-01", "ABOCCNBJ", "0.07"),
+    ("+张三", "-6222", "@memo", None, "0.56"),
+    ("李四 ", " 6222", "tab\tinside and\nnewline", "", "0.69"),
+    ("王\u3000五", "6222\u3000", "\u3000全角空格", "ICBKCNBJ", "1278.22"),
+    ("a & b < c > d \" ' ", "1,2", "逗号,和\"引号\"", "BKCHCNBJ300", "999999.99"),
+    ("_x0041_ literal", "_X0041_", "<r>rich</r>", None, "12345678.91"),
+    ("名" * 150, "6222", "摘" * 150, None, "0.01"),
+    ("emoji 👍🏽 name", "6222", "]]> cdata end", None, "100.00"),
+    ("", "6222", None, None, "5.50"),
+    ("回车\r名", "6222", "memo\r\nline", None, "0.10"),
+]
+CONTROL_ONLY = [  # text XML 1.0 cannot carry: XLSX escapes it (_x0001_), a pain.001 cannot hold it
+    ("控制\x01字符", "6222\x1f", "\x0bmemo\x0c", None, "3.33"),
+    ("\ufffe不是字符", "6222", "_x0000_", None, "4.44"),
+]
+
+
+def _hostile_records(con, rows, copies: int = 1):
+    """payout_records of bank TEST, batch R, part 1 with the given values, repeated, some of them with
+    every optional column missing, so that row spans of 16 differ."""
+    con.execute("CREATE OR REPLACE TABLE payout_records (bank_code VARCHAR, batch_id VARCHAR, part INTEGER, "
+                "seq BIGINT, payment_ref VARCHAR, payee_name VARCHAR, payee_account VARCHAR, bank_name VARCHAR, "
+                "amount DECIMAL(18, 2), programs VARCHAR, region_code VARCHAR, memo VARCHAR, bic VARCHAR)")
+    values = []
+    for i in range(copies * len(rows)):
+        name, account, memo, bic, amount = rows[i % len(rows)]
+        sparse = i % 37 >= 20  # rows 20..36 of 37: no bank name, programs, region or memo
+        values.append(("TEST", "R", 1, i + 1, f"202001TESTR{i + 1:06d}", name, account,
+                       None if sparse else "测试银行", amount, None if sparse else "dibao;tekun",
+                       None if sparse else "210102", None if sparse else memo, bic))
+    con.executemany("INSERT INTO payout_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+
+@pytest.mark.stage
+@pytest.mark.parametrize("rows, formats", [(HOSTILE, ["csv", "csv_gbk", "xlsx"]),
+                                           (HOSTILE + CONTROL_ONLY, ["csv", "csv_gbk", "xlsx"])])
+def test_hostile_values_give_the_row_by_row_bytes(tmp_path, rows, formats):
+    """Formula triggers, white space at either end (ASCII and full-width), XML specials, CR and LF,
+    literal _xHHHH_, a '<r>…</r>' string, over-long names and memos, characters beyond the BMP, missing
+    values and amounts whose nearest double prints with 16 digits (0.07): the CSV, GBK CSV and XLSX are
+    the oracle's bytes."""
+    from pipelines.payout import write_batch
+    from pipelines.sqlrun import connect
+    from tests.helpers import context
+
+    ctx = context(tmp_path, "2020-01")
+    con = connect()
+    _hostile_records(con, rows, copies=9)  # 90+ records: several spans of 16 rows, sparse rows among them
+    out = tmp_path / "payouts"
+    out.mkdir()
+    entries = write_batch(ctx, con, formats, out, "TEST", "R", 1)
+    expected = _oracle_files(ctx, con, formats)
+    for e in entries:
+        data, count, total = expected[e["name"]]
+        assert (out / e["name"]).read_bytes() == data, e["name"]
+        assert (e["count"], e["sum"]) == (count, total)
+
+
+@pytest.mark.stage
+def test_hostile_values_in_pain001_give_the_row_by_row_bytes(tmp_path):
+    """The same values in a pain.001 (names and memos cut at 140 characters, escaped as libxml2 does),
+    except an empty name: the XSD refuses it, here as in the oracle."""
+    from pipelines.payout import write_batch
+    from pipelines.settings import RunError
+    from pipelines.sqlrun import connect
+    from tests.helpers import context
+
+    ctx = context(tmp_path, "2020-01")
+    con = connect()
+    valid = [r for r in HOSTILE if r[0] and r[2]]
+    _hostile_records(con, valid)
+    out = tmp_path / "payouts"
+    out.mkdir()
+    entries = write_batch(ctx, con, ["pain001"], out, "TEST", "R", 1)
+    data, count, total = _oracle_files(ctx, con, ["pain001"])[entries[0]["name"]]
+    assert (out / entries[0]["name"]).read_bytes() == data
+    assert (entries[0]["count"], entries[0]["sum"]) == (count, total)
+
+    _hostile_records(con, HOSTILE)  # an empty name (and a missing memo): not a valid pain.001
+    with pytest.raises(RunError, match="fails the XSD"):
+        write_batch(ctx, con, ["pain001"], out, "TEST", "R", 1)
+    assert not (out / entries[0]["name"]).exists() or (out / entries[0]["name"]).read_bytes() == data
+    assert not list(out.glob(".*.tmp-*"))
+
+
+@pytest.mark.stage
+def test_a_file_that_does_not_read_back_as_its_batch_is_not_written(tmp_path, monkeypatch):
+    """Each file is read back before it is renamed into place; a file whose reading differs from its
+    batch's count and sum (an amount changed), or that cannot be read (cut short), is refused and left
+    under no name."""
+    from pipelines import payout_render
+    from pipelines.payout import write_batch
+    from pipelines.settings import RunError
+    from pipelines.sqlrun import connect
+    from tests.helpers import context
+
+    real = payout_render.write_csv
+
+    def edited(con, path):  # one amount changed by a fen on its way to disk
+        real(con, path)
+        path.write_bytes(path.read_bytes().replace(b",0.07,", b",0.08,"))
+
+    def truncated(con, path):  # cut inside the last record's quoted memo
+        real(con, path)
+        path.write_bytes(path.read_bytes()[:-8])
+
+    con = connect()
+    _hostile_records(con, HOSTILE)
+    out = tmp_path / "payouts"
+    out.mkdir()
+    for broken, message in ((edited, "reads back as 10 records / 13347064.06"), (truncated, "unexpected end")):
+        monkeypatch.setattr(payout_render, "write_csv", broken)
+        with pytest.raises(RunError, match=message):
+            write_batch(context(tmp_path, "2020-01"), con, ["csv"], out, "TEST", "R", 1)
+        assert list(out.iterdir()) == []
+
+
+def test_a_pain001_whose_control_sum_is_wrong_is_refused(four_months, tmp_path):
+    """The validating read compares the group header's and the payment information's counts and control
+    sums with the transactions it reads."""
+    from pipelines.payout_render import read_pain001_totals
+    from pipelines.settings import RunError
+
+    good = _first(four_months["out"] / "2020-03" / "payouts", "pain001")
+    data = good.read_bytes()
+    ctrl = data.index(b"<CtrlSum>") + len(b"<CtrlSum>")
+    end = data.index(b"</CtrlSum>")
+    bad = tmp_path / "bad.pain001.xml"
+    bad.write_bytes(data[:ctrl] + b"1.00" + data[end:])
+    read_pain001_totals(good)
+    with pytest.raises(RunError, match="control totals"):
+        read_pain001_totals(bad)
