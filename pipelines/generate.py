@@ -430,6 +430,7 @@ class Generator:
         # (id -> (household_id, relation)), applied to every later roster while the population (and so
         # every random draw made on it, and the rows each roster has) stays as it was
         self.watch_moved: dict[str, tuple[str, str]] = {}
+        self.counties_delivered: dict[str, set[str]] = {}  # program -> counties with a file last month
 
     def side_rng(self, month: str, purpose: str) -> np.random.Generator:
         """A generator of its own for defects added later, so the main stream (and with it every
@@ -826,6 +827,15 @@ class Generator:
                     self.truth.append({"month": month, "defect": "corrected_file", "program": prog,
                                        "id_number": "", "related_id": "", "file": path.relative_to(mdir).as_posix(),
                                        "detail": cor.relative_to(mdir).as_posix()})
+            # a county with nobody left on the program says so with the roster's header alone: a
+            # county that delivers nothing is paid forward from its last file (不断, pipelines/ingest.py)
+            now = set(pd.unique(rows["_county"]))
+            for county in sorted(self.counties_delivered.get(prog, set()) - now):
+                header = self._order_columns(rows.drop(columns=["_county", "_defect"]).iloc[0:0], prog, county,
+                                             _stable_hash(county + "en") % 10 == 0)
+                name = f"{county}_{prog}_{month.replace('-', '')}.csv"
+                _write_roster(pdir / name, header, "csv", "")
+            self.counties_delivered[prog] = now
 
     def _attach_file(self, month: str, prog: str, part: pd.DataFrame, rel: str) -> None:
         ids = set(part.loc[part["_defect"] != "", "id_number"].astype(str).str.strip().str.upper())

@@ -28,6 +28,7 @@ import re
 import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -81,6 +82,9 @@ class FileResult:
     superseded_by: str = ""
     county: str = ""
     columns: dict = field(default_factory=dict)  # delivered header -> canonical (or "" if unknown)
+    # the month whose accepted file this is, paid forward because the county's file of this month is
+    # missing or was rejected whole (不断: carry_forward_* in policy_parameters.csv); "" if delivered
+    carried_from: str = ""
 
 
 class FileRejected(Exception):
@@ -143,6 +147,8 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     # never turn a whole program's column into Python objects (17 million dibao rows at 25M)
     tables = _apply_supersession(tables, results)
     tables = _check_row_swing(ctx, tables, results, previous_counts or {})
+    if program in PROGRAMS:
+        tables += _carry_forward(ctx, program, results, seen_hashes)
     rows = _combine(program, tables)
     out_dir = ensure_dir(ctx.work_dir / "ingest")
     rows_path = out_dir / f"{program}.parquet"
@@ -196,6 +202,7 @@ FILES_SCHEMA = pa.schema(
         ("superseded_by", pa.string()),
         ("county", pa.string()),
         ("columns", pa.string()),
+        ("carried_from", pa.string()),
     ]
 )
 META_COLUMNS = [
@@ -217,7 +224,88 @@ def row_schema(program: str) -> pa.Schema:
     return pa.schema(META_COLUMNS + [(c, pa.string()) for c in columns_for(program)])
 
 
-def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashes: dict[str, str]):
+def _carry_forward(ctx: RunContext, program: str, results: list[FileResult], seen_hashes: dict[str, str]) -> list:
+    """不断: a county whose file for the program was loaded last month and is missing this month, or
+    was rejected whole, is paid from its last accepted file, read again from the inbox (the bytes
+    that were paid, checked by SHA-256): the rows go through every check of this month (deaths,
+    exclusions, registries) and their lines are provisional (payment_ledger.provisional_from). At
+    most carry_forward_max_months months in a row, for the programs of carry_forward_programs; past
+    that, or when the earlier file is gone, the county is reported `not_delivered` and not paid.
+    The county's late file is then paid by a supplementary run of the month (what is missing paid,
+    what was overpaid reported, never recovered)."""
+    from pipelines.months import months_between
+    from pipelines.reference import policy_resolved
+
+    policy = policy_resolved(ctx)
+    max_months = int(Decimal(policy["carry_forward_max_months"]))
+    programs = {p.strip() for p in policy["carry_forward_programs"].split(";") if p.strip()}
+    delivered = {r.county for r in results if r.status == "loaded" and r.county}
+    tables = []
+    for county, files in sorted(_last_month_files(ctx, program).items()):
+        if county in delivered:
+            continue
+        origin = files[0][2]
+        # months paid forward from the origin's file, this one included
+        carried = program in programs and months_between(origin, ctx.month) - 1 <= max_months
+        read = []
+        for source_file, sha, _origin in files if carried else []:
+            name = source_file.rsplit("/", 1)[-1]
+            res = FileResult(program=program, source_file=f"carried/{origin}/rosters/{program}/{name}",
+                             county=county, carried_from=origin)
+            path = inbox_path(ctx.inbox) / origin / "rosters" / program / name
+            table = _ingest_one(ctx, program, path, res, seen_hashes, file_month=origin) \
+                if entry_kind(path) == "file" else None
+            if table is None or res.status != "loaded" or res.sha256 != sha:
+                read = None  # not the bytes that were paid: nothing of the county is carried
+                break
+            read.append((res, table))
+        if read:
+            for res, table in read:
+                results.append(res)
+                tables.append(table)
+            continue
+        if program not in programs:
+            why = "policy_parameters.csv carry_forward_programs does not list the program"
+        elif not carried:
+            why = f"paid forward from {origin} for carry_forward_max_months ({max_months}) months already"
+        else:
+            why = f"its {origin} file is no longer in the inbox with the bytes that were paid"
+        results.append(FileResult(program=program, source_file=f"rosters/{program}/{county} (未报送)", county=county,
+                                  status="not_delivered", reason_code="FILE_NOT_DELIVERED",
+                                  reason_detail=f"上月已报送，本月未报送或被整体退回，未按以往名册发放：{why}"))
+    return tables
+
+
+def _last_month_files(ctx: RunContext, program: str) -> dict[str, list[tuple[str, str, str]]]:
+    """{county: [(source_file, sha256, origin month)]} of the files loaded for the program last
+    month (a file carried then keeps its origin), from the warehouse; empty without history."""
+    from pipelines.months import shift_month
+
+    if not ctx.warehouse.exists():
+        return {}
+    import duckdb
+
+    previous = shift_month(ctx.month, -1)
+    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    try:
+        columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                                             "'source_file'").fetchall()}
+        if not columns:
+            return {}
+        origin = "coalesce(nullif(carried_from, ''), payroll_month)" if "carried_from" in columns else "payroll_month"
+        rows = con.execute(f"SELECT county, source_file, sha256, {origin} FROM source_file WHERE payroll_month = ? "
+                           "AND program = ? AND status = 'loaded' AND county <> '' ORDER BY ALL",
+                           [previous, program]).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for county, source_file, sha, origin in rows:
+        out.setdefault(county, []).append((source_file, sha, origin))
+    return out
+
+
+def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashes: dict[str, str],
+                file_month: str | None = None):
     settings = ctx.settings
     name = path.name
     if "/" in name or "\\" in name or ".." in name or not name.lower().endswith(ROSTER_SUFFIXES):
@@ -255,7 +343,7 @@ def _ingest_one(ctx: RunContext, program: str, path, res: FileResult, seen_hashe
     county = Counter(table.column("region_code").to_pylist()).most_common(1)
     if county and county[0][0]:
         res.county = fold_fullwidth(county[0][0]).strip()
-    other_months = sorted({m for m in months_in_name(name) if m != ctx.month})
+    other_months = sorted({m for m in months_in_name(name) if m != (file_month or ctx.month)})
     if other_months:
         # a December file left in January's folder would pay December's roster as January's
         _reject(res, "FILE_MONTH_MISMATCH", f"文件名中的月份 {'、'.join(other_months)} 与所在文件夹的月份 "

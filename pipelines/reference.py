@@ -49,11 +49,15 @@ REQUIRED_PARAMETERS = {
     "raise_target_urban": "the raise's progress (the provincial average urban dibao standard's target)",
     "raise_target_rural": "the raise's progress (the provincial average rural dibao standard's target)",
     "raise_baseline_lag_months": "the raise's progress (the month whose standards the targets compare with)",
+    "carry_forward_max_months": "paying a county's last accepted roster forward while its file is missing",
+    "carry_forward_programs": "paying a county's last accepted roster forward while its file is missing",
 }
 TEXT_PARAMETERS = {"pay_amount_source": ("computed", "approved")}
+# parameters whose value is a list of these words, separated by ';' (none of them: an empty list is ';')
+LIST_PARAMETERS = {"carry_forward_programs": PROGRAMS}
 # settings that used to change amounts from the environment, and the parameter that replaced each
 MOVED_SETTINGS = {"DOUDI_PAY_AMOUNT_SOURCE": "pay_amount_source", "DOUDI_APPROVED_TOLERANCE": "approved_tolerance"}
-POLICY_RESOLVED = ("pay_amount_source", "approved_tolerance")
+POLICY_RESOLVED = ("pay_amount_source", "approved_tolerance", "carry_forward_max_months", "carry_forward_programs")
 
 FRAMES = {
     "standards": "SELECT *, amount::DOUBLE AS amount_num FROM stg_standards",
@@ -139,6 +143,12 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
         elif len(found) > 1:
             problems.append(f"policy_parameters.csv has {len(found)} {name} rows in force for payroll {month}: "
                             f"{needs} needs exactly one (close the old version with effective_to).")
+        elif name in LIST_PARAMETERS:
+            words = [w.strip() for w in (found[0][1] or "").split(";")]
+            unknown = [w for w in words if w and w not in LIST_PARAMETERS[name]]
+            if unknown or not found[0][1]:
+                problems.append(f"policy_parameters.csv gives {name} = {found[0][1]!s} for payroll {month}: {needs} "
+                                f"needs words from {', '.join(LIST_PARAMETERS[name])} separated by ';' (';' for none).")
         elif name in TEXT_PARAMETERS:
             if found[0][1] not in TEXT_PARAMETERS[name]:
                 problems.append(f"policy_parameters.csv gives {name} = {found[0][1]!s} for payroll {month}: "

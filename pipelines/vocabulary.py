@@ -48,6 +48,8 @@ _REASONS = [
     Reason("FILE_COLUMN_MISSING", "缺少必需的列", "a required column is missing"),
     Reason("FILE_COLUMN_DUPLICATE", "同一列出现两次", "a column appears twice"),
     Reason("FILE_TOO_LARGE", "文件或字段超过允许的大小", "file or field too large"),
+    Reason("FILE_NOT_DELIVERED", "上月已报送的县区本月未报送或被整体退回，且不能按以往名册临时发放",
+           "file not delivered and not carried forward"),
     Reason("FILE_ROW_SWING", "行数与上月同县相比变化过大，请核实是否漏报或重复", "row count swings vs last month"),
     Reason("FILE_NAME_INVALID", "文件名含有路径或非法字符", "file name has path components"),
     Reason("FILE_NOT_REGULAR", "收件箱中的符号链接或特殊文件（管道、设备），未读取；请把文件本身放入收件箱",
@@ -124,6 +126,8 @@ REASONS = {r.code: r for r in _REASONS}
 # Finding types: what integrity checks and the engine report. action says what doudi did.
 FINDING_TYPES = {
     "file_rejected": "文件被整体退回",
+    "county_file_carried_forward": "县区名册未报送或被退回，按以往名册临时发放（待补报后多退少补）",
+    "county_file_not_delivered": "县区名册未报送或被退回，且不能按以往名册临时发放，本月未发放",
     "file_duplicate_delivery": "同一文件重复报送",
     "file_superseded": "更正文件替代原文件",
     "county_files_read_together": "同一县区报送多个互不为更正版本的名册文件，已合并读取",

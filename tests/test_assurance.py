@@ -423,6 +423,9 @@ def test_a_month_withheld_for_a_death_since_withdrawn_is_paid_from_its_own_roste
     moved = _tekun(p)
     moved[0] = "210202"
     write_csv(roster_path(inbox, "2020-03", "tekun", "210202_tekun_202003.csv"), TEKUN, [moved])
+    # 和平区 has nobody left on tekun and says so with the header alone (no file would be a late file,
+    # paid forward from February's: issue 20)
+    write_csv(roster_path(inbox, "2020-03", "tekun", f"{C}_tekun_202003.csv"), TEKUN, [])
     write_csv(inbox / "2020-02" / "registry" / "deaths.csv", DEATHS, [[p["id"], p["name"], "2020-01-05", "公安"]])
     run(tmp_path, "2020-01")
     run(tmp_path, "2020-02")

@@ -512,12 +512,18 @@ def materialise(plan: Plan, slot: int, ref: rules.Reference) -> History:
 
 # ============================================================================ running both sides
 def write_inbox(histories: list[History], inbox: Path) -> None:
+    delivered: set[tuple] = set()
     for m in MONTHS:
         (inbox / m / "rosters").mkdir(parents=True, exist_ok=True)
         files: dict[tuple, list] = {}
         for h in histories:
             for program, r in h.rows.get(m, []):
                 files.setdefault((program, r["region_code"]), []).append(r)
+        # a county with nobody left on a program delivers the header alone (no file at all would be
+        # a late file, paid forward from its last one: issue 20, outside the model)
+        for key in delivered - set(files):
+            files[key] = []
+        delivered = {key for key, rows in files.items() if rows}
         for (program, county), rows in files.items():
             write_dicts(inbox / m / "rosters" / program / f"{county}_{program}_{m.replace('-', '')}.csv",
                         COLUMNS[program], rows)

@@ -89,7 +89,9 @@ def test_a_price_subsidy_row_wins_over_the_carrying_program(tmp_path):
 def test_run_log_records_the_resolved_policy(four_program_month):
     wh, _ = four_program_month
     (resolved,) = query(wh, "SELECT policy_resolved FROM run_log WHERE payroll_month = '2020-01'")[0]
-    assert json.loads(resolved) == {"pay_amount_source": "computed", "approved_tolerance": "0.00"}
+    assert json.loads(resolved) == {"pay_amount_source": "computed", "approved_tolerance": "0.00",
+                                    "carry_forward_max_months": "2",
+                                    "carry_forward_programs": "dibao;tekun;orphan;disability"}
 
 
 @pytest.mark.parametrize("row,program,county", [

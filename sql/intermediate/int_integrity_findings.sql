@@ -157,6 +157,24 @@ rejected_files as (
     where status = 'rejected'
 ),
 
+carried_forward as (
+    -- 不断: a county's roster paid forward from an earlier month while this month's file is missing or
+    -- was rejected whole; once per county, program and file
+    select 'county_file_carried_forward', 'warning', program, null::VARCHAR, county, 'paid_and_flagged',
+           county || ' 本月' || program || '名册未报送或被整体退回，按 ' || carried_from || ' 采用的名册 '
+               || source_file || ' 临时发放（标为临时）；补报后以补充发放补足少发，多发只报告不自动追回',
+           source_file, null::BIGINT
+    from ingest_files
+    where coalesce(carried_from, '') <> ''
+),
+
+not_delivered as (
+    select 'county_file_not_delivered', 'error', program, null::VARCHAR, county, 'not_paid',
+           county || ' 本月' || program || '名册' || reason_detail, source_file, null::BIGINT
+    from ingest_files
+    where status = 'not_delivered'
+),
+
 files_read_together as (
     -- two roster files of one county and program that are not versions of one roster (ingest's
     -- correction_series: one per street office, say) are both read; the county is asked, once,
@@ -182,6 +200,8 @@ all_findings as (
     union all select * from shared_accounts
     union all select * from name_conflicts
     union all select * from rejected_files
+    union all select * from carried_forward
+    union all select * from not_delivered
     union all select * from files_read_together
 ),
 
