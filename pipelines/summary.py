@@ -43,6 +43,10 @@ def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None)
             "AND status = 'held'", [ctx.month]).fetchone()
         findings = dict(con.execute("SELECT severity, count(*) FROM wh.finding WHERE payroll_month = ? GROUP BY 1",
                                     [ctx.month]).fetchall())
+        # 不断: counties paid forward from an earlier roster, or not paid, because their file is missing
+        counties = con.execute("SELECT finding_type, region_code, program FROM wh.finding WHERE payroll_month = ? "
+                               "AND finding_type IN ('county_file_carried_forward', 'county_file_not_delivered') "
+                               "ORDER BY ALL", [ctx.month]).fetchall()
     finally:
         con.close()
     reports = ctx.reports_dir
@@ -53,6 +57,14 @@ def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None)
                + (f" (why, and how to clear: {reports / 'exceptions.xlsx'})" if held_lines else ""))
     out.append("  findings:  " + (", ".join(f"{findings[s]} {s} ({SEVERITY_ZH[s]})" for s in SEVERITY_ZH
                                              if findings.get(s)) or "none"))
+    carried = [f"{county} {program}" for kind, county, program in counties if kind == "county_file_carried_forward"]
+    missing = [f"{county} {program}" for kind, county, program in counties if kind == "county_file_not_delivered"]
+    if carried:
+        out.append(f"  CARRIED:   {', '.join(carried)}: the file is missing or was rejected, paid provisionally "
+                   "from the county's last roster; when it arrives, rerun the month with --supplementary")
+    if missing:
+        out.append(f"  NOT PAID:  {', '.join(missing)}: the file is missing and cannot be paid forward "
+                   "(exceptions.xlsx says why)")
     out.append(f"  payouts:   {ctx.payouts_dir} (manifest.json names every file)")
     out.append(f"  reports:   {reports}")
     out.append(f"  warehouse: {ctx.warehouse}")

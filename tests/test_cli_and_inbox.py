@@ -158,3 +158,13 @@ def test_a_supplementary_run_with_nothing_new_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("2020-01 supplementary run: nothing new to pay, no payout file written")
     assert "next:      nothing to release" in out
+
+
+def test_a_run_names_the_counties_paid_forward(tmp_path, capsys):
+    _household_inbox(tmp_path / "inbox")
+    assert doudi(["run", "--month", "2020-01", *_where(tmp_path)]) == 0
+    (tmp_path / "inbox" / "2020-02" / "rosters").mkdir(parents=True)  # February: the county's file is late
+    capsys.readouterr()
+    assert doudi(["run", "--month", "2020-02", *_where(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"CARRIED:   {C} dibao: the file is missing" in out and "--supplementary" in out
