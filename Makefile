@@ -60,7 +60,8 @@ demo: install airflow-db
 	done
 	@echo
 	@echo "Payout files:  $(DOUDI_OUT)/<YYYY-MM>/payouts/   (manifest.json names every file)"
-	@echo "Reports:       $(DOUDI_OUT)/<YYYY-MM>/reports/   (reconciliation, exceptions, quarantine, data_docs/)"
+	@echo "Reports:       $(DOUDI_OUT)/<YYYY-MM>/reports/   (reconciliation, exceptions, quarantine, statistical return, data_docs/)"
+	@echo "Casework:      $(DOUDI_OUT)/<YYYY-MM>/casework/  (watch and visit lists per county, with names)"
 	@echo "Warehouse:     $(DOUDI_WAREHOUSE)   (auditors; full ID numbers, owner-only)"
 	@echo "Analysts:      $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb   (pseudonymised; docs/data_dictionary.md)"
 	@echo "Try:           $(BIN)/doudi explain --month 2020-04 --id <ID number>"
