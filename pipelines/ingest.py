@@ -239,7 +239,8 @@ def _carry_forward(ctx: RunContext, program: str, results: list[FileResult], see
     policy = policy_resolved(ctx)
     max_months = int(Decimal(policy["carry_forward_max_months"]))
     programs = {p.strip() for p in policy["carry_forward_programs"].split(";") if p.strip()}
-    delivered = {r.county for r in results if r.status == "loaded" and r.county}
+    # a county that delivered the header alone says it has nobody on the program: delivered, not late
+    delivered = {r.county for r in results if r.county and (r.status == "loaded" or r.reason_code == "FILE_EMPTY")}
     tables = []
     for county, files in sorted(_last_month_files(ctx, program).items()):
         if county in delivered:

@@ -134,3 +134,14 @@ def test_past_the_policys_months_a_missing_county_is_not_paid_and_said_so(januar
     assert regular(wh, "2020-02", HEAD_S) == []
     (county, detail), = findings(wh, "2020-02", "county_file_not_delivered")
     assert county == SHENYANG and "carry_forward_max_months (0)" in detail
+
+
+def test_a_county_that_delivers_the_header_alone_has_nobody_and_is_not_paid_forward(january):
+    tmp, inbox = january, january / "inbox"
+    wh = tmp / "warehouse.duckdb"
+    _dibao(inbox, "2020-02", DALIAN, [_household(HEAD_D, "HD1", "20")])
+    _dibao(inbox, "2020-02", SHENYANG, [])  # 和平区: nobody on dibao this month
+    run_month(context(tmp, "2020-02", inbox=inbox))
+    assert regular(wh, "2020-02", HEAD_S) == [] and regular(wh, "2020-02", OLD_S) == []
+    assert findings(wh, "2020-02", "county_file_carried_forward") == []
+    assert [k for k, _ in findings(wh, "2020-02", "file_rejected")] == [SHENYANG]  # FILE_EMPTY, for the caseworker

@@ -58,7 +58,13 @@ def test_row_count_swing_rejects_a_county_file(tmp_path):
     ctx = context(tmp_path, "2020-02")
     assert previous_file_counts(ctx)["tekun"] == {C: 60}
     result = ingest_program(ctx, "tekun", previous_file_counts(ctx)["tekun"])
-    assert result["files_by_status"] == {"rejected": 1}
+    # rejected whole, and so the county's January file is paid forward (issue 20, tests/test_carry_forward.py)
+    assert result["files_by_status"] == {"loaded": 1, "rejected": 1}
+    import pyarrow.parquet as pq
+
+    files = pq.read_table(result["files_path"]).to_pylist()
+    assert {(f["status"], f["reason_code"] or "", f["carried_from"] or "") for f in files} == {
+        ("rejected", "FILE_ROW_SWING", ""), ("loaded", "", "2020-01")}
     assert Settings().max_row_swing == 0.5
 
 

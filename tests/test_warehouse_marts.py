@@ -96,6 +96,8 @@ def test_the_analyst_database_holds_no_personal_data(four_months):
                     if value is None:
                         continue
                     scanned += 1
+                    if column.endswith("sha256") and re.fullmatch(r"[0-9a-f]{64}", value):
+                        continue  # a file's digest (month_state.manifest_sha256), whatever digits it holds
                     assert not ID_RE.search(value), (table, column, value)
                     assert not ACCOUNT_RE.search(value), (table, column, value)
                     assert value not in names and value not in ids, (table, column)
