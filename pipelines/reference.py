@@ -127,16 +127,16 @@ def _some(keys: list[str], n: int = 5) -> str:
     return head + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
-def completeness_problems(con, ctx: RunContext) -> list[str]:
-    """Every table a rule needs is complete for the payroll month: one sentence per gap."""
-    month = ctx.month
-    problems: list[str] = []
-    # policy parameters: each required one in force exactly once, of its kind
+def parameter_problems(con, month: str, needed: dict[str, str]) -> list[str]:
+    """Each parameter of `needed` (name -> what needs it) in force exactly once in stg_policy_parameters,
+    of its kind: one sentence per problem. check_reference asks it of every required parameter; the
+    report stage (pipelines/watch.py) again of its own, for a report run on its own."""
     rows = con.execute("SELECT parameter, value, value_text FROM stg_policy_parameters").fetchall()
     by_name: dict[str, list] = {}
     for name, value, text in rows:
         by_name.setdefault(name, []).append((value, text))
-    for name, needs in REQUIRED_PARAMETERS.items():
+    problems: list[str] = []
+    for name, needs in needed.items():
         found = by_name.get(name, [])
         if not found:
             problems.append(f"policy_parameters.csv has no {name} row in force for payroll {month}: {needs} needs it.")
@@ -156,6 +156,14 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
         elif found[0][0] is None or found[0][0] < 0:
             problems.append(f"policy_parameters.csv gives {name} = {found[0][1]!s} for payroll {month}, not a "
                             f"number of zero or more: {needs} needs one.")
+    return problems
+
+
+def completeness_problems(con, ctx: RunContext) -> list[str]:
+    """Every table a rule needs is complete for the payroll month: one sentence per gap."""
+    month = ctx.month
+    problems: list[str] = []
+    problems += parameter_problems(con, month, REQUIRED_PARAMETERS)
     # price linkage: one version per effective_from, programs the engine knows
     for eff, n in con.execute("SELECT effective_from, count(*) FROM stg_price_linkage GROUP BY 1 "
                               "HAVING count(*) > 1 ORDER BY 1").fetchall():

@@ -58,28 +58,15 @@ LOW_INCOME_COLUMNS = ("reported_month VARCHAR, source_row BIGINT, id_number VARC
 def parameters(con, month: str) -> dict[str, Decimal]:
     """The thresholds in force for the payroll month (stg_policy_parameters built for it): each
     exactly once and a number, or a RunError naming what is missing."""
-    from pipelines.reference import REQUIRED_PARAMETERS
+    from pipelines.reference import REQUIRED_PARAMETERS, parameter_problems
 
-    rows = con.execute("SELECT parameter, value, value_text FROM stg_policy_parameters WHERE parameter IN ?",
-                       [list(WATCH_PARAMETERS)]).fetchall()
-    found: dict[str, list] = {}
-    for name, value, text in rows:
-        found.setdefault(name, []).append((value, text))
-    problems = []
-    for name in WATCH_PARAMETERS:
-        needs = REQUIRED_PARAMETERS.get(name, "the watch list")
-        values = found.get(name, [])
-        if not values:
-            problems.append(f"policy_parameters.csv has no {name} row in force for payroll {month}: {needs} needs it.")
-        elif len(values) > 1:
-            problems.append(f"policy_parameters.csv has {len(values)} {name} rows in force for payroll {month}: "
-                            f"{needs} needs exactly one.")
-        elif values[0][0] is None or values[0][0] < 0:
-            problems.append(f"policy_parameters.csv gives {name} = {values[0][1]!s} for payroll {month}, not a "
-                            f"number of zero or more: {needs} needs one.")
+    needed = {name: REQUIRED_PARAMETERS.get(name, "the watch list") for name in WATCH_PARAMETERS}
+    problems = parameter_problems(con, month, needed)
     if problems:
         raise RunError("the watch list, visit list and raise progress cannot be made:\n  - " + "\n  - ".join(problems))
-    return {name: Decimal(str(found[name][0][0])).normalize() for name in WATCH_PARAMETERS}
+    values = dict(con.execute("SELECT parameter, value FROM stg_policy_parameters WHERE parameter IN ?",
+                              [list(WATCH_PARAMETERS)]).fetchall())
+    return {name: Decimal(str(values[name])).normalize() for name in WATCH_PARAMETERS}
 
 
 def prepare(con, ctx: RunContext, month: str | None = None) -> dict[str, Decimal]:
