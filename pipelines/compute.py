@@ -48,6 +48,7 @@ ENGINE_MODELS = (
     "int_price_subsidy",
     "int_reissue_due",
     "int_temporary_due",
+    "int_reference_held_due",
     "int_payment_lines",
     "int_fund_split",
 )
@@ -62,9 +63,10 @@ HIST_LEDGER_COLUMNS = {
 }
 
 
-def compute_payments(ctx: RunContext) -> dict:
-    """The whole month in one process (`doudi run`)."""
-    con = _run_engine(ctx)
+def compute_payments(ctx: RunContext, held: dict[str, list[str]] | None = None) -> dict:
+    """The whole month in one process (`doudi run`). `held`: the counties held for their reference data,
+    by default as check_reference found them for the month."""
+    con = _run_engine(ctx, held=held)
     return _finish_month(ctx, con)
 
 
@@ -120,19 +122,24 @@ def combine_compute(ctx: RunContext, partitions: list[str]) -> dict:
     return _finish_month(ctx, con)
 
 
-def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
+def _run_engine(ctx: RunContext, partition_rows: tuple | None = None, held: dict[str, list[str]] | None = None):
     """Run the engine's models; return the connection holding month_ledger and int_compute_findings.
     With `partition_rows` (rows file, group), only that group's roster rows are read."""
     roster = ctx.work_dir / "integrity" / "roster.parquet"
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
-    from pipelines.reference import policy_resolved, refuse_moved_settings
+    from pipelines.reference import held_counties, policy_resolved, refuse_moved_settings
 
     refuse_moved_settings()
     policy = policy_resolved(ctx)  # resolved once per run, by check_reference (policy_parameters.csv)
+    if held is None:  # counties whose reference data is broken: paid forward (int_reference_held_due)
+        held = held_counties(ctx)
     con = connect(ctx)
     set_variables(con, pay_amount_source=policy["pay_amount_source"],
-                  approved_tolerance=policy["approved_tolerance"])
+                  approved_tolerance=policy["approved_tolerance"],
+                  carry_forward_max_months=policy["carry_forward_max_months"],
+                  carry_forward_programs=policy["carry_forward_programs"])
+    con.execute("SET VARIABLE held_counties = CAST(? AS VARCHAR[])", [sorted(held)])
     register_reference(con, ctx.reference)
     for model in REFERENCE_MODELS:
         run_model(con, f"staging/{model}.sql")
@@ -149,8 +156,23 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None):
         run_model(con, f"intermediate/{model}.sql")
     run_model(con, "marts/payment_ledger.sql", name="month_ledger")
     run_model(con, "intermediate/int_compute_findings.sql")
+    _held_county_findings(con, held)
     enforce(con, LINE_AUDITS, "payment engine invariants broken, nothing written")
     return con
+
+
+def _held_county_findings(con, held: dict[str, list[str]]) -> None:
+    """One finding per county check_reference held, naming what is broken. (A partitioned month makes
+    it in every payment group; compute_partition keeps the first group's, as for every finding that
+    names no person and no row.)"""
+    for county, problems in held.items():
+        con.execute("""
+            INSERT INTO int_compute_findings BY NAME
+            SELECT getvariable('payroll_month') AS payroll_month, 'county_reference_held' AS finding_type,
+                   'warning' AS severity, NULL AS program, NULL AS id_number, ? AS region_code,
+                   'paid_and_flagged' AS action, ? AS detail, NULL AS source_file, NULL AS source_row""",
+                    [county, f"{county} 参考数据有误，本县本月不按新数据计算，按最近一次发放金额临时发放，"
+                             "待更正后以补充批次多退少补。问题：" + "；".join(problems)])
 
 
 def _finish_month(ctx: RunContext, con) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 from pipelines.expectations_sql import evaluate, unexpected_rows_sql
 from pipelines.io import write_json_atomic
@@ -94,8 +95,8 @@ def check_reference(ctx: RunContext) -> dict:
         raise
     except Exception as exc:  # a value that cannot be typed is a broken table too
         raise RunError(f"reference data cannot be read: {exc}") from exc
-    problems = completeness_problems(con, ctx) + temporary_policy_problems(con, ctx)
-    if not any(p.startswith("policy_parameters.csv") for p in problems):
+    problems = completeness_problems(con, ctx) + [Problem(t) for t in temporary_policy_problems(con, ctx)]
+    if not any(p.text.startswith("policy_parameters.csv") for p in problems):
         try:
             run_model(con, "intermediate/int_reference_policy.sql")
         except Exception as exc:
@@ -107,15 +108,54 @@ def check_reference(ctx: RunContext) -> dict:
             continue
         expectations = [e for e in suite if e["meta"]["frame"] == frame_name]
         problems += _judge_frame(con, frame_name, query, expectations)
+    counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
     con.close()
-    report = {"payroll_month": ctx.month, "reference": str(ctx.reference), "problems": problems,
+    held = held_counties_of(problems, counties)
+    report = {"payroll_month": ctx.month, "reference": str(ctx.reference), "problems": [p.text for p in problems],
+              "held_counties": held,
               "files": [f"{n}.csv" for n in REFERENCE_FILES if (ctx.reference / f"{n}.csv").exists()]}
     write_json_atomic(ctx.work_dir / "reference_check.json", report)
-    if problems:
+    if problems and not held:
         raise RunError("reference data is incomplete or breaks the policy's own rules; no payment computed:\n  - "
-                       + "\n  - ".join(problems))
+                       + "\n  - ".join(p.text for p in problems))
     resolved = write_policy_resolved(ctx)
-    return {"reference": str(ctx.reference), "problems": 0, "policy_resolved": resolved}
+    return {"reference": str(ctx.reference), "problems": len(problems), "held_counties": sorted(held),
+            "policy_resolved": resolved}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule of the reference data, in a sentence. `counties` are the counties of regions.csv
+    that it leaves without a usable rule; empty: the whole province (a parameter, the CPI, a row
+    that is no county's)."""
+    text: str
+    counties: tuple[str, ...] = ()
+
+
+def held_counties_of(problems: list[Problem], counties: list[str]) -> dict[str, list[str]]:
+    """不断 (issue 20): problems confined to some counties hold those counties, with the sentences
+    that say why, and the rest of the province is paid; their people are paid provisionally
+    (sql/intermediate/int_reference_held_due.sql). A problem of the whole province, or one that
+    leaves no county to pay, holds nothing: the run stops ({} with problems)."""
+    if not problems or any(not p.counties for p in problems):
+        return {}
+    held: dict[str, list[str]] = {}
+    for p in problems:
+        for county in p.counties:
+            held.setdefault(county, []).append(p.text)
+    if set(held) >= set(counties):
+        return {}
+    return {county: held[county] for county in sorted(held)}
+
+
+def held_counties(ctx: RunContext) -> dict[str, list[str]]:
+    """The counties check_reference held for this payroll month (reference_check.json), by county."""
+    path = ctx.work_dir / "reference_check.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if data.get("payroll_month") != ctx.month or "held_counties" not in data:
+        raise RunError(f"no reference check for payroll {ctx.month} in {ctx.work_dir}: run check_reference first "
+                       "(it says which counties' reference data holds them)")
+    return data["held_counties"]
 
 
 def _tables(con) -> set[str]:
@@ -159,20 +199,20 @@ def parameter_problems(con, month: str, needed: dict[str, str]) -> list[str]:
     return problems
 
 
-def completeness_problems(con, ctx: RunContext) -> list[str]:
+def completeness_problems(con, ctx: RunContext) -> list[Problem]:
     """Every table a rule needs is complete for the payroll month: one sentence per gap."""
     month = ctx.month
-    problems: list[str] = []
-    problems += parameter_problems(con, month, REQUIRED_PARAMETERS)
+    problems = [Problem(t) for t in parameter_problems(con, month, REQUIRED_PARAMETERS)]
     # price linkage: one version per effective_from, programs the engine knows
     for eff, n in con.execute("SELECT effective_from, count(*) FROM stg_price_linkage GROUP BY 1 "
                               "HAVING count(*) > 1 ORDER BY 1").fetchall():
-        problems.append(f"price_linkage.csv has {n} versions with effective_from {eff} (each would be version "
-                        f"price_linkage@{eff}): the price subsidy needs exactly one version per effective_from.")
+        problems.append(Problem(f"price_linkage.csv has {n} versions with effective_from {eff} (each would be "
+                                f"version price_linkage@{eff}): the price subsidy needs exactly one version per "
+                                "effective_from."))
     for eff, prog in con.execute("SELECT effective_from, p FROM (SELECT effective_from, unnest(programs) AS p "
                                  "FROM stg_price_linkage) WHERE p NOT IN ?", [list(PROGRAMS)]).fetchall():
-        problems.append(f"price_linkage.csv version {eff} lists program {prog!r}: the price subsidy covers only "
-                        f"{', '.join(PROGRAMS)}.")
+        problems.append(Problem(f"price_linkage.csv version {eff} lists program {prog!r}: the price subsidy "
+                                f"covers only {', '.join(PROGRAMS)}."))
     # fund shares: every county of regions.csv and every program (a price-subsidy line is funded by the
     # program that carries it unless a price_subsidy row matches, so the four programs cover it)
     # temporary assistance is funded by its own key wherever the folder has its policy
@@ -184,10 +224,11 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
                           AND starts_with(r.region_code, f.region_code) AND f.effective_from <= ?)
         GROUP BY p.program ORDER BY p.program""", [funded, month]).fetchall()
     for program, counties in gaps:
-        problems.append(f"fund_shares.csv has no {program} row in force for payroll {month} covering county "
-                        f"{_some(counties)} ({len(counties)} of regions.csv): the {program} lines there (and the "
-                        f"price subsidy it carries) need one (key program={program}, region_code a prefix of "
-                        "the county, effective_from on or before the month).")
+        problems.append(Problem(
+            f"fund_shares.csv has no {program} row in force for payroll {month} covering county {_some(counties)} "
+            f"({len(counties)} of regions.csv): the {program} lines there (and the price subsidy it carries) need "
+            f"one (key program={program}, region_code a prefix of the county, effective_from on or before the "
+            "month).", tuple(counties)))
     # the CPI row the price-linkage rule in force reads
     missing_cpi = con.execute("""
         WITH rule AS (
@@ -199,8 +240,9 @@ def completeness_problems(con, ctx: RunContext) -> list[str]:
                           AND c.month = strftime(CAST(? || '-01' AS DATE) - to_months(rule.index_lag), '%Y-%m'))
         """, [month, month, month, ctx.settings.province_code, month]).fetchall()
     for version, index_month in missing_cpi:
-        problems.append(f"cpi.csv has no row for month {index_month} (area {ctx.settings.province_code} or 00): "
-                        f"the price-linkage rule {version} in force for payroll {month} reads that index month.")
+        problems.append(Problem(f"cpi.csv has no row for month {index_month} (area {ctx.settings.province_code} "
+                                f"or 00): the price-linkage rule {version} in force for payroll {month} reads that "
+                                "index month."))
     return problems
 
 
@@ -252,24 +294,25 @@ def temporary_policy_problems(con, ctx: RunContext) -> list[str]:
     return out
 
 
-def dibao_standard_problems(con, ctx: RunContext) -> list[str]:
+def dibao_standard_problems(con, ctx: RunContext) -> list[Problem]:
     """A county with no dibao standard in force: dibao and the price subsidy there need one."""
     out = []
     for urban_rural, counties in con.execute(
             "SELECT urban_rural, list(region_code ORDER BY region_code) FROM int_reference_policy "
             "WHERE dibao_standard IS NULL GROUP BY 1 ORDER BY 1").fetchall():
-        out.append(f"standards.csv has no dibao/standard ({urban_rural}) in force for payroll {ctx.month} covering "
-                   f"county {_some(counties)} ({len(counties)} of regions.csv): the dibao and the price subsidy "
-                   "there need one.")
+        out.append(Problem(f"standards.csv has no dibao/standard ({urban_rural}) in force for payroll {ctx.month} "
+                           f"covering county {_some(counties)} ({len(counties)} of regions.csv): the dibao and the "
+                           "price subsidy there need one.", tuple(counties)))
     return out
 
 
-def standard_gap_problems(con, ctx: RunContext) -> list[str]:
+def standard_gap_problems(con, ctx: RunContext) -> list[Problem]:
     """A county with no tekun basic or care, orphans' allowance or living subsidy in force."""
     run_model(con, "intermediate/int_reference_standard_gaps.sql")
-    return [f"standards.csv has no {program}/{component} ({category if category != '*' else 'any category'}, "
-            f"{urban_rural}) in force for payroll {ctx.month} covering county {_some(counties)} "
-            f"({len(counties)} of regions.csv): every {program} row there needs one."
+    return [Problem(f"standards.csv has no {program}/{component} "
+                    f"({category if category != '*' else 'any category'}, {urban_rural}) in force for payroll "
+                    f"{ctx.month} covering county {_some(counties)} ({len(counties)} of regions.csv): every "
+                    f"{program} row there needs one.", tuple(counties))
             for program, component, category, urban_rural, counties in con.execute(
                 "SELECT * FROM int_reference_standard_gaps").fetchall()]
 
@@ -316,29 +359,35 @@ _SAMPLE_KEYS = ("program", "component", "region_code", "urban_rural", "category"
                 "subsidy_a", "program_b", "subsidy_b", "action")
 
 
-def _judge_frame(con, frame_name: str, query: str, expectations: list[dict]) -> list[str]:
+def _judge_frame(con, frame_name: str, query: str, expectations: list[dict]) -> list[Problem]:
     """The reference suite's rules for one frame, evaluated in DuckDB (pipelines/expectations_sql.py):
-    one sentence per broken rule, with up to five of the rows that break it."""
+    one sentence per broken rule, with up to five of the rows that break it. A rule broken only by
+    rows of some counties (their region_code a prefix of them) holds those counties."""
     table = f"reference_frame_{frame_name}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
     if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:
         # an empty exclusions.csv says that no combination is excluded (contract section 3); every
         # other table without rows cannot pay anything
-        return [] if frame_name == "exclusions" else [f"{frame_name}: no rows"]
+        return [] if frame_name == "exclusions" else [Problem(f"{frame_name}: no rows")]
     outcomes = evaluate(con, table, expectations)
     columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
     keys = [k for k in _SAMPLE_KEYS if k in columns]
     samples: dict[int, list[str]] = {}
+    regions: dict[int, set] = {}
     rows_sql = unexpected_rows_sql(table, outcomes, keys)
     for rule, *values in con.execute(rows_sql).fetchall() if rows_sql else []:
         sample = samples.setdefault(rule, [])
         if len(sample) < 5:
             sample.append("/".join(str(v) for v in values if v is not None))
+        regions.setdefault(rule, set()).add(values[keys.index("region_code")] if "region_code" in keys else None)
+    counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
     out = []
     for i, o in enumerate(outcomes):
         if o.success:
             continue
         sample = samples.get(i, [])
-        out.append(f"{frame_name}: {o.rule.expectation['meta']['rule']} ({o.unexpected_count} rows"
-                   f"{': ' + '; '.join(sample) if sample else ''})")
+        prefixes = regions.get(i, {None})
+        scope = () if None in prefixes else tuple(c for c in counties if any(c.startswith(p) for p in prefixes))
+        out.append(Problem(f"{frame_name}: {o.rule.expectation['meta']['rule']} ({o.unexpected_count} rows"
+                           f"{': ' + '; '.join(sample) if sample else ''})", scope))
     return out

@@ -96,7 +96,9 @@ def _engine_lines(ctx: RunContext, integrity: Path, reference: Path, scratch: Pa
     work.mkdir(parents=True, exist_ok=True)
     for name in ("roster.parquet", "findings.parquet", "deaths_known.parquet"):
         shutil.copy(integrity / name, work / name)
-    return Path(compute_payments(run_ctx)["ledger_path"])
+    # every county is computed from the simulated tables, none held: a gap there is the engine's
+    # no_standard finding in the simulation's report, not a county paid forward
+    return Path(compute_payments(run_ctx, held={})["ledger_path"])
 
 
 def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, effective: str | None = None,

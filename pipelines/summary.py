@@ -43,9 +43,11 @@ def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None)
             "AND status = 'held'", [ctx.month]).fetchone()
         findings = dict(con.execute("SELECT severity, count(*) FROM wh.finding WHERE payroll_month = ? GROUP BY 1",
                                     [ctx.month]).fetchall())
-        # 不断: counties paid forward from an earlier roster, or not paid, because their file is missing
+        # 不断: counties paid forward from an earlier roster, or not paid, because their file is missing;
+        # counties paid forward because their reference data is broken
         counties = con.execute("SELECT finding_type, region_code, program FROM wh.finding WHERE payroll_month = ? "
-                               "AND finding_type IN ('county_file_carried_forward', 'county_file_not_delivered') "
+                               "AND finding_type IN ('county_file_carried_forward', 'county_file_not_delivered', "
+                               "'county_reference_held') "
                                "ORDER BY ALL", [ctx.month]).fetchall()
     finally:
         con.close()
@@ -62,6 +64,11 @@ def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None)
     if carried:
         out.append(f"  CARRIED:   {', '.join(carried)}: the file is missing or was rejected, paid provisionally "
                    "from the county's last roster; when it arrives, rerun the month with --supplementary")
+    held = [county for kind, county, _program in counties if kind == "county_reference_held"]
+    if held:
+        out.append(f"  HELD:      {', '.join(held)}: the county's reference data is broken (exceptions.xlsx says "
+                   "what), its people paid provisionally what they were last paid; fix data/reference and rerun "
+                   "the month with --supplementary")
     if missing:
         out.append(f"  NOT PAID:  {', '.join(missing)}: the file is missing and cannot be paid forward "
                    "(exceptions.xlsx says why)")

@@ -128,6 +128,8 @@ FINDING_TYPES = {
     "file_rejected": "文件被整体退回",
     "county_file_carried_forward": "县区名册未报送或被退回，按以往名册临时发放（待补报后多退少补）",
     "county_file_not_delivered": "县区名册未报送或被退回，且不能按以往名册临时发放，本月未发放",
+    "county_reference_held": "县区参考数据（标准、资金分担等）有误，该县按最近一次发放金额临时发放（待更正后多退少补）",
+    "county_reference_held_unpaid": "县区参考数据有误，且本人没有可沿用的发放记录，本月暂不发放（更正后补发）",
     "file_duplicate_delivery": "同一文件重复报送",
     "file_superseded": "更正文件替代原文件",
     "county_files_read_together": "同一县区报送多个互不为更正版本的名册文件，已合并读取",

@@ -82,6 +82,13 @@ def prepare(con, ctx: RunContext, month: str | None = None) -> dict[str, Decimal
         run_model(con, f"staging/{model}.sql")
     params = parameters(con, month)
     load_low_income(ctx, con, month)
+    # a county whose reference data check_reference held this month has no standard to report: its
+    # people were paid forward (issue 20); the lists and averages leave its broken standard out
+    from pipelines.reference import held_counties
+
+    held = sorted(held_counties(ctx)) if month == ctx.month else []
+    con.execute("CREATE OR REPLACE TEMP TABLE reference_held AS SELECT unnest(CAST(? AS VARCHAR[])) AS region_code",
+                [held])
     return params
 
 
@@ -118,7 +125,8 @@ def load_low_income(ctx: RunContext, con, month: str) -> list[str]:
 def county_standards(con, table: str, payroll_month: str) -> None:
     """table: the dibao standard each county applies in `payroll_month` (as service month), urban and
     rural, resolved as the engine does (int_standard_resolved: longest prefix, then a specific
-    urban/rural over `*`, then the latest effective_from), beside the rural poverty line."""
+    urban/rural over `*`, then the latest effective_from), beside the rural poverty line. A county
+    held for its reference data this month (prepare: reference_held) has no standard (NULL)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         WITH keys AS (SELECT r.region_code, r.county_name, r.city_code, r.city_name, u.urban_rural
@@ -134,7 +142,8 @@ def county_standards(con, table: str, payroll_month: str) -> None:
                     ORDER BY length(s.region_code) DESC, (s.urban_rural <> '*') DESC, s.effective_from DESC) = 1)
         SELECT region_code, any_value(county_name) AS county_name, any_value(city_code) AS city_code,
                any_value(city_name) AS city_name, urban_rural,
-               max(amount) FILTER (WHERE program = 'dibao') AS standard,
+               CASE WHEN region_code NOT IN (SELECT region_code FROM reference_held)
+                    THEN max(amount) FILTER (WHERE program = 'dibao') END AS standard,
                max(amount) FILTER (WHERE program = 'reference') AS poverty_line
         FROM resolved GROUP BY region_code, urban_rural""", {"m": payroll_month})
 

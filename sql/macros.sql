@@ -122,3 +122,9 @@ CREATE OR REPLACE MACRO payment_ref(month_compact, bank_code, batch_id, seq, ban
 CREATE OR REPLACE MACRO norm_date(s) AS
     CAST(try_strptime(regexp_replace(regexp_replace(norm_code(s), '日$', ''), '[年月/.]', '-', 'g'),
                       ['%Y-%m-%d', '%Y%m%d']) AS DATE);
+
+-- 不断 (issue 20): a county whose reference data check_reference held for this payroll month
+-- (variable held_counties, set by compute from reference_check.json; unset is an error, never "none")
+CREATE OR REPLACE MACRO reference_held(region) AS
+    list_contains(coalesce(CAST(getvariable('held_counties') AS VARCHAR[]),
+                           error('held_counties is not set: compute sets it from check_reference')), region);

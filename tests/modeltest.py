@@ -176,12 +176,13 @@ SCHEMAS: dict[str, dict[str, str]] = {
         failed_account VARCHAR, first_failed_payroll VARCHAR, rule_versions VARCHAR[], inputs VARCHAR,
         formula VARCHAR, approval_no VARCHAR, event_type VARCHAR, event_date DATE"""),
     "int_temporary_due": DUE | columns("approval_no VARCHAR, event_type VARCHAR, event_date DATE"),
+    "int_reference_held_due": DUE | columns("provisional_from VARCHAR"),
     "int_payment_lines": columns("line_key VARCHAR") | DUE | columns("""
         program VARCHAR, reissue_of VARCHAR[], failed_account VARCHAR, first_failed_payroll VARCHAR,
         approval_no VARCHAR, event_type VARCHAR, event_date DATE, previously_paid DECIMAL(38, 2),
         amount DECIMAL(38, 2), beneficiary_name VARCHAR, payee_name VARCHAR, payee_account VARCHAR,
         payee_bank_code VARCHAR, payee_bank_name VARCHAR, payee_bic VARCHAR, institution_code VARCHAR,
-        hold_reason VARCHAR, status VARCHAR"""),
+        hold_reason VARCHAR, status VARCHAR, provisional_from VARCHAR"""),
     "int_fund_split": columns("""
         line_key VARCHAR, fund_version VARCHAR, fund_central DECIMAL(18, 2), fund_provincial DECIMAL(18, 2),
         fund_city DECIMAL(18, 2), fund_county DECIMAL(18, 2), parts_fen HUGEINT, amount_fen BIGINT"""),
@@ -226,7 +227,10 @@ STAGING = {"standards": "stg_standards", "cpi": "stg_cpi", "price_linkage": "stg
            "fund_shares": "stg_fund_shares", "policy_parameters": "stg_policy_parameters",
            "temporary_assistance": "stg_temporary_assistance", "exclusions": "stg_exclusions"}
 # the variables the models read (getvariable), as compute and integrity set them
-DEFAULT_VARIABLES = {"province_code": "21", "pay_amount_source": "computed", "approved_tolerance": "0.00"}
+DEFAULT_VARIABLES = {"province_code": "21", "pay_amount_source": "computed", "approved_tolerance": "0.00",
+                     # no county held for its reference data; paid forward, as policy_parameters.csv ships
+                     "held_counties": [], "carry_forward_max_months": "2",
+                     "carry_forward_programs": "dibao;tekun;orphan;disability"}
 
 
 _REFERENCE_CACHE: dict[tuple, dict] = {}  # (file, text, month) -> the tables it made, as Arrow

@@ -22,6 +22,8 @@ import pytest
 
 from pipelines.monthly import run_month
 from pipelines.payout import release
+from pipelines.settings import RunError
+from pipelines.summary import month_summary
 from tests.helpers import context, query, roster_path, write_csv
 from tests.test_engine_golden import DIBAO, common, person
 
@@ -145,3 +147,87 @@ def test_a_county_that_delivers_the_header_alone_has_nobody_and_is_not_paid_forw
     assert regular(wh, "2020-02", HEAD_S) == [] and regular(wh, "2020-02", OLD_S) == []
     assert findings(wh, "2020-02", "county_file_carried_forward") == []
     assert [k for k, _ in findings(wh, "2020-02", "file_rejected")] == [SHENYANG]  # FILE_EMPTY, for the caseworker
+
+
+# --- a county whose reference data is broken (issue 20: "the same principle applies to reference data") --
+
+NEW_S = person(84, "19500101")
+
+
+def _reference_with(tmp, name, *shenyang_rows):
+    """The shipped reference with more standards.csv rows for Shenyang (和平区) from February."""
+    reference = tmp / name
+    shutil.copytree(context(tmp, "2020-02").reference, reference)
+    standards = reference / "standards.csv"
+    standards.write_text(standards.read_text(encoding="utf-8").rstrip("\n") + "\n" + "\n".join(shenyang_rows)
+                         + "\n", encoding="utf-8")
+    return reference
+
+
+def _all_lines(wh, month, county, batch=None):
+    return query(wh, "SELECT id_number, line_type, amount, status, provisional_from FROM payment_ledger "
+                     "WHERE payroll_month = ? AND region_code = ? AND coalesce(batch_id, '') LIKE ? ORDER BY ALL",
+                 [month, county, batch or "%"])
+
+
+def test_a_county_with_a_broken_standard_is_paid_forward_while_the_rest_is_paid_then_trued_up(january):
+    tmp, inbox = january, january / "inbox"
+    wh = tmp / "warehouse.duckdb"
+    s_std, d_std = _standard(wh, "2020-01", HEAD_S) + D("100"), _standard(wh, "2020-01", HEAD_D) + D("20")
+    broken = _reference_with(tmp, "reference_broken", "dibao,standard,210102,城市,*,-700,2020-02,,")
+    # (the tekun basic standard must stay at least 1.3 × the dibao standard: it rises with it)
+    fixed = _reference_with(tmp, "reference_fixed", "dibao,standard,210102,城市,*,700,2020-02,,",
+                            "tekun,basic,210102,城市,*,910,2020-02,,")
+    january_shenyang = {(who, kind, amount) for who, kind, amount, *_ in _all_lines(wh, "2020-01", SHENYANG)}
+
+    # February: Shenyang's new standard row is negative. Shenyang is held: each of its people is paid
+    # what January paid them, marked provisional; a new household has nothing to pay forward and is
+    # told so; Dalian is paid as it would be anyway.
+    rows = [_household(HEAD_S, "HS1", "100"), _household(OLD_S, "HS2", "0"),
+            common(NEW_S, enrolled="2020-02") + ["HS3", "户主", 1, "0", ""]]  # approved from February
+    _dibao(inbox, "2020-02", SHENYANG, rows)
+    _dibao(inbox, "2020-02", DALIAN, [_household(HEAD_D, "HD1", "20")])
+    run_month(context(tmp, "2020-02", inbox=inbox, reference=broken))
+    february = _all_lines(wh, "2020-02", SHENYANG)
+    assert {(who, kind, amount) for who, kind, amount, *_ in february} == january_shenyang
+    assert {(status, provisional) for *_, status, provisional in february} == {("payable", "2020-01")}
+    assert regular(wh, "2020-02", HEAD_D) == [(d_std - D("20"), "payable", None)]
+    assert regular(wh, "2020-02", NEW_S) == []
+    (county, detail), = findings(wh, "2020-02", "county_reference_held")
+    assert county == SHENYANG and "negative amount" in detail and "dibao/standard/210102" in detail
+    (county, detail), = findings(wh, "2020-02", "county_reference_held_unpaid")
+    assert county == SHENYANG and "补充批次" in detail
+    summary = "\n".join(month_summary(context(tmp, "2020-02", inbox=inbox, reference=broken), 1.0))
+    assert f"HELD:      {SHENYANG}: the county's reference data is broken" in summary and "--supplementary" in summary
+    release(context(tmp, "2020-02", inbox=inbox, reference=broken), "财政局")
+
+    # the standard is corrected to 700.00: the supplementary run pays exactly what is missing. Each of
+    # the two households was paid January's 655 standard and price subsidy forward; it is owed 700 and
+    # the February price subsidy on 700 (what the new household is paid): one top-up line each
+    run_month(replace(context(tmp, "2020-02", inbox=inbox, reference=fixed), supplementary=True))
+    s1 = query(wh, "SELECT id_number, line_type, amount FROM payment_ledger WHERE payroll_month = '2020-02' "
+                   "AND batch_id = 'S1' ORDER BY ALL")
+    (price_now,), = {(a,) for who, kind, a in s1 if who == NEW_S["id"] and kind == "price_subsidy"}
+    (price_then,), = {(a,) for who, kind, a, *_ in february if who == HEAD_S["id"] and kind == "price_subsidy"}
+    owed = D("700") - s_std + price_now - price_then  # 45.00 + (37.80 − 29.48) = 53.32
+    assert sorted(s1) == sorted([(HEAD_S["id"], "arrears", owed), (OLD_S["id"], "arrears", owed),
+                                 (NEW_S["id"], "price_subsidy", price_now), (NEW_S["id"], "regular", D("700.00"))])
+    assert findings(wh, "2020-02", "county_reference_held") == []
+    assert _all_lines(wh, "2020-02", DALIAN, "S1") == []  # nothing new for the county that was paid
+    release(context(tmp, "2020-02", inbox=inbox, reference=fixed), "财政局")
+
+    # March, with the corrected tables: everyone paid by the new standard, nothing provisional
+    _dibao(inbox, "2020-03", SHENYANG, rows)
+    _dibao(inbox, "2020-03", DALIAN, [_household(HEAD_D, "HD1", "20")])
+    run_month(context(tmp, "2020-03", inbox=inbox, reference=fixed))
+    assert regular(wh, "2020-03", HEAD_S) == [(D("600.00"), "payable", None)]
+    assert regular(wh, "2020-03", NEW_S) == [(D("700.00"), "payable", None)]
+    assert regular(wh, "2020-03", HEAD_D) == [(d_std - D("20"), "payable", None)]
+
+
+def test_a_broken_row_of_the_whole_province_still_stops_the_run(january):
+    tmp, inbox = january, january / "inbox"
+    broken = _reference_with(tmp, "reference_broken", "dibao,standard,21,城市,*,-700,2020-02,,")
+    _dibao(inbox, "2020-02", DALIAN, [_household(HEAD_D, "HD1", "20")])
+    with pytest.raises(RunError, match="no payment computed"):
+        run_month(context(tmp, "2020-02", inbox=inbox, reference=broken))

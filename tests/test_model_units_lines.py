@@ -46,10 +46,11 @@ def on_roster(program, p, month, row=1, **values):
 
 
 def _lines(mt, payroll, due=(), price=(), reissue=(), temporary=(), units=(), hist_units=(), paid=(), ledger=(),
-           closed=(), roster=(), **variables):
+           closed=(), roster=(), held=(), **variables):
     mt.payroll(payroll, **variables)
     mt.given("cur_roster", list(roster))
     mt.given("int_program_due", list(due))
+    mt.given("int_reference_held_due", list(held))
     mt.given("int_price_subsidy", list(price))
     mt.given("int_reissue_due", list(reissue))
     mt.given("int_temporary_due", list(temporary))
@@ -336,10 +337,11 @@ def escalation(months="3"):
              "effective_from": "2019-01"}]
 
 
-def _findings(mt, payroll, due=(), lines=(), units=(), paid=(), closed=(), tolerance="0.00"):
-    mt.payroll(payroll, approved_tolerance=tolerance)
+def _findings(mt, payroll, due=(), lines=(), units=(), paid=(), closed=(), tolerance="0.00", held=(), **variables):
+    mt.payroll(payroll, approved_tolerance=tolerance, **variables)
     mt.given("stg_policy_parameters", escalation())
     mt.given("int_program_due", list(due))
+    mt.given("int_reference_held_due", list(held))
     mt.given("int_payment_lines", list(lines))
     mt.given("int_units", list(units))
     mt.given("int_paid_history", [{"unit_key": u, "line_program": p, "service_month": s, "paid_amount": D(a),
@@ -413,7 +415,8 @@ def test_findings_need_the_escalation_parameter_in_force(mt):
     mt.payroll("2020-02")
     mt.reference(policy_parameters="parameter,value,effective_from,effective_to,note\n"
                                    "reissue_escalate_after_months,3,2020-03,,")
-    mt.empty("int_program_due", "int_payment_lines", "int_units", "int_paid_history", "hist_closed_accounts")
+    mt.empty("int_program_due", "int_payment_lines", "int_units", "int_paid_history", "hist_closed_accounts",
+             "int_reference_held_due")
     mt.fails("int_compute_findings", "no reissue_escalate_after_months row in force for payroll 2020-02")
 
 
@@ -464,3 +467,83 @@ def test_the_ledger_line_carries_its_fund_parts_and_explains_its_arrears(mt):
          "formula": "max(688.00×3−600.00, 50.00×3) + 附加0.00 = 1464.00；应发 1464.00 − 已发 1365.00 = 补发 99.00"},
         {"line_id": "K2", "payroll_month": "2020-04", "program": "tekun", "amount": D("995.00"), "fund_central": None,
          "fund_county": None, "payment_state": None, "formula": "基本生活 895.00 + 照料护理(全自理) 100.00 = 995.00"}])
+
+
+# --- a county held for its reference data (issue 20: 不断) -----------------------------------------
+
+DALIAN = "210202"
+
+
+def test_a_held_county_is_paid_last_months_lines_forward_within_the_policys_months(mt):
+    """County C is held in the 2020-03 payroll. T1 (tekun) was paid 952.00 in February: paid forward,
+    held line included (this month's holds decide again). T2's last line is from 2019-12, more than
+    carry_forward_max_months (2) back: nothing. T3 has ended (enrolled_to 2020-02): nothing. A1's
+    household was paid 655.00 + 29.48 price subsidy: both forward. B1 lives in Dalian, not held."""
+    mt.payroll("2020-03", held_counties=[C])
+    mt.given("int_units", [
+        unit_row("tekun", T1, "2020-03", 1), unit_row("tekun", T2, "2020-03", 2),
+        unit_row("tekun", T3, "2020-03", 3, enrolled_to="2020-02"),
+        unit_row("dibao", A1, "2020-03", 4, household_id="H1", relation="户主"),
+        unit_row("dibao", A2, "2020-03", 5, household_id="H1", relation="配偶"),
+        unit_row("tekun", B1, "2020-03", 1, region_code=DALIAN)])
+    mt.given("hist_ledger", [
+        ledger_line("2020-01", "2020-01", "tekun", T1, "900.00"),
+        ledger_line("2020-02", "2020-02", "tekun", T1, "952.00", status="held", inputs='{"placement": "分散"}'),
+        ledger_line("2020-02", "2020-01", "tekun", T1, "52.00", "arrears"),  # back pay: never paid forward
+        ledger_line("2019-12", "2019-12", "tekun", T2, "900.00"),
+        ledger_line("2020-02", "2020-02", "tekun", T3, "900.00"),
+        ledger_line("2020-02", "2020-02", "dibao", "H1", "655.00", id_number=A1),
+        ledger_line("2020-02", "2020-02", "dibao", "H1", "29.48", "price_subsidy", id_number=A1),
+        ledger_line("2020-02", "2020-02", "tekun", B1, "900.00", region_code=DALIAN)])
+    mt.expect("int_reference_held_due", [
+        {"unit_key": T1, "line_type": "regular", "service_month": "2020-03", "due": D("952.00"),
+         "provisional_from": "2020-02", "id_number": T1},
+        {"unit_key": "H1", "line_type": "regular", "service_month": "2020-03", "due": D("655.00"),
+         "provisional_from": "2020-02", "id_number": A1},
+        {"unit_key": "H1", "line_type": "price_subsidy", "service_month": "2020-03", "due": D("29.48"),
+         "provisional_from": "2020-02", "id_number": A1}])
+    (t1,) = mt.rows("int_reference_held_due", ["inputs", "formula"], f"unit_key = '{T1}'")
+    # the paid-forward line's inputs stay (reports read them), with where it comes from
+    assert '"placement":"分散"' in t1["inputs"] and '"provisional_from":"2020-02"' in t1["inputs"]
+    assert "按 2020-02 已核定的 952.00 元临时发放" in t1["formula"]
+
+
+def test_a_held_county_pays_only_the_programs_the_policy_carries(mt):
+    """carry_forward_programs lists dibao alone: T1's tekun line is not paid forward."""
+    mt.payroll("2020-03", held_counties=[C], carry_forward_programs="dibao")
+    mt.given("int_units", [unit_row("tekun", T1, "2020-03", 1)])
+    mt.given("hist_ledger", [ledger_line("2020-02", "2020-02", "tekun", T1, "952.00")])
+    mt.expect("int_reference_held_due", [])
+
+
+def test_a_held_countys_computed_lines_give_way_to_the_lines_paid_forward(mt):
+    """Held county C: its computed due (from the broken tables) pays nothing; the line paid forward is
+    paid, provisional, to the unit's account. Dalian's B1 is computed as ever."""
+    _lines(mt, "2020-03", held_counties=[C],
+           due=[owed(T1, "2020-03", "1500.00"), owed(B1, "2020-03", "952.00", region_code=DALIAN)],
+           held=[owed(T1, "2020-03", "952.00", provisional_from="2020-02")],
+           units=[on_roster("tekun", T1, "2020-03", 1), on_roster("tekun", B1, "2020-03", 2, region_code=DALIAN)])
+    mt.expect("int_payment_lines", [
+        line(T1, "2020-03", "952.00", payee=account(T1), provisional_from="2020-02"),
+        line(B1, "2020-03", "952.00", payee=account(B1), provisional_from=None)])
+
+
+def test_a_held_countys_unit_with_nothing_to_pay_forward_is_told_why(mt):
+    """T1 is paid forward; T2 (new) and the temporary case LS-1 have nothing to pay forward: a finding
+    each. The no_standard the broken tables give T2 is not reported (nothing is judged from them)."""
+    _findings(mt, "2020-03", held_counties=[C], carry_forward_max_months="2",
+              due=[owed(T2, "2020-03", "0.00", has_standard=False)],
+              held=[owed(T1, "2020-03", "952.00", provisional_from="2020-02")],
+              units=[unit_row("tekun", T1, "2020-03", 1), unit_row("tekun", T2, "2020-03", 2),
+                     unit_row("temporary", B1, "2020-03", 3, approval_no="LS-1", enrolled_from=None)])
+    mt.expect("int_compute_findings", [finding("county_reference_held_unpaid", T2, "not_paid"),
+                                       finding("county_reference_held_unpaid", B1, "not_paid")])
+
+
+def test_with_held_counties_unset_the_engine_stops(mt):
+    """held_counties is set by compute from check_reference: unset, no model guesses 'none held'."""
+    mt.payroll("2020-03")
+    mt.con.execute("RESET VARIABLE held_counties")
+    mt.given("int_units", [unit_row("tekun", T1, "2020-03", 1)])
+    mt.given("hist_ledger", [])
+    mt.fails("int_reference_held_due", "held_counties is not set")

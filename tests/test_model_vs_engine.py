@@ -795,6 +795,7 @@ def write_gap_reference(gap: str, dest: Path) -> Path:
 def refusals(gap: str, present: tuple) -> tuple[str | None, str | None]:
     """(the engine's refusal, the model's refusal) for one payroll month, each None if it pays."""
     from pipelines.monthly import run_month
+    from pipelines.reference import held_counties
     from tests.helpers import context
 
     fixed = _fixed_plans()
@@ -818,9 +819,13 @@ def refusals(gap: str, present: tuple) -> tuple[str | None, str | None]:
         inbox = tmp / "inbox"
         write_inbox(histories, inbox)
         stages = []
+        ctx = context(tmp, GAP_MONTH, inbox=inbox, reference=ref)
         try:
-            run_month(context(tmp, GAP_MONTH, inbox=inbox, reference=ref), on_stage=lambda n, _: stages.append(n))
-            engine = None
+            run_month(ctx, on_stage=lambda n, _: stages.append(n))
+            # a gap confined to some counties holds them (paid forward) and pays the rest (issue 20):
+            # the engine's answer to the gap, as a refusal is where it leaves no county to pay
+            held = held_counties(ctx)
+            engine = f"holds counties {', '.join(held)}: {next(iter(held.values()))}" if held else None
         except RunError as e:
             engine = f"{e} (after stages {stages})" if stages else str(e)
         return engine, model

@@ -25,20 +25,35 @@ def _edit(ref, name, old, new):
 
 
 @pytest.mark.parametrize("name,old,new,message", [
-    ("standards.csv", "tekun,basic,2101,城市,*,852,2018-07,,", "tekun,basic,2101,城市,*,800,2018-07,,",
-     "tekun basic below 1.3"),
-    ("standards.csv", "dibao,standard,2109,农村,*,416,2019-01,,", "dibao,standard,2109,农村,*,300,2019-01,,",
-     "rural dibao standard at or below the poverty line"),
     ("standards.csv", "dibao,floor,21,*,*,50,2019-01,,", "dibao,floor,21,*,*,50,2019-01,,\ndibao,floor,21,*,*,60,2019-01,,",
      "two versions of one key with the same effective_from"),
     ("fund_shares.csv", "dibao,21,0.50,0.20,0.15,0.15", "dibao,21,0.50,0.20,0.15,0.10", "fund shares do not sum to 1"),
     ("price_linkage.csv", "1,cpi,1,0,fen", "1,median,1,0,fen", "basis must be"),
 ])
 def test_broken_reference_stops_the_run(tmp_path, name, old, new, message):
+    """A row of the whole province (region 21) broken: no county is left to pay, the run stops."""
     ref = copy_reference(tmp_path)
     _edit(ref, name, old, new)
     with pytest.raises(RunError, match=message):
         check_reference(context(tmp_path, "2020-01", reference=ref))
+
+
+@pytest.mark.parametrize("old,new,city,message", [
+    ("tekun,basic,2101,城市,*,852,2018-07,,", "tekun,basic,2101,城市,*,800,2018-07,,", "2101", "tekun basic below 1.3"),
+    ("dibao,standard,2109,农村,*,416,2019-01,,", "dibao,standard,2109,农村,*,300,2019-01,,", "2109",
+     "rural dibao standard at or below the poverty line"),
+])
+def test_a_city_or_county_broken_in_the_reference_is_held_the_rest_paid(tmp_path, old, new, city, message):
+    """不断 (issue 20): a rule broken only by one city's rows holds that city's counties (paid forward
+    by the engine, tests/test_carry_forward.py) and lets the rest of the province be paid."""
+    from pipelines.reference import held_counties
+
+    ref = copy_reference(tmp_path)
+    _edit(ref, "standards.csv", old, new)
+    ctx = context(tmp_path, "2020-01", reference=ref)
+    assert check_reference(ctx)["held_counties"]
+    held = held_counties(ctx)
+    assert held and all(c.startswith(city) for c in held) and all(message in " ".join(w) for w in held.values())
 
 
 def test_unbalanced_books_fail_and_leave_the_warehouse_unchanged(tmp_path, four_months):
@@ -48,6 +63,7 @@ def test_unbalanced_books_fail_and_leave_the_warehouse_unchanged(tmp_path, four_
     wh = tmp_path / "warehouse.duckdb"
     shutil.copy(four_months["warehouse"], wh)
     ctx = context(tmp_path, "2020-02", inbox=four_months["inbox"])
+    check_reference(ctx)
     for program in ROSTER_PROGRAMS:  # the sample delivers temporary assistance too
         ingest_program(ctx, program)
     for program in ROSTER_PROGRAMS:  # the sample delivers temporary assistance too

@@ -1,7 +1,8 @@
 -- int_compute_findings: what the payment engine found while computing the month.
 -- grain: one row per finding.
 with due as (
-    select * from int_program_due
+    -- nothing is judged from a held county's broken tables (int_reference_held_due pays it forward)
+    select * from int_program_due where not reference_held(region_code)
 ),
 
 tolerance as (
@@ -111,3 +112,21 @@ from (select *, datediff('month', month_date(first_failed_payroll), month_date(g
                    > (select after_months from escalation) as overdue  -- 超过: more than
       from int_payment_lines) l
 where l.line_type = 'reissue' and l.hold_reason = 'awaiting_account_correction'
+
+union all
+-- a held county's unit with nothing to pay forward (new this month, a temporary case, last paid too
+-- long ago, or a program carry_forward_programs does not list): not paid, and said so
+select getvariable('payroll_month'), 'county_reference_held_unpaid', 'error', u.line_program, u.id_number,
+       u.region_code, 'not_paid',
+       format('{} 的参考数据（标准、资金分担比例等）有误，本县暂停按新数据计算；本人在最近 {} 个月内没有可沿用的发放记录'
+              || '（或该项目不临时发放），本月暂不发放，参考数据更正后以补充批次补发', u.region_code,
+              getvariable('carry_forward_max_months')),
+       u.source_file, u.source_row
+from int_units u
+where reference_held(u.region_code) and (u.program <> 'dibao' or u.relation = '户主')
+  and (u.program = 'temporary'
+       or (u.enrolled_from <= getvariable('payroll_month')
+           and coalesce(u.enrolled_to, '9999-12') >= getvariable('payroll_month')
+           and coalesce(u.age_out_month, '9999-12') >= getvariable('payroll_month')))
+  and not exists (select 1 from int_reference_held_due d
+                  where d.unit_key = u.unit_key and d.line_program = u.line_program)

@@ -2,17 +2,24 @@
 --   regular / price_subsidy: what is due for this payroll month
 --   arrears: due now for an earlier service month minus what the ledger already paid for it
 --   reissue: a payment the bank returned as failed, owed again (int_reissue_due)
+--   in a county whose reference data is held: last month's lines paid forward (int_reference_held_due)
 -- Payee and hold come from this month's roster: money owed for an earlier month goes to the
 -- account the unit has now (a unit on no roster now: its last account). grain: one row per unit, line program, service month and line type
 -- (price subsidy: per covered person).
 with due as (
-    select * from int_program_due
-    union all by name
-    select * from int_price_subsidy
+    -- a county whose reference data is held: nothing computed from the broken tables; its people are
+    -- paid forward instead (int_reference_held_due). A reissue owes what was paid before: it stays.
+    select * from (
+        select * from int_program_due
+        union all by name
+        select * from int_price_subsidy
+        union all by name
+        select * from int_temporary_due
+    ) where not reference_held(region_code)
     union all by name
     select * from int_reissue_due
     union all by name
-    select * from int_temporary_due
+    select * from int_reference_held_due
 ),
 
 payee as (

@@ -57,7 +57,10 @@ select
     l.source_row,
     -- 不断: a line of a county roster paid forward from an earlier month (ingest's carry-forward,
     -- source file carried/<YYYY-MM>/...) is provisional until the county's file for this month arrives
-    case when starts_with(l.source_file, 'carried/') then split_part(l.source_file, '/', 2) end
+    -- and a line of a county whose reference data is held, paid forward from its last month
+    -- (int_reference_held_due) until the tables are fixed
+    coalesce(l.provisional_from,
+             case when starts_with(l.source_file, 'carried/') then split_part(l.source_file, '/', 2) end)
                                                  as provisional_from
 from int_payment_lines l
 -- a left join: a line without a fund split is kept, and compute's LINE_AUDITS fail the run on it

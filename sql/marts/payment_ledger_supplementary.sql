@@ -4,7 +4,8 @@
 --   a line whose key (service month, program, line type, person; for a one_off line also its
 --   approval number) no released line has;
 --   a top-up `arrears` line where the corrected amount of a regular or price-subsidy line is higher
---   (arrears_cause supplementary_correction; its fund parts are the difference of the parts).
+--   (arrears_cause supplementary_correction; its fund parts are the difference of the parts; one
+--   line per service month, program and person, summing both when both rose).
 -- Lower or vanished amounts are never recovered by doudi: compute reports them as findings.
 -- grain: one row per payment line of the month (released + supplementary).
 with added as (
@@ -18,8 +19,8 @@ with added as (
                         and r.approval_no is not distinct from f.approval_no)
 ),
 
-topups as (
-    select f.* replace (
+topup_parts as (
+    select f.line_type as corrected_line_type, f.* replace (
         md5(concat_ws('|', f.payroll_month, f.service_month, f.program, 'arrears', f.id_number,
                       getvariable('supplement_batch')))                    as line_id,
         'arrears'                                                          as line_type,
@@ -42,6 +43,24 @@ topups as (
       and not exists (select 1 from added a
                       where a.service_month = f.service_month and a.program = f.program
                         and a.line_type = 'arrears' and a.id_number = f.id_number)
+),
+
+topups as (
+    -- a corrected standard raises a person's regular line and the price subsidy that follows it: one
+    -- top-up line per (service month, program, person), the sum of both, both formulas written out
+    select * exclude (corrected_line_type) replace (
+        sum(amount) over whole                                             as amount,
+        sum(previously_paid) over whole                                    as previously_paid,
+        sum(fund_central) over whole                                       as fund_central,
+        sum(fund_provincial) over whole                                    as fund_provincial,
+        sum(fund_city) over whole                                          as fund_city,
+        sum(fund_county) over whole                                        as fund_county,
+        string_agg(formula, '；') over whole                               as formula)
+    from topup_parts
+    window whole as (partition by service_month, program, id_number order by corrected_line_type desc
+                     rows between unbounded preceding and unbounded following)
+    qualify row_number() over (partition by service_month, program, id_number
+                               order by corrected_line_type desc) = 1
 )
 
 select * from released_lines
