@@ -11,17 +11,37 @@ bank's reason, a clearance note) is masked again here (macro mask_long_numbers).
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
+import re
 
 from pipelines.io import atomic_path
 from pipelines.settings import RunContext
-from pipelines.spreadsheet import new_workbook, print_setup, signature_block, write_table
+from pipelines.spreadsheet import new_workbook, print_setup, signature_block, wrap_columns, write_table
 from pipelines.vocabulary import FINDING_ACTIONS_ZH as ACTIONS_ZH
 from pipelines.vocabulary import FINDING_TYPES, LINE_TYPE_ZH, PROGRAM_NAMES_ZH, SEVERITY_ZH
 
 DETAIL_HEADERS = ["行政区划代码", "县区", "项目", "身份证号（脱敏）", "关联身份证号（脱敏）", "级别", "处理", "说明",
                   "文件", "行号"]
+
+
+# a time doudi records (ISO 8601, UTC: a hold cleared, a bank return withdrawn), as quoted in a detail
+UTC_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:\+00:00|Z)")
+LOCAL_ZONE = "Asia/Shanghai"
+
+
+def local_times(text):
+    """A text with every recorded UTC time in it as the bureau's clock reads it (北京时间)."""
+    if not isinstance(text, str) or "T" not in text:
+        return text
+    from zoneinfo import ZoneInfo
+
+    def local(m: re.Match) -> str:
+        t = datetime.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}+00:00").astimezone(ZoneInfo(LOCAL_ZONE))
+        return t.strftime("%Y-%m-%d %H:%M") + "（北京时间）"
+
+    return UTC_TIME.sub(local, text)
 
 
 def query_findings(con, month: str) -> list[tuple]:
@@ -77,7 +97,8 @@ def _receivable_row(r: tuple) -> list:
 def _detail_row(f: tuple) -> list:
     _type, region, county, program, pid, related, severity, action, detail, source_file, source_row = f
     return [region, county, PROGRAM_NAMES_ZH.get(program, program or ""), pid, related,
-            SEVERITY_ZH.get(severity, severity), ACTIONS_ZH.get(action, action), detail, source_file, source_row]
+            SEVERITY_ZH.get(severity, severity), ACTIONS_ZH.get(action, action), local_times(detail), source_file,
+            source_row]
 
 
 def summarise(findings: list[tuple]) -> list[list]:
@@ -166,8 +187,7 @@ def render_xlsx(ctx: RunContext, findings: list[tuple], receivables=()) -> bytes
         sheet.write(0, 0, title, fmt["title"])
         end = write_table(sheet, fmt, DETAIL_HEADERS, [_detail_row(f) for f in items], start_row=2)
         sheet.set_column(3, 4, 22)
-        sheet.set_column(7, 7, 70)
-        sheet.set_column(8, 8, 34)
+        wrap_columns(sheet, fmt, {7: 70, 8: 34})
         _printable(sheet, fmt, len(DETAIL_HEADERS) - 1, end)
     wb.close()
     return buf.getvalue()

@@ -32,6 +32,7 @@ from pipelines.audit_report import (
     PRINT_CSS,
     SIGNATURE_HTML,
     html_table,
+    local_times,
     query_findings,
     query_receivables,
     write_exceptions,
@@ -41,7 +42,15 @@ from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
 from pipelines.payout import read_manifest
 from pipelines.settings import RunContext, RunError
-from pipelines.spreadsheet import new_workbook, print_setup, printed_width, signature_block, title_rows, write_table
+from pipelines.spreadsheet import (
+    new_workbook,
+    print_setup,
+    printed_width,
+    signature_block,
+    title_rows,
+    wrap_columns,
+    write_table,
+)
 from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, tables_in
 from pipelines.vocabulary import (
     DISPOSITIONS_ZH,
@@ -251,7 +260,8 @@ PORTRAIT_WIDTH = 100
 
 
 def print_table(ws, fmt, title: str, lines: list[str], headers: list[str], rows: list[list],
-                money_columns=frozenset(), widths: dict[int, int] | None = None) -> int:
+                money_columns=frozenset(), widths: dict[int, int] | None = None,
+                wrap: dict[int, int] | None = None) -> int:
     """A sheet of one table for printing and signing (issue 21): the title and its lines, the header
     under them (title and header repeated on every page), the rows, A4 fit to the width (landscape
     where wide), the signature block. Returns the header's row."""
@@ -259,6 +269,7 @@ def print_table(ws, fmt, title: str, lines: list[str], headers: list[str], rows:
     end = write_table(ws, fmt, headers, rows, money_columns=money_columns, start_row=header_row)
     for col, width in (widths or {}).items():
         ws.set_column(col, col, width, fmt["money"] if col in money_columns else None)
+    wrap_columns(ws, fmt, wrap or {})
     last = max(len(headers) - 1, 0)
     print_setup(ws, (header_row, header_row), last, landscape=printed_width(ws, last) > PORTRAIT_WIDTH)
     signature_block(ws, fmt, end)
@@ -296,7 +307,7 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     files = [[f[0], label(PAYOUT_FORMATS_ZH, f[1]), f[2], f[3], f[4]] for f in c["files"]]
     sheet("代发文件", "代发文件（SHA-256、笔数与金额已逐一复核）",
           [f"CSV 文件合计 {c['csv_records']} 笔，{c['csv_sum']:,.2f} 元"],
-          ["文件", "格式", "笔数", "金额", "校验"], files, money_columns={3}, widths={0: 36, 1: 18})
+          ["文件", "格式", "笔数", "金额", "校验"], files, money_columns={3}, widths={1: 18}, wrap={0: 36})
     if d["has_previous"]:
         sheet("变动", "与上月相比的变动", [f"共 {len(d['changes'])} 项"],
               ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
@@ -307,21 +318,21 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     sheet("异常", "异常与核查", [f"共 {len(d['findings'])} 条"],
           ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
           [[r[0], label(FINDING_TYPES, r[1]), label(SEVERITY_ZH, r[2]), _program(r[3]), r[4],
-            label(FINDING_ACTIONS_ZH, r[5]), *r[6:]] for r in d["findings"]],
-          widths={1: 30, 4: 22, 6: 60, 7: 30, 8: 8})
+            label(FINDING_ACTIONS_ZH, r[5]), local_times(r[6]), *r[7:]] for r in d["findings"]],
+          widths={1: 30, 4: 22, 8: 8}, wrap={6: 60, 7: 30})
     sheet("退回与重发", "银行退回与重发", [f"共 {len(d['failures'])} 笔"],
           ["类别", "行政区划代码", "项目", "身份证号（脱敏）", "所属月份", "类型", "金额", "支付流水号", "原因",
            "重发情况 / 状态"],
           [[r[0], r[1], _program(r[2]), r[3], r[4], label(LINE_TYPE_ZH, r[5]), r[6], r[7], _reason_text(r[8]),
-            r[9]] for r in d["failures"]], money_columns={6}, widths={3: 22, 7: 20, 8: 30, 9: 30})
+            r[9]] for r in d["failures"]], money_columns={6}, widths={3: 22, 7: 20}, wrap={8: 30, 9: 30})
     sheet("三方对账", "三方对账差异（台账、代发记录、银行回盘）", [f"共 {len(d['three_way'])} 条"],
           ["类型", "级别", "支付流水号", "项目", "身份证号（脱敏）", "说明"],
-          [[label(FINDING_TYPES, r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), r[4], r[5]]
-           for r in d["three_way"]], widths={0: 30, 2: 20, 4: 22, 5: 60})
+          [[label(FINDING_TYPES, r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), r[4], local_times(r[5])]
+           for r in d["three_way"]], widths={0: 30, 2: 20, 4: 22}, wrap={5: 60})
     sheet("暂停发放", "暂停发放", [f"共 {sum(r[2] for r in d['held'])} 笔，"
                                   f"{sum((r[3] for r in d['held']), Decimal('0.00')):,.2f} 元"],
           ["项目", "原因", "笔数", "金额"], [[_program(r[0]), label(FINDING_TYPES, r[1]), r[2], r[3]] for r in d["held"]],
-          money_columns={3}, widths={0: 20, 1: 40})
+          money_columns={3}, widths={0: 20}, wrap={1: 40})
     wb.close()
     return buf.getvalue()
 
@@ -400,11 +411,10 @@ def render_temporary(ctx: RunContext, cases: list[tuple], findings: list[tuple])
                           money_columns={7, 8, 9}, start_row=row + 2)
         ws.write(row + 1, 0, "核查发现（含未发放的案件）", fmt["bold"])
         row = write_table(ws, fmt, ["发现", "处理", "身份证号（脱敏）", "说明", "文件", "行号"],
-                          [[_finding(f[2]), label(FINDING_ACTIONS_ZH, f[3]), f[4], f[5], f[6], f[7]]
+                          [[_finding(f[2]), label(FINDING_ACTIONS_ZH, f[3]), f[4], local_times(f[5]), f[6], f[7]]
                            for f in county_findings], start_row=row + 2)
         ws.freeze_panes(0, 0)
-        ws.set_column(1, 1, 22)
-        ws.set_column(3, 3, 40)
+        wrap_columns(ws, fmt, {1: 22, 3: 40, 4: 30})
         # several tables on a sheet: the title is what every page repeats
         print_setup(ws, (0, 0), len(TEMPORARY_CASE_COLUMNS) - 1)
         signature_block(ws, fmt, row)
@@ -437,7 +447,7 @@ def render_quarantine(ctx: RunContext, rows: list[tuple]) -> bytes:
         print_table(wb.add_worksheet(sheet[:31]), fmt, f"{ctx.month} 名册暂缓处理清单　{sheet}",
                     [f"共 {len(items)} 行未予发放：请按“原因”更正后重新报送"], QUARANTINE_HEADERS,
                     [[r[2], r[3], _program(r[4]), r[5], r[6], reasons_text(r[7])] for r in items],
-                    widths={0: 36, 1: 10, 2: 18, 3: 22, 4: 12, 5: 70})
+                    widths={1: 10, 2: 18, 3: 22, 4: 12}, wrap={0: 36, 5: 70})
     wb.close()
     return buf.getvalue()
 
@@ -523,9 +533,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:anywhe
 <h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], [(f[0], label(PAYOUT_FORMATS_ZH, f[1]), f[2], f'{f[3]:,.2f}', f[4]) for f in c['files']])}
 <h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], [(_program(p), label(FINDING_TYPES, r), n, f'{a:,.2f}') for p, r, n, a in d['held']])}
 <h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], [(r[0], r[1], _program(r[2]), r[3], r[4], label(LINE_TYPE_ZH, r[5]), r[6], r[7], _reason_text(r[8]), r[9]) for r in d['failures'][:500]])}
-<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], [(_finding(r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), *r[4:]) for r in d['three_way'][:500]])}
+<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], [(_finding(r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), r[4], local_times(r[5])) for r in d['three_way'][:500]])}
 <h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], [(r[0], _program(r[1]), *r[2:]) for r in d['changes'][:200]]) if d['has_previous'] else '<p>' + NO_PREVIOUS_PAYROLL + '</p>'}
-<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], [(r[0], _finding(r[1]), label(SEVERITY_ZH, r[2]), _program(r[3]), r[4], label(FINDING_ACTIONS_ZH, r[5]), *r[6:]) for r in d['findings'][:500]])}
+<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], [(r[0], _finding(r[1]), label(SEVERITY_ZH, r[2]), _program(r[3]), r[4], label(FINDING_ACTIONS_ZH, r[5]), local_times(r[6]), *r[7:]) for r in d['findings'][:500]])}
 <p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>
 {SIGNATURE_HTML}
 </body></html>

@@ -29,6 +29,8 @@ def new_workbook(target, month: str):
         "money_bold": wb.add_format({"num_format": "#,##0.00", "bold": True}),
         "bold": wb.add_format({"bold": True}),
         "title": wb.add_format({"bold": True, "font_size": 14}),
+        # free text (a finding's detail, a file's path): wrapped within its column when printed
+        "wrap": wb.add_format({"text_wrap": True, "valign": "top"}),
     }
     return wb, fmt
 
@@ -62,6 +64,13 @@ SIGNATURE_LINE = "　　".join(SIGNATURE_PARTS)
 DEFAULT_COLUMN_WIDTH = 8.43  # Excel's, in characters
 
 
+def wrap_columns(ws, fmt, widths: dict[int, int]) -> None:
+    """Columns of free text, wrapped at the given widths: a long value prints on more lines instead
+    of running under (and being cut by) the next column."""
+    for col, width in widths.items():
+        ws.set_column(col, col, width, fmt["wrap"])
+
+
 def title_rows(ws, fmt, title: str, *lines: str) -> int:
     """A sheet's title (what the report is, its month, county or bank and batch) and the lines under
     it (totals that belong on the first page, the unit); returns the next free row."""
@@ -89,9 +98,10 @@ def print_setup(ws, header_rows: tuple[int, int], last_col: int, landscape: bool
 
 
 def printed_width(ws, last_col: int) -> float:
-    """The width in characters of columns 0..last_col."""
+    """The width in characters of columns 0..last_col (XlsxWriter keeps them in pixels: 7 a character
+    of the default font, and 5 of padding)."""
     info = getattr(ws, "col_info", {})
-    return sum((info[c].width if c in info and info[c].width is not None else DEFAULT_COLUMN_WIDTH)
+    return sum(((info[c].width - 5) / 7 if c in info and info[c].width is not None else DEFAULT_COLUMN_WIDTH)
                for c in range(last_col + 1))
 
 

@@ -35,7 +35,8 @@ def test_workbooks_open_in_libreoffice(four_months, tmp_path):
     assert "社会救助资金发放对账表" in recon[0][0]
     assert recon[2][:4] == ["行政区划代码", "县区", "项目", "类型"]
     quarantine = soffice_to_csv(reports / "quarantine.xlsx", tmp_path)
-    assert quarantine[0][:2] == ["文件", "行号（数据行，从1起）"]
+    assert quarantine[0][0].startswith("2020-03 名册暂缓处理清单")
+    assert quarantine[2][:2] == ["文件", "行号（数据行，从1起）"]
     # the sample inbox delivers temporary assistance: the first sheet is its first approving county's
     assert soffice_to_csv(reports / "temporary_assistance.xlsx", tmp_path)[0][0].startswith("2020-03 临时救助 21")
     from decimal import Decimal as D
@@ -67,11 +68,17 @@ def test_quarantine_workbook_has_one_sheet_per_county_and_every_quarantined_row(
     rows = []
     for name in wb.sheet_names:
         assert re.match(r"^\d{6} ", name) or name.startswith("未知"), name
-        rows += wb.get_sheet_by_name(name).to_python()[1:]
+        sheet = wb.get_sheet_by_name(name).to_python()
+        assert sheet[0][0] == f"2020-03 名册暂缓处理清单　{name}" and sheet[2][0] == "文件"
+        table = sheet[3:sheet.index(next(r for r in sheet[3:] if not any(r)))]  # to the blank row
+        assert sheet[1][0] == f"共 {len(table)} 行未予发放：请按“原因”更正后重新报送"
+        rows += table
     expected = query(four_months["warehouse"], "SELECT count(*) FROM row_disposition WHERE payroll_month = '2020-03' "
                                                "AND disposition = 'quarantined'")[0][0]
     assert len(rows) == expected > 0
     assert all(r[0].startswith("rosters/") and int(r[1]) >= 1 and r[5] for r in rows)
+    # each reason in words, with its code: never a bare code or a list
+    assert all(re.fullmatch(r"[^\[\]']+（[A-Z_]+）(；[^\[\]']+（[A-Z_]+）)*", r[5]) for r in rows), rows[0][5]
 
 
 def test_data_docs_and_charts_exist(four_months):
@@ -203,7 +210,9 @@ def test_change_list_compares_with_the_previous_payroll_only_when_there_is_one(f
         wb = CalamineWorkbook.from_path(str(four_months["out"] / month / "reports" / "reconciliation.xlsx"))
         return wb.get_sheet_by_name("变动").to_python()
 
-    assert changes("2020-01")[0][0] == NO_PREVIOUS_PAYROLL
+    assert changes("2020-01")[1][0] == NO_PREVIOUS_PAYROLL
     later = changes("2020-02")
-    assert later[0][:4] == ["行政区划代码", "项目", "对象（脱敏）", "变动"] and len(later) > 1
-    assert {r[3] for r in later[1:]} <= {"新增", "停发", "金额变化"}
+    assert later[0][0] == "2020-02 与上月相比的变动"
+    assert later[2][:4] == ["行政区划代码", "项目", "对象（脱敏）", "变动"] and len(later) > 3
+    table = later[3:later.index(next(r for r in later[3:] if not any(r)))]
+    assert table and {r[3] for r in table} <= {"新增", "停发", "金额变化"}
