@@ -39,7 +39,7 @@ XLSX_MAX_CELL_CHARS = 32767 // 2
 # blank row and the signature line. Widths so that a reference, a name and an account never run
 # into each other; printed landscape on A4, fit to the width.
 XLSX_HEADER_ROW = 4
-XLSX_COLUMN_WIDTHS = (20, 14, 24, 9, 18, 14, 30, 12, 44)
+XLSX_COLUMN_WIDTHS = (20, 14, 24, 9, 18, 14, 30, 12, 90)  # a memo names every program paid
 
 
 def load_batch(con, bank_code: str, batch_id: str, part: int) -> tuple[int, Decimal]:

@@ -290,7 +290,8 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
             for r in d["summary"]]
     header_row = print_table(
         ws, fmt, f"{m} 社会救助资金发放对账表　全省",
-        [f"对账结果：台账、代发记录与代发文件一致；应付 {c['records']} 笔，合计 {c['ledger_sum']:,.2f} 元（金额单位：元）"],
+        [f"对账结果：台账、代发记录与代发文件一致；台账 {c['ledger_lines']} 行，代发 {c['records']} 笔，"
+         f"合计 {c['ledger_sum']:,.2f} 元（金额单位：元）"],
         SUMMARY_HEADERS, totals + rows, money_columns={6, 7, 8, 9, 10}, widths={1: 12, 2: 20, 3: 12, 4: 8, 5: 8})
     for i, total in enumerate(totals):  # the totals in bold, as the first rows under the header
         for col, v in enumerate(total):
@@ -425,10 +426,12 @@ def render_temporary(ctx: RunContext, cases: list[tuple], findings: list[tuple])
 QUARANTINE_HEADERS = ["文件", "行号（数据行，从1起）", "项目", "身份证号（脱敏）", "姓名（脱敏）", "原因"]
 
 
-def reasons_text(codes) -> str:
-    """A quarantined row's reason codes as a caseworker reads them: what is wrong and what to fix,
-    each with its code (the contract's and the warehouse's name for it)."""
-    return "；".join(f"{REASONS[c].message_zh}（{c}）" if c in REASONS else str(c) for c in (codes or []))
+def reasons_text(reasons) -> str:
+    """A quarantined row's reasons as a caseworker reads them. The warehouse keeps them worded (each
+    code with its message); a list of bare codes is worded here from the vocabulary."""
+    if isinstance(reasons, str):
+        return reasons
+    return "；".join(f"{REASONS[c].message_zh}（{c}）" if c in REASONS else str(c) for c in (reasons or []))
 
 
 def render_quarantine(ctx: RunContext, rows: list[tuple]) -> bytes:
