@@ -80,6 +80,12 @@ test-deps:
 	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	            --no-install-recommends chromium >/dev/null; \
 	    else echo "the tests need Chromium: sudo apt-get install chromium"; exit 1; fi; }
+	@# the printed reports are Chinese: their PDFs (tests/test_print.py) need a CJK font, and pdftotext
+	@{ fc-list :lang=zh | grep -q . && command -v pdftotext >/dev/null; } || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends fonts-wqy-microhei poppler-utils >/dev/null; \
+	    else echo "the tests need a CJK font and pdftotext: sudo apt-get install fonts-wqy-microhei poppler-utils"; exit 1; fi; }
 
 # The tiers of tests/tiers.py, lightest first, one pytest each, each printing its 20 slowest tests;
 # the first tier that fails stops the rest. Every test is in exactly one tier.

@@ -11,19 +11,37 @@ bank's reason, a clearance note) is masked again here (macro mask_long_numbers).
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
+import re
 
 from pipelines.io import atomic_path
 from pipelines.settings import RunContext
-from pipelines.spreadsheet import new_workbook, write_table
-from pipelines.vocabulary import FINDING_TYPES, LINE_TYPE_ZH, PROGRAM_NAMES_ZH
+from pipelines.spreadsheet import new_workbook, print_setup, signature_block, wrap_columns, write_table
+from pipelines.vocabulary import FINDING_ACTIONS_ZH as ACTIONS_ZH
+from pipelines.vocabulary import FINDING_TYPES, LINE_TYPE_ZH, PROGRAM_NAMES_ZH, SEVERITY_ZH
 
-ACTIONS_ZH = {"not_paid": "不予发放", "held": "暂停发放待核", "paid_and_flagged": "照发并核查",
-              "file_rejected": "文件退回", "recorded": "记录"}
-SEVERITY_ZH = {"error": "严重", "warning": "警告", "info": "提示"}
 DETAIL_HEADERS = ["行政区划代码", "县区", "项目", "身份证号（脱敏）", "关联身份证号（脱敏）", "级别", "处理", "说明",
                   "文件", "行号"]
+
+
+# a time doudi records (ISO 8601, UTC: a hold cleared, a bank return withdrawn), as quoted in a detail
+UTC_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:\+00:00|Z)")
+LOCAL_ZONE = "Asia/Shanghai"
+
+
+def local_times(text):
+    """A text with every recorded UTC time in it as the bureau's clock reads it (北京时间)."""
+    if not isinstance(text, str) or "T" not in text:
+        return text
+    from zoneinfo import ZoneInfo
+
+    def local(m: re.Match) -> str:
+        t = datetime.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}+00:00").astimezone(ZoneInfo(LOCAL_ZONE))
+        return t.strftime("%Y-%m-%d %H:%M") + "（北京时间）"
+
+    return UTC_TIME.sub(local, text)
 
 
 def query_findings(con, month: str) -> list[tuple]:
@@ -79,7 +97,8 @@ def _receivable_row(r: tuple) -> list:
 def _detail_row(f: tuple) -> list:
     _type, region, county, program, pid, related, severity, action, detail, source_file, source_row = f
     return [region, county, PROGRAM_NAMES_ZH.get(program, program or ""), pid, related,
-            SEVERITY_ZH.get(severity, severity), ACTIONS_ZH.get(action, action), detail, source_file, source_row]
+            SEVERITY_ZH.get(severity, severity), ACTIONS_ZH.get(action, action), local_times(detail), source_file,
+            source_row]
 
 
 def summarise(findings: list[tuple]) -> list[list]:
@@ -98,6 +117,16 @@ def html_table(headers, rows) -> str:
     body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in r) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+SIGNATURE_HTML = ('<p class="signature">制表人：__________　　审核人：__________　　负责人：__________　　'
+                  '日期：______年____月____日</p>')
+# Printing (issue 21): A4 landscape; every table within the page's width (a long value wraps, no
+# column is cut on the right); headers repeated on each page; a heading kept with its table.
+PRINT_CSS = """@page{size:A4 landscape;margin:12mm}
+@media print{body{margin:0;max-width:none;font-size:11px}table{width:100%}td,th{font-size:10px;padding:2px 4px}
+thead{display:table-header-group}tr{break-inside:avoid}h1,h2{break-after:avoid}svg{max-width:100%;height:auto}
+#charts{break-after:page}}"""
 
 
 def write_exceptions(ctx: RunContext, findings: list[tuple], receivables: list[tuple] = ()) -> dict:
@@ -125,15 +154,24 @@ def _by_type(findings: list[tuple]) -> dict[str, list[tuple]]:
     return grouped
 
 
+def _printable(ws, fmt, last_col: int, end: int, landscape: bool = True) -> None:
+    """A4, fit to width, the title and header (rows 0 to 2) on every page, signed under the table."""
+    print_setup(ws, (2, 2), last_col, landscape=landscape)
+    signature_block(ws, fmt, end)
+
+
 def render_xlsx(ctx: RunContext, findings: list[tuple], receivables=()) -> bytes:
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
     ws = wb.add_worksheet("汇总")
     ws.write(0, 0, f"{ctx.month} 异常与核查清单（按类型、县区）：共 {len(findings)} 条", fmt["title"])
-    write_table(ws, fmt, ["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings), start_row=2)
+    end = write_table(ws, fmt, ["类型", "行政区划代码", "县区", "处理", "条数"], summarise(findings), start_row=2)
+    ws.set_column(0, 0, 44)
+    _printable(ws, fmt, 4, end, landscape=False)
     rs = wb.add_worksheet("应追缴")
     rs.write(0, 0, _receivables_title(ctx.month, receivables), fmt["title"])
-    write_table(rs, fmt, RECEIVABLE_HEADERS, [_receivable_row(r) for r in receivables], start_row=2)
+    end = write_table(rs, fmt, RECEIVABLE_HEADERS, [_receivable_row(r) for r in receivables], start_row=2)
+    _printable(rs, fmt, len(RECEIVABLE_HEADERS) - 1, end)
     used: set[str] = {"汇总", "应追缴"}
     for finding_type, items in _by_type(findings).items():
         # sheet names: at most 31 characters, unique, without []:*?/\
@@ -145,10 +183,12 @@ def render_xlsx(ctx: RunContext, findings: list[tuple], receivables=()) -> bytes
             name = name[:26] + f"_{len(used)}"
         used.add(name)
         sheet = wb.add_worksheet(name)
-        sheet.write(0, 0, f"{FINDING_TYPES.get(finding_type, finding_type)}（{finding_type}）：{len(items)} 条",
-                    fmt["title"])
-        write_table(sheet, fmt, DETAIL_HEADERS, [_detail_row(f) for f in items], start_row=2)
-        sheet.set_column(7, 7, 70)
+        title = f"{ctx.month} {FINDING_TYPES.get(finding_type, finding_type)}（{finding_type}）：{len(items)} 条"
+        sheet.write(0, 0, title, fmt["title"])
+        end = write_table(sheet, fmt, DETAIL_HEADERS, [_detail_row(f) for f in items], start_row=2)
+        sheet.set_column(3, 4, 22)
+        wrap_columns(sheet, fmt, {7: 70, 8: 34})
+        _printable(sheet, fmt, len(DETAIL_HEADERS) - 1, end)
     wb.close()
     return buf.getvalue()
 
@@ -164,7 +204,9 @@ def render_html(ctx: RunContext, findings: list[tuple], receivables=()) -> str:
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(ctx.month)} 异常与核查清单</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#fde9d9}}</style>
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:anywhere}}th{{background:#fde9d9}}
+.signature{{margin-top:3em}}
+{PRINT_CSS}</style>
 </head><body>
 <h1>{esc(ctx.month)} 异常与核查清单</h1>
 <p>共 {len(findings)} 条。身份证号已脱敏；“文件”“行号”指县区报送文件中的数据行（从 1 起）。</p>
@@ -172,5 +214,6 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#fde
 <section id="receivables"><h2>{esc(_receivables_title(ctx.month, receivables))}</h2>
 {table(RECEIVABLE_HEADERS, [_receivable_row(r) for r in receivables])}</section>
 {"".join(sections)}
+{SIGNATURE_HTML}
 </body></html>
 """

@@ -162,7 +162,9 @@ def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_co
                     render.transcode_gb18030(tmp, tmp)
                 read = render.read_csv_totals(tmp, "utf-8" if fmt == "csv" else "gb18030")
             elif fmt == "xlsx":
-                tmp.write_bytes(render.xlsx_bytes(con, ctx.month))
+                # the date a bank is asked to pay on: the pain.001's ReqdExctnDt
+                tmp.write_bytes(render.xlsx_bytes(con, ctx.month, bank_code, batch_id, part, s.debtor_name,
+                                                  s.debtor_account, f"{ctx.month}-01"))
                 read = render.read_xlsx_totals(tmp)
             else:
                 tmp.write_bytes(render.pain001_bytes(con, ctx.month, stem, s.debtor_name, s.debtor_account,

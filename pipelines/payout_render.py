@@ -34,6 +34,12 @@ PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN001_XSD = "pain.001.001.09.xsd"
 # Excel's limit on a cell's text (XlsxWriter cuts longer strings; we refuse them instead)
 XLSX_MAX_CELL_CHARS = 32767 // 2
+# The workbook as the bureau prints and signs it (issue 21): three heading rows (title; paying account
+# and date; the totals, on the first page), a blank row, the header, the records, the total row, a
+# blank row and the signature line. Widths so that a reference, a name and an account never run
+# into each other; printed landscape on A4, fit to the width.
+XLSX_HEADER_ROW = 4
+XLSX_COLUMN_WIDTHS = (20, 14, 24, 9, 18, 14, 30, 12, 90)  # a memo names every program paid
 
 
 def load_batch(con, bank_code: str, batch_id: str, part: int) -> tuple[int, Decimal]:
@@ -210,19 +216,35 @@ def _neutralised(expr: str, triggers: str) -> str:
     return f"CASE WHEN left({expr}, 1) IN ({triggers}) THEN '''' || {expr} ELSE {expr} END"
 
 
-def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
+def xlsx_heading(month: str, bank_code: str, bank_name: str, batch_id: str, part: int, debtor_name: str,
+                 debtor_account: str, execution_date: str, count: int, total: Decimal) -> list[str]:
+    """The heading rows of a payout workbook: what it is, for which bank and batch; who pays from
+    which account, on which date; how many records and how much."""
+    bank = f"{bank_name}（{bank_code}）" if bank_name else bank_code
+    return [f"{month} 社会救助资金代发明细　{bank}　批次 {batch_id} 第 {part} 部分",
+            f"付款单位：{debtor_name}　付款账号：{debtor_account}　代发日期：{execution_date}",
+            f"合计 {count} 笔，金额 {total:,.2f} 元"]
+
+
+def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, str, int, str]:
     """The sheet's <sheetData> and the workbook's sharedStrings.xml for the batch, as XlsxWriter writes
-    them for: the header row (style `header`), one row per record (strings neutralised against
-    formulas, as pipelines/spreadsheet.py does; an empty or missing value is no cell; the amount a
-    number in the column's `money` style), and a total row ("合计", "<n> 笔" in `bold`, the sum in
-    `money_bold`). Strings are shared, numbered in the order cells are written; a number is written
-    as XlsxWriter writes a float, printf %.16G of the nearest double. Returns (sheet data, shared
-    strings, record count, the total as written)."""
+    them for: the heading rows (the first in style `title`, the others `bold`), the header row
+    (style `header`) at XLSX_HEADER_ROW, one row per record (strings neutralised against formulas, as
+    pipelines/spreadsheet.py does; an empty or missing value is no cell; the amount a number in the
+    column's `money` style), a total row ("合计", "<n> 笔" in `bold`, the sum in `money_bold`) and,
+    after a blank row, the signature line (`bold`). Strings are shared, numbered in the order cells
+    are written; a number is written as XlsxWriter writes a float, printf %.16G of the nearest double.
+    Returns (sheet data, shared strings, record count, the total as written)."""
     from pipelines.spreadsheet import FORMULA_TRIGGERS
 
     triggers = ", ".join("'" + t.replace("'", "''") + "'" if t.isprintable() else f"chr({ord(t)})"
                          for t in FORMULA_TRIGGERS)
+    from pipelines.spreadsheet import SIGNATURE_LINE
+
+    H = XLSX_HEADER_ROW
     headers = ", ".join(f"({c}, '{h}')" for c, h in enumerate(CSV_HEADERS_ZH))
+    heading_rows = ", ".join(f"({r}, {sql_string_literal(line)}, {formats['title'] if r == 0 else formats['bold']})"
+                             for r, line in enumerate(heading))
     columns = [(CSV_COLUMNS.index(c), c) for c in STRING_COLUMNS]
     too_long = con.execute(f"SELECT max(greatest({', '.join(f'length({c})' for c in STRING_COLUMNS)})) "
                            "FROM batch").fetchone()[0]
@@ -232,22 +254,27 @@ def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
         CREATE OR REPLACE TEMP TABLE xlsx_cells AS
         WITH totals AS (SELECT count(*) AS n, CAST(coalesce(sum(amount), 0) AS DECIMAL(18, 2)) AS total FROM batch),
         data_strings AS (
-            SELECT rn AS r, unnest([{', '.join(str(c) for c, _ in columns)}]) AS c,
+            SELECT rn + {H} AS r, unnest([{', '.join(str(c) for c, _ in columns)}]) AS c,
                    unnest([{', '.join(name for _, name in columns)}]) AS v
             FROM batch
         )
-        SELECT 0 AS r, c, v, {formats['header']} AS s, false AS num FROM (VALUES {headers}) h(c, v)
+        SELECT r, 0 AS c, v, s, false AS num FROM (VALUES {heading_rows}) t(r, v, s)
+        UNION ALL
+        SELECT {H}, c, v, {formats['header']}, false FROM (VALUES {headers}) h(c, v)
         UNION ALL
         SELECT r, c, {_neutralised('v', triggers)}, NULL, false FROM data_strings WHERE v <> ''
         UNION ALL
-        SELECT rn, {MONEY_COLUMN}, printf('%.16G', CAST(amount AS DOUBLE)), {formats['money']}, true
+        SELECT rn + {H}, {MONEY_COLUMN}, printf('%.16G', CAST(amount AS DOUBLE)), {formats['money']}, true
         FROM batch WHERE amount IS NOT NULL
         UNION ALL
-        SELECT n + 1, 0, '合计', {formats['bold']}, false FROM totals
+        SELECT n + {H + 1}, 0, '合计', {formats['bold']}, false FROM totals
         UNION ALL
-        SELECT n + 1, 1, CAST(n AS VARCHAR) || ' 笔', {formats['bold']}, false FROM totals
+        SELECT n + {H + 1}, 1, CAST(n AS VARCHAR) || ' 笔', {formats['bold']}, false FROM totals
         UNION ALL
-        SELECT n + 1, {MONEY_COLUMN}, printf('%.16G', CAST(total AS DOUBLE)), {formats['money_bold']}, true FROM totals
+        SELECT n + {H + 1}, {MONEY_COLUMN}, printf('%.16G', CAST(total AS DOUBLE)), {formats['money_bold']}, true
+        FROM totals
+        UNION ALL
+        SELECT n + {H + 3}, 0, {sql_string_literal(SIGNATURE_LINE)}, {formats['bold']}, false FROM totals
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE xlsx_strings AS
@@ -262,7 +289,7 @@ def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
     # the records' rows straight from `batch`, each string looked up in the shared strings by column
     cells = []
     for c, name in enumerate(CSV_COLUMNS):
-        ref = f"'{chr(65 + c)}' || CAST(b.rn + 1 AS VARCHAR)"
+        ref = f"'{chr(65 + c)}' || CAST(b.rn + {H + 1} AS VARCHAR)"
         if c == MONEY_COLUMN:
             money = cell(ref, f"""' s="{formats['money']}"'""", "'><v>' || printf('%.16G', CAST(b.amount AS DOUBLE))")
             cells.append(f"CASE WHEN b.amount IS NULL THEN '' ELSE {money} END")
@@ -276,20 +303,21 @@ def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
             SELECT r // 16 AS block, CAST(min(c) + 1 AS VARCHAR) || ':' || CAST(max(c) + 1 AS VARCHAR) AS span
             FROM xlsx_cells GROUP BY block
         ),
-        edges AS (  -- the header and total rows
+        edges AS (  -- the heading, header, total and signature rows
             SELECT x.r, '<row r="' || CAST(x.r + 1 AS VARCHAR) || '" spans="' || any_value(span) || '">'
                         || string_agg({generic}, '' ORDER BY x.c) || '</row>' AS xml
             FROM xlsx_cells x LEFT JOIN xlsx_strings d ON NOT x.num AND d.v = x.v JOIN spans ON block = x.r // 16
-            WHERE x.r = 0 OR x.r = (SELECT count(*) + 1 FROM batch)
+            WHERE x.r <= {H} OR x.r > (SELECT count(*) + {H} FROM batch)
             GROUP BY x.r
         ),
         records AS (
-            SELECT string_agg('<row r="' || CAST(b.rn + 1 AS VARCHAR) || '" spans="' || span || '">'
+            SELECT string_agg('<row r="' || CAST(b.rn + {H + 1} AS VARCHAR) || '" spans="' || span || '">'
                               || {' || '.join(cells)} || '</row>', '' ORDER BY b.rn) AS xml
-            FROM batch b JOIN spans ON block = b.rn // 16 {lookups}
+            FROM batch b JOIN spans ON block = (b.rn + {H}) // 16 {lookups}
         )
-        SELECT '<sheetData>' || (SELECT xml FROM edges WHERE r = 0) || coalesce((SELECT xml FROM records), '')
-               || (SELECT xml FROM edges WHERE r > 0) || '</sheetData>'
+        SELECT '<sheetData>' || (SELECT string_agg(xml, '' ORDER BY r) FROM edges WHERE r <= {H})
+               || coalesce((SELECT xml FROM records), '')
+               || (SELECT string_agg(xml, '' ORDER BY r) FROM edges WHERE r > {H}) || '</sheetData>'
     """).fetchone()[0]
     esc = _escape_control("v")
     shared = con.execute(f"""
@@ -303,7 +331,8 @@ def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
         FROM escaped
     """).fetchone()
     count, total_text = con.execute(
-        f"SELECT max(r) - 1, max(v) FILTER (WHERE num AND s = {formats['money_bold']}) FROM xlsx_cells").fetchone()
+        f"SELECT (SELECT count(*) FROM batch), max(v) FILTER (WHERE num AND s = {formats['money_bold']}) "
+        "FROM xlsx_cells").fetchone()
     sst = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
            '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
            f'count="{shared[0]}" uniqueCount="{shared[1]}">{shared[2]}</sst>')
@@ -312,29 +341,41 @@ def xlsx_sheet(con, formats: dict[str, int]) -> tuple[str, str, int, str]:
     return sheet_data, sst, int(count), total_text
 
 
-def xlsx_bytes(con, month: str) -> bytes:
-    """The batch as an XLSX workbook (sheet 代发明细): XlsxWriter's workbook, with the sheet data and
-    shared strings composed by xlsx_sheet. The formats are given their style numbers in the order
-    XlsxWriter's own writing of these cells would (the money column first, then the header, bold and
-    bold money), so styles.xml and the cells' s= agree with it."""
+def xlsx_bytes(con, month: str, bank_code: str, batch_id: str, part: int, debtor_name: str, debtor_account: str,
+               execution_date: str) -> bytes:
+    """The batch as an XLSX workbook (sheet 代发明细) laid out for printing and signing: XlsxWriter's
+    workbook, with the sheet data and shared strings composed by xlsx_sheet. The formats are given
+    their style numbers in the order XlsxWriter's own writing of these cells would (the money
+    column first, then the title, bold, header and bold money, as the rows use them), so styles.xml
+    and the cells' s= agree with it."""
     import io
 
     from xlsxwriter.packager import Packager
 
-    from pipelines.spreadsheet import new_workbook
+    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, title_rows
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
-    formats = {name: fmt[name]._get_xf_index() for name in ("money", "header", "bold", "money_bold")}
-    sheet_data, sst, count, _total = xlsx_sheet(con, formats)
+    formats = {name: fmt[name]._get_xf_index() for name in ("money", "title", "bold", "header", "money_bold")}
+    count, total, bank_name = con.execute("SELECT count(*), coalesce(sum(amount), 0), "
+                                          "coalesce(min(bank_name) FILTER (WHERE bank_name <> ''), '') FROM batch"
+                                          ).fetchone()
+    heading = xlsx_heading(month, bank_code, bank_name, batch_id, part, debtor_name, debtor_account, execution_date,
+                           count, Decimal(total))
+    sheet_data, sst, count, _total = xlsx_sheet(con, formats, heading)
     ws = wb.add_worksheet("代发明细")
-    # as pipelines/spreadsheet.py write_table lays out a table, less its rows (the query's)
-    ws.write_row(0, 0, list(CSV_HEADERS_ZH), fmt["header"])
+    # as pipelines/spreadsheet.py lays out a printed table, less its rows (the query's): the cells
+    # written here give the sheet its dimension, the calls its columns and page set-up
+    H = XLSX_HEADER_ROW
+    title_rows(ws, fmt, *heading)
+    ws.write_row(H, 0, list(CSV_HEADERS_ZH), fmt["header"])
     ws.set_column(0, len(CSV_HEADERS_ZH) - 1, 16)
     ws.set_column(MONEY_COLUMN, MONEY_COLUMN, 14, fmt["money"])
-    ws.freeze_panes(1, 0)
-    ws.write_row(count + 1, 0, ["合计", f"{count} 笔"], fmt["bold"])
-    ws.write_number(count + 1, MONEY_COLUMN, 0.0, fmt["money_bold"])
+    xlsx_layout(ws, fmt)
+    ws.write_row(H + count + 1, 0, ["合计", f"{count} 笔"], fmt["bold"])
+    ws.write_number(H + count + 1, MONEY_COLUMN, 0.0, fmt["money_bold"])
+    print_setup(ws, (H, H), len(CSV_HEADERS_ZH) - 1)
+    signature_block(ws, fmt, H + count + 2)
     ws._write_sheet_data = lambda: ws.fh.write(sheet_data)
 
     class SharedStringsFromQuery(Packager):
@@ -346,18 +387,36 @@ def xlsx_bytes(con, month: str) -> bytes:
     return buf.getvalue()
 
 
+def xlsx_layout(ws, fmt) -> None:
+    """The payout sheet's column widths (after write_table's) and frozen header."""
+    for col, width in enumerate(XLSX_COLUMN_WIDTHS):
+        ws.set_column(col, col, width, fmt["money"] if col == MONEY_COLUMN else None)
+    ws.freeze_panes(XLSX_HEADER_ROW + 1, 0)
+
+
+def sql_string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def read_xlsx_totals(path: Path) -> tuple[int, Decimal]:
     """Count and sum of a payout workbook as a spreadsheet reads it (calamine, not the writer): the
-    record rows between the header and the total row, whose count and sum must agree with them."""
+    record rows between the header and the total row, whose count and sum must agree with them, as
+    must the totals the heading states on the first page."""
     from python_calamine import CalamineWorkbook
 
     rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
-    if not rows or tuple(rows[0]) != CSV_HEADERS_ZH or rows[-1][0] != "合计":
+    width = len(CSV_HEADERS_ZH)
+    header = next((i for i, r in enumerate(rows) if tuple(r[:width]) == CSV_HEADERS_ZH), None)
+    end = None if header is None else next((i for i in range(header + 1, len(rows)) if rows[i][0] == "合计"), None)
+    if end is None:
         raise RunError(f"{path.name}: not a payout workbook (header or total row missing)")
-    body = rows[1:-1]
+    body = rows[header + 1:end]
     fen = sum(round(r[MONEY_COLUMN] * 100) for r in body)
     total = Decimal(fen).scaleb(-2)
-    if rows[-1][1] != f"{len(body)} 笔" or round(rows[-1][MONEY_COLUMN] * 100) != fen:
-        raise RunError(f"{path.name}: its total row says {rows[-1][1]} / {rows[-1][MONEY_COLUMN]}, its rows "
+    if rows[end][1] != f"{len(body)} 笔" or round(rows[end][MONEY_COLUMN] * 100) != fen:
+        raise RunError(f"{path.name}: its total row says {rows[end][1]} / {rows[end][MONEY_COLUMN]}, its rows "
                        f"{len(body)} / {total:.2f}")
+    stated = f"合计 {len(body)} 笔，金额 {total:,.2f} 元"
+    if not any(r[0] == stated for r in rows[:header]):
+        raise RunError(f"{path.name}: its heading does not say {stated!r}, as its rows add up")
     return len(body), total

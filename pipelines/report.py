@@ -28,15 +28,42 @@ import html
 import io
 from decimal import Decimal
 
-from pipelines.audit_report import html_table, query_findings, query_receivables, write_exceptions
+from pipelines.audit_report import (
+    PRINT_CSS,
+    SIGNATURE_HTML,
+    html_table,
+    local_times,
+    query_findings,
+    query_receivables,
+    write_exceptions,
+)
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
 from pipelines.payout import read_manifest
 from pipelines.settings import RunContext, RunError
-from pipelines.spreadsheet import new_workbook, write_table
+from pipelines.spreadsheet import (
+    new_workbook,
+    print_setup,
+    printed_width,
+    signature_block,
+    title_rows,
+    wrap_columns,
+    write_table,
+)
 from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, tables_in
-from pipelines.vocabulary import FINDING_TYPES, PROGRAM_NAMES_ZH
+from pipelines.vocabulary import (
+    DISPOSITIONS_ZH,
+    FINDING_ACTIONS_ZH,
+    FINDING_TYPES,
+    FUND_LEVELS_ZH,
+    LINE_TYPE_ZH,
+    PAYOUT_FORMATS_ZH,
+    PROGRAM_NAMES_ZH,
+    REASONS,
+    SEVERITY_ZH,
+    label,
+)
 from pipelines.watch import write_watch_reports
 
 
@@ -97,6 +124,11 @@ def reconcile_and_report(ctx: RunContext) -> dict:
         ORDER BY d.region_code NULLS LAST, d.source_file, d.source_row""", [m]).fetchall()
     dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
         WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
+    # the records each bank is sent, by batch (the bank's name from banks.csv where it has one)
+    by_bank = con.execute("""SELECT p.bank_code, coalesce(any_value(b.bank_name), min(p.bank_name), ''), p.batch_id,
+               count(*), sum(p.amount)
+        FROM wh.payout_record p LEFT JOIN raw_banks b USING (bank_code)
+        WHERE p.payroll_month = ? GROUP BY p.bank_code, p.batch_id ORDER BY 1, 3""", [m]).fetchall()
     exceptions = query_findings(con, m)
     receivables = query_receivables(con, m)
     failures, three_way = _failures(con, m)
@@ -107,7 +139,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
     data = dict(summary=summary, by_program=by_program, held=held, trend=trend, changes=changes,
                 has_previous=has_previous,
-                findings=findings, checks=checks, manifest=manifest, dispositions=dispositions,
+                findings=findings, checks=checks, manifest=manifest, dispositions=dispositions, by_bank=by_bank,
                 failures=failures, three_way=three_way)
     xlsx = ctx.reports_dir / "reconciliation.xlsx"
     with atomic_path(xlsx) as tmp:
@@ -177,7 +209,7 @@ def read_payout_csv(path) -> tuple[int, Decimal]:
 
 
 def _program(p: str) -> str:
-    return PROGRAM_NAMES_ZH.get(p, p)
+    return label(PROGRAM_NAMES_ZH, p)
 
 
 def _finding(finding_type: str) -> str:
@@ -199,7 +231,8 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
                         ORDER BY received_month DESC, source_file DESC, source_row DESC) = 1)
         SELECT '退回' AS kind, l.region_code, l.program, mask_id(l.id_number), l.service_month, l.line_type, l.amount,
                l.payment_ref, coalesce(mask_long_numbers(b.reason), ''),
-               coalesce(string_agg(r.payroll_month || ' ' || r.status || ' ' || coalesce(r.payment_ref, ''), '; '),
+               coalesce(string_agg(r.payroll_month || CASE r.status WHEN 'payable' THEN ' 已重发 ' ELSE ' 重发暂停 ' END
+                                   || coalesce(r.payment_ref, ''), '; '),
                         '未重发')
         FROM wh.payment_ledger l LEFT JOIN latest b USING (payment_ref)
         LEFT JOIN reissues r ON r.line_id = l.line_id
@@ -207,7 +240,8 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
         GROUP BY ALL
         UNION ALL
         SELECT '重发', region_code, program, mask_id(id_number), service_month, line_type, amount,
-               coalesce(payment_ref, ''), coalesce(hold_reason, ''), status
+               coalesce(payment_ref, ''), coalesce(hold_reason, ''),
+               CASE status WHEN 'payable' THEN '发放' ELSE '暂停' END
         FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'reissue'
         ORDER BY 1, 2, 3, 4, 5, 6""", [month, month]).fetchall()
     three_way = con.execute("""SELECT finding_type, severity, coalesce(payment_ref, ''), coalesce(program, ''),
@@ -220,41 +254,93 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
 NO_PREVIOUS_PAYROLL = "仓库中没有上月发放记录（首个发放月）：无可比较的变动"
 
 
+SUMMARY_HEADERS = ["行政区划代码", "县区", "项目", "类型", "笔数", "人数", "金额", "中央", "省级", "市级", "县级"]
+# a table wider than this (characters) prints landscape: about what an A4 page takes upright
+PORTRAIT_WIDTH = 100
+
+
+def print_table(ws, fmt, title: str, lines: list[str], headers: list[str], rows: list[list],
+                money_columns=frozenset(), widths: dict[int, int] | None = None,
+                wrap: dict[int, int] | None = None) -> int:
+    """A sheet of one table for printing and signing (issue 21): the title and its lines, the header
+    under them (title and header repeated on every page), the rows, A4 fit to the width (landscape
+    where wide), the signature block. Returns the header's row."""
+    header_row = title_rows(ws, fmt, title, *lines)
+    end = write_table(ws, fmt, headers, rows, money_columns=money_columns, start_row=header_row)
+    for col, width in (widths or {}).items():
+        ws.set_column(col, col, width, fmt["money"] if col in money_columns else None)
+    wrap_columns(ws, fmt, wrap or {})
+    last = max(len(headers) - 1, 0)
+    print_setup(ws, (header_row, header_row), last, landscape=printed_width(ws, last) > PORTRAIT_WIDTH)
+    signature_block(ws, fmt, end)
+    return header_row
+
+
 def render_xlsx(ctx: RunContext, d: dict) -> bytes:
+    """reconciliation.xlsx: every sheet titled with the month and printable on A4; the summary's
+    totals (with the fund split) directly under its header, on the first page."""
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
+    m, c = ctx.month, d["checks"]
     ws = wb.add_worksheet("汇总")
-    ws.write(0, 0, f"{ctx.month} 社会救助资金发放对账表", fmt["title"])
-    rows = [[r[0], r[1], _program(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]] for r in d["summary"]]
-    nxt = write_table(ws, fmt, ["行政区划代码", "县区", "项目", "类型", "笔数", "人数", "金额", "中央", "省级", "市级", "县级"],
-                      rows, money_columns={6, 7, 8, 9, 10}, start_row=2)
-    c = d["checks"]
-    ws.write_row(nxt + 1, 0, ["台账应付合计", "", "", "", c["ledger_lines"], "", ""], fmt["bold"])
-    ws.write_number(nxt + 1, 6, float(c["ledger_sum"]), fmt["money_bold"])
-    ws.write_row(nxt + 2, 0, ["代发文件合计", "", "", "", c["csv_records"], "", ""], fmt["bold"])
-    ws.write_number(nxt + 2, 6, float(c["csv_sum"]), fmt["money_bold"])
-    ws2 = wb.add_worksheet("代发文件")
-    write_table(ws2, fmt, ["文件", "格式", "笔数", "金额", "校验"], [list(f) for f in c["files"]], money_columns={3})
-    ws3 = wb.add_worksheet("变动")
+    funds = [sum((r[i] for r in d["summary"]), Decimal("0.00")) for i in (7, 8, 9, 10)]
+    totals = [["台账应付合计", "", "", "", c["ledger_lines"], "", c["ledger_sum"], *funds],
+              ["代发文件合计", "", "", "", c["csv_records"], "", c["csv_sum"]]]
+    rows = [[r[0], r[1], _program(r[2]), label(LINE_TYPE_ZH, r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10]]
+            for r in d["summary"]]
+    header_row = print_table(
+        ws, fmt, f"{m} 社会救助资金发放对账表　全省",
+        [f"对账结果：台账、代发记录与代发文件一致；台账 {c['ledger_lines']} 行，代发 {c['records']} 笔，"
+         f"合计 {c['ledger_sum']:,.2f} 元（金额单位：元）"],
+        SUMMARY_HEADERS, totals + rows, money_columns={6, 7, 8, 9, 10}, widths={1: 12, 2: 20, 3: 12, 4: 8, 5: 8})
+    for i, total in enumerate(totals):  # the totals in bold, as the first rows under the header
+        for col, v in enumerate(total):
+            if col in (6, 7, 8, 9, 10):
+                ws.write_number(header_row + 1 + i, col, float(v), fmt["money_bold"])
+            else:
+                ws.write(header_row + 1 + i, col, v, fmt["bold"])
+    sheet = lambda name, title, *args, **kw: print_table(wb.add_worksheet(name), fmt, f"{m} {title}", *args, **kw)  # noqa: E731
+    sheet("按银行", "代发汇总（按银行、批次）", [f"合计 {c['records']} 笔，{c['ledger_sum']:,.2f} 元"],
+          ["银行代码", "银行", "批次", "笔数", "金额"],
+          [list(r) for r in d["by_bank"]] + [["合计", "", "", sum(r[3] for r in d["by_bank"]),
+                                             sum((r[4] for r in d["by_bank"]), Decimal("0.00"))]],
+          money_columns={4}, widths={1: 24})
+    files = [[f[0], label(PAYOUT_FORMATS_ZH, f[1]), f[2], f[3], f[4]] for f in c["files"]]
+    sheet("代发文件", "代发文件（SHA-256、笔数与金额已逐一复核）",
+          [f"CSV 文件合计 {c['csv_records']} 笔，{c['csv_sum']:,.2f} 元"],
+          ["文件", "格式", "笔数", "金额", "校验"], files, money_columns={3}, widths={1: 18}, wrap={0: 36})
     if d["has_previous"]:
-        write_table(ws3, fmt, ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
-                    [[r[0], _program(r[1]), r[2], r[3], r[4], r[5]] for r in d["changes"]], money_columns={4, 5})
+        sheet("变动", "与上月相比的变动", [f"共 {len(d['changes'])} 项"],
+              ["行政区划代码", "项目", "对象（脱敏）", "变动", "上月金额", "本月金额"],
+              [[r[0], _program(r[1]), r[2], r[3], r[4], r[5]] for r in d["changes"]], money_columns={4, 5},
+              widths={1: 20, 2: 22})
     else:
-        ws3.write(0, 0, NO_PREVIOUS_PAYROLL)
-    ws4 = wb.add_worksheet("异常")
-    write_table(ws4, fmt, ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
-                [[r[0], FINDING_TYPES.get(r[1], r[1]), *r[2:]] for r in d["findings"]])
-    ws6 = wb.add_worksheet("退回与重发")
-    write_table(ws6, fmt, ["类别", "行政区划代码", "项目", "身份证号（脱敏）", "所属月份", "类型", "金额", "支付流水号",
-                           "原因", "重发情况 / 状态"], [list(r) for r in d["failures"]], money_columns={6})
-    ws7 = wb.add_worksheet("三方对账")
-    write_table(ws7, fmt, ["类型", "级别", "支付流水号", "项目", "身份证号（脱敏）", "说明"],
-                [[FINDING_TYPES.get(r[0], r[0]), *r[1:]] for r in d["three_way"]])
-    ws5 = wb.add_worksheet("暂停发放")
-    write_table(ws5, fmt, ["项目", "原因", "笔数", "金额"], [[_program(r[0]), r[1], r[2], r[3]] for r in d["held"]],
-                money_columns={3})
+        sheet("变动", "与上月相比的变动", [NO_PREVIOUS_PAYROLL], [], [])
+    sheet("异常", "异常与核查", [f"共 {len(d['findings'])} 条"],
+          ["行政区划代码", "类型", "级别", "项目", "身份证号（脱敏）", "处理", "说明", "文件", "行号"],
+          [[r[0], label(FINDING_TYPES, r[1]), label(SEVERITY_ZH, r[2]), _program(r[3]), r[4],
+            label(FINDING_ACTIONS_ZH, r[5]), local_times(r[6]), *r[7:]] for r in d["findings"]],
+          widths={1: 30, 4: 22, 8: 8}, wrap={6: 60, 7: 30})
+    sheet("退回与重发", "银行退回与重发", [f"共 {len(d['failures'])} 笔"],
+          ["类别", "行政区划代码", "项目", "身份证号（脱敏）", "所属月份", "类型", "金额", "支付流水号", "原因",
+           "重发情况 / 状态"],
+          [[r[0], r[1], _program(r[2]), r[3], r[4], label(LINE_TYPE_ZH, r[5]), r[6], r[7], _reason_text(r[8]),
+            r[9]] for r in d["failures"]], money_columns={6}, widths={3: 22, 7: 20}, wrap={8: 30, 9: 30})
+    sheet("三方对账", "三方对账差异（台账、代发记录、银行回盘）", [f"共 {len(d['three_way'])} 条"],
+          ["类型", "级别", "支付流水号", "项目", "身份证号（脱敏）", "说明"],
+          [[label(FINDING_TYPES, r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), r[4], local_times(r[5])]
+           for r in d["three_way"]], widths={0: 30, 2: 20, 4: 22}, wrap={5: 60})
+    sheet("暂停发放", "暂停发放", [f"共 {sum(r[2] for r in d['held'])} 笔，"
+                                  f"{sum((r[3] for r in d['held']), Decimal('0.00')):,.2f} 元"],
+          ["项目", "原因", "笔数", "金额"], [[_program(r[0]), label(FINDING_TYPES, r[1]), r[2], r[3]] for r in d["held"]],
+          money_columns={3}, widths={0: 20}, wrap={1: 40})
     wb.close()
     return buf.getvalue()
+
+
+def _reason_text(code: str) -> str:
+    """A hold reason (a finding type) by its label; a bank's reason text as it is."""
+    return label(FINDING_TYPES, code)
 
 
 TEMPORARY_CASE_COLUMNS = ["审批编号", "身份证号（脱敏）", "外省人员", "救助事由", "事由发生日期", "审批层级", "一事一议编号",
@@ -302,9 +388,13 @@ def render_temporary(ctx: RunContext, cases: list[tuple], findings: list[tuple])
     if not counties:
         ws = wb.add_worksheet("无")
         ws.write(0, 0, f"{ctx.month} 没有临时救助案件")
+        print_setup(ws, (0, 0), 3, landscape=False)
     for sheet, (county_cases, county_findings) in sorted(counties.items()):
         ws = wb.add_worksheet(sheet[:31])
-        ws.write(0, 0, f"{ctx.month} 临时救助 {sheet}", fmt["title"])
+        paid = [c for c in county_cases if c[12] == "发放"]
+        title_rows(ws, fmt, f"{ctx.month} 临时救助 {sheet}",
+                   f"发放 {len(paid)} 件，{sum((c[9] for c in paid), Decimal('0.00')):,.2f} 元；"
+                   f"暂停 {len(county_cases) - len(paid)} 件；核查发现 {len(county_findings)} 条（金额单位：元）")
         by_event: dict[str, list] = {}
         for c in county_cases:
             by_event.setdefault(c[5], []).append(c)
@@ -321,14 +411,32 @@ def render_temporary(ctx: RunContext, cases: list[tuple], findings: list[tuple])
         row = write_table(ws, fmt, TEMPORARY_CASE_COLUMNS, [list(c[2:]) for c in county_cases],
                           money_columns={7, 8, 9}, start_row=row + 2)
         ws.write(row + 1, 0, "核查发现（含未发放的案件）", fmt["bold"])
-        write_table(ws, fmt, ["发现", "处理", "身份证号（脱敏）", "说明", "文件", "行号"],
-                    [[_finding(f[2]), f[3], f[4], f[5], f[6], f[7]] for f in county_findings], start_row=row + 2)
+        row = write_table(ws, fmt, ["发现", "处理", "身份证号（脱敏）", "说明", "文件", "行号"],
+                          [[_finding(f[2]), label(FINDING_ACTIONS_ZH, f[3]), f[4], local_times(f[5]), f[6], f[7]]
+                           for f in county_findings], start_row=row + 2)
         ws.freeze_panes(0, 0)
+        wrap_columns(ws, fmt, {1: 22, 3: 40, 4: 30})
+        # several tables on a sheet: the title is what every page repeats
+        print_setup(ws, (0, 0), len(TEMPORARY_CASE_COLUMNS) - 1)
+        signature_block(ws, fmt, row)
     wb.close()
     return buf.getvalue()
 
 
+QUARANTINE_HEADERS = ["文件", "行号（数据行，从1起）", "项目", "身份证号（脱敏）", "姓名（脱敏）", "原因"]
+
+
+def reasons_text(reasons) -> str:
+    """A quarantined row's reasons as a caseworker reads them. The warehouse keeps them worded (each
+    code with its message); a list of bare codes is worded here from the vocabulary."""
+    if isinstance(reasons, str):
+        return reasons
+    return "；".join(f"{REASONS[c].message_zh}（{c}）" if c in REASONS else str(c) for c in (reasons or []))
+
+
 def render_quarantine(ctx: RunContext, rows: list[tuple]) -> bytes:
+    """quarantine.xlsx: a sheet per county, each a list titled with the county and month that prints
+    on A4 (fit to width, landscape) and is signed."""
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
     by_county: dict[str, list] = {}
@@ -337,11 +445,12 @@ def render_quarantine(ctx: RunContext, rows: list[tuple]) -> bytes:
     if not by_county:
         ws = wb.add_worksheet("无")
         ws.write(0, 0, f"{ctx.month} 没有被暂缓处理的行")
+        print_setup(ws, (0, 0), 3, landscape=False)
     for sheet, items in sorted(by_county.items()):
-        ws = wb.add_worksheet(sheet[:31])
-        write_table(ws, fmt, ["文件", "行号（数据行，从1起）", "项目", "身份证号（脱敏）", "姓名（脱敏）", "原因"],
-                    [[r[2], r[3], _program(r[4]), r[5], r[6], r[7]] for r in items])
-        ws.set_column(5, 5, 60)
+        print_table(wb.add_worksheet(sheet[:31]), fmt, f"{ctx.month} 名册暂缓处理清单　{sheet}",
+                    [f"共 {len(items)} 行未予发放：请按“原因”更正后重新报送"], QUARANTINE_HEADERS,
+                    [[r[2], r[3], _program(r[4]), r[5], r[6], reasons_text(r[7])] for r in items],
+                    widths={1: 10, 2: 18, 3: 22, 4: 12}, wrap={0: 36, 5: 70})
     wb.close()
     return buf.getvalue()
 
@@ -354,14 +463,31 @@ def _bar_chart(title: str, items: list[tuple[str, float]], width: int = 640) -> 
     h = len(items) * (bar_h + gap) + 30
     parts = [f'<svg role="img" aria-label="{html.escape(title)}" width="{width}" height="{h}" '
              f'xmlns="http://www.w3.org/2000/svg"><text x="0" y="14" font-weight="bold">{html.escape(title)}</text>']
-    for i, (label, v) in enumerate(items):
+    for i, (name, v) in enumerate(items):
         y = 24 + i * (bar_h + gap)
         w = int((width - label_w - 110) * v / top)
-        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(label)}</text>'
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(name)}</text>'
                      f'<rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1)}" height="{bar_h}" fill="#2f6fae"/>'
                      f'<text x="{label_w + w + 6}" y="{y + 13}" font-size="12">{v:,.2f}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def fund_split(summary: list[tuple]) -> list[list]:
+    """The month's payable amount by program (the price subsidy on its own) and its fund parts, with
+    a total row: the ledger's fund_central … fund_county, as summed in the summary by county."""
+    by: dict[str, list[Decimal]] = {}
+    for r in summary:
+        key = PROGRAM_NAMES_ZH["price_subsidy"] if r[3] == "price_subsidy" else _program(r[2])
+        parts = by.setdefault(key, [Decimal("0.00")] * 5)
+        for i, v in enumerate((r[6], r[7], r[8], r[9], r[10])):
+            parts[i] += v
+    rows = [[k, *v] for k, v in sorted(by.items())]
+    return rows + [["合计", *(sum((r[i] for r in rows), Decimal("0.00")) for i in range(1, 6))]]
+
+
+def _yuan(rows: list[list], money: set[int]) -> list[list]:
+    return [[f"{v:,.2f}" if i in money and v is not None else v for i, v in enumerate(r)] for r in rows]
 
 
 def render_html(ctx: RunContext, d: dict) -> str:
@@ -381,16 +507,23 @@ def render_html(ctx: RunContext, d: dict) -> str:
     for r in d["failures"]:
         if r[0] == "退回":
             failed_by_program[_program(r[2])] = failed_by_program.get(_program(r[2]), 0.0) + float(r[6])
+    banks = [list(r) for r in d["by_bank"]]
+    banks.append(["合计", "", "", sum(r[3] for r in banks), sum((r[4] for r in banks), Decimal("0.00"))])
+    fund_headers = ["项目", "金额", *(f"{FUND_LEVELS_ZH[k]}负担" for k in ("central", "provincial", "city", "county"))]
 
     table = html_table
 
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(ctx.month)} 对账报告</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#ddebf7}}.ok{{color:#1a7f37}}</style>
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:anywhere}}th{{background:#ddebf7}}
+.ok{{color:#1a7f37}}.signature{{margin-top:3em}}
+{PRINT_CSS}</style>
 </head><body>
-<h1>{esc(ctx.month)} 社会救助资金发放对账报告</h1>
+<h1>{esc(ctx.month)} 社会救助资金发放对账报告　全省</h1>
 <p class="ok" id="status">对账结果：台账、代发记录与代发文件一致（{c['records']} 笔，合计 {c['ledger_sum']:,.2f} 元）。</p>
+<h2 id="funds">资金来源（按项目，元）</h2>{table(fund_headers, _yuan(fund_split(d['summary']), {1, 2, 3, 4, 5}))}
+<h2 id="banks">代发银行汇总（按银行、批次）</h2>{table(['银行代码', '银行', '批次', '笔数', '金额'], _yuan(banks, {4}))}
 <section id="charts">
 {_bar_chart('按项目发放金额（元）', sorted(by_prog.items()))}
 {_bar_chart('发放金额最多的县区（元）', counties)}
@@ -398,14 +531,15 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#dde
 {_bar_chart('各月价格临时补贴', price)}
 {_bar_chart('银行退回失败金额（按项目，元）', sorted(failed_by_program.items()))}
 </section>
-<h2>按项目</h2>{table(['项目', '类型', '笔数', '金额'], [(_program(p), t, n, f'{a:,.2f}') for p, t, n, a in d['by_program']])}
-<h2>名册处理结果</h2>{table(['项目', '处理', '行数'], d['dispositions'])}
-<h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], c['files'])}
-<h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], d['held'])}
-<h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], d['failures'][:500])}
-<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], [(_finding(r[0]), *r[1:]) for r in d['three_way'][:500]])}
-<h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], d['changes'][:200]) if d['has_previous'] else '<p>' + NO_PREVIOUS_PAYROLL + '</p>'}
-<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], [(r[0], _finding(r[1]), *r[2:]) for r in d['findings'][:500]])}
+<h2>按项目</h2>{table(['项目', '类型', '笔数', '金额'], [(_program(p), label(LINE_TYPE_ZH, t), n, f'{a:,.2f}') for p, t, n, a in d['by_program']])}
+<h2>名册处理结果</h2>{table(['项目', '处理', '行数'], [(_program(p), label(DISPOSITIONS_ZH, x), n) for p, x, n in d['dispositions']])}
+<h2>代发文件</h2>{table(['文件', '格式', '笔数', '金额', '校验'], [(f[0], label(PAYOUT_FORMATS_ZH, f[1]), f[2], f'{f[3]:,.2f}', f[4]) for f in c['files']])}
+<h2>暂停发放</h2>{table(['项目', '原因', '笔数', '金额'], [(_program(p), label(FINDING_TYPES, r), n, f'{a:,.2f}') for p, r, n, a in d['held']])}
+<h2 id="failures">银行退回与重发（{len(d['failures'])}）</h2>{table(['类别', '区划', '项目', '身份证号', '所属月份', '类型', '金额', '支付流水号', '原因', '重发情况'], [(r[0], r[1], _program(r[2]), r[3], r[4], label(LINE_TYPE_ZH, r[5]), r[6], r[7], _reason_text(r[8]), r[9]) for r in d['failures'][:500]])}
+<h2>三方对账差异（{len(d['three_way'])}）</h2>{table(['类型', '级别', '支付流水号', '项目', '身份证号', '说明'], [(_finding(r[0]), label(SEVERITY_ZH, r[1]), r[2], _program(r[3]), r[4], local_times(r[5])) for r in d['three_way'][:500]])}
+<h2>与上月相比的变动（{len(d['changes'])}）</h2>{table(['区划', '项目', '对象', '变动', '上月', '本月'], [(r[0], _program(r[1]), *r[2:]) for r in d['changes'][:200]]) if d['has_previous'] else '<p>' + NO_PREVIOUS_PAYROLL + '</p>'}
+<h2>异常与核查（{len(d['findings'])}）</h2>{table(['区划', '类型', '级别', '项目', '身份证号', '处理', '说明', '文件', '行'], [(r[0], _finding(r[1]), label(SEVERITY_ZH, r[2]), _program(r[3]), r[4], label(FINDING_ACTIONS_ZH, r[5]), local_times(r[6]), *r[7:]) for r in d['findings'][:500]])}
 <p>身份证号、姓名与账号均已脱敏。完整名单见 reconciliation.xlsx 与 quarantine.xlsx。</p>
+{SIGNATURE_HTML}
 </body></html>
 """

@@ -218,6 +218,22 @@ TOWNSHIP_HEADERS = ("乡镇（街道）", "乡镇(街道)", "乡镇街道", "乡
 CLOSED_ACCOUNT_WORDS = ("销户", "注销", "不存在", "无此账", "AC04", "AC01")
 FINDING_ACTIONS = ("not_paid", "held", "paid_and_flagged", "file_rejected", "recorded")
 SEVERITIES = ("error", "warning", "info")
+# Every report shows a code by its label, and every report the same label (issue 21): these, and
+# PROGRAM_NAMES_ZH, LINE_TYPE_ZH and FINDING_TYPES above (a hold reason is a finding type).
+FINDING_ACTIONS_ZH = {"not_paid": "不予发放", "held": "暂停发放待核", "paid_and_flagged": "照发并核查",
+                      "file_rejected": "文件退回", "recorded": "记录"}
+SEVERITY_ZH = {"error": "严重", "warning": "警告", "info": "提示"}
+DISPOSITIONS_ZH = {"accepted": "采用", "quarantined": "暂缓处理", "duplicate": "重复报送"}
+PAYOUT_FORMATS_ZH = {"csv": "CSV（UTF-8）", "csv_gbk": "CSV（GB18030）", "xlsx": "Excel", "pain001": "ISO 20022 pain.001"}
+FUND_LEVELS_ZH = {"central": "中央", "provincial": "省级", "city": "市级", "county": "县级"}
+
+
+def label(vocabulary: dict[str, str], code):
+    """A code as its readers read it: its label, the code itself where the vocabulary has none (a
+    code added to the data before its label is never hidden), '' for no code."""
+    if code is None or code == "":
+        return ""
+    return vocabulary.get(code, code)
 
 URBAN_RURAL = ("城市", "农村")
 SEXES = ("男", "女")

@@ -8,7 +8,7 @@ import csv
 import io
 from decimal import Decimal
 
-from pipelines.payout_render import CSV_COLUMNS, CSV_HEADERS_ZH, PAIN001_NS, lxml_schema
+from pipelines.payout_render import CSV_COLUMNS, CSV_HEADERS_ZH, PAIN001_NS, lxml_schema, xlsx_heading, xlsx_layout
 from pipelines.settings import RunContext, RunError
 
 
@@ -33,21 +33,34 @@ def render(ctx: RunContext, fmt: str, stem: str, rows: list[tuple], bank_code: s
             return f"{stem}.csv", text.encode("utf-8")
         return f"{stem}.gbk.csv", text.encode("gb18030")
     if fmt == "xlsx":
-        return f"{stem}.xlsx", render_xlsx(ctx, rows, total)
+        part = int(stem.rsplit("_", 1)[1])
+        return f"{stem}.xlsx", render_xlsx(ctx, rows, total, bank_code, batch_id, part)
     if fmt == "pain001":
         return f"{stem}.pain001.xml", render_pain001(ctx, stem, rows, batch_id, total)
     raise RunError(f"unknown payout format {fmt!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
 
 
-def render_xlsx(ctx: RunContext, rows: list[tuple], total: Decimal) -> bytes:
-    from pipelines.spreadsheet import new_workbook, write_table
+def render_xlsx(ctx: RunContext, rows: list[tuple], total: Decimal, bank_code: str, batch_id: str,
+                part: int) -> bytes:
+    """Laid out for printing and signing (issue 21): the heading (bank and batch, paying account and
+    date, the totals), the table, the total row, the signature; A4 landscape, fit to width."""
+    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, title_rows, write_table
 
+    s = ctx.settings
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, ctx.month)
     ws = wb.add_worksheet("代发明细")
-    write_table(ws, fmt, CSV_HEADERS_ZH, [[*r[:5], r[5], *r[6:9]] for r in rows], money_columns={5})
-    ws.write_row(len(rows) + 1, 0, ["合计", f"{len(rows)} 笔"], fmt["bold"])
-    ws.write_number(len(rows) + 1, 5, float(total), fmt["money_bold"])
+    bank_name = min((r[4] for r in rows if r[4]), default="")
+    heading = xlsx_heading(ctx.month, bank_code, bank_name, batch_id, part, s.debtor_name, s.debtor_account,
+                           f"{ctx.month}-01", len(rows), total)
+    header_row = title_rows(ws, fmt, *heading) + 1
+    end = write_table(ws, fmt, CSV_HEADERS_ZH, [[*r[:5], r[5], *r[6:9]] for r in rows], money_columns={5},
+                      start_row=header_row)
+    xlsx_layout(ws, fmt)
+    ws.write_row(end, 0, ["合计", f"{len(rows)} 笔"], fmt["bold"])
+    ws.write_number(end, 5, float(total), fmt["money_bold"])
+    print_setup(ws, (header_row, header_row), len(CSV_HEADERS_ZH) - 1)
+    signature_block(ws, fmt, end + 1)
     wb.close()
     return buf.getvalue()
 

@@ -53,7 +53,12 @@ def test_xlsx_payout_matches_the_csv_rendering(four_months):
     manifest = json.loads((payouts / "manifest.json").read_text(encoding="utf-8"))
     for f in [f for f in manifest["files"] if f["format"] == "xlsx"][:3]:
         sheet = CalamineWorkbook.from_path(str(payouts / f["name"])).get_sheet_by_index(0).to_python()
-        body = [r for r in sheet[1:] if r and r[0] != "合计"]
+        header = next(i for i, r in enumerate(sheet) if r[0] == "支付流水号")
+        total = next(i for i, r in enumerate(sheet) if r[0] == "合计")
+        body = sheet[header + 1:total]
+        # the title names month, bank and batch; the first page states the totals
+        assert sheet[0][0].startswith("2020-02 社会救助资金代发明细") and f"批次 {f['batch_id']}" in sheet[0][0]
+        assert sheet[2][0] == f"合计 {f['count']} 笔，金额 {Decimal(f['sum']):,.2f} 元"
         with open(payouts / f["name"].replace(".xlsx", ".csv"), encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert [r[0] for r in body] == [r["payment_ref"] for r in rows]

@@ -29,13 +29,24 @@ def soffice_to_csv(xlsx, outdir):
         return list(csv.reader(fh))
 
 
+def table_rows(sheet: list[list], header_row: int = 2) -> list[list]:
+    """A printed sheet's table: the rows under its header, to the blank row before the signature."""
+    rows = []
+    for r in sheet[header_row + 1:]:
+        if not any(c not in ("", None) for c in r):
+            break
+        rows.append(r)
+    return rows
+
+
 def test_workbooks_open_in_libreoffice(four_months, tmp_path):
     reports = four_months["out"] / "2020-03" / "reports"
     recon = soffice_to_csv(reports / "reconciliation.xlsx", tmp_path)
     assert "社会救助资金发放对账表" in recon[0][0]
     assert recon[2][:4] == ["行政区划代码", "县区", "项目", "类型"]
     quarantine = soffice_to_csv(reports / "quarantine.xlsx", tmp_path)
-    assert quarantine[0][:2] == ["文件", "行号（数据行，从1起）"]
+    assert quarantine[0][0].startswith("2020-03 名册暂缓处理清单")
+    assert quarantine[2][:2] == ["文件", "行号（数据行，从1起）"]
     # the sample inbox delivers temporary assistance: the first sheet is its first approving county's
     assert soffice_to_csv(reports / "temporary_assistance.xlsx", tmp_path)[0][0].startswith("2020-03 临时救助 21")
     from decimal import Decimal as D
@@ -67,11 +78,17 @@ def test_quarantine_workbook_has_one_sheet_per_county_and_every_quarantined_row(
     rows = []
     for name in wb.sheet_names:
         assert re.match(r"^\d{6} ", name) or name.startswith("未知"), name
-        rows += wb.get_sheet_by_name(name).to_python()[1:]
+        sheet = wb.get_sheet_by_name(name).to_python()
+        assert sheet[0][0] == f"2020-03 名册暂缓处理清单　{name}" and sheet[2][0] == "文件"
+        table = sheet[3:sheet.index(next(r for r in sheet[3:] if not any(r)))]  # to the blank row
+        assert sheet[1][0] == f"共 {len(table)} 行未予发放：请按“原因”更正后重新报送"
+        rows += table
     expected = query(four_months["warehouse"], "SELECT count(*) FROM row_disposition WHERE payroll_month = '2020-03' "
                                                "AND disposition = 'quarantined'")[0][0]
     assert len(rows) == expected > 0
     assert all(r[0].startswith("rosters/") and int(r[1]) >= 1 and r[5] for r in rows)
+    # each reason in words, after its code
+    assert all(re.match(r"[A-Z_]+ [^\x00-\x7f]", r[5]) for r in rows), rows[0][5]
 
 
 def test_data_docs_and_charts_exist(four_months):
@@ -118,19 +135,19 @@ def test_exception_list_has_every_finding_by_type_and_county(four_months, tmp_pa
     assert wb.sheet_names[:2] == ["汇总", "应追缴"] and len(wb.sheet_names) == 2 + len(expected)
     summary = wb.get_sheet_by_name("汇总").to_python()
     assert summary[2] == ["类型", "行政区划代码", "县区", "处理", "条数"]
-    assert sum(int(r[4]) for r in summary[3:]) == sum(expected.values())
+    assert sum(int(r[4]) for r in table_rows(summary)) == sum(expected.values())
     # the receivables recognised up to the month, one row each
     receivables = wb.get_sheet_by_name("应追缴").to_python()
     assert receivables[2][:4] == ["行政区划代码", "县区", "项目", "身份证号（脱敏）"]
-    assert len(receivables) - 3 == query(four_months["warehouse"], "SELECT count(*) FROM receivable "
+    assert len(table_rows(receivables)) == query(four_months["warehouse"], "SELECT count(*) FROM receivable "
                                                                    "WHERE payroll_month <= '2020-03'")[0][0]
     listed = 0
     for name in wb.sheet_names[2:]:
         rows = wb.get_sheet_by_name(name).to_python()
         assert rows[2][:4] == ["行政区划代码", "县区", "项目", "身份证号（脱敏）"]
-        counties = [r[0] for r in rows[3:]]
+        counties = [r[0] for r in table_rows(rows)]
         assert counties == sorted(counties)  # by county within the type
-        listed += len(rows) - 3
+        listed += len(table_rows(rows))
     assert listed == sum(expected.values())
     page = (reports / "exceptions.html").read_text(encoding="utf-8")
     assert all(f'<section id="{t}">' in page for t in expected)
@@ -203,7 +220,9 @@ def test_change_list_compares_with_the_previous_payroll_only_when_there_is_one(f
         wb = CalamineWorkbook.from_path(str(four_months["out"] / month / "reports" / "reconciliation.xlsx"))
         return wb.get_sheet_by_name("变动").to_python()
 
-    assert changes("2020-01")[0][0] == NO_PREVIOUS_PAYROLL
+    assert changes("2020-01")[1][0] == NO_PREVIOUS_PAYROLL
     later = changes("2020-02")
-    assert later[0][:4] == ["行政区划代码", "项目", "对象（脱敏）", "变动"] and len(later) > 1
-    assert {r[3] for r in later[1:]} <= {"新增", "停发", "金额变化"}
+    assert later[0][0] == "2020-02 与上月相比的变动"
+    assert later[2][:4] == ["行政区划代码", "项目", "对象（脱敏）", "变动"] and len(later) > 3
+    table = later[3:later.index(next(r for r in later[3:] if not any(r)))]
+    assert table and {r[3] for r in table} <= {"新增", "停发", "金额变化"}
