@@ -10,8 +10,7 @@ from decimal import Decimal
 
 from pipelines.settings import RunContext
 from pipelines.sqlrun import attach_warehouse, connect
-
-SEVERITY_ZH = {"error": "错误", "warning": "警告", "info": "提示"}
+from pipelines.vocabulary import SEVERITY_ZH  # the exception list's words (严重/警告/提示)
 
 
 def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None) -> list[str]:
