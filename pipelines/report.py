@@ -129,6 +129,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
                count(*), sum(p.amount)
         FROM wh.payout_record p LEFT JOIN raw_banks b USING (bank_code)
         WHERE p.payroll_month = ? GROUP BY p.bank_code, p.batch_id ORDER BY 1, 3""", [m]).fetchall()
+    provisional = provisional_counties(con, m)
     exceptions = query_findings(con, m)
     receivables = query_receivables(con, m)
     failures, three_way = _failures(con, m)
@@ -140,7 +141,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     data = dict(summary=summary, by_program=by_program, held=held, trend=trend, changes=changes,
                 has_previous=has_previous,
                 findings=findings, checks=checks, manifest=manifest, dispositions=dispositions, by_bank=by_bank,
-                failures=failures, three_way=three_way)
+                failures=failures, three_way=three_way, provisional=provisional)
     xlsx = ctx.reports_dir / "reconciliation.xlsx"
     with atomic_path(xlsx) as tmp:
         tmp.write_bytes(render_xlsx(ctx, data))
@@ -160,6 +161,46 @@ def reconcile_and_report(ctx: RunContext) -> dict:
             "exceptions_xlsx": audit["exceptions_xlsx"],
             "exceptions_html": audit["exceptions_html"], "checks": checks["status"],
             "quarantined_rows": len(quarantined), **watch}
+
+
+def provisional_counties(con, month: str) -> list[tuple]:
+    """不断 (issue 20): the counties paid provisionally this month, by program: (region, county name,
+    program, why, from which month, units, lines' sum); and the counties not paid for a missing file
+    (why 未发放, no sum). Shown first in the reconciliation, so that nobody signs without seeing them."""
+    return con.execute("""
+        SELECT l.region_code, coalesce(any_value(r.county_name), ''), l.program,
+               CASE WHEN starts_with(l.source_file, 'carried/') THEN '名册未报送或被退回，按以往名册临时发放'
+                    ELSE '参考数据有误，按最近一次发放金额临时发放' END AS why,
+               l.provisional_from, count(DISTINCT l.unit_key), sum(l.amount)
+        FROM wh.payment_ledger l LEFT JOIN stg_regions r USING (region_code)
+        WHERE l.payroll_month = ? AND l.provisional_from IS NOT NULL AND l.status = 'payable'
+        GROUP BY l.region_code, l.program, why, l.provisional_from
+        UNION ALL
+        SELECT f.region_code, coalesce(any_value(r.county_name), ''), f.program, '名册未报送，且不能临时发放：本月未发放',
+               NULL, NULL, NULL
+        FROM wh.finding f LEFT JOIN stg_regions r USING (region_code)
+        WHERE f.payroll_month = ? AND f.finding_type = 'county_file_not_delivered'
+        GROUP BY f.region_code, f.program
+        ORDER BY 1, 3, 4""", [month, month]).fetchall()
+
+
+def _provisional_line(rows: list[tuple]) -> str:
+    if not rows:
+        return "临时发放（不断）：无，各县区均按本月名册和参考数据发放。"
+    paid = [r for r in rows if r[6] is not None]
+    counties = sorted({r[0] for r in rows})
+    total = sum((r[6] for r in paid), Decimal("0.00"))
+    unpaid = sorted({r[0] for r in rows if r[6] is None})
+    return (f"临时发放（不断）：{len(counties)} 个县区 {'、'.join(counties[:8])}{'等' if len(counties) > 8 else ''}，"
+            f"临时发放 {total:,.2f} 元" + (f"，未发放 {len(unpaid)} 个县区" if unpaid else "")
+            + "，详见“临时发放”表；补报或更正后以补充批次多退少补。")
+
+
+def _provisional_rows(rows: list[tuple]) -> list[list]:
+    return [[r[0], r[1], _program(r[2]), r[3], r[4] or "", r[5], r[6]] for r in rows]
+
+
+PROVISIONAL_HEADERS = ["行政区划代码", "县区", "项目", "原因", "沿用月份", "对象数", "临时发放金额"]
 
 
 def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
@@ -291,7 +332,7 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
     header_row = print_table(
         ws, fmt, f"{m} 社会救助资金发放对账表　全省",
         [f"对账结果：台账、代发记录与代发文件一致；台账 {c['ledger_lines']} 行，代发 {c['records']} 笔，"
-         f"合计 {c['ledger_sum']:,.2f} 元（金额单位：元）"],
+         f"合计 {c['ledger_sum']:,.2f} 元（金额单位：元）", _provisional_line(d["provisional"])],
         SUMMARY_HEADERS, totals + rows, money_columns={6, 7, 8, 9, 10}, widths={1: 12, 2: 20, 3: 12, 4: 8, 5: 8})
     for i, total in enumerate(totals):  # the totals in bold, as the first rows under the header
         for col, v in enumerate(total):
@@ -305,6 +346,9 @@ def render_xlsx(ctx: RunContext, d: dict) -> bytes:
           [list(r) for r in d["by_bank"]] + [["合计", "", "", sum(r[3] for r in d["by_bank"]),
                                              sum((r[4] for r in d["by_bank"]), Decimal("0.00"))]],
           money_columns={4}, widths={1: 24})
+    sheet("临时发放", "临时发放的县区（不断：名册未报送、被退回或参考数据有误）", [_provisional_line(d["provisional"])],
+          PROVISIONAL_HEADERS, _provisional_rows(d["provisional"]), money_columns={6}, widths={1: 14, 2: 20},
+          wrap={3: 40})
     files = [[f[0], label(PAYOUT_FORMATS_ZH, f[1]), f[2], f[3], f[4]] for f in c["files"]]
     sheet("代发文件", "代发文件（SHA-256、笔数与金额已逐一复核）",
           [f"CSV 文件合计 {c['csv_records']} 笔，{c['csv_sum']:,.2f} 元"],
@@ -522,6 +566,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:anywhe
 </head><body>
 <h1>{esc(ctx.month)} 社会救助资金发放对账报告　全省</h1>
 <p class="ok" id="status">对账结果：台账、代发记录与代发文件一致（{c['records']} 笔，合计 {c['ledger_sum']:,.2f} 元）。</p>
+<h2 id="provisional">临时发放的县区（不断）</h2><p>{esc(_provisional_line(d['provisional']))}</p>{table(PROVISIONAL_HEADERS, _yuan(_provisional_rows(d['provisional']), {6})) if d['provisional'] else ''}
 <h2 id="funds">资金来源（按项目，元）</h2>{table(fund_headers, _yuan(fund_split(d['summary']), {1, 2, 3, 4, 5}))}
 <h2 id="banks">代发银行汇总（按银行、批次）</h2>{table(['银行代码', '银行', '批次', '笔数', '金额'], _yuan(banks, {4}))}
 <section id="charts">

@@ -84,6 +84,8 @@ def test_a_late_file_is_paid_forward_then_trued_up_and_a_rejected_one_too(januar
     assert regular(wh, "2020-02", HEAD_D) == [(d_std - D("20"), "payable", None)]        # as it would be
     (county, detail), = findings(wh, "2020-02", "county_file_carried_forward")
     assert county == SHENYANG and "2020-01" in detail
+    page = (context(tmp, "2020-02").reports_dir / "reconciliation.html").read_text(encoding="utf-8")
+    assert "名册未报送或被退回，按以往名册临时发放" in page and f"临时发放（不断）：1 个县区 {SHENYANG}" in page
     release(context(tmp, "2020-02", inbox=inbox), "财政局")
 
     # Shenyang's February file arrives: HEAD_S's income fell to 40; the supplementary run pays 60.00 more
@@ -199,6 +201,10 @@ def test_a_county_with_a_broken_standard_is_paid_forward_while_the_rest_is_paid_
     assert county == SHENYANG and "补充批次" in detail
     summary = "\n".join(month_summary(context(tmp, "2020-02", inbox=inbox, reference=broken), 1.0))
     assert f"HELD:      {SHENYANG}: the county's reference data is broken" in summary and "--supplementary" in summary
+    # the reconciliation shows it before anything else, for whoever signs it
+    page = (context(tmp, "2020-02").reports_dir / "reconciliation.html").read_text(encoding="utf-8")
+    assert page.index('id="provisional"') < page.index('id="funds"')
+    assert f"临时发放（不断）：1 个县区 {SHENYANG}" in page and "参考数据有误，按最近一次发放金额临时发放" in page
     release(context(tmp, "2020-02", inbox=inbox, reference=broken), "财政局")
 
     # the standard is corrected to 700.00: the supplementary run pays exactly what is missing. Each of
