@@ -68,7 +68,8 @@ demo: install airflow-db
 	@echo "               $(BIN)/doudi simulate --from-month 2020-04 --urban 5% --rural 7%"
 	@ls -d $(DOUDI_OUT)/*/payouts $(DOUDI_OUT)/*/reports
 
-# The tests open the workbooks in LibreOffice, as the bureau does: installed here when missing.
+# The tests open the workbooks in LibreOffice, as the bureau does, and read what it prints to PDF
+# with pdftotext: installed here when missing.
 test-deps:
 	@command -v soffice >/dev/null || { \
 	    if [ "$$(id -u)" = 0 ]; then \
@@ -80,6 +81,11 @@ test-deps:
 	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	            --no-install-recommends chromium >/dev/null; \
 	    else echo "the tests need Chromium: sudo apt-get install chromium"; exit 1; fi; }
+	@command -v pdftotext >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends poppler-utils >/dev/null; \
+	    else echo "the tests need pdftotext: sudo apt-get install poppler-utils"; exit 1; fi; }
 
 # The tiers of tests/tiers.py, lightest first, one pytest each, each printing its 20 slowest tests;
 # the first tier that fails stops the rest. Every test is in exactly one tier.

@@ -1154,8 +1154,9 @@ class Generator:
         new.append(base | head | {"program": "dibao", "urban_rural": urban_rural, "relation": "户主",
                                   "household_id": f"{county}W{yyyymm}{self.cfg.shard:02d}",
                                   "household_income": float((standard / 4).quantize(Decimal("0.01"))),
-                                  "class_category": "老年;重残", "disability_category": str(rng.choice(list("1234567"))),
-                                  "disability_grade": "1", "living": True, "nursing": True, "_truth": truths})
+                                  "class_category": "老年;重残", "disability_grade": "1",
+                                  "disability_category": str(rng.choice(list("1234567"))),
+                                  "living": True, "nursing": True, "_truth": truths})
         for person in new:
             for defect in person.pop("_truth"):
                 program = "disability" if defect == "visit_nursing_subsidy" else person["program"]
