@@ -68,7 +68,8 @@ demo: install airflow-db
 	@echo "               $(BIN)/doudi simulate --from-month 2020-04 --urban 5% --rural 7%"
 	@ls -d $(DOUDI_OUT)/*/payouts $(DOUDI_OUT)/*/reports
 
-# The tests open the workbooks in LibreOffice, as the bureau does: installed here when missing.
+# The tests open the workbooks in LibreOffice, as the bureau does, and read what it prints to PDF
+# with pdftotext: installed here when missing.
 test-deps:
 	@command -v soffice >/dev/null || { \
 	    if [ "$$(id -u)" = 0 ]; then \

@@ -18,6 +18,7 @@ import json
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,15 @@ EXPECTED_OUTCOME = {
     "watch_income_drop": ("watch", "income_drop"),
     "watch_household_size_change": ("watch", "household_size_change"),
     "watch_low_income_unassisted": ("watch", "low_income_unassisted"),
+    "watch_near_standard": ("watch", "near_standard"),
+    "watch_recent_exit": ("watch", "recent_exit"),
+    "watch_orphan_ageing_out": ("watch", "orphan_ageing_out"),
+    "watch_age_threshold": ("watch", "age_threshold"),
+    "visit_tekun_dispersed": ("visit", "tekun_dispersed"),
+    "visit_dibao_elderly_alone": ("visit", "dibao_elderly_alone"),
+    "visit_dispersed_orphan": ("visit", "dispersed_orphan"),
+    "visit_nursing_subsidy": ("visit", "nursing_subsidy"),
+    "visit_dibao_ill_or_disabled": ("visit", "dibao_ill_or_disabled"),
     "temporary_above_cap": ("finding", "temporary_above_cap"),
     "temporary_repeat": ("finding", "temporary_repeat_within_12_months"),
     "temporary_deceased": ("finding", "temporary_deceased_before_event"),
@@ -108,10 +118,12 @@ REGISTRIES = {
     "vehicles": ("owns_vehicle", ("plate", "vehicle_type")),
     "businesses": ("owns_business", ("business_name", "credit_code")),
 }
-# Watch-list cases (issue 20) the generator plants from the second month, recorded in ground_truth.csv
-# as `watch_<rule>` with the head's (or the registered person's) ID: what the watch list must list.
-WATCH_PLANTS = {"watch_income_drop": "income_drop", "watch_household_size_change": "household_size_change",
-                "watch_low_income_unassisted": "low_income_unassisted"}
+# Watch-list and visit-list cases (issue 20) the generator plants from the second month, recorded in
+# ground_truth.csv as `watch_<rule>` / `visit_<rule>` with the head's (or the person's) ID: what that
+# month's list must carry (pipelines/truth.py scores them). One of each rule of vocabulary.WATCH_RULES
+# and VISIT_RULES, at the thresholds policy_parameters.csv has in force for the month.
+WATCH_PLANTS = {d: rule for d, (kind, rule) in EXPECTED_OUTCOME.items() if kind == "watch"}
+VISIT_PLANTS = {d: rule for d, (kind, rule) in EXPECTED_OUTCOME.items() if kind == "visit"}
 ID_HEADERS = ("id_number", *COMMON_COLUMNS["id_number"])
 FILE_DEFECTS = {"duplicate_delivery", "corrected_file"}
 
@@ -431,6 +443,12 @@ class Generator:
         # every random draw made on it, and the rows each roster has) stays as it was
         self.watch_moved: dict[str, tuple[str, str]] = {}
         self.counties_delivered: dict[str, set[str]] = {}  # program -> counties with a file last month
+        # people a planted watch or visit case brought onto the rolls (an orphan soon of age, a tekun
+        # person near an age threshold, an elderly severely disabled dibao member living alone): kept
+        # apart from the population, and put at the head of every later roster, so that every draw
+        # made on the population, and every row the main stream writes, stays as it was
+        self.watch_people = pd.DataFrame(columns=PERSON_COLUMNS)
+        self._reference_tables: dict[str, list[dict]] = {}
 
     def side_rng(self, month: str, purpose: str) -> np.random.Generator:
         """A generator of its own for defects added later, so the main stream (and with it every
@@ -717,9 +735,10 @@ class Generator:
         return options[0] if options else [c for c in self.pop.counties if c != county][0]
 
     # --- writing ----------------------------------------------------------------------------
-    def to_contract_rows(self, prog: str, df: pd.DataFrame, month: str) -> pd.DataFrame:
-        """The roster as a county would type it: canonical columns, values with realistic noise."""
-        rng = self.rng
+    def to_contract_rows(self, prog: str, df: pd.DataFrame, month: str, rng=None) -> pd.DataFrame:
+        """The roster as a county would type it: canonical columns, values with realistic noise (drawn
+        from `rng`, by default the main stream)."""
+        rng = self.rng if rng is None else rng
         n = len(df)
         holder = df["holder"].where(df["holder"].notna(), df["name"])
         bank = df["bank"].map(lambda b: BANK_TYPED[b][0] if isinstance(b, str) else None)
@@ -795,7 +814,15 @@ class Generator:
         rng = self.rng
         mdir = self.cfg.out / month
         for prog, df in rosters.items():
-            rows = self.to_contract_rows(prog, df, month)
+            # planted watch-list people (at the roster's head) get their noise from a stream of their own:
+            # the main stream draws for the population's rows as it did before they existed
+            planted = df["_planted"].eq(True).to_numpy() if "_planted" in df else np.zeros(len(df), dtype=bool)
+            rows = self.to_contract_rows(prog, df[~planted], month)
+            if planted.any():
+                own = self.to_contract_rows(prog, df[planted], month, rng=self.side_rng(month, f"watch_rows/{prog}"))
+                rows = pd.concat([own, rows])
+                df = pd.concat([df[planted], df[~planted]])
+            rows = rows.reset_index(drop=True)
             rows["_county"] = df["county"].to_numpy()
             rows["_defect"] = df["defect"].to_numpy()
             pdir = mdir / "rosters" / prog
@@ -879,6 +906,7 @@ class Generator:
         """public_payroll.csv, vehicles.csv and businesses.csv: some of the month's dibao and tekun
         people (planted matches) among three times as many people doudi does not pay."""
         rng = self.side_rng(month, "registries")
+        rosters = _without_planted(rosters)  # the matches drawn as before planted people existed
         dib = rosters["dibao"]
         # a dibao member is findable only if the whole household is clean (a defect on one member
         # quarantines the household)
@@ -925,10 +953,10 @@ class Generator:
     def _clean_households(self, dib: pd.DataFrame, min_size: int = 1) -> list[str]:
         """Households delivered clean this month and last (every member), in a stable order."""
         last = self.clean_last_month.get("dibao", set())
-        ok = dib.groupby("household_id").apply(
-            lambda g: bool((g["defect"] == "").all() and g["id_number"].isin(last).all() and len(g) >= min_size
-                           and (g["relation"] == "户主").sum() == 1), include_groups=False)
-        return sorted(ok[ok].index)
+        rows = pd.DataFrame({"household_id": dib["household_id"], "head": (dib["relation"] == "户主").to_numpy(),
+                             "clean": ((dib["defect"] == "") & dib["id_number"].isin(last)).to_numpy()})
+        per = rows.groupby("household_id").agg(clean=("clean", "all"), size=("clean", "size"), heads=("head", "sum"))
+        return sorted(per.index[per["clean"] & (per["size"] >= min_size) & (per["heads"] == 1)])
 
     def plant_watch(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Watch-list cases the population does not make by itself (its incomes and sizes hold still):
@@ -939,8 +967,10 @@ class Generator:
         dib, p = rosters["dibao"], self.pop.people
         candidates = self._clean_households(dib)
         drop = [h for h in candidates if (dib.loc[dib["household_id"] == h, "household_income"] > 0).all()]
+        used: set[str] = set()
         if drop:
             hid = drop[int(rng.integers(0, len(drop)))]
+            used.add(hid)
             sel = dib["household_id"] == hid
             new = round(float(dib.loc[sel, "household_income"].iloc[0]) * 0.5, 2)
             dib.loc[sel, "household_income"] = new
@@ -949,6 +979,7 @@ class Generator:
         shrink = [h for h in self._clean_households(dib, 4) if h not in (hid if drop else ())]
         if shrink:
             hid = shrink[int(rng.integers(0, len(shrink)))]
+            used |= {hid, f"{hid}F"}
             sel = dib["household_id"] == hid
             leaving = list(dib.loc[sel & (dib["relation"] != "户主"), "id_number"].iloc[-2:])
             # the two set up a household of their own (as many rows as before: no draw moves)
@@ -960,6 +991,192 @@ class Generator:
                 dib.loc[dib["household_id"] == h, "household_size"] = int((dib["household_id"] == h).sum())
             self._truth_watch(month, "watch_household_size_change",
                               dib.loc[(dib["household_id"] == hid) & (dib["relation"] == "户主"), "id_number"], hid)
+        self._plant_income_cases(month, dib, used)
+        return self._plant_watch_people(month, rosters)
+
+    # --- the other watch and visit rules: thresholds from the reference, never from here -----------
+    def _reference_rows(self, name: str) -> list[dict]:
+        if name not in self._reference_tables:
+            path = self.cfg.reference / name
+            rows = pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records") if path.exists() else []
+            self._reference_tables[name] = rows
+        return self._reference_tables[name]
+
+    def policy(self, parameter: str, month: str) -> Decimal:
+        """The policy_parameters.csv value in force for the payroll month (the latest effective_from
+        among the rows whose period covers it), as the pipeline reads it."""
+        rows = [r for r in self._reference_rows("policy_parameters.csv") if r["parameter"].strip() == parameter
+                and r["effective_from"].strip() <= month and (r["effective_to"].strip() or "9999-12") >= month]
+        if not rows:
+            raise ValueError(f"policy_parameters.csv has no {parameter} row in force for {month}: the generator "
+                             "plants watch-list cases at that threshold")
+        return Decimal(max(rows, key=lambda r: r["effective_from"])["value"].strip())
+
+    def dibao_standard(self, county: str, urban_rural: str, month: str) -> Decimal | None:
+        """The dibao standard a county's urban or rural household is paid by in the payroll month, resolved
+        as int_standard_resolved does: the longest region prefix, a specific urban/rural over `*`, then
+        the latest effective_from; a version counts from its first_payroll."""
+        rows = [r for r in self._reference_rows("standards.csv")
+                if r["program"] == "dibao" and r["component"] == "standard" and (r["category"] or "*") == "*"
+                and county.startswith(r["region_code"]) and (r["urban_rural"] or "*") in ("*", urban_rural)
+                and r["effective_from"] <= month and (r["effective_to"] or "9999-12") >= month
+                and (r["first_payroll"] or r["effective_from"]) <= month]
+        if not rows:
+            return None
+        best = max(rows, key=lambda r: (len(r["region_code"]), (r["urban_rural"] or "*") != "*", r["effective_from"]))
+        return Decimal(best["amount"])
+
+    def _plant_income_cases(self, month: str, dib: pd.DataFrame, used: set[str]) -> None:
+        """Two households whose income changes for good (in the population too): one rises to just under
+        the standard (near_standard: between watch_near_standard_ratio × standard and the standard, per
+        head), one rises above it, so that a household paid last month is paid nothing now (recent_exit:
+        it left dibao). Households a planted move split are left alone: their unit changed."""
+        rng = self.side_rng(month, "watch_income")
+        p, prev = self.pop.people, shift_month(month, -1)
+        split = {h for h, _r in self.watch_moved.values()} | {h[:-1] for h, _r in self.watch_moved.values()}
+        ratio = self.policy("watch_near_standard_ratio", month)
+        cent = Decimal("0.01")
+
+        households = [h for h in self._clean_households(dib) if h not in split]
+        heads = dib[dib["relation"] == "户主"].drop_duplicates("household_id").set_index("household_id")
+
+        def pick(eligible_last_month: bool) -> tuple[str, pd.Series, int, Decimal] | None:
+            """The first household, in an order drawn at random, that qualifies (a province-sized
+            sample has too many to look at all)."""
+            for k in rng.permutation(len(households)):
+                hid = households[int(k)]
+                if hid in used:
+                    continue
+                head = heads.loc[hid]
+                size = int(head["household_size"])
+                now = self.dibao_standard(head["county"], head["urban_rural"], month)
+                before = self.dibao_standard(head["county"], head["urban_rural"], prev)
+                if now is None or before is None:
+                    continue
+                if eligible_last_month and not Decimal(f"{float(head['household_income']):.2f}") < before * size:
+                    continue
+                return hid, head, size, now
+            return None
+
+        for defect in ("watch_near_standard", "watch_recent_exit"):
+            chosen = pick(eligible_last_month=defect == "watch_recent_exit")
+            if chosen is None:
+                continue
+            hid, head, size, standard = chosen
+            if defect == "watch_near_standard":  # half-way between the monitoring line and the standard
+                per_head = (standard * (1 + ratio) / 2).quantize(cent, rounding=ROUND_DOWN)
+            else:  # a tenth above the standard: not eligible, nothing paid
+                per_head = (standard * Decimal("1.1")).quantize(cent, rounding=ROUND_UP)
+            income = float(per_head * size)
+            dib.loc[dib["household_id"] == hid, "household_income"] = income
+            p.loc[p["household_id"] == hid, "household_income"] = income
+            used.add(hid)
+            self._truth_watch(month, defect, pd.Series([head["id_number"]]), hid)
+
+    def _new_person(self, rng, county: str, birth: str, sex: str) -> dict:
+        """A fresh ID (born `birth`, YYYY-MM-DD, in `county`), name and card, drawn from a side stream."""
+        while True:
+            first = self.cfg.shard * self.pop.id_sequences
+            seq = int(rng.integers(first, first + self.pop.id_sequences)) * 2 + (1 if sex == "男" else 0)
+            body = f"{county}{birth.replace('-', '')}{seq:03d}"
+            pid = body + str(check_digits(np.array([body]))[0])
+            account = "62" + f"{int(rng.integers(0, 10**14)):014d}"
+            if pid not in self.pop.used_ids and account not in self.pop.used_accounts:
+                break
+        self.pop.used_ids.add(pid)
+        self.pop.used_accounts.add(account)
+        given = self.pop.given_male if sex == "男" else self.pop.given_female
+        name = str(rng.choice(self.pop.surnames, p=self.pop.surname_weights)) + str(rng.choice(given))
+        return {"id_number": pid, "name": name, "sex": sex, "birth": pd.Timestamp(birth), "county": county,
+                "account": account, "bank": str(rng.choice(np.array(BANK_CODES), p=BANK_WEIGHTS))}
+
+    @staticmethod
+    def _born(rng, turns: int, in_month: str) -> str:
+        """A birth date (YYYY-MM-DD) on which a person turns `turns` in the month `in_month`."""
+        return f"{shift_month(in_month, -12 * turns)}-{int(rng.integers(1, 29)):02d}"
+
+    def _plant_watch_people(self, month: str, rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Three people enrolled this month, each a case of the rules birth dates decide:
+        - a dispersed orphan (社会散居) who reaches orphan_age_out within the look-ahead:
+          orphan_ageing_out and dispersed_orphan;
+        - a dispersed tekun person, working-age with a disability certificate, who reaches
+          tekun_elderly_min_age within the look-ahead: age_threshold and tekun_dispersed;
+        - a one-person dibao household whose head turns watch_dibao_elderly_age this month, severely
+          disabled (grade 1, living and nursing subsidy, classified 老年;重残): age_threshold,
+          dibao_elderly_alone (when that age is at least visit_elderly_min_age), nursing_subsidy and
+          dibao_ill_or_disabled.
+        Then every planted person still due goes on the head of this month's rosters."""
+        rng = self.side_rng(month, "watch_people")
+
+        def county_of(prog: str) -> str:
+            # a county that delivers the program this month with a few rows: no file appears or
+            # disappears, and the main stream draws as it did
+            sizes = rosters[prog]["county"].value_counts()
+            counties = sorted(sizes[sizes >= 3].index) or sorted(sizes.index) or sorted(self.pop.counties)
+            return str(counties[int(rng.integers(0, len(counties)))])
+
+        age_out = int(self.policy("orphan_age_out", month))
+        orphan_ahead = int(self.policy("watch_orphan_age_out_lookahead_months", month))
+        age_ahead = int(self.policy("watch_age_lookahead_months", month))
+        tekun_elderly = int(self.policy("tekun_elderly_min_age", month))
+        dibao_elderly = int(self.policy("watch_dibao_elderly_age", month))
+        alone_age = int(self.policy("visit_elderly_min_age", month))
+        yyyymm = month.replace("-", "")
+        base = {c: None for c in PERSON_COLUMNS} | {"enrolled_from": month, "alive": True, "living": False,
+                                                     "nursing": False, "household_income": np.nan}
+        new = []
+        # the orphan, and the guardian the money is paid to
+        county = county_of("orphan")
+        sex = str(rng.choice(["男", "女"]))
+        orphan = self._new_person(rng, county, self._born(rng, age_out, shift_month(
+            month, int(rng.integers(1, max(orphan_ahead, 1) + 1)))), sex)
+        guardian = self._new_person(rng, county, self._born(rng, int(rng.integers(35, 60)), month), "女")
+        new.append(base | orphan | {"program": "orphan", "urban_rural": str(rng.choice(["城市", "农村"])),
+                                    "placement": "社会散居", "guardian_name": guardian["name"],
+                                    "guardian_id_number": guardian["id_number"], "holder": guardian["name"],
+                                    "account": guardian["account"], "bank": guardian["bank"],
+                                    "_truth": ("watch_orphan_ageing_out", "visit_dispersed_orphan")})
+        # the tekun person
+        county = county_of("tekun")
+        tekun = self._new_person(rng, county, self._born(rng, tekun_elderly, shift_month(
+            month, int(rng.integers(0, age_ahead + 1)))), str(rng.choice(["男", "女"])))
+        new.append(base | tekun | {"program": "tekun", "urban_rural": "农村", "placement": "分散供养",
+                                   "care_level": "全自理", "disability_category": str(rng.choice(list("1234567"))),
+                                   "disability_grade": "4",
+                                   "_truth": ("watch_age_threshold", "visit_tekun_dispersed")})
+        # the elderly dibao member living alone
+        county = county_of("dibao")
+        urban_rural = str(rng.choice(["城市", "农村"]))
+        head = self._new_person(rng, county, self._born(rng, dibao_elderly, month), str(rng.choice(["男", "女"])))
+        standard = self.dibao_standard(county, urban_rural, month) or Decimal(0)
+        truths = ("watch_age_threshold", "visit_nursing_subsidy", "visit_dibao_ill_or_disabled") + (
+            ("visit_dibao_elderly_alone",) if dibao_elderly >= alone_age else ())
+        new.append(base | head | {"program": "dibao", "urban_rural": urban_rural, "relation": "户主",
+                                  "household_id": f"{county}W{yyyymm}{self.cfg.shard:02d}",
+                                  "household_income": float((standard / 4).quantize(Decimal("0.01"))),
+                                  "class_category": "老年;重残", "disability_grade": "1",
+                                  "disability_category": str(rng.choice(list("1234567"))),
+                                  "living": True, "nursing": True, "_truth": truths})
+        for person in new:
+            for defect in person.pop("_truth"):
+                program = "disability" if defect == "visit_nursing_subsidy" else person["program"]
+                self.truth.append({"month": month, "defect": defect, "program": program,
+                                   "id_number": person["id_number"], "related_id": "", "file": "",
+                                   "detail": person.get("household_id") or person["placement"] or ""})
+        added = pd.DataFrame(new, columns=PERSON_COLUMNS)
+        self.watch_people = pd.concat([self.watch_people, added], ignore_index=True) if len(self.watch_people) \
+            else added
+        w = self.watch_people
+        w["birth"] = pd.to_datetime(w["birth"])
+        of_age = np.array([shift_month(b, 12 * age_out) >= month for b in w["birth"].dt.strftime("%Y-%m")])
+        due = {"dibao": w[w["program"] == "dibao"].assign(household_size=1),
+               "tekun": w[w["program"] == "tekun"],
+               "orphan": w[(w["program"] == "orphan") & of_age],
+               "disability": pd.concat([w[w["living"].astype(bool)].assign(subsidy_type="生活补贴"),
+                                        w[w["nursing"].astype(bool)].assign(subsidy_type="护理补贴")])}
+        for prog, rows in due.items():
+            if len(rows):
+                rosters[prog] = pd.concat([rows.assign(defect="", _planted=True), rosters[prog]], ignore_index=True)
         return rosters
 
     def _apply_moves(self, dib: pd.DataFrame) -> None:
@@ -986,7 +1203,7 @@ class Generator:
         """registry/low_income.csv (contract section 3): two registered people on no program (planted:
         the watch list must list them) among a few registered people the month's dibao roster pays."""
         rng = self.side_rng(month, "low_income")
-        dib = rosters["dibao"]
+        dib = _without_planted(rosters)["dibao"]
         assisted = dib.loc[dib["defect"] == "", ["id_number", "name", "county"]].drop_duplicates("id_number")
         assisted = assisted.iloc[_pick(rng, np.ones(len(assisted), dtype=bool), 0.01)]
         planted = []
@@ -1188,6 +1405,11 @@ class Generator:
         }, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         rows = sum(1 for _ in self.cfg.out.glob("*/rosters/*/*"))
         return {"out": str(self.cfg.out), "months": months, "files": rows, "defects": len(truth)}
+
+
+def _without_planted(rosters: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The rosters without the people a planted watch or visit case brought in."""
+    return {p: df[~df["_planted"].eq(True)] if "_planted" in df else df for p, df in rosters.items()}
 
 
 def _write_roster(path: Path, data: pd.DataFrame, fmt: str, title: str) -> None:

@@ -44,6 +44,17 @@ WATCH = {  # defect -> watch-list rule (issue 20): the person must be on that mo
     "watch_income_drop": "income_drop",
     "watch_household_size_change": "household_size_change",
     "watch_low_income_unassisted": "low_income_unassisted",
+    "watch_near_standard": "near_standard",
+    "watch_recent_exit": "recent_exit",
+    "watch_orphan_ageing_out": "orphan_ageing_out",
+    "watch_age_threshold": "age_threshold",
+}
+VISIT = {  # defect -> visit-list rule: the person must be on that month's visit list
+    "visit_tekun_dispersed": "tekun_dispersed",
+    "visit_dibao_elderly_alone": "dibao_elderly_alone",
+    "visit_dispersed_orphan": "dispersed_orphan",
+    "visit_nursing_subsidy": "nursing_subsidy",
+    "visit_dibao_ill_or_disabled": "dibao_ill_or_disabled",
 }
 
 
@@ -64,7 +75,7 @@ def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, i
     try:
         for t in truth:
             month, defect, program, pid = t["month"], t["defect"], t["program"], t["id_number"]
-            if defect in NEAR_DUPLICATES or defect in WATCH or month not in months:
+            if defect in NEAR_DUPLICATES or defect in WATCH or defect in VISIT or month not in months:
                 continue
             if defect in ROW_REASON:
                 reasons = q("SELECT reason_codes FROM row_disposition WHERE payroll_month = ? AND program = ? "
@@ -119,20 +130,23 @@ def near_duplicate_scores(truth: list[dict], warehouse: Path) -> dict:
 
 
 def watch_recall(truth: list[dict], analyst_db: Path, key_file: Path) -> dict[str, tuple[float, int]]:
-    """Planted watch-list cases against the analyst database's fact_watch (pseudonymised: the
-    planted ID is keyed with the same secret), over the months it holds."""
+    """Planted watch-list and visit-list cases against the analyst database's fact_watch and
+    fact_visit (pseudonymised: the planted ID is keyed with the same secret), over the months it
+    holds: the person must be on that month's list under the planted rule."""
     from pipelines.analyst import pseudonym
 
     secret = bytes.fromhex(Path(key_file).read_text(encoding="ascii").strip())
     con = duckdb.connect(str(analyst_db), read_only=True)
     try:
-        listed = set(con.execute("SELECT payroll_month, rule, person_key FROM fact_watch").fetchall())
+        listed = {table: set(con.execute(f"SELECT payroll_month, rule, person_key FROM {table}").fetchall())
+                  for table in ("fact_watch", "fact_visit")}
         months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM fact_payment").fetchall()}
     finally:
         con.close()
     found: dict[str, list[bool]] = defaultdict(list)
     for t in truth:
-        if t["defect"] in WATCH and t["month"] in months:
-            key = pseudonym(secret, "person", t["id_number"])
-            found[t["defect"]].append((t["month"], WATCH[t["defect"]], key) in listed)
+        for table, rules in (("fact_watch", WATCH), ("fact_visit", VISIT)):
+            if t["defect"] in rules and t["month"] in months:
+                key = pseudonym(secret, "person", t["id_number"])
+                found[t["defect"]].append((t["month"], rules[t["defect"]], key) in listed[table])
     return {d: (sum(v) / len(v), len(v)) for d, v in sorted(found.items())}

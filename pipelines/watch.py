@@ -504,7 +504,7 @@ def render_watch(month: str, region: str, county: str, rows: list[tuple]) -> byt
     body = [[i, WATCH_RULES.get(r[2], r[2]), r[2], r[4], r[5], r[6], r[7], _program_zh(r[3]), r[8], r[9], "", ""]
             for i, r in enumerate(rows, start=1)]
     end = write_table(ws, fmt, WATCH_HEADERS, body, start_row=2)
-    for col, width in ((0, 6), (1, 22), (2, 14), (3, 10), (4, 21), (5, 5), (6, 5), (7, 9), (8, 15), (9, 50),
+    for col, width in ((0, 6), (1, 22), (2, 22), (3, 10), (4, 21), (5, 5), (6, 5), (7, 9), (8, 15), (9, 50),
                        (10, 16), (11, 9)):
         ws.set_column(col, col, width)
     print_setup(ws, header_rows=(2, 2), last_col=len(WATCH_HEADERS) - 1)

@@ -34,8 +34,9 @@ def test_same_seed_same_bytes_and_every_format(tmp_path):
     # watch-list cases (issue 20): the low-income register every month, and planted cases recorded
     assert all((tmp_path / "a" / m / "registry" / "low_income.csv").exists() for m in ("2020-01", "2020-02"))
     truth = (tmp_path / "a" / "ground_truth.csv").read_text(encoding="utf-8")
-    assert all(f",{defect}," in truth for defect in ("watch_income_drop", "watch_household_size_change",
-                                                     "watch_low_income_unassisted"))
+    from pipelines.generate import VISIT_PLANTS, WATCH_PLANTS
+
+    assert all(f"2020-02,{defect}," in truth for defect in [*WATCH_PLANTS, *VISIT_PLANTS])
     # temporary assistance: cases under rosters/temporary/ every month, each planted kind in the truth
     assert all(any(n.startswith(f"{m}/rosters/temporary/") for n in a) for m in ("2020-01", "2020-02"))
     import csv

@@ -36,14 +36,21 @@ def test_near_duplicates_are_linked(four_months):
 
 
 def test_planted_watch_cases_are_on_the_watch_list(four_months):
-    """The generator's planted watch-list cases (an income halved, a household that lost two members,
-    registered people on no program) are on that month's watch list in the analyst database."""
-    from pipelines.truth import WATCH, watch_recall
+    """The generator plants, from the second month, a case of every watch rule (an income halved, a
+    household that lost two members, registered people on no program, an income just under the
+    standard, a household whose income rose above it, an orphan soon of age, tekun and dibao people
+    at an age threshold) and of every visit rule (dispersed tekun and orphan, an elderly dibao member
+    living alone who is severely disabled, so on the nursing subsidy and classified 重残): each is on
+    that month's watch or visit list in the analyst database, under its rule."""
+    from pipelines.truth import VISIT, WATCH, watch_recall
+    from pipelines.vocabulary import VISIT_RULES, WATCH_RULES
 
+    assert set(WATCH.values()) == set(WATCH_RULES) and set(VISIT.values()) == set(VISIT_RULES)
     truth = read_truth(four_months["inbox"])
     recall = watch_recall(truth, four_months["tmp"] / "warehouse_analyst.duckdb", four_months["tmp"] / "pseudonym.key")
-    print("\nwatch-list recall by planted rule:", recall)
-    assert set(recall) == set(WATCH)
+    print("\nwatch- and visit-list recall by planted rule:", recall)
+    assert set(recall) == set(WATCH) | set(VISIT)
+    assert all(n >= 3 for _r, n in recall.values()), recall  # one a month at least, 2020-02..04
     assert all(r == 1.0 for r, _ in recall.values()), recall
 def test_the_generated_temporary_cases_reach_the_payout_files(four_months):
     """Every month of the sample delivers temporary-assistance cases (rosters/temporary/): each payable

@@ -402,3 +402,59 @@ def test_simulate_provincial_averages_and_a_miss_from_rounding():
     assert (simple["before"], simple["after"]) == (D("472.50"), D("505.50")) and not simple["meets"]
     assert "476.15" in rounding_note(D(445), D("0.07"), D("0.07"), D(1))
     assert rounding_note(D(600), D("0.05"), D("0.05"), D(1)) == ""
+
+
+def soffice_to_pdf(xlsx: Path, outdir: Path) -> Path:
+    """The workbook printed to PDF by headless LibreOffice (every sheet, its own page set-up), with a
+    private profile as in tests/test_reports.py."""
+    import subprocess
+
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice is installed by `make test` (make test-deps)"
+    proc = subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{outdir}/profile",
+                           "--convert-to", "pdf", "--outdir", str(outdir), str(xlsx)],
+                          capture_output=True, text=True, timeout=180, check=False)
+    pdf = outdir / (xlsx.stem + ".pdf")
+    assert proc.returncode == 0 and pdf.exists(), proc.stdout + proc.stderr
+    return pdf
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page, laid out as printed (poppler's pdftotext; `make test-deps` installs it)."""
+    import subprocess
+
+    assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is installed by `make test` (make test-deps)"
+    text = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                          check=True, timeout=60).stdout.decode("utf-8")
+    return text.rstrip("\f").split("\f")
+
+
+@pytest.mark.external
+def test_casework_lists_print_on_a4_without_losing_a_column(lab, tmp_path):
+    """Each casework workbook of one county, printed by LibreOffice as a caseworker would: page 1
+    carries the title, the month, the county and the total count, and every column (the last one,
+    where the caseworker writes, included): fit to the page's width, so no column spills onto a page
+    of its own, and each sheet (one per township on the visit list) prints on one page here. The
+    signature block (制表人 / 审核人 / 负责人) closes each sheet."""
+    from pipelines.watch import VISIT_HEADERS, WATCH_HEADERS
+
+    ctx, con = lab
+    write_watch_reports(ctx, con)
+    folder = ctx.month_out / "casework"
+    for kind, headers, sheets in (("监测预警名单", WATCH_HEADERS, 1), ("走访探视名单", VISIT_HEADERS, 2)):
+        book = folder / f"{HP}_和平区_{kind}.xlsx"
+        total = next(r[1][0] for r in _sheet_texts(book).values())  # "合计 N 条…" of the first sheet
+        assert re.match(r"合计 [1-9][0-9]* 条", total), total
+        pages = pdf_pages(soffice_to_pdf(book, tmp_path / kind))
+        assert len(pages) == sheets, (kind, len(pages))  # a column cut off would be a page more
+        first = re.sub(r"[ \t]+", " ", pages[0])
+        assert f"{M} {kind}" in first and f"{HP} 和平区" in first, first
+        assert re.match(r"合计 [0-9]+ 条", total) and total.split("：")[0] in first, (total, first)
+        header_line = next(line for line in first.splitlines() if headers[0] in line and headers[-1] in line)
+        assert [h for h in headers if h not in header_line] == [], header_line
+        if kind == "监测预警名单":  # a rule code too wide for its column would print cut off
+            codes = {r[2] for rows in _sheet_texts(book).values() for r in rows[3:] if len(r) > 2 and r[2]}
+            assert "household_size_change" in codes and all(c in first for c in codes), codes
+        for page in pages:
+            assert all(word in page for word in ("制表人", "审核人", "负责人")), page
+            assert "第 " in page and " 页，共 " in page  # the footer's page numbers
