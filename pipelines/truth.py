@@ -119,15 +119,15 @@ def near_duplicate_scores(truth: list[dict], warehouse: Path) -> dict:
 
 
 def watch_recall(truth: list[dict], analyst_db: Path, key_file: Path) -> dict[str, tuple[float, int]]:
-    """Planted watch-list cases against the analyst database's fact_watch (pseudonymised: the
+    """Planted watch-list cases against the analyst database's a_fact_watch (pseudonymised: the
     planted ID is keyed with the same secret), over the months it holds."""
     from pipelines.analyst import pseudonym
 
     secret = bytes.fromhex(Path(key_file).read_text(encoding="ascii").strip())
     con = duckdb.connect(str(analyst_db), read_only=True)
     try:
-        listed = set(con.execute("SELECT payroll_month, rule, person_key FROM fact_watch").fetchall())
-        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM fact_payment").fetchall()}
+        listed = set(con.execute("SELECT payroll_month, rule, person_key FROM a_fact_watch").fetchall())
+        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM a_fact_payment").fetchall()}
     finally:
         con.close()
     found: dict[str, list[bool]] = defaultdict(list)
