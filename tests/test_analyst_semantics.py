@@ -221,3 +221,42 @@ def test_the_calendar(four_months):
     assert [r[0] for r in rows] == ["2020-01", "2020-02", "2020-03", "2020-04"]
     assert rows[0][1].isoformat() == "2020-01-01" and rows[0][2:5] == ("2019-12", "2020-02", "2020年1月")
     assert rows[3][5] == 2
+
+
+@pytest.mark.unit
+def test_a_reissue_of_a_program_payment_and_its_price_subsidy_is_split_to_the_fen():
+    """A household head's dibao (500.00) and price subsidy (13.33) of January fail at the bank; the
+    reissue (513.33) fails too and is reissued again: the last reissue is two rows, 500.00 dibao and
+    13.33 price subsidy, whose fund parts add up to the line's, part by part, to the fen."""
+    from pipelines.analyst import PREPARED
+
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS wh")
+    con.execute("""CREATE TABLE wh.payment_ledger (line_id VARCHAR, payroll_month VARCHAR, service_month VARCHAR,
+        program VARCHAR, line_type VARCHAR, arrears_cause VARCHAR, status VARCHAR, hold_reason VARCHAR,
+        payment_state VARCHAR, id_number VARCHAR, household_id VARCHAR, region_code VARCHAR, urban_rural VARCHAR,
+        amount DECIMAL(18, 2), fund_central DECIMAL(18, 2), fund_provincial DECIMAL(18, 2),
+        fund_city DECIMAL(18, 2), fund_county DECIMAL(18, 2), fund_version VARCHAR, payee_account VARCHAR,
+        payee_bank_code VARCHAR, batch_id VARCHAR, rule_versions VARCHAR[], approval_no VARCHAR,
+        event_type VARCHAR, event_date DATE, inputs VARCHAR, reissue_of VARCHAR[])""")
+    rows = [("r", "2020-01", "regular", "regular", "500.00", "350.00", "75.00", "37.50", "37.50", None),
+            ("p", "2020-01", "price_subsidy", "price_subsidy", "13.33", "9.33", "2.00", "1.00", "1.00", None),
+            ("x1", "2020-02", "reissue", None, "513.33", "359.33", "77.00", "38.50", "38.50", ["p", "r"]),
+            ("x2", "2020-03", "reissue", None, "513.33", "359.33", "77.00", "38.50", "38.50", ["x1"])]
+    for line_id, payroll, line_type, cause, amount, central, provincial, city, county, parents in rows:
+        con.execute("INSERT INTO wh.payment_ledger (line_id, payroll_month, service_month, program, line_type, "
+                    "arrears_cause, status, amount, fund_central, fund_provincial, fund_city, fund_county, inputs, "
+                    "reissue_of) VALUES (?, ?, '2020-01', 'dibao', ?, ?, 'payable', ?, ?, ?, ?, ?, ?, ?)",
+                    [line_id, payroll, line_type, cause, amount, central, provincial, city, county,
+                     '{"index_month": "2019-12"}' if line_type == "price_subsidy" else "{}", parents])
+    parts = con.execute(f"""SELECT payroll_month, benefit_program, is_split, is_back_pay, back_pay_cause, amount,
+                                   fund_central, fund_provincial, fund_city, fund_county
+                            FROM ({PREPARED['payment_parts']}) ORDER BY ALL""").fetchall()
+    x2 = [p for p in parts if p[0] == "2020-03"]
+    assert [(p[1], p[2], p[5]) for p in x2] == [("dibao", True, D("500.00")), ("price_subsidy", True, D("13.33"))]
+    assert all(p[3] and p[4] == "reissue" for p in x2)
+    for column in range(5, 10):
+        assert sum(p[column] for p in x2) == [D("513.33"), D("359.33"), D("77.00"), D("38.50"), D("38.50")][column - 5]
+    assert all(p[6] + p[7] + p[8] + p[9] == p[5] for p in parts)
+    assert [(p[1], p[5]) for p in parts if p[0] == "2020-01"] == [("dibao", D("500.00")),
+                                                                  ("price_subsidy", D("13.33"))]
