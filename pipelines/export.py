@@ -16,7 +16,7 @@ from pipelines.io import ensure_dir
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import sql_string
 
-FACTS = ("fact_payment", "fact_enrolment", "fact_finding")
+FACTS = ("a_fact_payment", "a_fact_enrolment", "a_fact_finding")
 
 
 def export_month(ctx: RunContext, output: str | None = None) -> dict:
@@ -27,7 +27,7 @@ def export_month(ctx: RunContext, output: str | None = None) -> dict:
     root = ensure_dir(Path(output) if output else ctx.out / "export")
     con = duckdb.connect(str(ctx.analyst_db), read_only=True)
     try:
-        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM fact_payment").fetchall()}
+        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM a_fact_payment").fetchall()}
         if ctx.month not in months:
             raise RunError(f"{ctx.month} is not in the analyst database (months: {', '.join(sorted(months))})")
         for table in ANALYST_TABLES:

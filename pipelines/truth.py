@@ -130,8 +130,8 @@ def near_duplicate_scores(truth: list[dict], warehouse: Path) -> dict:
 
 
 def watch_recall(truth: list[dict], analyst_db: Path, key_file: Path) -> dict[str, tuple[float, int]]:
-    """Planted watch-list and visit-list cases against the analyst database's fact_watch and
-    fact_visit (pseudonymised: the planted ID is keyed with the same secret), over the months it
+    """Planted watch-list and visit-list cases against the analyst database's a_fact_watch and
+    a_fact_visit (pseudonymised: the planted ID is keyed with the same secret), over the months it
     holds: the person must be on that month's list under the planted rule."""
     from pipelines.analyst import pseudonym
 
@@ -139,13 +139,13 @@ def watch_recall(truth: list[dict], analyst_db: Path, key_file: Path) -> dict[st
     con = duckdb.connect(str(analyst_db), read_only=True)
     try:
         listed = {table: set(con.execute(f"SELECT payroll_month, rule, person_key FROM {table}").fetchall())
-                  for table in ("fact_watch", "fact_visit")}
-        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM fact_payment").fetchall()}
+                  for table in ("a_fact_watch", "a_fact_visit")}
+        months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM a_fact_payment").fetchall()}
     finally:
         con.close()
     found: dict[str, list[bool]] = defaultdict(list)
     for t in truth:
-        for table, rules in (("fact_watch", WATCH), ("fact_visit", VISIT)):
+        for table, rules in (("a_fact_watch", WATCH), ("a_fact_visit", VISIT)):
             if t["defect"] in rules and t["month"] in months:
                 key = pseudonym(secret, "person", t["id_number"])
                 found[t["defect"]].append((t["month"], rules[t["defect"]], key) in listed[table])

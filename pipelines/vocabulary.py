@@ -31,6 +31,14 @@ LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arr
 ARREARS_CAUSE_ZH = {"regular": "本月应发", "price_subsidy": "价格临时补贴联动", "raise_back_pay": "提标补发",
                     "late_enrolment": "延迟纳入补发", "held_released": "暂停核销后补发",
                     "supplementary_correction": "已发放月份更正补发"}
+# Back pay (money for an earlier month paid now): arrears by their cause, a held price subsidy
+# released, and a bank-returned payment sent again. The analyst database's back_pay_cause.
+BACK_PAY_CAUSE_ZH = {**{c: ARREARS_CAUSE_ZH[c] for c in ("raise_back_pay", "late_enrolment", "held_released",
+                                                         "supplementary_correction")},
+                     "reissue": "银行退回失败后重发"}
+LINE_STATUS_ZH = {"payable": "应付", "held": "暂停发放"}
+PAYMENT_STATE_ZH = {"sent": "已发送银行", "paid": "银行回报成功", "failed": "银行退回失败"}
+DISPOSITION_ZH = {"accepted": "采用", "quarantined": "退回待更正", "duplicate": "重复报送"}
 
 
 @dataclass(frozen=True)
@@ -234,6 +242,17 @@ def label(vocabulary: dict[str, str], code):
     if code is None or code == "":
         return ""
     return vocabulary.get(code, code)
+# Why a household or person is no longer on a program (the analyst database's exits): a not_paid
+# finding or not-paid reason of the month after (a FINDING_TYPES code) names it when there is one;
+# otherwise one of these, checked in this order.
+EXIT_REASON_ZH = {
+    "quarantined": "本月报送行有误被退回（待更正）",
+    "duplicate": "本月仅有重复报送行",
+    "county_file_missing": "所在县区本月名册未报送或被整体退回",
+    "enrolment_ended": "名册载明的享受期已终止",
+    "deceased": "已死亡",
+    "not_delivered": "本月名册中不再有此户（人）",
+}
 
 URBAN_RURAL = ("城市", "农村")
 SEXES = ("男", "女")

@@ -21,7 +21,7 @@ The named lists go to caseworkers: `<out>/<M>/casework/<county>_监测预警名�
 `..._走访探视名单.xlsx`, names in full, ID numbers and accounts masked as in every report, one file
 per county so a county sees only its own people. The statistical return has no personal data:
 `<out>/<M>/reports/statistical_return.xlsx`. The analyst database carries both lists pseudonymised
-(fact_watch, fact_visit; pipelines/analyst.py).
+(a_fact_watch, a_fact_visit; pipelines/analyst.py).
 """
 
 from __future__ import annotations

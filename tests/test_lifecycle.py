@@ -482,7 +482,7 @@ def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
         ("returns_loaded", None), ("supplementary_computed", "S1"), ("supplementary_published", "S1"),
         ("supplementary_verified", "S1"), ("released", "S1"), ("returns_loaded", None), ("closed", None)]
     # analysts see each month's life as the warehouse records it, not as of its last publish
-    analyst_states = query(root / "warehouse_analyst.duckdb", "SELECT seq, payroll_month, to_state FROM month_state "
+    analyst_states = query(root / "warehouse_analyst.duckdb", "SELECT seq, payroll_month, to_state FROM a_month_state "
                            "ORDER BY seq")
     assert analyst_states == query(wh, "SELECT seq, payroll_month, to_state FROM month_state ORDER BY seq")
     assert ("2020-02", "closed") in {r[1:] for r in analyst_states}

@@ -116,7 +116,7 @@ def test_free_text_numbers_are_masked_in_every_report_and_the_analyst_database(t
     recon_jan = (out / "2020-01" / "reports" / "reconciliation.html").read_text(encoding="utf-8")
     assert f"账户 {masked_account(acct(failing))} 已销户" in recon_jan  # the refreshed report's failures
     analyst = analyst_texts(tmp_path / "warehouse_analyst.duckdb")
-    assert f"配偶账户 {masked_account(PLANTED_ACCOUNT)}" in analyst["fact_finding"]
+    assert f"配偶账户 {masked_account(PLANTED_ACCOUNT)}" in analyst["a_fact_finding"]
 
     # and nowhere, in any form, in full
     people = (on_registry, named, failing, cleared)
