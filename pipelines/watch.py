@@ -82,13 +82,11 @@ def prepare(con, ctx: RunContext, month: str | None = None) -> dict[str, Decimal
         run_model(con, f"staging/{model}.sql")
     params = parameters(con, month)
     load_low_income(ctx, con, month)
-    # a county whose reference data check_reference held this month has no standard to report: its
-    # people were paid forward (issue 20); the lists and averages leave its broken standard out
-    from pipelines.reference import held_counties
-
-    held = sorted(held_counties(ctx)) if month == ctx.month else []
-    con.execute("CREATE OR REPLACE TEMP TABLE reference_held AS SELECT unnest(CAST(? AS VARCHAR[])) AS region_code",
-                [held])
+    # a county whose reference data check_reference held this month (its county_reference_held
+    # finding, published) has no standard to report: its people were paid forward (issue 20); the
+    # lists and averages leave its broken standard out
+    con.execute("CREATE OR REPLACE TEMP TABLE reference_held AS SELECT DISTINCT region_code FROM wh.finding "
+                "WHERE payroll_month = ? AND finding_type = 'county_reference_held'", [month])
     return params
 
 
