@@ -449,6 +449,7 @@ def release(ctx: RunContext, who: str) -> dict:
     record = release_record(ctx)
     pending = sorted(in_manifest - released_batches(ctx)) if record else sorted(in_manifest)
     checked = verify_month(ctx, who)
+    check_released_payer(ctx, manifest, set(pending))
     if not pending:
         if checked["state"] in AFTER_RELEASE:
             raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
@@ -470,6 +471,34 @@ def release(ctx: RunContext, who: str) -> dict:
     clear_not_published(ctx)
     _record_release(ctx, who, checked, entry["manifest_sha256"])
     return {"payroll_month": ctx.month, **entry, "batches": pending}
+
+
+def check_released_payer(ctx: RunContext, manifest: dict, batches: set[str]) -> None:
+    """No file about to go to the banks names an unset or placeholder paying account or bank: a
+    month written before the payout stage refused them (its pain.001 named 6222000000000000001 by
+    default) is rerun with DOUDI_DEBTOR_ACCOUNT and DOUDI_DEBTOR_BIC set, never released. The
+    pain.001's own debtor is read from the file; a template's from the manifest."""
+    from xml.etree import ElementTree
+
+    from pipelines.payout_render import PAIN001_NS
+
+    ns = f"{{{PAIN001_NS}}}"
+    for f in manifest["files"]:
+        if f["batch_id"] not in batches:
+            continue
+        if f["format"] == "pain001":
+            pmt = ElementTree.parse(ctx.payouts_dir / f["name"]).getroot()
+            named = {"DOUDI_DEBTOR_ACCOUNT": pmt.findtext(f".//{ns}DbtrAcct/{ns}Id/{ns}Othr/{ns}Id") or "",
+                     "DOUDI_DEBTOR_BIC": pmt.findtext(f".//{ns}DbtrAgt/{ns}FinInstnId/{ns}BICFI") or ""}
+        elif f["format"].startswith("template:") and "debtor" in manifest:
+            named = {"DOUDI_DEBTOR_ACCOUNT": manifest["debtor"]["account"]}
+        else:
+            continue
+        for setting, value in named.items():
+            problem = placeholder_problem(setting, value)
+            if problem:
+                raise RunError(f"{f['name']}: its paying side ({setting}) {problem}, so the month is not released; "
+                               f"set {setting} to the bureau's own, rerun the month, then release it.")
 
 
 def _record_release(ctx: RunContext, who: str, checked: dict, manifest_sha256: str) -> None:

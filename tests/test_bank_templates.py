@@ -266,3 +266,22 @@ def _escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_a_month_written_with_a_placeholder_payer_is_not_released(tmp_path, monkeypatch):
+    """A month whose pain.001 names the old default account (as every month written before the payout
+    stage refused it did): `doudi release` refuses it, naming the setting; nothing is marked released."""
+    from pipelines import payout
+    from pipelines.cli import main as doudi
+
+    monkeypatch.setattr(payout, "check_debtor", lambda *args: None)  # as the payout stage wrote before
+    monkeypatch.setenv("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001")
+    write_csv(roster_path(tmp_path / "inbox", MONTH, "tekun", "210102_tekun_202001.csv"), TEKUN_HEAD, [tekun()])
+    run(tmp_path, MONTH)
+    with pytest.raises(RunError, match=r"2020-01_ICBC_R_01.pain001.xml: its paying side \(DOUDI_DEBTOR_ACCOUNT\) is "
+                                       r"a known placeholder \(6222000000000000001\), so the month is not released; "
+                                       "set DOUDI_DEBTOR_ACCOUNT"):
+        payout.release(context(tmp_path, MONTH), "测试员")
+    assert not payout.released_marker(context(tmp_path, MONTH)).exists()
+    assert doudi(["release", "--month", MONTH, "--out", str(tmp_path / "out"), "--warehouse",
+                  str(tmp_path / "warehouse.duckdb"), "--by", "测试员"]) == 1
