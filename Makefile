@@ -24,6 +24,10 @@ export DOUDI_INBOX ?= $(CURDIR)/var/inbox
 export DOUDI_OUT ?= $(CURDIR)/var/out
 export DOUDI_WAREHOUSE ?= $(CURDIR)/var/warehouse.duckdb
 export DOUDI_REFERENCE ?= $(CURDIR)/data/reference
+# the paying side the demo's and the tests' payout files name: clearly not a bureau's account (doudi
+# refuses to write pain.001 or bank files without one); a bureau sets its own (README, "Bank files")
+export DOUDI_DEBTOR_ACCOUNT ?= TEST-DEBTOR-0000000001
+export DOUDI_DEBTOR_BIC ?= TESTCNBJ
 
 .PHONY: install demo test test-fast test-deps lint bench lock clean airflow-db celery-check model-check mutation
 

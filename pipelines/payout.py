@@ -9,8 +9,12 @@ more than 999,999 records in a run (a national month) gets a wider sequence for 
 
 Renderings of one batch: CSV (UTF-8, always), and as configured (DOUDI_PAYOUT_FORMATS): `csv_gbk`,
 `xlsx`, `pain001` (ISO 20022 pain.001.001.09, validated against the official XSD before it is
-kept). DuckDB composes every file (pipelines/payout_render.py): no record passes through Python.
-A batch larger than DOUDI_MAX_RECORDS_PER_FILE is split into parts. `manifest.json` names every
+kept), and the bank's own layout where banks.csv chooses a template (pipelines/bank_templates.py).
+DuckDB composes every file (pipelines/payout_render.py): no record passes through Python.
+A batch larger than DOUDI_MAX_RECORDS_PER_FILE, or than its bank template's max_records, is split
+into parts. A file naming the paying account or bank is written only when DOUDI_DEBTOR_ACCOUNT and
+DOUDI_DEBTOR_BIC are set to real values (check_debtor), and asks for execution on a fixed day of
+the month (DOUDI_EXECUTION_DAY, execution_date), never the clock's. `manifest.json` names every
 file with SHA-256, and the count and sum read back from the file itself, and the SHA-256 of the
 previous month's manifest.
 
@@ -20,16 +24,18 @@ never rewritten.
 
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
 from pathlib import Path
 
+from pipelines import bank_templates
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, sha256_file, write_json_atomic
 from pipelines.lifecycle import NOT_PUBLISHED_MARKER, mark_not_published, record_transition, run_info
 from pipelines.months import shift_month
 from pipelines.payout_render import xsd_path
-from pipelines.settings import RunContext, RunError
+from pipelines.settings import RunContext, RunError, Settings, placeholder_problem
 from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, register_vocabulary, sql_string
 
 REGULAR_BATCH = "R"  # the month's regular batch per bank
@@ -49,6 +55,13 @@ def write_payouts(ctx: RunContext) -> dict:
     ledger = ctx.work_dir / "compute" / "ledger.parquet"
     if not ledger.exists():
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
+    formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise RunError(f"unknown payout format {unknown[0]!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
+    templates = bank_templates.load(ctx.reference)
+    execution = execution_date(ctx.month, ctx.settings.execution_day)
+    check_debtor(ctx.settings, formats, templates)
     # before any file: until publish commits, this folder says its files are not to be sent
     mark_not_published(ctx)
     con = connect(ctx)
@@ -58,7 +71,7 @@ def write_payouts(ctx: RunContext) -> dict:
     con.execute(f"CREATE VIEW full_ledger AS SELECT * FROM read_parquet('{sql_string(str(ledger))}')")
     con.execute("CREATE VIEW month_ledger AS SELECT * FROM full_ledger WHERE payment_ref IS NULL")
     register_vocabulary(con)  # vocab_program_zh: the programs' names on the payout records
-    build_records(con, ctx)
+    build_records(con, ctx, {bank: t.max_records for bank, t in templates.items() if t.max_records})
     if released:  # the month's records the banks already have: never rewritten, their refs never reused
         attach_warehouse(con, ctx.warehouse)
         batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
@@ -67,14 +80,11 @@ def write_payouts(ctx: RunContext) -> dict:
     check_records(con, released=bool(released))
 
     out_dir = ensure_dir(ctx.payouts_dir)
-    formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise RunError(f"unknown payout format {unknown[0]!r} (DOUDI_PAYOUT_FORMATS takes csv_gbk, xlsx, pain001)")
     groups = con.execute("SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall()
+    check_file_names(ctx, formats, templates, groups)
     record_count = con.execute("SELECT count(*) FROM payout_records").fetchone()[0]
     files = []
-    for written in _write_batches(ctx, con, formats, out_dir, groups, record_count):
+    for written in _write_batches(ctx, con, formats, out_dir, groups, record_count, templates, execution):
         for f in written:
             checkpoint("payout.after_first_file")
             files.append(f)
@@ -91,6 +101,9 @@ def write_payouts(ctx: RunContext) -> dict:
         raise RunError(f"payout files carry {totals['sum']} but the month's payable lines sum to "
                        f"{totals['payable_sum']}: nothing released is rewritten, check the warehouse")
     manifest = build_manifest(ctx, files, totals)
+    manifest["execution_date"] = execution
+    if debtor_settings_needed(formats, templates):  # the paying side the files name, for release to check
+        manifest["debtor"] = {"account": ctx.settings.debtor_account, "bic": ctx.settings.debtor_bic}
     checkpoint("payout.before_manifest")
     write_json_atomic(out_dir / "manifest.json", manifest)
     refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
@@ -116,7 +129,7 @@ def write_payouts(ctx: RunContext) -> dict:
 
 
 def _write_batches(ctx: RunContext, con, formats: list[str], out_dir: Path, groups: list[tuple],
-                   record_count: int):
+                   record_count: int, templates: dict, execution: str):
     """Write the month's files, one batch part after another, or a few side by side in threads
     (DOUDI_PAYOUT_PROCESSES, for months of at least DOUDI_PAYOUT_PARALLEL_MIN_RECORDS records), each
     on its own DuckDB cursor: DuckDB, zlib (the XLSX container) and libxml2 (the pain.001 check) work
@@ -126,7 +139,8 @@ def _write_batches(ctx: RunContext, con, formats: list[str], out_dir: Path, grou
     def one(group):
         cur = con.cursor()
         try:
-            return write_batch(ctx, cur, formats, out_dir, *group)
+            return write_batch(ctx, cur, formats, out_dir, *group, template=templates.get(group[0]),
+                               execution=execution)
         finally:
             cur.close()
 
@@ -142,14 +156,17 @@ def _write_batches(ctx: RunContext, con, formats: list[str], out_dir: Path, grou
 
 
 def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_code: str, batch_id: str,
-                part: int) -> list[dict]:
-    """Every format of one batch part (pipelines/payout_render.py), each written under a temporary
-    name, read back by a reader independent of the query that composed it, and renamed into place
-    only if that reading gives the records' count and sum. The manifest's count and sum of a file are
-    that reading's."""
+                part: int, template: bank_templates.Template | None = None, execution: str | None = None) -> list[dict]:
+    """Every format of one batch part (pipelines/payout_render.py), and its bank's template file,
+    each written under a temporary name, read back by a reader independent of the query that
+    composed it, and renamed into place only if that reading gives the records' count and sum. The
+    manifest's count and sum of a file are that reading's."""
     from pipelines import payout_render as render
 
     s = ctx.settings
+    execution = execution or execution_date(ctx.month, s.execution_day)
+    if template is not None and template.format == "pain001" and "pain001" not in formats:
+        formats = [*formats, "pain001"]
     stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
     count, total = render.load_batch(con, bank_code, batch_id, part)
     entries = []
@@ -168,7 +185,7 @@ def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_co
                 read = render.read_xlsx_totals(tmp)
             else:
                 tmp.write_bytes(render.pain001_bytes(con, ctx.month, stem, s.debtor_name, s.debtor_account,
-                                                     s.debtor_bic))
+                                                     s.debtor_bic, execution))
                 read = render.read_pain001_totals(tmp)
             if read != (count, total):
                 raise RunError(f"{name} reads back as {read[0]} records / {read[1]:.2f}, but its batch has {count} / "
@@ -176,11 +193,87 @@ def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_co
             digest = sha256_file(tmp)
         entries.append({"name": name, "sha256": digest, "count": read[0], "sum": f"{read[1]:.2f}",
                         "format": fmt, "bank_code": bank_code, "batch_id": batch_id, "part": part})
+    if template is not None and template.format == "delimited":
+        entries.append(_write_template_file(ctx, con, template, out_dir, bank_code, batch_id, part, count, total,
+                                            execution))
     con.execute("DROP TABLE batch")
     return entries
 
 
-def build_records(con, ctx: RunContext) -> None:
+def _write_template_file(ctx: RunContext, con, template: bank_templates.Template, out_dir: Path, bank_code: str,
+                         batch_id: str, part: int, count: int, total: Decimal, execution: str) -> dict:
+    """The batch part in its bank's own layout (bank_templates.csv), read back with the template's
+    encoding before it takes its name."""
+    s = ctx.settings
+    name = bank_templates.file_name(template, ctx.month, bank_code, batch_id, part)
+    values = bank_templates.batch_values(template, count, total, month=ctx.month, bank_code=bank_code,
+                                         batch_id=batch_id, part=part, debtor_name=s.debtor_name,
+                                         debtor_account=s.debtor_account, debtor_bic=s.debtor_bic,
+                                         execution_date=execution)
+    with atomic_path(out_dir / name) as tmp:
+        tmp.write_bytes(bank_templates.render(con, template, values))
+        read = bank_templates.read_totals(tmp, template, values)
+        if read != (count, total):
+            raise RunError(f"{name} reads back as {read[0]} records / {read[1]:.2f}, but its batch has {count} / "
+                           f"{total:.2f}: not written")
+        digest = sha256_file(tmp)
+    return {"name": name, "sha256": digest, "count": read[0], "sum": f"{read[1]:.2f}",
+            "format": f"template:{template.key}", "bank_code": bank_code, "batch_id": batch_id, "part": part}
+
+
+def execution_date(month: str, day: int) -> str:
+    """The date the banks are asked to execute the month's transfers: day `day` of the payroll
+    month (DOUDI_EXECUTION_DAY), moved to the Monday after when it is a Saturday or Sunday. Public
+    holidays are not known here: a bureau whose day falls on one sets another day for that month."""
+    if not 1 <= day <= 28:
+        raise RunError(f"DOUDI_EXECUTION_DAY is {day}: set it to a day of the month from 1 to 28 (every month has "
+                       "it), the day the banks are asked to pay.")
+    date = datetime.date(int(month[:4]), int(month[5:7]), day)
+    while date.weekday() >= 5:
+        date += datetime.timedelta(days=1)
+    return date.isoformat()
+
+
+def debtor_settings_needed(formats: list[str], templates: dict) -> set[str]:
+    """The paying-side settings the month's files name: all of them for pain.001, those a bank
+    template's header, footer or file name uses."""
+    needed = {"DOUDI_DEBTOR_ACCOUNT", "DOUDI_DEBTOR_BIC"} if "pain001" in formats else set()
+    for template in templates.values():
+        needed |= template.debtor_settings()
+    return needed
+
+
+def check_debtor(settings: Settings, formats: list[str], templates: dict) -> None:
+    """No payout file names an unset or placeholder paying account or bank (settings.KNOWN_PLACEHOLDERS):
+    refused before any file is written, naming the setting to set."""
+    values = {"DOUDI_DEBTOR_ACCOUNT": settings.debtor_account, "DOUDI_DEBTOR_BIC": settings.debtor_bic}
+    what = {"DOUDI_DEBTOR_ACCOUNT": "the bureau's paying account (付款账号)",
+            "DOUDI_DEBTOR_BIC": "the paying bank's code (BIC, 付款行)"}
+    for setting in sorted(debtor_settings_needed(formats, templates)):
+        problem = placeholder_problem(setting, values[setting])
+        if problem:
+            raise RunError(f"{setting} {problem}: set it to {what[setting]} before writing payout files, which "
+                           "name it (pain.001 and bank templates naming the payer); nothing was written.")
+
+
+def check_file_names(ctx: RunContext, formats: list[str], templates: dict, groups: list[tuple]) -> None:
+    """No two files of the month share a name (a bank template's file_name pattern could)."""
+    seen: dict[str, tuple] = {}
+    for bank_code, batch_id, part in groups:
+        stem = f"{ctx.month}_{bank_code}_{batch_id}_{part:02d}"
+        names = [stem + SUFFIXES[f] for f in (*formats, "pain001")]
+        template = templates.get(bank_code)
+        if template is not None and template.format == "delimited":
+            names.append(bank_templates.file_name(template, ctx.month, bank_code, batch_id, part))
+        for name in dict.fromkeys(names):
+            if name in seen or name in ("manifest.json", "released.json", NOT_PUBLISHED_MARKER):
+                raise RunError(f"payout file name {name} would be written twice (bank {bank_code} batch {batch_id} "
+                               f"part {part}): give bank template {template.key if template else ''} a file_name "
+                               "naming {银行代码}, {批次} and {文件序号}.")
+            seen[name] = (bank_code, batch_id, part)
+
+
+def build_records(con, ctx: RunContext, bank_caps: dict[str, int] | None = None) -> None:
     """`payout_records`: the month's transfers (sql/marts/payout_record.sql), numbered per bank,
     with their payment refs and file parts.
 
@@ -198,29 +291,38 @@ def build_records(con, ctx: RunContext) -> None:
         con.execute(f"CREATE TABLE payout_record AS {records_sql}" if chunk == 0
                     else f"INSERT INTO payout_record {records_sql}")
     number_records(con, ctx.month_compact, ctx.settings.max_records_per_file,
-                   supplement_batch(ctx) if ctx.supplementary else None)
+                   supplement_batch(ctx) if ctx.supplementary else None, bank_caps)
 
 
-def number_records(con, month_compact: str, max_records_per_file: int, supplement: str | None) -> None:
+def number_records(con, month_compact: str, max_records_per_file: int, supplement: str | None,
+                   bank_caps: dict[str, int] | None = None) -> None:
     """`payout_records` from `payout_record`: each record's batch, its sequence within the bank (in
     a fixed order: region, payee, account, name, so a rerun numbers alike), its payment ref and its
-    file part. The numbering reads only the narrow sort keys, never the records' line lists."""
+    file part. A part holds at most max_records_per_file records, or fewer where the bank's template
+    caps its files lower (`bank_caps`). The numbering reads only the narrow sort keys, never the
+    records' line lists."""
+    con.execute("CREATE OR REPLACE TEMP TABLE payout_bank_caps (bank_code VARCHAR, max_records BIGINT)")
+    if bank_caps:
+        con.executemany("INSERT INTO payout_bank_caps VALUES (?, ?)", sorted(bank_caps.items()))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE payout_record_numbers AS "
-        "SELECT record_rowid, seq, batch_id, payment_ref(?, bank_code, batch_id, seq, bank_records) AS payment_ref, "
-        "CAST(ceil(row_number() OVER (PARTITION BY bank_code, batch_id ORDER BY seq) / ?) AS INTEGER) AS part "
+        "SELECT record_rowid, seq, batch_id, payment_ref(?, n.bank_code, batch_id, seq, bank_records) AS payment_ref, "
+        "CAST(ceil(row_number() OVER (PARTITION BY n.bank_code, batch_id ORDER BY seq) "
+        "          / least(?, coalesce(c.max_records, ?))) AS INTEGER) AS part "
         "FROM (SELECT record_rowid, bank_code, batch_id, seq, max(seq) OVER (PARTITION BY bank_code) AS bank_records "
         "      FROM (SELECT rowid AS record_rowid, bank_code, "
         "            CASE WHEN ? THEN ? WHEN is_reissue THEN ? ELSE ? END AS batch_id, "
         "            row_number() OVER (PARTITION BY bank_code "
         "                               ORDER BY region_code, payee_group, payee_account, payee_name) AS seq "
-        "            FROM payout_record))",
-        [month_compact, max_records_per_file, supplement is not None, supplement, REISSUE_BATCH, REGULAR_BATCH],
+        "            FROM payout_record)) n LEFT JOIN payout_bank_caps c ON c.bank_code = n.bank_code",
+        [month_compact, max_records_per_file, max_records_per_file, supplement is not None, supplement,
+         REISSUE_BATCH, REGULAR_BATCH],
     )
     con.execute("CREATE OR REPLACE TABLE payout_records AS SELECT r.*, n.seq, n.batch_id, n.payment_ref, n.part "
                 "FROM payout_record r JOIN payout_record_numbers n ON r.rowid = n.record_rowid")
     con.execute("DROP TABLE payout_record")
     con.execute("DROP TABLE payout_record_numbers")
+    con.execute("DROP TABLE payout_bank_caps")
 
 
 def check_records(con, released: bool) -> None:
@@ -349,6 +451,7 @@ def release(ctx: RunContext, who: str) -> dict:
     record = release_record(ctx)
     pending = sorted(in_manifest - released_batches(ctx)) if record else sorted(in_manifest)
     checked = verify_month(ctx, who)
+    check_released_payer(ctx, manifest, set(pending))
     if not pending:
         if checked["state"] in AFTER_RELEASE:
             raise RunError(f"{ctx.month} was already released: {released_marker(ctx)}")
@@ -370,6 +473,34 @@ def release(ctx: RunContext, who: str) -> dict:
     clear_not_published(ctx)
     _record_release(ctx, who, checked, entry["manifest_sha256"])
     return {"payroll_month": ctx.month, **entry, "batches": pending}
+
+
+def check_released_payer(ctx: RunContext, manifest: dict, batches: set[str]) -> None:
+    """No file about to go to the banks names an unset or placeholder paying account or bank: a
+    month written before the payout stage refused them (its pain.001 named 6222000000000000001 by
+    default) is rerun with DOUDI_DEBTOR_ACCOUNT and DOUDI_DEBTOR_BIC set, never released. The
+    pain.001's own debtor is read from the file; a template's from the manifest."""
+    from xml.etree import ElementTree
+
+    from pipelines.payout_render import PAIN001_NS
+
+    ns = f"{{{PAIN001_NS}}}"
+    for f in manifest["files"]:
+        if f["batch_id"] not in batches:
+            continue
+        if f["format"] == "pain001":
+            pmt = ElementTree.parse(ctx.payouts_dir / f["name"]).getroot()
+            named = {"DOUDI_DEBTOR_ACCOUNT": pmt.findtext(f".//{ns}DbtrAcct/{ns}Id/{ns}Othr/{ns}Id") or "",
+                     "DOUDI_DEBTOR_BIC": pmt.findtext(f".//{ns}DbtrAgt/{ns}FinInstnId/{ns}BICFI") or ""}
+        elif f["format"].startswith("template:") and "debtor" in manifest:
+            named = {"DOUDI_DEBTOR_ACCOUNT": manifest["debtor"]["account"]}
+        else:
+            continue
+        for setting, value in named.items():
+            problem = placeholder_problem(setting, value)
+            if problem:
+                raise RunError(f"{f['name']}: its paying side ({setting}) {problem}, so the month is not released; "
+                               f"set {setting} to the bureau's own, rerun the month, then release it.")
 
 
 def _record_release(ctx: RunContext, who: str, checked: dict, manifest_sha256: str) -> None:

@@ -95,11 +95,13 @@ def _xml_text(expr: str) -> str:
             "chr(13), '&#13;')")
 
 
-def pain001_bytes(con, month: str, stem: str, debtor_name: str, debtor_account: str, debtor_bic: str) -> bytes:
+def pain001_bytes(con, month: str, stem: str, debtor_name: str, debtor_account: str, debtor_bic: str,
+                  execution_date: str) -> bytes:
     """The batch as an ISO 20022 pain.001.001.09 document (Chinese accounts as `Othr/Id`, amounts in
     CNY), composed by one query: the records' fragments in file order between a group header and a
     payment information block whose counts and control sums the same query adds up. A fixed
-    creation time (the first of the payroll month) keeps reruns byte-identical."""
+    creation time (the first of the payroll month) and a fixed execution date (a setting,
+    pipelines/payout.py execution_date) keep reruns byte-identical."""
     i = lambda n: "\n" + "  " * n  # noqa: E731  the pretty printer's indentation, two spaces a level
     name, account, memo = (_xml_text(e) for e in ("left(coalesce(payee_name, ''), 140)", "coalesce(payee_account, '')",
                                                   "left(coalesce(memo, ''), 140)"))
@@ -120,7 +122,7 @@ def pain001_bytes(con, month: str, stem: str, debtor_name: str, debtor_account: 
     initiating = (f"{i(3)}<InitgPty>{i(4)}<Nm>{esc(debtor_name)}</Nm>{i(3)}</InitgPty>{i(2)}</GrpHdr>"
                   f"{i(2)}<PmtInf>{i(3)}<PmtInfId>{esc(stem.replace('-', '').replace('_', '')[:35])}</PmtInfId>"
                   f"{i(3)}<PmtMtd>TRF</PmtMtd>")
-    debtor = (f"{i(3)}<ReqdExctnDt>{i(4)}<Dt>{month}-01</Dt>{i(3)}</ReqdExctnDt>{i(3)}<Dbtr>{i(4)}"
+    debtor = (f"{i(3)}<ReqdExctnDt>{i(4)}<Dt>{execution_date}</Dt>{i(3)}</ReqdExctnDt>{i(3)}<Dbtr>{i(4)}"
               f"<Nm>{esc(debtor_name)}</Nm>{i(3)}</Dbtr>{i(3)}<DbtrAcct>{i(4)}<Id>{i(5)}<Othr>{i(6)}"
               f"<Id>{esc(debtor_account)}</Id>{i(5)}</Othr>{i(4)}</Id>{i(3)}</DbtrAcct>{i(3)}<DbtrAgt>{i(4)}"
               f"<FinInstnId>{i(5)}<BICFI>{esc(debtor_bic)}</BICFI>{i(4)}</FinInstnId>{i(3)}</DbtrAgt>")

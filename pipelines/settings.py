@@ -36,6 +36,23 @@ def keep_new_files_owner_only() -> None:
     os.umask(OWNER_ONLY_UMASK)
 
 
+# Paying accounts and bank codes that are known stand-ins, never a bureau's own: doudi's old
+# defaults and the shapes of a made-up number. A payout file naming one is refused.
+KNOWN_PLACEHOLDERS = {
+    "DOUDI_DEBTOR_ACCOUNT": ("6222000000000000001", "0", "000000", "123456789", "1234567890123456789"),
+    "DOUDI_DEBTOR_BIC": ("ICBKCNBJSYG", "XXXXCNBJ", "XXXXXXXX", "AAAACNBJ"),
+}
+
+
+def placeholder_problem(setting: str, value: str) -> str | None:
+    """Why `value` of a paying-side setting cannot go into a payout file, in a few words, or None."""
+    if not value:
+        return "is not set"
+    if value.upper() in KNOWN_PLACEHOLDERS[setting] or len(set(value)) == 1:
+        return f"is a known placeholder ({value})"
+    return None
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -67,10 +84,16 @@ class Settings:
             f for f in _env("DOUDI_PAYOUT_FORMATS", "xlsx,pain001").split(",") if f.strip()
         )
     )
-    # Debtor (the paying finance bureau) for pain.001 files.
+    # The paying finance bureau (debtor) of pain.001 files and of bank templates that name it. No
+    # default for the account and the bank code: a file paying out of an account nobody chose is
+    # refused (pipelines/payout.py check_debtor), and so is one of KNOWN_PLACEHOLDERS below.
     debtor_name: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_NAME", "辽宁省财政厅社会保障资金专户"))
-    debtor_account: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "6222000000000000001"))
-    debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "ICBKCNBJSYG"))
+    debtor_account: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_ACCOUNT", "").strip())
+    debtor_bic: str = field(default_factory=lambda: _env("DOUDI_DEBTOR_BIC", "").strip())
+    # The day of the payroll month the banks are asked to execute the transfers (pain.001
+    # ReqdExctnDt, a template's {执行日期}); one on a Saturday or Sunday moves to the Monday after.
+    # A fixed day, never the clock, so a rerun of the month writes the same bytes. 1 to 28.
+    execution_day: int = field(default_factory=lambda: int(_env("DOUDI_EXECUTION_DAY", "10")))
     # Batch parts whose payout files are written side by side (threads, each on its own DuckDB
     # cursor; the name is from when they were processes), for months of at least this many records;
     # smaller months write one part after another. The files are the same bytes for any value.

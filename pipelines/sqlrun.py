@@ -31,7 +31,7 @@ from pipelines.vocabulary import (
 
 REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
-    "registry_checks", "temporary_assistance",
+    "registry_checks", "temporary_assistance", "bank_templates",
 )
 # Extensions a bureau's folder may lack: an empty table stands in (the models say what that means).
 OPTIONAL_REFERENCE = {
@@ -40,6 +40,9 @@ OPTIONAL_REFERENCE = {
     "temporary_assistance": "region_code VARCHAR, event_type VARCHAR, standard_months VARCHAR, township_cap VARCHAR, "
                             "county_cap VARCHAR, case_by_case_threshold VARCHAR, max_per_12_months VARCHAR, "
                             "version VARCHAR, valid_from VARCHAR",
+    # banks' payout file layouts (pipelines/bank_templates.py reads them); without it, today's files
+    "bank_templates": "template VARCHAR, format VARCHAR, encoding VARCHAR, separator VARCHAR, columns VARCHAR, "
+                      "header VARCHAR, footer VARCHAR, file_name VARCHAR, max_records VARCHAR, description VARCHAR",
 }
 
 

@@ -14,6 +14,10 @@ MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
 os.environ.setdefault("AIRFLOW_HOME", str(PROJECT / ".airflow"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# the paying side of the tests' payout files, as the Makefile sets it for `make demo` and `make test`:
+# clearly a test account (doudi has no default, and refuses to write pain.001 without one)
+os.environ.setdefault("DOUDI_DEBTOR_ACCOUNT", "TEST-DEBTOR-0000000001")
+os.environ.setdefault("DOUDI_DEBTOR_BIC", "TESTCNBJ")
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,8 @@ def render_pain001(ctx: RunContext, stem: str, rows: list[tuple], batch_id: str,
     """ISO 20022 pain.001.001.09, Chinese accounts as `Othr/Id`, amounts in CNY."""
     from lxml import etree
 
+    from pipelines.payout import execution_date
+
     s = ctx.settings
     ns = PAIN001_NS
     E = lambda tag, parent=None, text=None: _el(etree, ns, tag, parent, text)  # noqa: E731
@@ -86,7 +88,7 @@ def render_pain001(ctx: RunContext, stem: str, rows: list[tuple], batch_id: str,
     E("PmtMtd", pmt, "TRF")
     E("NbOfTxs", pmt, str(len(rows)))
     E("CtrlSum", pmt, f"{total:.2f}")
-    E("Dt", E("ReqdExctnDt", pmt), f"{ctx.month}-01")
+    E("Dt", E("ReqdExctnDt", pmt), execution_date(ctx.month, s.execution_day))
     E("Nm", E("Dbtr", pmt), s.debtor_name)
     E("Id", E("Othr", E("Id", E("DbtrAcct", pmt))), s.debtor_account)
     E("BICFI", E("FinInstnId", E("DbtrAgt", pmt)), s.debtor_bic)

@@ -303,8 +303,10 @@ def test_every_payout_file_is_the_bytes_the_row_by_row_renderers_wrote(four_mont
                     [str(out / "_work" / "payout" / "records.parquet")])
         expected = _oracle_files(ctx, con, ["csv", "xlsx", "pain001"])
         manifest = json.loads((out / "payouts" / "manifest.json").read_text(encoding="utf-8"))
-        assert sorted(f["name"] for f in manifest["files"]) == sorted(expected)
-        for f in manifest["files"]:
+        # the banks' own layouts (tests/test_bank_templates.py) came after the oracle
+        rendered = [f for f in manifest["files"] if not f["format"].startswith("template:")]
+        assert sorted(f["name"] for f in rendered) == sorted(expected)
+        for f in rendered:
             data, count, total = expected[f["name"]]
             assert (out / "payouts" / f["name"]).read_bytes() == data, f["name"]
             assert (f["count"], f["sum"]) == (count, total)
