@@ -70,6 +70,7 @@ class Month:
         self.roster: list[dict] = []
         self.ledger: list[dict] = []
         self.deaths: list[str] = []
+        self.held_counties: list[str] = []  # counties check_reference held (county_reference_held findings)
         self.n = 0
 
     def person(self, program, id_number, month=M, region=HP, ur="城市", **kw) -> str:
@@ -106,6 +107,9 @@ class Month:
         con.execute("CREATE TABLE wh.registry_entry (payroll_month VARCHAR, registry VARCHAR, id_number VARCHAR)")
         for d in self.deaths:
             con.execute("INSERT INTO wh.registry_entry VALUES ('2020-03', 'deaths', ?)", [d])
+        con.execute("CREATE TABLE wh.finding (payroll_month VARCHAR, finding_type VARCHAR, region_code VARCHAR)")
+        for county in self.held_counties:
+            con.execute("INSERT INTO wh.finding VALUES (?, 'county_reference_held', ?)", [M, county])
 
 
 P = {}  # planted people, by role
@@ -229,6 +233,28 @@ def test_near_standard(lab):
     assert entries(con, "watch_list", "near_standard") == {P["near_in"]}
     evidence = con.execute("SELECT evidence FROM watch_list WHERE rule = 'near_standard'").fetchone()[0]
     assert "567.90" in evidence and "631.00" in evidence and "90.0%" in evidence  # 1135.80 / 2, the standard
+
+
+def test_a_county_held_for_its_reference_has_no_standard_to_be_near(tmp_path):
+    """A county whose reference data check_reference held this month (issue 20) was paid forward: its
+    standard is broken, so no household there is listed as near it, and it has no standard in the
+    provincial averages."""
+    from pipelines.watch import county_standards
+
+    ref = copy_reference(tmp_path)
+    (ref / "standards.csv").write_text(STANDARDS, encoding="utf-8")
+    (ref / "regions.csv").write_text(REGIONS, encoding="utf-8")
+    month = build_month()
+    month.held_counties.append(HP)
+    con = connect(context(tmp_path, M, reference=ref))
+    month.load(con)
+    build_lists(con, M, prepare(con, context(tmp_path, M, reference=ref)))
+    assert entries(con, "watch_list", "near_standard") == set()
+    county_standards(con, "held_check", M)
+    assert con.execute("SELECT count(*) FROM held_check WHERE region_code = ? AND standard IS NOT NULL",
+                       [HP]).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM held_check WHERE standard IS NOT NULL").fetchone()[0] > 0
+    con.close()
 
 
 def test_recent_exit(lab):
