@@ -111,7 +111,12 @@ class Settings:
     # and its imports whatever its size, so cutting pays only where the work outweighs that.
     # Operational only: the ledger and files are the same either way (tests/test_partitions.py).
     partition_min_rows: int = field(default_factory=lambda: int(_env("DOUDI_PARTITION_MIN_ROWS", "500000")))
-    duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", "4GB"))
+    # DuckDB's memory limit. Unset (the default), it follows the machine and the stage: the process's
+    # budget (DOUDI_MEMORY_BUDGET, 4GB, never more than half the machine's memory) less what the
+    # process already holds when a stage connects, less a reserve for Python's own objects
+    # (pipelines/sqlrun.duckdb_memory_limit_mb). Set, it is DuckDB's limit as given ("2GB").
+    duckdb_memory_limit: str = field(default_factory=lambda: _env("DOUDI_DUCKDB_MEMORY_LIMIT", ""))
+    memory_budget: str = field(default_factory=lambda: _env("DOUDI_MEMORY_BUDGET", "4GB"))
     duckdb_threads: int = field(default_factory=lambda: int(_env("DOUDI_DUCKDB_THREADS", "2")))
 
 

@@ -10,12 +10,13 @@ column as text; the staging models type them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
 
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
-from pipelines.settings import SQL_DIR, RunContext
+from pipelines.settings import SQL_DIR, RunContext, RunError
 from pipelines.vocabulary import (
     APPROVAL_LEVELS,
     CARE_LEVELS,
@@ -50,7 +51,7 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
     con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
     if ctx is not None:
         s = ctx.settings
-        con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
+        con.execute(f"SET memory_limit = '{s.duckdb_memory_limit or f'{duckdb_memory_limit_mb(s.memory_budget)}MB'}'")
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
         # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
         # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
@@ -61,6 +62,51 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
     con.execute("SET preserve_insertion_order = false")
     load_macros(con)
     return con
+
+
+# What Python itself may still allocate while DuckDB works (Arrow batches handed over, GX's result
+# objects, xlsx rows): kept out of DuckDB's share of the budget. And the least DuckDB is given.
+PYTHON_RESERVE_MB = 512
+DUCKDB_FLOOR_MB = 256
+
+
+def size_mb(text: str) -> int:
+    """'4GB', '512MB', '2.5 GiB' -> megabytes; a value it cannot read is named in one sentence."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?\s*", text.upper())
+    if not match:
+        raise RunError(f"memory size {text!r} is not a size such as 4GB or 512MB (DOUDI_MEMORY_BUDGET, "
+                       "DOUDI_DUCKDB_MEMORY_LIMIT)")
+    number, unit = float(match.group(1)), match.group(2)
+    return int(number * {"K": 1 / 1024, "": 1 / (1024 * 1024), "M": 1, "G": 1024, "T": 1024 * 1024}[unit])
+
+
+def machine_memory_mb() -> int:
+    """The memory this process may use on this machine: physical memory, or the container's
+    (cgroup) limit where it is lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            total = min(total, int(value))
+    return total // (1024 * 1024)
+
+
+def process_rss_mb() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss // (1024 * 1024)
+
+
+def duckdb_memory_limit_mb(budget: str, machine_mb: int | None = None, rss_mb: int | None = None) -> int:
+    """DuckDB's share of a process's memory budget, when the stage connects: the budget (at most half
+    of the machine), less what the process holds already (its imports, a stage's Python data), less
+    PYTHON_RESERVE_MB; never below DUCKDB_FLOOR_MB (DuckDB then spills to disk sooner)."""
+    machine = machine_memory_mb() if machine_mb is None else machine_mb
+    rss = process_rss_mb() if rss_mb is None else rss_mb
+    return max(DUCKDB_FLOOR_MB, min(size_mb(budget), machine // 2) - rss - PYTHON_RESERVE_MB)
 
 
 def sql_string(value: str) -> str:

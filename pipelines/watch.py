@@ -643,9 +643,10 @@ def render_statistical_return(month: str, rows: list[dict], total: Decimal, prog
     signature_block(ws, fmt, end + 1)
     render_progress(wb, fmt, progress)
     ws = wb.add_worksheet("口径说明")
-    write_table(ws, fmt, ["栏目", "口径"], list(STAT_RETURN_COLUMNS.items()))
+    ws.write(0, 0, f"{month} 社会救助月度统计报表　口径说明", fmt["title"])
+    write_table(ws, fmt, ["栏目", "口径"], list(STAT_RETURN_COLUMNS.items()), start_row=1)
     ws.set_column(1, 1, 100)
-    print_setup(ws, header_rows=(0, 0), last_col=1)
+    print_setup(ws, header_rows=(1, 1), last_col=1)
     wb.close()
     return buf.getvalue()
 
