@@ -337,8 +337,10 @@ def escalation(months="3"):
              "effective_from": "2019-01"}]
 
 
-def _findings(mt, payroll, due=(), lines=(), units=(), paid=(), closed=(), tolerance="0.00", held=(), **variables):
+def _findings(mt, payroll, due=(), lines=(), units=(), paid=(), closed=(), tolerance="0.00", held=(), serving=(),
+              **variables):
     mt.payroll(payroll, approved_tolerance=tolerance, **variables)
+    mt.given("int_service_months", list(serving))
     mt.given("stg_policy_parameters", escalation())
     mt.given("int_program_due", list(due))
     mt.given("int_reference_held_due", list(held))
@@ -415,8 +417,13 @@ def test_findings_need_the_escalation_parameter_in_force(mt):
     mt.payroll("2020-02")
     mt.reference(policy_parameters="parameter,value,effective_from,effective_to,note\n"
                                    "reissue_escalate_after_months,3,2020-03,,")
-    mt.empty("int_program_due", "int_payment_lines", "int_units", "int_paid_history", "hist_closed_accounts",
-             "int_reference_held_due")
+    mt.empty("int_program_due", "int_units", "int_paid_history", "hist_closed_accounts",
+             "int_reference_held_due", "int_service_months")
+    # a failed payment waiting for a corrected account: the escalation needs the parameter
+    mt.given("int_payment_lines", [{"line_key": T3, "line_program": "tekun", "id_number": T3, "service_month": "2020-01",
+                                    "line_type": "reissue", "amount": D("952.00"), "status": "held",
+                                    "hold_reason": "awaiting_account_correction", "first_failed_payroll": "2020-01",
+                                    "failed_account": account(T3)}])
     mt.fails("int_compute_findings", "no reissue_escalate_after_months row in force for payroll 2020-02")
 
 
@@ -477,15 +484,20 @@ DALIAN = "210202"
 def test_a_held_county_is_paid_last_months_lines_forward_within_the_policys_months(mt):
     """County C is held in the 2020-03 payroll. T1 (tekun) was paid 952.00 in February: paid forward,
     held line included (this month's holds decide again). T2's last line is from 2019-12, more than
-    carry_forward_max_months (2) back: nothing. T3 has ended (enrolled_to 2020-02): nothing. A1's
-    household was paid 655.00 + 29.48 price subsidy: both forward. B1 lives in Dalian, not held."""
+    carry_forward_max_months (2) back: nothing. T3 has ended (enrolled_to 2020-02: no service month
+    2020-03): nothing. A1's household was paid 655.00 + 29.48 price subsidy: both forward. H2's member
+    O2 died in February: a death changes the amount, nothing is paid forward. B1 lives in Dalian."""
     mt.payroll("2020-03", held_counties=[C])
     mt.given("int_units", [
         unit_row("tekun", T1, "2020-03", 1), unit_row("tekun", T2, "2020-03", 2),
         unit_row("tekun", T3, "2020-03", 3, enrolled_to="2020-02"),
         unit_row("dibao", A1, "2020-03", 4, household_id="H1", relation="户主"),
         unit_row("dibao", A2, "2020-03", 5, household_id="H1", relation="配偶"),
+        unit_row("dibao", G1, "2020-03", 6, household_id="H2", relation="户主"),
+        unit_row("dibao", O2, "2020-03", 7, household_id="H2", relation="子女", death_month="2020-02"),
         unit_row("tekun", B1, "2020-03", 1, region_code=DALIAN)])
+    mt.given("int_service_months", [_serving(u, p) for u, p in ((T1, "tekun"), (T2, "tekun"), ("H1", "dibao"),
+                                                                 ("H2", "dibao"), (B1, "tekun"))])
     mt.given("hist_ledger", [
         ledger_line("2020-01", "2020-01", "tekun", T1, "900.00"),
         ledger_line("2020-02", "2020-02", "tekun", T1, "952.00", status="held", inputs='{"placement": "分散"}'),
@@ -494,6 +506,7 @@ def test_a_held_county_is_paid_last_months_lines_forward_within_the_policys_mont
         ledger_line("2020-02", "2020-02", "tekun", T3, "900.00"),
         ledger_line("2020-02", "2020-02", "dibao", "H1", "655.00", id_number=A1),
         ledger_line("2020-02", "2020-02", "dibao", "H1", "29.48", "price_subsidy", id_number=A1),
+        ledger_line("2020-02", "2020-02", "dibao", "H2", "900.00", id_number=G1),
         ledger_line("2020-02", "2020-02", "tekun", B1, "900.00", region_code=DALIAN)])
     mt.expect("int_reference_held_due", [
         {"unit_key": T1, "line_type": "regular", "service_month": "2020-03", "due": D("952.00"),
@@ -508,10 +521,16 @@ def test_a_held_county_is_paid_last_months_lines_forward_within_the_policys_mont
     assert "按 2020-02 已核定的 952.00 元临时发放" in t1["formula"]
 
 
+def _serving(unit, program, month="2020-03"):
+    return {"unit_key": unit, "line_program": program, "service_month": month, "basis": "current",
+            "line_type": "regular"}
+
+
 def test_a_held_county_pays_only_the_programs_the_policy_carries(mt):
     """carry_forward_programs lists dibao alone: T1's tekun line is not paid forward."""
     mt.payroll("2020-03", held_counties=[C], carry_forward_programs="dibao")
     mt.given("int_units", [unit_row("tekun", T1, "2020-03", 1)])
+    mt.given("int_service_months", [_serving(T1, "tekun")])
     mt.given("hist_ledger", [ledger_line("2020-02", "2020-02", "tekun", T1, "952.00")])
     mt.expect("int_reference_held_due", [])
 
@@ -529,21 +548,32 @@ def test_a_held_countys_computed_lines_give_way_to_the_lines_paid_forward(mt):
 
 
 def test_a_held_countys_unit_with_nothing_to_pay_forward_is_told_why(mt):
-    """T1 is paid forward; T2 (new) and the temporary case LS-1 have nothing to pay forward: a finding
-    each. The no_standard the broken tables give T2 is not reported (nothing is judged from them)."""
+    """T1 is paid forward; T2 (new), the temporary case LS-1 and the household whose member died have
+    nothing to pay forward: a finding each, saying why. T3 has ended (no service month now): the
+    roster's own finding says so (not_entitled_this_month). The no_standard the broken tables give T2
+    is not reported (nothing is judged from them)."""
     _findings(mt, "2020-03", held_counties=[C], carry_forward_max_months="2",
               due=[owed(T2, "2020-03", "0.00", has_standard=False)],
               held=[owed(T1, "2020-03", "952.00", provisional_from="2020-02")],
+              serving=[_serving(T1, "tekun"), _serving(T2, "tekun"), _serving("H2", "dibao")],
               units=[unit_row("tekun", T1, "2020-03", 1), unit_row("tekun", T2, "2020-03", 2),
-                     unit_row("temporary", B1, "2020-03", 3, approval_no="LS-1", enrolled_from=None)])
+                     unit_row("temporary", B1, "2020-03", 3, approval_no="LS-1", enrolled_from=None),
+                     unit_row("dibao", G1, "2020-03", 4, household_id="H2", relation="户主"),
+                     unit_row("dibao", O2, "2020-03", 5, household_id="H2", relation="子女", death_month="2020-02"),
+                     unit_row("tekun", T3, "2020-03", 6, enrolled_to="2020-02")])
     mt.expect("int_compute_findings", [finding("county_reference_held_unpaid", T2, "not_paid"),
-                                       finding("county_reference_held_unpaid", B1, "not_paid")])
+                                       finding("county_reference_held_unpaid", B1, "not_paid"),
+                                       finding("county_reference_held_unpaid", G1, "not_paid"),
+                                       finding("not_entitled_this_month", T3, "not_paid")])
+    why = dict(mt.con.execute("SELECT id_number, detail FROM int_compute_findings").fetchall())
+    assert "死亡登记" in why[G1] and "最近 2 个月内没有可沿用的发放记录" in why[T2]
 
 
 def test_with_held_counties_unset_the_engine_stops(mt):
     """held_counties is set by compute from check_reference: unset, no model guesses 'none held'."""
     mt.payroll("2020-03")
-    mt.con.execute("RESET VARIABLE held_counties")
     mt.given("int_units", [unit_row("tekun", T1, "2020-03", 1)])
-    mt.given("hist_ledger", [])
+    mt.given("int_service_months", [_serving(T1, "tekun")])
+    mt.given("hist_ledger", [ledger_line("2020-02", "2020-02", "tekun", T1, "952.00")])
+    mt.con.execute("RESET VARIABLE held_counties")
     mt.fails("int_reference_held_due", "held_counties is not set")

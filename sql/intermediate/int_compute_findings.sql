@@ -99,6 +99,28 @@ from int_payment_lines
 where hold_reason = 'no_payee_account'
 
 union all
+-- a held county's unit with nothing to pay forward (new this month, a temporary case, last paid too
+-- long ago, a program carry_forward_programs does not list, or a death on record): not paid, said so
+select getvariable('payroll_month'), 'county_reference_held_unpaid', 'error', u.line_program, u.id_number,
+       u.region_code, 'not_paid',
+       u.region_code || ' 的参考数据（标准、资金分担比例等）有误，本县暂停按新数据计算；'
+       || case when exists (select 1 from int_units m where m.unit_key = u.unit_key
+                            and m.line_program = u.line_program and m.death_month is not null)
+               then '本户（人）有死亡登记，金额须重新计算，不临时发放'
+               else format('本人在最近 {} 个月内没有可沿用的发放记录（或该项目不临时发放）',
+                           getvariable('carry_forward_max_months')) end
+       || '，本月暂不发放，参考数据更正后以补充批次补发',
+       u.source_file, u.source_row
+from int_units u
+where reference_held(u.region_code) and (u.program <> 'dibao' or u.relation = '户主')
+  and (u.program = 'temporary'
+       or exists (select 1 from int_service_months s
+                  where s.unit_key = u.unit_key and s.line_program = u.line_program
+                    and s.service_month = getvariable('payroll_month')))
+  and not exists (select 1 from int_reference_held_due d
+                  where d.unit_key = u.unit_key and d.line_program = u.line_program)
+
+union all
 -- a failed payment still waiting for a corrected account: held, owed; escalated after the months
 -- policy_parameters.csv allows (reissue_escalate_after_months)
 select getvariable('payroll_month'),
@@ -113,20 +135,3 @@ from (select *, datediff('month', month_date(first_failed_payroll), month_date(g
       from int_payment_lines) l
 where l.line_type = 'reissue' and l.hold_reason = 'awaiting_account_correction'
 
-union all
--- a held county's unit with nothing to pay forward (new this month, a temporary case, last paid too
--- long ago, or a program carry_forward_programs does not list): not paid, and said so
-select getvariable('payroll_month'), 'county_reference_held_unpaid', 'error', u.line_program, u.id_number,
-       u.region_code, 'not_paid',
-       format('{} 的参考数据（标准、资金分担比例等）有误，本县暂停按新数据计算；本人在最近 {} 个月内没有可沿用的发放记录'
-              || '（或该项目不临时发放），本月暂不发放，参考数据更正后以补充批次补发', u.region_code,
-              getvariable('carry_forward_max_months')),
-       u.source_file, u.source_row
-from int_units u
-where reference_held(u.region_code) and (u.program <> 'dibao' or u.relation = '户主')
-  and (u.program = 'temporary'
-       or (u.enrolled_from <= getvariable('payroll_month')
-           and coalesce(u.enrolled_to, '9999-12') >= getvariable('payroll_month')
-           and coalesce(u.age_out_month, '9999-12') >= getvariable('payroll_month')))
-  and not exists (select 1 from int_reference_held_due d
-                  where d.unit_key = u.unit_key and d.line_program = u.line_program)

@@ -1,23 +1,31 @@
 -- int_reference_held_due: 不断 for a county whose reference data is broken (issue 20). check_reference
 -- holds such a county (reference_held) and pays the rest of the province; the engine computes
 -- nothing there from the broken tables. Instead each unit on this month's roster there, entitled this
--- month, is paid provisionally what its last payroll month paid it as regular and price-subsidy
+-- month (int_service_months) and with no death on record, is paid provisionally what its last payroll month paid it as regular and price-subsidy
 -- lines (held lines included: this month's holds decide again), for at most carry_forward_max_months
 -- months back and for the programs of carry_forward_programs, as a roster paid forward is. The line
 -- names that month (provisional_from); once the tables are fixed, the month's supplementary run pays
 -- what is missing and reports, never recovers, what was overpaid. A unit with nothing to pay forward
 -- gets a finding (int_compute_findings: county_reference_held_unpaid).
 -- grain: one row per unit, line program, line type and person (price subsidy: per covered person).
-with roster_units as (
-    -- on this month's roster in a held county, and entitled this month
-    select unit_key, line_program, id_number, household_id, region_code, urban_rural, source_file, source_row,
-           basis_month
-    from int_units
-    where reference_held(region_code) and program <> 'temporary'
-      and (program <> 'dibao' or relation = '户主')
-      and enrolled_from <= getvariable('payroll_month')
-      and coalesce(enrolled_to, '9999-12') >= getvariable('payroll_month')
-      and coalesce(age_out_month, '9999-12') >= getvariable('payroll_month')
+with deaths as (
+    -- a unit with a death on record: its amount changes (a member's share, a price subsidy that stops),
+    -- so nothing is paid forward; it is computed once the tables are fixed (never pay the dead)
+    select distinct unit_key, line_program from int_units where death_month is not null
+),
+
+roster_units as (
+    -- on this month's roster in a held county, entitled this month (int_service_months: the
+    -- roster's window, the age-out), with no death on record
+    select u.unit_key, u.line_program, u.id_number, u.household_id, u.region_code, u.urban_rural, u.source_file,
+           u.source_row, u.basis_month
+    from int_units u
+    where reference_held(u.region_code) and u.program <> 'temporary'
+      and (u.program <> 'dibao' or u.relation = '户主')
+      and exists (select 1 from int_service_months s
+                  where s.unit_key = u.unit_key and s.line_program = u.line_program
+                    and s.service_month = getvariable('payroll_month'))
+      and not exists (select 1 from deaths d where d.unit_key = u.unit_key and d.line_program = u.line_program)
 ),
 
 last_paid as (
