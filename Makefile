@@ -52,7 +52,7 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 
 demo: install airflow-db
 	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE) $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb
-	$(BIN)/doudi generate --out $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
+	$(BIN)/doudi generate --inbox $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
 	    --persons $(PERSONS) --seed $(SEED)
 	@umask 077; for m in $(MONTHS); do \
 	    echo "== monthly_disbursement $$m (airflow dags test)"; \
