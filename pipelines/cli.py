@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_args(rc, out=False, month=False)
     rc.add_argument("--receivable", required=True, help="receivable_id (table receivable_status)")
     rc.add_argument("--kind", required=True, choices=RECOVERY_KINDS, help="a refund received or an amount written off")
-    rc.add_argument("--amount", required=True, help="yuan, e.g. 1152.00")
+    rc.add_argument("--amount", required=True, help="yuan, e.g. 300.00")
     rc.add_argument("--by", required=True, help="who records it")
     rc.add_argument("--reason", required=True, help="why (recorded): the refund voucher, the write-off decision")
     rc.set_defaults(fn=cmd_recover)
