@@ -44,15 +44,27 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
-airflow-db: $(AIRFLOW_HOME)/airflow.db
+airflow-db: $(AIRFLOW_HOME)/airflow.db $(AIRFLOW_HOME)/airflow.cfg
 
-$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+# The exports above, written where Airflow reads them when run outside make (README: `airflow dags
+# test` with AIRFLOW_HOME alone): no example DAGs, WARNING, owner-only logs. Rewritten when this file
+# changes; a setting of one's own goes in the environment (AIRFLOW__SECTION__KEY wins over the file).
+$(AIRFLOW_HOME)/airflow.cfg: Makefile
+	mkdir -p $(AIRFLOW_HOME)
+	printf '%s\n' '# written by `make airflow-db` from the Makefile; edits are overwritten' \
+	    '[core]' 'dags_folder = $(AIRFLOW__CORE__DAGS_FOLDER)' 'load_examples = $(AIRFLOW__CORE__LOAD_EXAMPLES)' \
+	    '[logging]' 'logging_level = $(AIRFLOW__LOGGING__LOGGING_LEVEL)' \
+	    'file_task_handler_new_file_permissions = $(AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS)' \
+	    'file_task_handler_new_folder_permissions = $(AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS)' \
+	    > $@
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.cfg
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
 
 demo: install airflow-db
 	rm -rf $(DOUDI_INBOX) $(DOUDI_OUT) $(DOUDI_WAREHOUSE) $(basename $(DOUDI_WAREHOUSE))_analyst.duckdb
-	$(BIN)/doudi generate --out $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
+	$(BIN)/doudi generate --inbox $(DOUDI_INBOX) --months $(firstword $(MONTHS))..$(lastword $(MONTHS)) \
 	    --persons $(PERSONS) --seed $(SEED)
 	@umask 077; for m in $(MONTHS); do \
 	    echo "== monthly_disbursement $$m (airflow dags test)"; \

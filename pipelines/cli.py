@@ -1,6 +1,6 @@
 """The `doudi` command: the same stage functions as the DAG, without Airflow.
 
-    doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S
+    doudi generate --inbox DIR --months 2020-01..2020-04 --persons N --seed S
     doudi run      --month YYYY-MM --inbox DIR --reference DIR --out DIR --warehouse FILE [--supplementary]
     doudi run      ... [--first-month] [--by NAME]   (months run in order; --first-month starts a history)
     doudi verify   --month YYYY-MM --out DIR --warehouse FILE
@@ -10,10 +10,15 @@
     doudi explain  --month YYYY-MM --id ID --warehouse FILE
     doudi returns  --month YYYY-MM --inbox DIR --warehouse FILE --out DIR   (bank return files of that month)
     doudi withdraw-return --month YYYY-MM --file NAME --by NAME --reason TEXT [--sha256 HEX]
-    doudi dictionary [--warehouse FILE] [--output docs/data_dictionary.md]
+    doudi dictionary [--warehouse FILE] [--to docs/data_dictionary.md]
     doudi simulate --from-month YYYY-MM --urban 5% --rural 7% [--effective YYYY-MM] [--first-payroll YYYY-MM]
-    doudi export   --month YYYY-MM [--output DIR]
-    doudi clear    --month YYYY-MM (--id ID --program P --reason R | --file CSV) --by NAME [--through YYYY-MM]
+    doudi export   --month YYYY-MM [--to DIR]
+    doudi clear    --month YYYY-MM (--id ID --program P --hold-reason R | --file CSV) --by NAME [--through YYYY-MM]
+
+One vocabulary: --month the payroll month, --inbox the inbox root, --reference the reference folder,
+--out the output root, --warehouse the warehouse file, --to the one file or folder a command writes,
+--by who, --reason the recorded why (a letter, a voucher), --note an optional remark. Paths default to
+DOUDI_INBOX, DOUDI_REFERENCE, DOUDI_OUT and DOUDI_WAREHOUSE.
 
 Exit status: 0 done; 1 the run cannot complete (the message says why and what to do); 2 usage.
 """
@@ -27,25 +32,68 @@ import time
 from pipelines.settings import DEFAULT_REFERENCE, RunContext, RunError, keep_new_files_owner_only
 
 
-def _run_args(p: argparse.ArgumentParser, inbox: bool = True) -> None:
-    p.add_argument("--month", required=True, help="payroll month, YYYY-MM")
+# One vocabulary for every command (tests/test_cli_options.py holds the table): --month the payroll
+# month, --inbox the inbox root, --reference the reference folder, --out the output root, --warehouse
+# the warehouse file, --to the one file or folder a command writes, --by who, --reason the recorded
+# why. A command takes only the paths it reads or writes.
+def _run_args(p: argparse.ArgumentParser, *, inbox: bool = False, reference: bool = False, out: bool = True,
+              month: bool = True) -> None:
+    if month:
+        p.add_argument("--month", required=True, help="payroll month, YYYY-MM")
     if inbox:
         p.add_argument("--inbox", help="inbox root holding <YYYY-MM>/rosters/... (default: DOUDI_INBOX)")
-    p.add_argument("--reference", help=f"reference data folder (default: DOUDI_REFERENCE or {DEFAULT_REFERENCE})")
-    p.add_argument("--out", help="output root: <out>/<YYYY-MM>/payouts and reports (default: DOUDI_OUT)")
+    if reference:
+        p.add_argument("--reference", help=f"reference data folder (default: DOUDI_REFERENCE or {DEFAULT_REFERENCE})")
+    if out:
+        p.add_argument("--out", help="output root: <out>/<YYYY-MM>/payouts and reports (default: DOUDI_OUT)")
     p.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE)")
+    command = p.prog.split()[-1]
+    # spellings older scripts pass: still accepted, never silently (a line on stderr)
+    for flag, used in (("--inbox", inbox), ("--reference", reference), ("--out", out)):
+        if not used:
+            _ignored(p, flag, f"{command} never reads it")
+    if not month and command in ("recover", "dictionary"):  # they once required or hid one
+        _ignored(p, "--month", f"{command} does not depend on a payroll month")
+
+
+class _Deprecated(argparse.Action):
+    """An old option: says so on stderr, then does what its replacement does (or nothing)."""
+
+    def __init__(self, option_strings, dest, replacement: str | None = None, why: str = "", **kwargs):
+        self.replacement, self.why = replacement, why
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.replacement:
+            print(f"doudi {parser.prog.split()[-1]}: {option_string} is deprecated, use "
+                  f"{self.replacement} ({self.why})", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+        else:
+            print(f"doudi {parser.prog.split()[-1]}: {option_string} is ignored ({self.why}); drop it",
+                  file=sys.stderr)
+
+
+def _renamed(p: argparse.ArgumentParser, old: str, new: str, why: str) -> None:
+    p.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=_Deprecated, replacement=new, why=why,
+                   default=argparse.SUPPRESS)
+
+
+def _ignored(p: argparse.ArgumentParser, old: str, why: str) -> None:
+    p.add_argument(old, dest="_ignored_" + old.lstrip("-").replace("-", "_"), action=_Deprecated, why=why,
+                   default=argparse.SUPPRESS)
 
 
 def _ctx(args) -> RunContext:
-    return RunContext.from_env(args.month, supplementary=getattr(args, "supplementary", False),
-                               inbox=getattr(args, "inbox", None) or "",
-                               reference=args.reference or "", out=args.out or "", warehouse=args.warehouse or "")
+    return RunContext.from_env(getattr(args, "month", None) or "2020-01",  # a command without a month
+                               supplementary=getattr(args, "supplementary", False),
+                               **{k: getattr(args, k, None) or "" for k in ("inbox", "reference", "out", "warehouse")})
 
 
 def cmd_generate(args) -> int:
     from pipelines.generate import generate
 
-    result = generate(args.out, args.months, persons=args.persons, seed=args.seed, defect_scale=args.defect_scale)
+    inbox = args.inbox or RunContext.from_env("2020-01").inbox
+    result = generate(inbox, args.months, persons=args.persons, seed=args.seed, defect_scale=args.defect_scale)
     print(f"generated {len(result['months'])} months, {result['files']} roster files, "
           f"{result['defects']} planted defects under {result['out']}")
     return 0
@@ -204,7 +252,7 @@ def cmd_dictionary(args) -> int:
     if not ctx.analyst_db.exists():
         raise RunError(f"no analyst database at {ctx.analyst_db}: publish a month first (doudi run)")
     text = write_dictionary(ctx.analyst_db)
-    target = Path(args.output)
+    target = Path(args.to)
     write_bytes_atomic(target, text.encode("utf-8"))
     print(f"data dictionary of {ctx.analyst_db} written to {target}")
     return 0
@@ -250,7 +298,7 @@ def cmd_simulate(args) -> int:
                       f"提高 {a['raise'] * 100:.2f}%，目标 {a['target'] * 100:.2f}%，"
                       f"{'达标' if a['meets'] else '未达标'}"
                       + (f"（{a['note']}）" if a["note"] else ""))
-    path = Path(args.output or ctx.out / "simulations" /
+    path = Path(args.to or ctx.out / "simulations" /
                 f"simulate_{result['from_month']}_{result['effective']}_{args.urban.strip('%')}_{args.rural.strip('%')}.xlsx")
     write_xlsx(result, path)
     console.print(f"workbook: {path}")
@@ -260,7 +308,7 @@ def cmd_simulate(args) -> int:
 def cmd_export(args) -> int:
     from pipelines.export import export_month
 
-    result = export_month(_ctx(args), args.output)
+    result = export_month(_ctx(args), args.to)
     print(f"{result['tables']} tables of {args.month} written as Parquet under {result['root']} "
           f"(partitioned by payroll_month and region_code)")
     return 0
@@ -274,11 +322,11 @@ def cmd_clear(args) -> int:
     ctx = _ctx(args)
     if args.file:
         items = read_clearance_file(Path(args.file))
-    elif args.id and args.program and args.reason:
-        items = [{"program": args.program, "id_number": args.id, "hold_reason": args.reason, "note": args.note,
+    elif args.id and args.program and args.hold_reason:
+        items = [{"program": args.program, "id_number": args.id, "hold_reason": args.hold_reason, "note": args.note,
                   "through_payroll": args.through}]
     else:
-        raise RunError("name the hold to clear: --id, --program and --reason, or --file CSV")
+        raise RunError("name the hold to clear: --id, --program and --hold-reason, or --file CSV")
     records = record_clearances(ctx.warehouse, ctx.month, items, args.by)
     print(f"recorded {len(records)} clearance(s) in {ctx.warehouse}; they apply from the {ctx.month} payroll: "
           f"run (or rerun) that month to pay what was held")
@@ -306,22 +354,23 @@ def cmd_recover(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    keep_new_files_owner_only()
+def build_parser() -> argparse.ArgumentParser:
     from pipelines.clearance import CLEARABLE_PROGRAMS
     from pipelines.receivables import RECOVERY_KINDS, REGISTRIES
 
     parser = argparse.ArgumentParser(prog="doudi", description="兜底: monthly social-assistance disbursement")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write a sample inbox that follows the contract")
-    g.add_argument("--out", required=True, help="folder to write the sample inbox into (<out>/<YYYY-MM>/...)")
+    g.add_argument("--inbox", help="inbox root to write the sample into, <inbox>/<YYYY-MM>/... (default: DOUDI_INBOX)")
+    _renamed(g, "--out", "--inbox", "what generate writes is an inbox; --out is the output root of a run")
     g.add_argument("--months", required=True, help="YYYY-MM or YYYY-MM..YYYY-MM")
     g.add_argument("--persons", type=int, default=2000, help="people in the sample province (default 2000)")
     g.add_argument("--seed", type=int, default=20200101, help="random seed: the same seed writes the same bytes")
-    g.add_argument("--defect-scale", type=float, default=1.0, help="multiply every planted-defect rate")
+    g.add_argument("--defect-scale", type=float, default=1.0,
+                   help="multiply every planted-defect rate (default 1.0; 0 plants none)")
     g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("run", help="run one payroll month without Airflow")
-    _run_args(r)
+    _run_args(r, inbox=True, reference=True)
     r.add_argument("--supplementary", action="store_true",
                    help="rerun a month already released: pay only what its released batches lack, in a new batch")
     r.add_argument("--first-month", action="store_true",
@@ -329,94 +378,103 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--by", help="who runs (recorded; default DOUDI_OPERATOR or the OS user)")
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("verify", help="check a month's payout files against its manifest and the ledger")
-    _run_args(v, inbox=False)
+    _run_args(v)
     v.add_argument("--by", help="who verifies (recorded; default DOUDI_OPERATOR or the OS user)")
     v.set_defaults(fn=cmd_verify)
     cl = sub.add_parser("close", help="close a month whose bank returns are loaded (recorded; final)")
-    _run_args(cl, inbox=False)
+    _run_args(cl)
     cl.add_argument("--by", required=True, help="who closes (recorded)")
-    cl.add_argument("--note", help="why (recorded)")
+    cl.add_argument("--note", help="a remark recorded with the transition")
     cl.set_defaults(fn=cmd_close)
     st = sub.add_parser("state", help="the recorded transitions of a month (table month_state)")
-    _run_args(st, inbox=False)
+    _run_args(st)
     st.set_defaults(fn=cmd_state)
     rc_ = sub.add_parser("release-claim", help="give back the month an Airflow run claimed and can no longer release")
-    _run_args(rc_, inbox=False)
+    _run_args(rc_)
     rc_.add_argument("--by", required=True, help="who releases the claim")
     rc_.set_defaults(fn=cmd_release_claim)
     rel = sub.add_parser("release", help="mark a month's payout files as sent to the banks (never rewritten)")
-    _run_args(rel, inbox=False)
+    _run_args(rel)
     rel.add_argument("--by", required=True, help="who releases (recorded)")
     rel.set_defaults(fn=cmd_release)
     e = sub.add_parser("explain", help="the story of one person's payments in a month")
-    _run_args(e, inbox=False)
+    _run_args(e, out=False)
     e.add_argument("--id", required=True, help="ID number (or dibao household ID)")
     e.set_defaults(fn=cmd_explain)
     b = sub.add_parser("returns", help="load the bank return files of a month and reconcile three ways")
-    _run_args(b)
+    _run_args(b, inbox=True, reference=True)
     b.add_argument("--by", help="who loads (recorded; default: DOUDI_OPERATOR or the login name)")
     b.set_defaults(fn=cmd_returns)
     wr = sub.add_parser("withdraw-return", help="withdraw a loaded bank return file (recorded with who, when, why)")
-    _run_args(wr)
+    _run_args(wr, inbox=True, reference=True)
     wr.add_argument("--file", required=True, help="the return file's name in <inbox>/<month>/bank_returns/")
     wr.add_argument("--sha256", help="its SHA-256 (or a prefix), when that name was loaded with different contents")
     wr.add_argument("--by", required=True, help="who withdraws (recorded)")
     wr.add_argument("--reason", required=True, help="why (recorded), e.g. the bank's letter withdrawing the file")
     wr.set_defaults(fn=cmd_withdraw_return)
     d = sub.add_parser("dictionary", help="write the data dictionary of the analyst database (Markdown)")
-    d.add_argument("--month", default="2020-01", help=argparse.SUPPRESS)
-    d.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE); the analyst "
-                                       "database is DOUDI_ANALYST_DB or <warehouse>_analyst.duckdb")
-    d.add_argument("--output", default="docs/data_dictionary.md", help="Markdown file to write "
-                                                                       "(default docs/data_dictionary.md)")
-    d.set_defaults(fn=cmd_dictionary, reference=None, out=None)
+    _run_args(d, out=False, month=False)
+    d.add_argument("--to", default="docs/data_dictionary.md",
+                   help="Markdown file to write (default docs/data_dictionary.md); the analyst database read is "
+                        "DOUDI_ANALYST_DB or <warehouse>_analyst.duckdb")
+    _renamed(d, "--output", "--to", "--out is the output root of every command; --to the file this one writes")
+    d.set_defaults(fn=cmd_dictionary)
     sim = sub.add_parser("simulate", help="what a raise of the dibao standards would cost (提标测算)")
-    sim.add_argument("--from-month", required=True, help="the month whose rosters are the basis")
+    sim.add_argument("--from-month", required=True, help="the payroll month whose rosters are the basis, YYYY-MM")
     sim.add_argument("--urban", required=True, help="raise of the urban standards, e.g. 5%%")
     sim.add_argument("--rural", required=True, help="raise of the rural standards, e.g. 7%%")
     sim.add_argument("--effective", help="first month the raise applies to (default: the month after --from-month)")
     sim.add_argument("--first-payroll", help="first payroll that pays it (default: --effective); earlier "
                                              "months are paid as arrears then")
-    sim.add_argument("--round", choices=["yuan", "fen"], default="yuan", help="rounding of the new standards")
+    sim.add_argument("--round", choices=["yuan", "fen"], default="yuan",
+                     help="rounding of the new standards (default yuan)")
     sim.add_argument("--target-urban", help="target average raise per county (default: --urban)")
     sim.add_argument("--target-rural", help="target average raise per county (default: --rural)")
-    sim.add_argument("--output", help="XLSX path (default: <out>/simulations/...)")
-    sim.add_argument("--reference", help="reference folder (default: DOUDI_REFERENCE)")
-    sim.add_argument("--out", help="output root (default: DOUDI_OUT)")
-    sim.add_argument("--warehouse", help="warehouse DuckDB file (default: DOUDI_WAREHOUSE)")
+    sim.add_argument("--to", help="XLSX file to write (default: <out>/simulations/...)")
+    _renamed(sim, "--output", "--to", "--out is the output root of every command; --to the file this one writes")
+    _run_args(sim, inbox=True, reference=True, month=False)
     sim.set_defaults(fn=cmd_simulate)
     ex = sub.add_parser("export", help="write the analyst tables of a month as Parquet, by month and county")
-    _run_args(ex, inbox=False)
-    ex.add_argument("--output", help="folder (default: <out>/export)")
+    _run_args(ex)
+    ex.add_argument("--to", help="folder to write (default: <out>/export)")
+    _renamed(ex, "--output", "--to", "--out is the output root of every command; --to the folder this one writes")
     ex.set_defaults(fn=cmd_export)
     c = sub.add_parser("clear", help="clear a held payment after review (recorded with who and when)")
-    _run_args(c, inbox=False)
+    _run_args(c, out=False)
     c.add_argument("--by", required=True, help="who clears (recorded)")
     c.add_argument("--id", help="ID number of the person (a dibao household: any member, usually the head)")
     c.add_argument("--program", choices=CLEARABLE_PROGRAMS,
                    help="the program of the held payment, as the roster or the ledger names it "
                         "(disability_living and disability_nursing clear the person's disability row)")
-    c.add_argument("--reason", help="the hold reason to clear, e.g. account_holder_mismatch")
-    c.add_argument("--through", help="last payroll month the clearance covers (default: --month)")
-    c.add_argument("--note", help="why (recorded)")
+    c.add_argument("--hold-reason", help="the hold reason to clear, e.g. account_holder_mismatch")
+    _renamed(c, "--reason", "--hold-reason", "--reason is the recorded why of the other commands; "
+                                             "clear records its remark with --note")
+    c.add_argument("--through", help="last payroll month the clearance covers, YYYY-MM (default: --month)")
+    c.add_argument("--note", help="a remark recorded with the clearance, e.g. what the home visit found")
     c.add_argument("--file", help="CSV of clearances: program, id_number, hold_reason[, note, through_payroll]")
     c.set_defaults(fn=cmd_clear)
     w = sub.add_parser("withdraw", help="withdraw a registry entry reported in error (recorded with who, when, why)")
-    _run_args(w, inbox=False)
-    w.add_argument("--registry", required=True, choices=REGISTRIES)
+    _run_args(w, out=False)
+    w.add_argument("--registry", required=True, choices=REGISTRIES, help="the registry whose entry is withdrawn")
     w.add_argument("--id", required=True, help="ID number the entry names")
     w.add_argument("--reported-month", required=True, help="month whose extract reported it (YYYY-MM)")
     w.add_argument("--by", required=True, help="who withdraws (recorded)")
     w.add_argument("--reason", required=True, help="why (recorded), e.g. the registry office's correction number")
     w.set_defaults(fn=cmd_withdraw)
     rc = sub.add_parser("recover", help="record a refund or a write-off against a receivable (应追缴)")
-    _run_args(rc, inbox=False)
+    _run_args(rc, out=False, month=False)
     rc.add_argument("--receivable", required=True, help="receivable_id (table receivable_status)")
-    rc.add_argument("--kind", required=True, choices=RECOVERY_KINDS)
-    rc.add_argument("--amount", required=True, help="yuan")
+    rc.add_argument("--kind", required=True, choices=RECOVERY_KINDS, help="a refund received or an amount written off")
+    rc.add_argument("--amount", required=True, help="yuan, e.g. 300.00")
     rc.add_argument("--by", required=True, help="who records it")
     rc.add_argument("--reason", required=True, help="why (recorded): the refund voucher, the write-off decision")
     rc.set_defaults(fn=cmd_recover)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    keep_new_files_owner_only()
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if not argv:  # `doudi` alone: what it can do, not an error
         parser.print_help()

@@ -121,7 +121,7 @@ done
 
 echo "== sample inbox: $PERSONS persons, months $MONTHS"
 first="${MONTHS%% *}"; last="${MONTHS##* }"
-"$BIN/doudi" generate --out "$DOUDI_INBOX" --months "$first..$last" --persons "$PERSONS" --seed "$SEED" >/dev/null
+"$BIN/doudi" generate --inbox "$DOUDI_INBOX" --months "$first..$last" --persons "$PERSONS" --seed "$SEED" >/dev/null
 
 "$BIN/airflow" dags unpause monthly_disbursement >/dev/null
 for m in $MONTHS; do
