@@ -1,4 +1,4 @@
-"""Sample inbox generator: `doudi generate --out DIR --months 2020-01..2020-04 --persons N --seed S`.
+"""Sample inbox generator: `doudi generate --inbox DIR --months 2020-01..2020-04 --persons N --seed S`.
 
 Builds a population of Liaoning beneficiaries that evolves month to month (enrolments, exits,
 deaths, moves between counties, account changes) and writes, for each month, an inbox that follows

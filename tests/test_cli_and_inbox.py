@@ -135,7 +135,7 @@ def test_clear_takes_the_ledgers_program_names(tmp_path, capsys):
     capsys.readouterr()
     code = doudi(["clear", "--month", "2020-01", "--out", str(tmp_path / "out"), "--warehouse",
                   str(tmp_path / "w.duckdb"), "--by", "王科员", "--id", make_id(C, "19500101", 8),
-                  "--program", "disability_living", "--reason", "account_holder_mismatch"])
+                  "--program", "disability_living", "--hold-reason", "account_holder_mismatch"])
     assert code == 1  # accepted by the parser (not 2); nothing of that person's was held
     assert "no disability payment of" in capsys.readouterr().err
 

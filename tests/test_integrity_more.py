@@ -36,9 +36,9 @@ def test_cleared_hold_is_paid_with_the_held_months_once_and_who_cleared_it_is_re
 
     args = ["clear", "--month", "2020-03", "--warehouse", str(wh), "--by", "王科长", "--program", "dibao"]
     # a hold that never happened cannot be cleared, and nothing is recorded
-    assert doudi([*args, "--id", person(72, "19700101")["id"], "--reason", "account_holder_mismatch"]) == 1
+    assert doudi([*args, "--id", person(72, "19700101")["id"], "--hold-reason", "account_holder_mismatch"]) == 1
     assert "nothing recorded" in capsys.readouterr().err
-    assert doudi([*args, "--id", head["id"], "--reason", "account_holder_mismatch", "--note", "配偶账户经核实"]) == 0
+    assert doudi([*args, "--id", head["id"], "--hold-reason", "account_holder_mismatch", "--note", "配偶账户经核实"]) == 0
     recorded = query(wh, "SELECT program, hold_reason, effective_payroll, through_payroll, cleared_by, note, cleared_at "
                          "FROM hold_clearance")
     assert [r[:6] for r in recorded] == [("dibao", "account_holder_mismatch", "2020-03", "2020-03", "王科长",

@@ -103,7 +103,7 @@ def test_free_text_numbers_are_masked_in_every_report_and_the_analyst_database(t
     assert doudi(["returns", "--month", "2020-02", "--inbox", str(inbox), "--out", str(out),
                   "--warehouse", str(wh)]) == 0
     assert doudi(["clear", "--month", "2020-02", "--program", "tekun", "--id", cleared["id"],
-                  "--reason", "account_holder_mismatch", "--by", "王科长", "--warehouse", str(wh),
+                  "--hold-reason", "account_holder_mismatch", "--by", "王科长", "--warehouse", str(wh),
                   "--note", f"配偶账户 {PLANTED_ACCOUNT}，经入户核实"]) == 0
     run(tmp_path, "2020-02")
 

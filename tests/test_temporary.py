@@ -527,7 +527,7 @@ def test_a_held_case_is_paid_once_after_a_caseworker_clears_it(tmp_path, capsys)
     run(tmp_path, "2020-01")
     assert one_offs(wh) == [("2020-01", "LS-K1", "held", "temporary_above_cap", D("2000.01"))]
     clear = ["clear", "--month", "2020-02", "--warehouse", str(wh), "--by", "王科长", "--program", "temporary",
-             "--id", RESIDENT["id"], "--reason", "temporary_above_cap", "--through", "2020-03",
+             "--id", RESIDENT["id"], "--hold-reason", "temporary_above_cap", "--through", "2020-03",
              "--note", "经县民政局复核"]
     assert doudi(clear) == 0, capsys.readouterr().err
     temporary_file(inbox, "2020-02", [case(WIDOW, "因病", "LS-K2", "600")])  # another case of February
