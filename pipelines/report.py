@@ -10,6 +10,8 @@ and writes under `<out>/<YYYY-MM>/reports/`:
 - quarantine.xlsx      every quarantined row, one sheet per county, named by file and row number
 - temporary_assistance.xlsx  临时救助 by approving county: cases by event, amounts against caps,
                        一事一议, people from elsewhere, also on a monthly program, findings
+- validation/<county>.html  for each county's caseworkers, in Chinese: each validation rule its rows
+                       broke, and the rows to fix (pipelines/caseworker_page.py)
 - exceptions.xlsx/html every finding, by type and county, for auditors (pipelines/audit_report.py)
 - statistical_return.xlsx  the monthly statistical return by city and county and the raise's progress
                        (pipelines/watch.py)
@@ -37,6 +39,7 @@ from pipelines.audit_report import (
     query_receivables,
     write_exceptions,
 )
+from pipelines.caseworker_page import write_caseworker_pages
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, sha256_file
 from pipelines.months import shift_month
@@ -135,6 +138,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     failures, three_way = _failures(con, m)
     temporary = _temporary_assistance(con, m)
     watch = write_watch_reports(ctx, con)  # issue 20: watch and visit lists, statistical return
+    pages = write_caseworker_pages(ctx, con)  # issue 21: what each county has to fix, in Chinese
     con.close()
 
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
             "quarantine_xlsx": str(qbook), "temporary_assistance_xlsx": str(tbook),
             "exceptions_xlsx": audit["exceptions_xlsx"],
             "exceptions_html": audit["exceptions_html"], "checks": checks["status"],
-            "quarantined_rows": len(quarantined), **watch}
+            "quarantined_rows": len(quarantined), **watch, **pages}
 
 
 def provisional_counties(con, month: str) -> list[tuple]:

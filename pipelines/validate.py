@@ -7,7 +7,8 @@ The disposition of every row (accepted / quarantined / duplicate) is then decide
 (sql/intermediate/int_roster_validated.sql), and the books are checked: rows out == rows in.
 
 Writes `_work/validate/<program>.parquet`, `_work/validate/<program>.gx.json` (the validation
-result without personal data) and `reports/data_docs/<program>.html` (GX Data Docs).
+result without personal data) and `reports/data_docs/<program>.html` (GX Data Docs, for the data
+team, made to render offline; the counties read reports/validation/, pipelines/caseworker_page.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import re
 from pathlib import Path
 
+from pipelines.data_docs_offline import make_offline
 from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
@@ -203,11 +205,15 @@ def _data_docs_renderer():
 
 def write_data_docs(ctx: RunContext, program: str, result, city: str | None = None) -> Path | None:
     """GX Data Docs for the program's roster (or one city's part of it): static HTML of a result
-    already stripped of personal values (counts only)."""
+    already stripped of personal values (counts only), made to render offline
+    (pipelines/data_docs_offline.py)."""
     if result is None:
         return None
     renderer, view = _data_docs_renderer()
-    html = _number_collapse_ids(view.render(renderer.render(result)))
+    where = f"，{city}" if city else ""
+    html = make_offline(_number_collapse_ids(view.render(renderer.render(result))),
+                        f"{ctx.month} roster_{program}{where}：Great Expectations 校验结果（数据组用）",
+                        "列名为内部字段名。县区经办人员请看 reports/validation/ 下本县区的中文页面。")
     path = data_docs_path(ctx, program, city)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -131,6 +131,53 @@ _REASONS = [
 ]
 REASONS = {r.code: r for r in _REASONS}
 
+# The caseworkers' validation page (issue 21, pipelines/caseworker_page.py): for each reason, the
+# roster columns a caseworker looks at (shown by their Chinese headers, with the delivered values),
+# and what to do where the message alone does not say it. Kept here, beside the messages.
+REASON_COLUMNS = {
+    "ROW_MALFORMED": (), "ROW_HIDDEN": (), "SHEET_HIDDEN": (),
+    "NAME_MISSING": ("name",), "NAME_INVALID": ("name", "account_holder"),
+    "NAME_HIDDEN_CHARACTER": ("name", "account_holder"),
+    "ID_MISSING": ("id_number",), "ID_FORMAT": ("id_number",), "ID_CHECK_DIGIT": ("id_number",),
+    "ID_BIRTH_DATE": ("id_number",), "SEX_MISMATCH": ("sex", "id_number"), "SEX_INVALID": ("sex",),
+    "REGION_UNKNOWN": ("region_code",), "URBAN_RURAL_INVALID": ("urban_rural",),
+    "BANK_ACCOUNT_INVALID": ("bank_account",), "BANK_UNKNOWN": ("bank_name",),
+    "ACCOUNT_HOLDER_MISSING": ("account_holder",), "AMOUNT_INVALID": ("approved_amount",),
+    "MONTH_INVALID": ("enrolled_from", "enrolled_to"), "ENROLMENT_FUTURE": ("enrolled_from",),
+    "ENROLMENT_ORDER": ("enrolled_from", "enrolled_to"),
+    "RELATION_INVALID": ("relation",), "HOUSEHOLD_ID_MISSING": ("household_id",),
+    "HOUSEHOLD_NO_HEAD": ("household_id", "relation"), "HOUSEHOLD_MULTI_HEAD": ("household_id", "relation"),
+    "HOUSEHOLD_SIZE_MISMATCH": ("household_id", "household_size"), "HOUSEHOLD_SIZE_INVALID": ("household_size",),
+    "HOUSEHOLD_INCOME_INVALID": ("household_income",),
+    "HOUSEHOLD_ACCOUNT_MISSING": ("household_id", "bank_account"), "HOUSEHOLD_MEMBER_INVALID": ("household_id",),
+    "CLASS_CATEGORY_INVALID": ("class_category",),
+    "PLACEMENT_INVALID": ("placement",), "CARE_LEVEL_INVALID": ("care_level",),
+    "INSTITUTION_MISSING": ("placement", "institution_code"), "TEKUN_NOT_ELIGIBLE": ("id_number", "disability_cert_no"),
+    "ORPHAN_AGED_OUT": ("id_number",), "GUARDIAN_MISSING": ("guardian_name", "guardian_id_number"),
+    "GUARDIAN_ID_INVALID": ("guardian_id_number",),
+    "SUBSIDY_TYPE_INVALID": ("subsidy_type",), "DISABILITY_CATEGORY_INVALID": ("disability_category",),
+    "DISABILITY_GRADE_INVALID": ("disability_grade",), "DISABILITY_CERT_MISMATCH": ("disability_cert_no",),
+    "EVENT_TYPE_INVALID": ("event_type",), "EVENT_DATE_INVALID": ("event_date",), "EVENT_DATE_FUTURE": ("event_date",),
+    "APPROVAL_NO_MISSING": ("approval_no",), "APPROVAL_LEVEL_INVALID": ("approval_level",),
+    "TEMPORARY_AMOUNT_INVALID": ("approved_amount",),
+}
+# Columns whose values a page never shows, even masked: the row's masked ID number identifies it.
+UNSHOWN_COLUMNS = frozenset({"id_number", "guardian_id_number", "bank_account", "disability_cert_no"})
+# Columns holding names: shown as mask_name shows them (the first character, enough to see a stray `=`).
+NAME_COLUMNS = frozenset({"name", "account_holder", "guardian_name"})
+REASON_ACTIONS = {
+    "ROW_MALFORMED": "在原表中找到该行，补齐或删去多余的分隔符，使列数与表头一致后重新报送",
+    "ROW_HIDDEN": "如应发放，取消隐藏该行后重新报送；如不应发放，删除该行",
+    "SHEET_HIDDEN": "把名册放在第一个可见的工作表中重新报送",
+    "HOUSEHOLD_MEMBER_INVALID": "先更正同户其他成员的错误（见本页其他规则），整户随后一并发放",
+    "FILE_SUPERSEDED": "如此人仍应发放，把该行补入更正文件后重新报送",
+    "FILE_REJECTED": "按文件退回原因更正整个文件后重新报送",
+    "TEKUN_NOT_ELIGIBLE": "核实年龄；如因残疾纳入特困供养，请确认本人在残疾人名册中并填写残疾人证号",
+    "ORPHAN_AGED_OUT": "核实出生日期；已满18周岁的请从孤儿名册中移出",
+}
+DEFAULT_REASON_ACTION = "按上述要求核对并更正原表中的该项，随本县名册重新报送"
+
+
 # Finding types: what integrity checks and the engine report. action says what doudi did.
 FINDING_TYPES = {
     "file_rejected": "文件被整体退回",
@@ -374,3 +421,10 @@ def normalise_header(text: str) -> str:
     for ch in (" ", "*", "\n", "\r", "\t", "（必填）", "(必填)"):
         t = t.replace(ch, "")
     return t
+
+
+def column_header(program: str, column: str) -> str:
+    """The header a caseworker sees in the roster for a canonical column: the first accepted header."""
+    aliases = (PROGRAM_COLUMNS.get(program, {}).get(column) or EXTRA_ALIASES.get(program, {}).get(column)
+               or COMMON_COLUMNS.get(column))
+    return aliases[0] if aliases else column
