@@ -9,6 +9,8 @@ pairs, with recall ≥ 0.9 at precision ≥ 0.95."""
 
 from __future__ import annotations
 
+import json
+
 from pipelines.truth import FINDING, ROW_REASON, exact_recall, near_duplicate_scores, read_truth
 from tests.helpers import query
 
@@ -64,7 +66,10 @@ def test_the_generated_temporary_cases_reach_the_payout_files(four_months):
                           "WHERE payroll_month = ? AND program = 'temporary' AND line_type = 'one_off'", [month])
         payable = [r for r in lines if r[1] == "payable"]
         assert payable and all(r[3] for r in payable), (month, lines)
-        sent = "".join(p.read_text(encoding="utf-8-sig") for p in (out / month / "payouts").glob("*.csv"))
+        # the CSV payout files the manifest names (a bank's own template may be another encoding)
+        manifest = json.loads((out / month / "payouts" / "manifest.json").read_text(encoding="utf-8"))
+        sent = "".join((out / month / "payouts" / f["name"]).read_text(encoding="utf-8-sig")
+                       for f in manifest["files"] if f["format"] == "csv")
         assert all(r[3] in sent for r in payable), month
         carried = query(wh, "SELECT count(*) FROM payout_record WHERE payroll_month = ? AND payment_ref IN "
                             "(SELECT payment_ref FROM payment_ledger WHERE payroll_month = ? AND line_type = 'one_off' "
