@@ -1073,18 +1073,26 @@ class Generator:
             used.add(hid)
             self._truth_watch(month, defect, pd.Series([head["id_number"]]), hid)
 
-    def _new_person(self, rng, county: str, birth: str, sex: str) -> dict:
-        """A fresh ID (born `birth`, YYYY-MM-DD, in `county`), name and card, drawn from a side stream."""
+    def _claim_identity(self, rng, sex: str, head) -> tuple[str, str]:
+        """An ID number and an account nobody in the sample holds yet, claimed. `head()` gives the ID's
+        first 14 characters (county and birth date); the draws are in the order the sample was built
+        with (head, sequence, account, each try), so a seed gives the same inbox as before."""
         while True:
+            body = head()
             first = self.cfg.shard * self.pop.id_sequences
             seq = int(rng.integers(first, first + self.pop.id_sequences)) * 2 + (1 if sex == "男" else 0)
-            body = f"{county}{birth.replace('-', '')}{seq:03d}"
+            body = f"{body}{seq:03d}"
             pid = body + str(check_digits(np.array([body]))[0])
             account = "62" + f"{int(rng.integers(0, 10**14)):014d}"
             if pid not in self.pop.used_ids and account not in self.pop.used_accounts:
                 break
         self.pop.used_ids.add(pid)
         self.pop.used_accounts.add(account)
+        return pid, account
+
+    def _new_person(self, rng, county: str, birth: str, sex: str) -> dict:
+        """A fresh ID (born `birth`, YYYY-MM-DD, in `county`), name and card, drawn from a side stream."""
+        pid, account = self._claim_identity(rng, sex, lambda: f"{county}{birth.replace('-', '')}")
         given = self.pop.given_male if sex == "男" else self.pop.given_female
         name = str(rng.choice(self.pop.surnames, p=self.pop.surname_weights)) + str(rng.choice(given))
         return {"id_number": pid, "name": name, "sex": sex, "birth": pd.Timestamp(birth), "county": county,
@@ -1239,17 +1247,12 @@ class Generator:
 
     def _temporary_person(self, rng, birth_code: str, month: str) -> dict:
         sex = str(rng.choice(["男", "女"]))
-        while True:
-            birth = (pd.Timestamp(f"{month}-01") - pd.Timedelta(days=int(rng.integers(18 * 365, 70 * 365))))
-            first = self.cfg.shard * self.pop.id_sequences
-            seq = int(rng.integers(first, first + self.pop.id_sequences)) * 2 + (1 if sex == "男" else 0)
-            body = f"{birth_code}{birth:%Y%m%d}{seq:03d}"
-            pid = body + str(check_digits(np.array([body]))[0])
-            account = "62" + f"{int(rng.integers(0, 10**14)):014d}"
-            if pid not in self.pop.used_ids and account not in self.pop.used_accounts:
-                break
-        self.pop.used_ids.add(pid)
-        self.pop.used_accounts.add(account)
+
+        def head() -> str:  # an adult's birth date, drawn anew on each try
+            birth = pd.Timestamp(f"{month}-01") - pd.Timedelta(days=int(rng.integers(18 * 365, 70 * 365)))
+            return f"{birth_code}{birth:%Y%m%d}"
+
+        pid, account = self._claim_identity(rng, sex, head)
         name = str(rng.choice(self.pop.surnames, p=self.pop.surname_weights)) + str(
             rng.choice(self.pop.given_male if sex == "男" else self.pop.given_female))
         bank = str(rng.choice(np.array(BANK_CODES), p=BANK_WEIGHTS))
