@@ -160,16 +160,18 @@ def cmd_close(args) -> int:
 
 
 def cmd_state(args) -> int:
+    from pipelines.audit_report import local_times
     from pipelines.lifecycle import history, read_claim
 
     ctx = _ctx(args)
-    for row in history(ctx, ctx.month):
-        print("  ".join(str(row[k] or "") for k in ("recorded_at", "payroll_month", "from_state", "to_state",
-                                                     "supplement", "who", "run_id", "note")))
+    for row in history(ctx, ctx.month):  # times as the bureau's clock reads them (recorded in UTC)
+        print("  ".join(local_times(str(row[k] or "")) for k in ("recorded_at", "payroll_month", "from_state",
+                                                                  "to_state", "supplement", "who", "run_id",
+                                                                  "note")))
     claim = read_claim(ctx)
     if claim:
         print(f"{ctx.month} is claimed by {claim.get('claimant')} (user {claim.get('user', '?')}, "
-              f"since {claim.get('since', '?')})")
+              f"since {local_times(str(claim.get('since', '?')))})")
     return 0
 
 

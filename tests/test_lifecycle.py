@@ -228,7 +228,8 @@ def test_an_airflow_run_holds_the_month_between_its_tasks(january, tmp_path):
         with pytest.raises(AirflowFailException, match="manual__first"):
             task()
     assert tasks.ingest(first, "tekun")  # the claimant's own tasks work
-    assert "claimed by Airflow run manual__first" in ok(doudi("state", "--month", "2020-02", *paths(root))).stdout
+    state = ok(doudi("state", "--month", "2020-02", *paths(root))).stdout
+    assert "claimed by Airflow run manual__first" in state and "（北京时间）" in state and "+00:00" not in state
 
     assert tasks.release_month(second) is False and claim.exists()  # not another run's claim
     assert tasks.release_month(first) is True and not claim.exists()
