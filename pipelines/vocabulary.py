@@ -25,6 +25,10 @@ PROGRAM_NAMES_ZH = {
     "price_subsidy": "价格临时补贴",
     "temporary": "临时救助金",
 }
+# the short names caseworkers use on lists (a watch or visit list's 项目 column)
+PROGRAM_SHORT_ZH = {"dibao": "低保", "tekun": "特困供养", "orphan": "孤儿", "disability": "残疾人两项补贴",
+                    "disability_living": "残疾人生活补贴", "disability_nursing": "重度残疾人护理补贴",
+                    "price_subsidy": "价格临时补贴", "temporary": "临时救助"}
 LINE_TYPE_ZH = {"regular": "当月", "price_subsidy": "价格临时补贴", "arrears": "补发", "reissue": "重发",
                 "one_off": "一次性"}
 # why a line is owed (payment_ledger.arrears_cause), as `doudi explain` says it

@@ -32,7 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
-from pipelines.vocabulary import PROGRAM_NAMES_ZH, TOWNSHIP_HEADERS, VISIT_RULES, WATCH_RULES
+from pipelines.vocabulary import PROGRAM_NAMES_ZH, PROGRAM_SHORT_ZH, TOWNSHIP_HEADERS, VISIT_RULES, WATCH_RULES
 
 WATCH_PARAMETERS = (
     "watch_near_standard_ratio", "watch_exit_lookback_months", "watch_income_drop_ratio",
@@ -450,7 +450,7 @@ VISIT_HEADERS = ["序号", "走访类别", "姓名", "身份证号（脱敏）",
 
 
 def _program_zh(p) -> str:
-    return {"dibao": "低保", "tekun": "特困供养", "orphan": "孤儿", "disability": "残疾人两项补贴"}.get(p, p or "")
+    return PROGRAM_SHORT_ZH.get(p, p or "")
 
 
 def write_casework(ctx: RunContext, con) -> dict:
