@@ -59,7 +59,7 @@ HIST_LEDGER_COLUMNS = {
     "line_id": "VARCHAR", "payment_ref": "VARCHAR", "payee_account": "VARCHAR", "payment_state": "VARCHAR",
     "reissue_of": "VARCHAR[]", "region_code": "VARCHAR", "household_id": "VARCHAR", "urban_rural": "VARCHAR",
     "approval_no": "VARCHAR", "hold_reason": "VARCHAR", "event_type": "VARCHAR", "event_date": "DATE",
-    "basis_month": "VARCHAR", "source_file": "VARCHAR", "source_row": "BIGINT",
+    "basis_month": "VARCHAR", "source_file": "VARCHAR", "source_row": "BIGINT", "provisional_from": "VARCHAR",
 }
 
 

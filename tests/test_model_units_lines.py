@@ -535,6 +535,20 @@ def test_a_held_county_pays_only_the_programs_the_policy_carries(mt):
     mt.expect("int_reference_held_due", [])
 
 
+@pytest.mark.parametrize("payroll,expected", [("2020-03", ["900.00"]), ("2020-04", [])])
+def test_months_paid_forward_in_a_row_stop_at_the_policys_months(mt, payroll, expected):
+    """T1 was paid 900.00 on its own data in January, then 950.00 forward (provisional) in February.
+    March pays January's 900.00 again (a line paid forward is never the source); April is three months
+    after January, more than carry_forward_max_months (2): nothing, and the finding says why."""
+    mt.payroll(payroll, held_counties=[C])
+    mt.given("int_units", [unit_row("tekun", T1, payroll, 1)])
+    mt.given("int_service_months", [_serving(T1, "tekun", payroll)])
+    mt.given("hist_ledger", [ledger_line("2020-01", "2020-01", "tekun", T1, "900.00"),
+                             ledger_line("2020-02", "2020-02", "tekun", T1, "950.00", provisional_from="2020-01")])
+    mt.expect("int_reference_held_due", [{"unit_key": T1, "due": D(a), "provisional_from": "2020-01"}
+                                         for a in expected])
+
+
 def test_a_held_countys_computed_lines_give_way_to_the_lines_paid_forward(mt):
     """Held county C: its computed due (from the broken tables) pays nothing; the line paid forward is
     paid, provisional, to the unit's account. Dalian's B1 is computed as ever."""

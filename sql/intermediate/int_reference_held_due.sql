@@ -29,11 +29,13 @@ roster_units as (
 ),
 
 last_paid as (
-    -- the unit's lines of its last payroll month, for that month's own service month
+    -- the unit's lines of its last payroll month that paid it on its own data (a line itself paid
+    -- forward is not a source: months paid forward in a row stop at carry_forward_max_months),
+    -- for that month's own service month
     select h.*
     from hist_ledger h
     where h.line_type in ('regular', 'price_subsidy') and h.service_month = h.payroll_month
-      and h.status in ('payable', 'held')
+      and h.status in ('payable', 'held') and h.provisional_from is null
       and list_contains(string_split(getvariable('carry_forward_programs'), ';'), h.program)
       and h.payroll_month >= add_months(getvariable('payroll_month'),
                                         -CAST(getvariable('carry_forward_max_months') AS INTEGER))
