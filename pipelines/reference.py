@@ -102,13 +102,13 @@ def check_reference(ctx: RunContext) -> dict:
         except Exception as exc:
             raise RunError(f"reference data cannot be read: {exc}") from exc
         problems += dibao_standard_problems(con, ctx) + standard_gap_problems(con, ctx)
+    counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
     suite = json.loads((EXPECTATIONS_DIR / "reference.json").read_text(encoding="utf-8"))["expectations"]
     for frame_name, query in FRAMES.items():
         if frame_name == "policy" and "int_reference_policy" not in _tables(con):
             continue
         expectations = [e for e in suite if e["meta"]["frame"] == frame_name]
-        problems += _judge_frame(con, frame_name, query, expectations)
-    counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
+        problems += _judge_frame(con, frame_name, query, expectations, counties)
     con.close()
     held = held_counties_of(problems, counties)
     report = {"payroll_month": ctx.month, "reference": str(ctx.reference), "problems": [p.text for p in problems],
@@ -359,10 +359,10 @@ _SAMPLE_KEYS = ("program", "component", "region_code", "urban_rural", "category"
                 "subsidy_a", "program_b", "subsidy_b", "action")
 
 
-def _judge_frame(con, frame_name: str, query: str, expectations: list[dict]) -> list[Problem]:
+def _judge_frame(con, frame_name: str, query: str, expectations: list[dict], counties: list[str]) -> list[Problem]:
     """The reference suite's rules for one frame, evaluated in DuckDB (pipelines/expectations_sql.py):
     one sentence per broken rule, with up to five of the rows that break it. A rule broken only by
-    rows of some counties (their region_code a prefix of them) holds those counties."""
+    rows of some counties (their region_code a prefix of them, among `counties`) holds those counties."""
     table = f"reference_frame_{frame_name}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
     if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:
@@ -380,7 +380,6 @@ def _judge_frame(con, frame_name: str, query: str, expectations: list[dict]) -> 
         if len(sample) < 5:
             sample.append("/".join(str(v) for v in values if v is not None))
         regions.setdefault(rule, set()).add(values[keys.index("region_code")] if "region_code" in keys else None)
-    counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
     out = []
     for i, o in enumerate(outcomes):
         if o.success:
