@@ -39,7 +39,7 @@ from pathlib import Path
 
 from pipelines.io import entry_kind, inbox_path, list_entries, read_inbox_bytes, sha256_bytes
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import tables_in
+from pipelines.sqlrun import base_tables, tables_in
 
 PAID_WORDS = {"成功", "paid", "success", "ACSC", "ACCC", "ACSP"}
 FAILED_WORDS = {"失败", "failed", "failure", "RJCT"}
@@ -414,15 +414,17 @@ GROUP BY payment_ref, received_month, load_id
 
 def refresh_payment_states(con, ctx: RunContext | None = None) -> None:
     """payment_ledger.payment_state of every payable line: the latest return in effect naming its
-    payment_ref (paid / failed), else `sent`. Called by every bank-return load, every withdrawal
-    and every publish (with its ctx: rows not matched yet, from an older warehouse, are matched)."""
+    payment_ref (paid / failed), else `sent`. The ledger view over the month files derives it from
+    bank_return_answer (pipelines/warehouse_months.py); only a warehouse from before it is updated.
+    Called by every bank-return load, every withdrawal and every publish (with its ctx: rows not
+    matched yet, from an older warehouse, are matched)."""
     tables = tables_in(con)
     ensure_tables(con)
     if ctx is not None:
         match_received(ctx, con)
     con.execute(IN_EFFECT_SQL)
-    if "payment_ledger" not in tables:
-        return
+    if "payment_ledger" not in tables or "payment_ledger" not in base_tables(con):
+        return  # none yet, or the view over the month files, which derives the state itself
     con.execute("""
         UPDATE payment_ledger l SET payment_state = coalesce(r.status, 'sent')
         FROM (SELECT p.payment_ref, CASE WHEN a.answer IN ('paid', 'failed') THEN a.answer END AS status

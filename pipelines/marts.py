@@ -3,8 +3,8 @@ its transaction (sql/marts/dim_*.sql, fact_*.sql):
 
 - dimensions (dim_region, dim_program, dim_month, dim_person with history, dim_household) are
   rebuilt from the warehouse's own tables, so they always agree with every month loaded;
-- facts (fact_payment, fact_enrolment, fact_finding) are loaded month by month: reloading a month
-  deletes its rows and inserts them again, exactly;
+- facts (fact_payment, fact_enrolment, fact_finding) are views over the month tables (whose rows
+  are the month files, pipelines/warehouse_months.py): reloading a month changes them with it;
 - policy tables (policy_standards, policy_price_linkage, policy_fund_shares, policy_cpi,
   policy_parameters) hold every version of the reference data used, with its version id.
 
@@ -15,7 +15,7 @@ The warehouse keeps full ID numbers and accounts for auditors; analysts get the 
 from __future__ import annotations
 
 from pipelines.settings import RunContext
-from pipelines.sqlrun import load_macros, model_sql, register_reference, run_model
+from pipelines.sqlrun import base_tables, load_macros, model_sql, register_reference, run_model
 from pipelines.vocabulary import EVENT_TYPES, EVENT_TYPES_EN, PROGRAM_NAMES_ZH
 
 DIMENSIONS = ("dim_region", "dim_program", "dim_month", "dim_person", "dim_household", "dim_event")
@@ -49,27 +49,24 @@ def prepare_marts(ctx: RunContext, con) -> None:
     con.execute(f"USE {database}.main")
 
 
-def _add_new_fact_columns(con, fact: str) -> None:
-    """A warehouse built before a column its fact model now makes (fact_payment's case columns of
-    temporary assistance) gains it, empty for the months loaded before."""
-    have = {r[0] for r in con.execute(f"DESCRIBE {fact}").fetchall()}
-    for name, kind in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE ({model_sql(f'marts/{fact}.sql')}))"
-                                  ).fetchall():
-        if name not in have:
-            con.execute(f'ALTER TABLE {fact} ADD COLUMN "{name}" {kind}')
+def define_fact_views(con) -> None:
+    """Inside the publish transaction: each fact a view over the month tables (themselves views over
+    the month files), so a fact never holds a copy of the month, and fact_payment's payment_state is
+    the ledger's, as of the last bank return. A warehouse from before holds them as tables: dropped."""
+    old = base_tables(con)
+    for fact in FACTS:
+        if fact in old:
+            con.execute(f"DROP TABLE {fact}")
+        con.execute(f"CREATE OR REPLACE VIEW {fact} AS {model_sql(f'marts/{fact}.sql')}")
 
 
-def build_marts(ctx: RunContext, con) -> None:
-    """Inside the publish transaction, on the warehouse connection, after prepare_marts."""
+def build_dimensions(ctx: RunContext, con) -> None:
+    """After the month's commit, on the warehouse connection, after prepare_marts: the dimensions and
+    policy tables, rebuilt from the whole history and the reference data."""
     database = con.execute("SELECT current_database()").fetchall()[0][0]
     con.execute(f"SET search_path = '{database}.main,scratch.main'")
     for dim in DIMENSIONS:
         run_model(con, f"marts/{dim}.sql")
-    for fact in FACTS:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {fact} AS SELECT * FROM ({model_sql(f'marts/{fact}.sql')}) LIMIT 0")
-        _add_new_fact_columns(con, fact)
-        con.execute(f"DELETE FROM {fact} WHERE payroll_month = ?", [ctx.month])
-        con.execute(f"INSERT INTO {fact} BY NAME {model_sql(f'marts/{fact}.sql')}")
     for table, model in POLICY.items():
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM scratch.main.{model}")
     con.execute("CREATE OR REPLACE TABLE policy_parameters AS SELECT * FROM scratch.main.raw_policy_parameters")

@@ -20,6 +20,7 @@ from pathlib import Path
 from pipelines.idnumbers import mask_id
 from pipelines.months import parse_month
 from pipelines.settings import RunError
+from pipelines.sqlrun import tables_in
 
 WITHDRAWAL_COLUMNS = ("withdrawal_id VARCHAR, registry VARCHAR, id_number VARCHAR, reported_month VARCHAR, "
                       "effective_payroll VARCHAR, withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
@@ -58,7 +59,7 @@ def _open(warehouse: Path):
 def ensure_tables(con) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS registry_withdrawal ({WITHDRAWAL_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS receivable_recovery ({RECOVERY_COLUMNS})")
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'receivable'").fetchone()[0]:
+    if "receivable" in tables_in(con):
         con.execute(RECEIVABLE_STATUS_VIEW)
 
 

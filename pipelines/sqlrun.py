@@ -129,11 +129,19 @@ def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
 
 
 def tables_in(con, database: str | None = None) -> set[str]:
-    """Names of the tables in an attached database (`wh`), or in the connection's own."""
+    """Names of the tables and views in an attached database (`wh`), or in the connection's own (the
+    warehouse's month tables are views over their files, pipelines/warehouse_months.py)."""
     if database is None:
         database = con.execute("SELECT current_database()").fetchall()[0][0]
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
-                                      [database]).fetchall()}
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = $1 UNION "
+                                      "SELECT view_name FROM duckdb_views() WHERE database_name = $1 "
+                                      "AND NOT internal", [database]).fetchall()}
+
+
+def base_tables(con) -> set[str]:
+    """Names of the tables (not views) in the connection's own database."""
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                      "current_database() AND schema_name = 'main'").fetchall()}
 
 
 def set_variables(con, **values) -> None:

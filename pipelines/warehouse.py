@@ -1,9 +1,12 @@
 """Stage 6, publish: the one task that writes the warehouse (a DuckDB file).
 
-The month is replaced in one transaction: its rows are deleted from every table and inserted from
-the stage outputs, the books are checked inside the transaction, and only then is it committed.
-A crash or a failed check leaves the warehouse exactly as it was (DuckDB rolls back an
-uncommitted transaction, also after a kill). Tables (contract section 5, extended):
+The month's rows of each month table are written as one Parquet file per table beside the warehouse
+(pipelines/warehouse_months.py); then one transaction, whose writing does not grow with the history,
+names them as the month's files, redefines the tables as views over their files, checks the books
+and records the month as published. A crash or a failed check leaves the warehouse exactly as it
+was (DuckDB rolls back an uncommitted transaction, also after a kill; files no view names are
+removed). The dimensions, the policy tables and the three-way reconciliation are rebuilt after the
+commit. Tables and views (contract section 5, extended):
 
 - payment_ledger   every line, with payment_ref, rule versions, inputs, formula and fund parts
 - row_disposition  every delivered row: accepted, quarantined (with reasons) or duplicate (with the row kept)
@@ -33,14 +36,19 @@ from pipelines.faults import checkpoint
 from pipelines.ingest import roster_outputs
 from pipelines.io import sha256_file
 from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
-from pipelines.marts import build_marts, prepare_marts
+from pipelines.marts import build_dimensions, define_fact_views, prepare_marts
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, sql_string
 from pipelines.vocabulary import REASONS
-
-MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
-                "payout_record", "payout_file", "registry_entry", "receivable")
+from pipelines.warehouse_months import (
+    MONTH_TABLES,
+    define_views,
+    migrate_tables,
+    register_month,
+    remove_unnamed_files,
+    write_month_file,
+)
 
 
 def publish_month(ctx: RunContext) -> dict:
@@ -54,22 +62,28 @@ def publish_month(ctx: RunContext) -> dict:
         raise RunError("cannot publish, stage outputs missing: " + ", ".join(missing))
     manifest = json.loads((ctx.payouts_dir / "manifest.json").read_text(encoding="utf-8"))
     con = open_warehouse(ctx)  # a warehouse held by another process: one sentence, nothing published
+    migrate_tables(con, ctx.warehouse)  # a warehouse from before the month files: once
     _stage_views(ctx, con, manifest)
     prepare_marts(ctx, con)
+    # the month's rows, as files no view names yet: a failure from here on publishes nothing
+    try:
+        files = {table: write_month_file(con, ctx.warehouse, table, ctx.month, f"SELECT * FROM stage_{table}")
+                 for table in MONTH_TABLES}
+    except Exception:
+        remove_unnamed_files(con, ctx.warehouse)  # a full disk: the files written so far go
+        con.close()
+        raise
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in MONTH_TABLES:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM stage_{table} LIMIT 0")
-            _add_new_columns(con, table)
-            con.execute(f"DELETE FROM {table} WHERE payroll_month = ?", [ctx.month])
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM stage_{table}")
+        # constant work, however long the history: the month's files named, the views redefined
+        register_month(con, ctx.month, files)
+        define_views(con, ctx.warehouse)
         ensure_receivable_tables(con)  # withdrawals, recoveries and the receivables' status view
         # bank returns already received for this month's payment_refs keep their effect on a rerun
         refresh_payment_states(con, ctx)
         check_answered_refs_unchanged(con)  # a ref the bank answered for still names what was released
-        reconcile_three_ways(con)
         check_books(ctx, con)
-        build_marts(ctx, con)
+        define_fact_views(con)
         # the month's transition to published is part of the same commit as its rows
         info = run_info(ctx)
         record_transition(ctx, ctx.month, "supplementary_published" if ctx.supplementary else "published",
@@ -82,13 +96,20 @@ def publish_month(ctx: RunContext) -> dict:
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
+        remove_unnamed_files(con, ctx.warehouse)
         con.close()
         raise
     checkpoint("publish.after_commit")
-    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE payroll_month = ?", [ctx.month]).fetchone()[0]
-              for t in MONTH_TABLES}
+    counts = {t: files[t][2] for t in MONTH_TABLES}
     clear_not_published(ctx)
     try:
+        remove_unnamed_files(con, ctx.warehouse)  # the files a rerun replaced
+        # derived from the whole history, after the month's commit: the dimensions, the policy
+        # tables and the three-way reconciliation's findings (a failure here loses no month)
+        con.execute("BEGIN TRANSACTION")
+        reconcile_three_ways(con)
+        build_dimensions(ctx, con)
+        con.execute("COMMIT")
         con.execute("CHECKPOINT")
         con.close()
         analyst = build_analyst_db(ctx)
@@ -102,15 +123,6 @@ def publish_month(ctx: RunContext) -> dict:
                        f"--month {ctx.month} (a rerun of the month also rebuilds the analyst database)") from exc
     return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts,
             "analyst_db": analyst["analyst_db"]}
-
-
-def _add_new_columns(con, table: str) -> None:
-    """A warehouse older than a column the stage now writes (temporary assistance's approval_no,
-    event_type, ...) gains it, empty for its earlier months."""
-    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    for name, kind in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE stage_{table})").fetchall():
-        if name not in have:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
 
 
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
@@ -234,6 +246,7 @@ def check_books(ctx: RunContext, con) -> None:
         ("{n} payable lines without a payment_ref",
          "SELECT * FROM payment_ledger WHERE payroll_month = ? AND status = 'payable' AND payment_ref IS NULL", [m]),
         # a one_off line is one case: its approval number joins the key (NULL on every other line)
+        # across the whole history: a bank's later answer can make two earlier months' lines both count
         ("{n} (person, program, service month, line type, approval) payable more than once across months",
          "SELECT id_number FROM payment_ledger WHERE status = 'payable' AND payment_state IS DISTINCT FROM 'failed' "
          "GROUP BY id_number, program, service_month, line_type, approval_no HAVING count(*) > 1", []),

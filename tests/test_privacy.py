@@ -255,10 +255,12 @@ def test_a_killed_run_leaves_no_personal_data_readable_by_others(privacy_lab, po
     killed = doudi_process(run_args(root, inbox, "2020-02"), dict(privacy_lab["env"], DOUDI_FAULT_AT=point))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     if point == "publish.after_commit":
-        # the committed month is in the write-ahead log, full ID numbers and accounts and all
+        # the committed month is in its month files (full ID numbers and accounts and all), named by
+        # the write-ahead log: both owner-only
         wal = root / "warehouse.duckdb.wal"
-        assert set(NUMBER_RE.findall(wal.read_bytes())) & privacy_lab["secrets"]
         assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+        rosters = list((root / "warehouse_months" / "roster_row").glob("2020-02-*.parquet"))
+        assert rosters and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in rosters)
     assert exposed(root, privacy_lab["secrets"]) == []
     assert loose_folders(root) == []
     # the rerun that finishes the month leaves nothing readable either

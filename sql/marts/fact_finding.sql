@@ -1,5 +1,4 @@
--- fact_finding: every finding of the payroll month being loaded. grain: one row per finding
+-- fact_finding: every finding of every payroll month (a view). grain: one row per finding
 select payroll_month, finding_type, severity, program, id_number, region_code, action, detail,
        source_file, source_row
 from finding
-where payroll_month = getvariable('payroll_month')

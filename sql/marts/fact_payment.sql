@@ -1,4 +1,4 @@
--- fact_payment: every ledger line of the payroll month being loaded (payment_ledger), keyed to the
+-- fact_payment: every ledger line of every payroll month (a view over payment_ledger), keyed to the
 -- dimensions. A temporary-assistance line (one_off, and a reissue of one) carries its case: the approval
 -- number, the event (dim_event) and its date; a one_off line also the approval level and the 一事一议
 -- number, from the line's inputs as the engine explained it. NULL on every other line.
@@ -15,4 +15,3 @@ select
     case when line_type = 'one_off' then json_extract_string(inputs, '$.approval_level') end   as approval_level,
     case when line_type = 'one_off' then json_extract_string(inputs, '$.case_by_case_no') end  as case_by_case_no
 from payment_ledger
-where payroll_month = getvariable('payroll_month')

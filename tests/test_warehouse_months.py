@@ -1,0 +1,159 @@
+"""The warehouse's month tables as month files (issue 22, pipelines/warehouse_months.py): publish
+appends the month's Parquet and names it in a transaction that writes the same small amount whatever
+the history; a rerun replaces the month's files; an older warehouse is moved to files once; compute's
+ledger history is read from the same files; a payable line's payment state follows the bank."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from decimal import Decimal as D
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.warehouse_months import (
+    MONTH_TABLES,
+    define_views,
+    migrate_tables,
+    months_dir,
+    register_month,
+    remove_unnamed_files,
+    write_month_file,
+)
+from tests.helpers import context, query
+
+LEDGER = ("SELECT '{m}' AS payroll_month, 'L' || i AS line_id, 'R' || i AS payment_ref, "
+          "CASE WHEN i = 3 THEN 'held' ELSE 'payable' END AS status, "
+          "CASE WHEN i = 3 THEN NULL ELSE 'sent' END AS payment_state, (i * 100.25)::DECIMAL(18, 2) AS amount "
+          "FROM range(1, 4) t(i)")
+
+
+def _publish(con, wh: Path, month: str, sql: str) -> dict:
+    files = {"payment_ledger": write_month_file(con, wh, "payment_ledger", month, sql)}
+    con.execute("BEGIN TRANSACTION")
+    register_month(con, month, files)
+    define_views(con, wh)
+    con.execute("COMMIT")
+    remove_unnamed_files(con, wh)
+    return files
+
+
+@pytest.mark.unit
+def test_month_files_are_whole_owner_only_named_by_their_rows_and_replaced_by_a_rerun(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(wh))
+    first = _publish(con, wh, "2020-01", LEDGER.format(m="2020-01"))
+    again = _publish(con, wh, "2020-01", LEDGER.format(m="2020-01"))
+    assert again == first  # the same rows, the same file (sorted, so the row order never matters)
+    folder = months_dir(wh) / "payment_ledger"
+    assert [p.name for p in folder.iterdir()] == [first["payment_ledger"][0]]
+    assert stat.S_IMODE((folder / first["payment_ledger"][0]).stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(months_dir(wh).stat().st_mode) == 0o700
+    _publish(con, wh, "2020-02", LEDGER.format(m="2020-02"))
+    # a rerun with other rows: the month's new file, the old one gone, the other month untouched
+    changed = _publish(con, wh, "2020-01", LEDGER.format(m="2020-01").replace("100.25", "100.26"))
+    assert changed != first and not (folder / first["payment_ledger"][0]).exists()
+    assert len(list(folder.iterdir())) == 2
+    assert query_con(con, "SELECT payroll_month, sum(amount) FROM payment_ledger GROUP BY 1 ORDER BY 1") == [
+        ("2020-01", D("601.56")), ("2020-02", D("601.50"))]
+    # the ledger rows are not in the warehouse file: the table is a view over the files
+    assert "payment_ledger" not in {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+
+
+def query_con(con, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+@pytest.mark.unit
+def test_a_failed_publish_leaves_the_views_on_the_files_they_named(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(wh))
+    named = _publish(con, wh, "2020-01", LEDGER.format(m="2020-01"))
+    new = {"payment_ledger": write_month_file(con, wh, "payment_ledger", "2020-01",
+                                              LEDGER.format(m="2020-01").replace("100.25", "999.99"))}
+    con.execute("BEGIN TRANSACTION")
+    register_month(con, "2020-01", new)
+    define_views(con, wh)
+    con.execute("ROLLBACK")  # what a failed check or a crash before the commit does
+    assert remove_unnamed_files(con, wh) == 1
+    assert query_con(con, "SELECT file_name FROM warehouse_file") == [(named["payment_ledger"][0],)]
+    assert query_con(con, "SELECT sum(amount) FROM payment_ledger")[0][0] == D("601.50")
+    con.close()
+
+
+@pytest.mark.unit
+def test_a_payable_lines_state_follows_the_banks_latest_answer(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(wh))
+    _publish(con, wh, "2020-01", LEDGER.format(m="2020-01"))
+    states = "SELECT line_id, payment_state FROM payment_ledger ORDER BY line_id"
+    assert query_con(con, states) == [("L1", "sent"), ("L2", "sent"), ("L3", None)]
+    con.execute("CREATE OR REPLACE TABLE bank_return_answer AS SELECT * FROM (VALUES ('R1', 'paid'), "
+                "('R2', 'contradictory'), ('R3', 'failed')) t(payment_ref, answer)")
+    # a contradictory answer leaves the payment sent; a line that is not payable has no state
+    assert query_con(con, states) == [("L1", "paid"), ("L2", "sent"), ("L3", None)]
+    con.close()
+
+
+@pytest.mark.unit
+def test_an_older_warehouse_is_moved_to_month_files_once(tmp_path):
+    wh = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute(f"CREATE TABLE payment_ledger AS {LEDGER.format(m='2020-01')} UNION ALL {LEDGER.format(m='2020-02')}")
+    con.execute("CREATE TABLE finding AS SELECT '2020-02' AS payroll_month, 'x' AS finding_id")
+    before = query_con(con, "SELECT * FROM payment_ledger ORDER BY ALL")
+    assert migrate_tables(con, wh) == ["payment_ledger", "finding"]
+    assert query_con(con, "SELECT * FROM payment_ledger ORDER BY ALL") == before
+    assert query_con(con, "SELECT table_name, payroll_month FROM warehouse_file ORDER BY ALL") == [
+        ("finding", "2020-02"), ("payment_ledger", "2020-01"), ("payment_ledger", "2020-02")]
+    assert migrate_tables(con, wh) == []  # once
+    con.close()
+
+
+# --- on published months -------------------------------------------------------------------------
+
+def test_published_months_are_views_over_their_files(four_months):
+    wh = four_months["warehouse"]
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        assert not tables & set(MONTH_TABLES) and set(MONTH_TABLES) <= views
+        assert {"fact_payment", "fact_enrolment", "fact_finding"} <= views
+        named = con.execute("SELECT table_name, payroll_month, file_name, row_count FROM warehouse_file").fetchall()
+        assert len(named) == len(MONTH_TABLES) * 4
+        for table, month, name, rows in named:
+            path = months_dir(wh) / table / name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+            assert con.execute(f"SELECT count(*) FROM {table} WHERE payroll_month = ?", [month]).fetchone()[0] == rows
+        on_disk = {(p.parent.name, p.name) for p in months_dir(wh).glob("*/*")}
+        assert on_disk == {(t, n) for t, _, n, _ in named}  # nothing else lies beside them
+    finally:
+        con.close()
+
+
+def _copy(four_months, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(four_months["tmp"], copy)
+    return copy
+
+
+def test_compute_reads_its_ledger_history_from_the_month_files(four_months, tmp_path):
+    """A month file gone is an error naming it, never a month without history (which would pay its
+    arrears again)."""
+    from pipelines.compute import compute_payments
+
+    copy = _copy(four_months, tmp_path)
+    wh = copy / "warehouse.duckdb"
+    march = query(wh, "SELECT file_name FROM warehouse_file WHERE table_name = 'payment_ledger' "
+                      "AND payroll_month = '2020-03'")[0][0]
+    # the copy's views still name the original's files until it publishes: point them at its own
+    con = duckdb.connect(str(wh))
+    define_views(con, wh)
+    con.close()
+    (months_dir(wh) / "payment_ledger" / march).unlink()
+    with pytest.raises(Exception, match=march):
+        compute_payments(context(copy, "2020-04", inbox=four_months["inbox"]))
