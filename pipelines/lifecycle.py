@@ -485,6 +485,7 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
     from pipelines.payout import read_manifest
     from pipelines.report import reconcile
     from pipelines.sqlrun import attach_warehouse
+    from pipelines.warehouse_months import changed_month_files, months_dir
 
     manifest = read_manifest(ctx)
     con = duckdb.connect()
@@ -502,6 +503,10 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
         if state["state"] in (None, "computed", "supplementary_computed"):
             target = "supplementary_verified" if state["state"] == "supplementary_computed" else "verified"
             raise RunError(refusal(ctx.month, state["state"], target))
+        changed = changed_month_files(con, ctx.warehouse, ctx.month)
+        if changed:
+            raise RunError(f"the warehouse's files of {ctx.month} are not the ones published ({'; '.join(changed)}, "
+                           f"under {months_dir(ctx.warehouse)}): restore them from a backup or rerun the month")
         on_disk = sha256_file(ctx.payouts_dir / "manifest.json")
         if state["manifest_sha256"] and on_disk != state["manifest_sha256"]:
             raise RunError(f"the payout files of {ctx.month} on disk are not the ones published (their manifest "

@@ -144,3 +144,22 @@ def remove_unnamed_files(con, warehouse: Path) -> int:
                     path.unlink()
                     removed += 1
     return removed
+
+
+def changed_month_files(con, warehouse: Path, month: str, database: str = "wh") -> list[str]:
+    """The month's files the warehouse names that are missing or whose bytes are not the ones
+    published (their SHA-256 in `warehouse_file`): for `doudi verify`. A warehouse from before the
+    month files names none."""
+    known = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
+                        "'warehouse_file'", [database]).fetchone()[0]
+    if not known:
+        return []
+    problems = []
+    for table, name, digest in con.execute(f"SELECT table_name, file_name, sha256 FROM {database}.warehouse_file "
+                                           "WHERE payroll_month = ? ORDER BY 1", [month]).fetchall():
+        path = months_dir(warehouse) / table / name
+        if not path.exists():
+            problems.append(f"{table}/{name} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{table}/{name} has changed since it was published")
+    return problems

@@ -157,3 +157,22 @@ def test_compute_reads_its_ledger_history_from_the_month_files(four_months, tmp_
     (months_dir(wh) / "payment_ledger" / march).unlink()
     with pytest.raises(Exception, match=march):
         compute_payments(context(copy, "2020-04", inbox=four_months["inbox"]))
+
+
+def test_verify_names_a_month_file_changed_or_missing_since_publish(four_months, tmp_path):
+    from pipelines.lifecycle import verify_month
+    from pipelines.settings import RunError
+
+    copy = _copy(four_months, tmp_path)
+    wh = copy / "warehouse.duckdb"
+    ctx = context(copy, "2020-04", inbox=four_months["inbox"])
+    verify_month(ctx, record=False)  # as published
+    ledger = query(wh, "SELECT file_name FROM warehouse_file WHERE table_name = 'payment_ledger' "
+                       "AND payroll_month = '2020-04'")[0][0]
+    path = months_dir(wh) / "payment_ledger" / ledger
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(RunError, match=f"payment_ledger/{ledger} has changed since it was published"):
+        verify_month(ctx, record=False)
+    path.unlink()
+    with pytest.raises(RunError, match=f"payment_ledger/{ledger} is missing"):
+        verify_month(ctx, record=False)
