@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipelines import artefacts
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, write_json_atomic
 from pipelines.months import shift_month
@@ -115,7 +116,7 @@ def state_of(con, ctx: RunContext, month: str | None = None, database: str | Non
                           "ORDER BY published_at DESC LIMIT 1", [month]).fetchone()
         if row:
             state.update(state="published", manifest_sha256=row[0])
-    if (ctx.out / month / "payouts" / "released.json").exists():
+    if artefacts.released_marker(ctx, month).exists():
         state["state"] = "released"
     return state
 
@@ -276,7 +277,7 @@ def operational_message(exc: BaseException, ctx: RunContext | None, command: str
 # ---------------------------------------------------------------- the start of a run: order and state
 
 def begin_path(ctx: RunContext) -> Path:
-    return ctx.work_dir / "lifecycle.json"
+    return artefacts.lifecycle_begin(ctx)
 
 
 def run_id_for(ctx: RunContext, fresh: bool = False) -> str:
@@ -482,7 +483,6 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
     import duckdb
 
     from pipelines.io import sha256_file
-    from pipelines.payout import read_manifest
     from pipelines.report import reconcile
     from pipelines.sqlrun import attach_warehouse
 
@@ -502,7 +502,7 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
         if state["state"] in (None, "computed", "supplementary_computed"):
             target = "supplementary_verified" if state["state"] == "supplementary_computed" else "verified"
             raise RunError(refusal(ctx.month, state["state"], target))
-        on_disk = sha256_file(ctx.payouts_dir / "manifest.json")
+        on_disk = sha256_file(artefacts.manifest(ctx))
         if state["manifest_sha256"] and on_disk != state["manifest_sha256"]:
             raise RunError(f"the payout files of {ctx.month} on disk are not the ones published (their manifest "
                            f"differs from the one the warehouse recorded): rerun the month, and do not send them")
@@ -520,6 +520,61 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
                           manifest_sha256=on_disk)
     return dict(checks, manifest=manifest, state=target or state["state"], manifest_sha256=on_disk,
                 supplement=state["supplement"])
+
+
+# ---------------------------------------------------------------- release state
+# A released month's batches are never rewritten: check_reference, compute and payout all ask here.
+
+REGULAR_BATCH = "R"  # the month's regular batch per bank
+REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
+
+
+def released_marker(ctx: RunContext) -> Path:
+    return artefacts.released_marker(ctx)
+
+
+def read_manifest(ctx: RunContext) -> dict:
+    path = artefacts.manifest(ctx)
+    if not path.exists():
+        raise RunError(f"no manifest for {ctx.month} at {path}: run the month first (doudi run), or point --out "
+                       "(or DOUDI_OUT) at the output root it was run with")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def release_record(ctx: RunContext) -> dict | None:
+    marker = released_marker(ctx)
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
+
+
+def released_batches(ctx: RunContext) -> set[str]:
+    """Batches of the month already sent to the banks (never rewritten)."""
+    record = release_record(ctx)
+    if record is None:
+        return set()
+    batches = set(record.get("batches") or (REGULAR_BATCH, REISSUE_BATCH))
+    for supplement in record.get("supplements", []):
+        batches |= set(supplement["batches"])
+    return batches
+
+
+def supplement_batch(ctx: RunContext) -> str:
+    """The batch a supplementary run of a released month writes: S1, then S2 once S1 is released."""
+    record = release_record(ctx) or {}
+    return f"S{len(record.get('supplements', [])) + 1}"
+
+
+def check_release_state(ctx: RunContext, released: set[str] | None = None) -> None:
+    """A released month is rerun only as a supplementary run, and only a released month is."""
+    released = released_batches(ctx) if released is None else released
+    if released and not ctx.supplementary:
+        raise RunError(
+            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
+            "rewritten. To pay corrections for this month, rerun it as a supplementary run "
+            f"(doudi run --month {ctx.month} --supplementary, or the DAG param supplementary=true): only the "
+            "lines the released batches did not carry go out, in a new batch."
+        )
+    if ctx.supplementary and not released:
+        raise RunError(f"{ctx.month} has not been released: rerun it normally (without --supplementary)")
 
 
 def history(ctx: RunContext, month: str | None = None) -> list[dict]:

@@ -30,6 +30,7 @@ import html
 import io
 from decimal import Decimal
 
+from pipelines import artefacts
 from pipelines.audit_report import (
     PRINT_CSS,
     SIGNATURE_HTML,
@@ -146,17 +147,17 @@ def reconcile_and_report(ctx: RunContext) -> dict:
                 has_previous=has_previous,
                 findings=findings, checks=checks, manifest=manifest, dispositions=dispositions, by_bank=by_bank,
                 failures=failures, three_way=three_way, provisional=provisional)
-    xlsx = ctx.reports_dir / "reconciliation.xlsx"
+    xlsx = artefacts.reconciliation_xlsx(ctx)
     with atomic_path(xlsx) as tmp:
         tmp.write_bytes(render_xlsx(ctx, data))
     checkpoint("report.after_xlsx")
-    page = ctx.reports_dir / "reconciliation.html"
+    page = artefacts.reconciliation_html(ctx)
     with atomic_path(page) as tmp:
         tmp.write_text(render_html(ctx, data), encoding="utf-8")
-    qbook = ctx.reports_dir / "quarantine.xlsx"
+    qbook = artefacts.quarantine_xlsx(ctx)
     with atomic_path(qbook) as tmp:
         tmp.write_bytes(render_quarantine(ctx, quarantined))
-    tbook = ctx.reports_dir / "temporary_assistance.xlsx"
+    tbook = artefacts.temporary_assistance_xlsx(ctx)
     with atomic_path(tbook) as tmp:
         tmp.write_bytes(render_temporary(ctx, *temporary))
     audit = write_exceptions(ctx, exceptions, receivables)

@@ -22,6 +22,7 @@ import tempfile
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
+from pipelines import artefacts
 from pipelines.months import months_between, parse_month, shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, set_variables, sql_string
@@ -92,10 +93,9 @@ def _engine_lines(ctx: RunContext, integrity: Path, reference: Path, scratch: Pa
 
     run_ctx = RunContext(month=ctx.month, inbox=ctx.inbox, reference=reference, out=scratch / "out",
                          warehouse=scratch / "no-history.duckdb")
-    work = run_ctx.work_dir / "integrity"
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("roster.parquet", "findings.parquet", "deaths_known.parquet"):
-        shutil.copy(integrity / name, work / name)
+    artefacts.integrity_dir(run_ctx).mkdir(parents=True, exist_ok=True)
+    for path in (artefacts.integrity_roster, artefacts.integrity_findings, artefacts.deaths_known):
+        shutil.copy(integrity / path(run_ctx).name, path(run_ctx))  # `integrity`: a folder laid out as integrity's
     # every county is computed from the simulated tables, none held: a gap there is the engine's
     # no_standard finding in the simulation's report, not a county paid forward
     return Path(compute_payments(run_ctx, held={})["ledger_path"])
