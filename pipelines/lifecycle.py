@@ -26,6 +26,7 @@ month at a time (month_lock). Errors are one sentence for the operator (RunError
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime
 import errno
 import fcntl
@@ -36,11 +37,12 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 from pipelines import artefacts
 from pipelines.faults import checkpoint
-from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, write_json_atomic
+from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, sha256_file, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 
@@ -482,8 +484,6 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
     the ones published. Records `verified` (or supplementary_verified) if the month was published."""
     import duckdb
 
-    from pipelines.io import sha256_file
-    from pipelines.report import reconcile
     from pipelines.sqlrun import attach_warehouse
 
     manifest = read_manifest(ctx)
@@ -575,6 +575,52 @@ def check_release_state(ctx: RunContext, released: set[str] | None = None) -> No
         )
     if ctx.supplementary and not released:
         raise RunError(f"{ctx.month} has not been released: rerun it normally (without --supplementary)")
+
+
+def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
+    """Ledger ↔ payout records ↔ files on disk. A difference here is a defect: the run fails."""
+    m = ctx.month
+    ledger_sum, ledger_lines, ledger_refs = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*), count(DISTINCT payment_ref) FROM wh.payment_ledger "
+        "WHERE payroll_month = ? AND status = 'payable'", [m]).fetchone()
+    rec_sum, rec_count = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*) FROM wh.payout_record WHERE payroll_month = ?", [m]).fetchone()
+    problems = []
+    files = []
+    csv_sum, csv_count = Decimal("0.00"), 0
+    for f in manifest["files"]:
+        path = ctx.payouts_dir / f["name"]
+        if not path.exists():
+            problems.append(f"{f['name']}: missing")
+            continue
+        digest = sha256_file(path)
+        ok = digest == f["sha256"]
+        if not ok:
+            problems.append(f"{f['name']}: SHA-256 differs from the manifest")
+        if f["format"] == "csv":
+            count, total = read_payout_csv(path)
+            csv_sum += total
+            csv_count += count
+            if count != f["count"] or f"{total:.2f}" != f["sum"]:
+                problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
+                                f"{f['count']} / {f['sum']}")
+        files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
+    if csv_sum != ledger_sum or csv_count != ledger_refs:
+        problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
+                        f"payment refs / {ledger_sum:.2f}")
+    if rec_sum != ledger_sum or rec_count != ledger_refs:
+        problems.append(f"payout records {rec_count} / {rec_sum}; ledger {ledger_refs} / {ledger_sum}")
+    if problems:
+        raise RunError(f"reconciliation of {m} failed:\n  - " + "\n  - ".join(problems))
+    return {"status": "balanced", "ledger_sum": ledger_sum, "ledger_lines": ledger_lines, "records": ledger_refs,
+            "csv_sum": csv_sum, "csv_records": csv_count, "files": files}
+
+
+def read_payout_csv(path) -> tuple[int, Decimal]:
+    """Read a payout CSV the way a bank does: count the records and add the amounts."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return len(rows), sum((Decimal(r["amount"]) for r in rows), Decimal("0.00"))
 
 
 def history(ctx: RunContext, month: str | None = None) -> list[dict]:

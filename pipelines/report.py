@@ -25,7 +25,6 @@ people (ID numbers and accounts masked).
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from decimal import Decimal
@@ -42,10 +41,10 @@ from pipelines.audit_report import (
 )
 from pipelines.caseworker_page import write_caseworker_pages
 from pipelines.faults import checkpoint
-from pipelines.io import atomic_path, sha256_file
+from pipelines.io import atomic_path
+from pipelines.lifecycle import read_manifest, read_payout_csv, reconcile  # noqa: F401  (importable here as before)
 from pipelines.months import shift_month
-from pipelines.payout import read_manifest
-from pipelines.settings import RunContext, RunError
+from pipelines.settings import RunContext
 from pipelines.spreadsheet import (
     new_workbook,
     print_setup,
@@ -206,52 +205,6 @@ def _provisional_rows(rows: list[tuple]) -> list[list]:
 
 
 PROVISIONAL_HEADERS = ["行政区划代码", "县区", "项目", "原因", "沿用月份", "对象数", "临时发放金额"]
-
-
-def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
-    """Ledger ↔ payout records ↔ files on disk. A difference here is a defect: the run fails."""
-    m = ctx.month
-    ledger_sum, ledger_lines, ledger_refs = con.execute(
-        "SELECT coalesce(sum(amount), 0), count(*), count(DISTINCT payment_ref) FROM wh.payment_ledger "
-        "WHERE payroll_month = ? AND status = 'payable'", [m]).fetchone()
-    rec_sum, rec_count = con.execute(
-        "SELECT coalesce(sum(amount), 0), count(*) FROM wh.payout_record WHERE payroll_month = ?", [m]).fetchone()
-    problems = []
-    files = []
-    csv_sum, csv_count = Decimal("0.00"), 0
-    for f in manifest["files"]:
-        path = ctx.payouts_dir / f["name"]
-        if not path.exists():
-            problems.append(f"{f['name']}: missing")
-            continue
-        digest = sha256_file(path)
-        ok = digest == f["sha256"]
-        if not ok:
-            problems.append(f"{f['name']}: SHA-256 differs from the manifest")
-        if f["format"] == "csv":
-            count, total = read_payout_csv(path)
-            csv_sum += total
-            csv_count += count
-            if count != f["count"] or f"{total:.2f}" != f["sum"]:
-                problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
-                                f"{f['count']} / {f['sum']}")
-        files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
-    if csv_sum != ledger_sum or csv_count != ledger_refs:
-        problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
-                        f"payment refs / {ledger_sum:.2f}")
-    if rec_sum != ledger_sum or rec_count != ledger_refs:
-        problems.append(f"payout records {rec_count} / {rec_sum}; ledger {ledger_refs} / {ledger_sum}")
-    if problems:
-        raise RunError(f"reconciliation of {m} failed:\n  - " + "\n  - ".join(problems))
-    return {"status": "balanced", "ledger_sum": ledger_sum, "ledger_lines": ledger_lines, "records": ledger_refs,
-            "csv_sum": csv_sum, "csv_records": csv_count, "files": files}
-
-
-def read_payout_csv(path) -> tuple[int, Decimal]:
-    """Read a payout CSV the way a bank does: count the records and add the amounts."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return len(rows), sum((Decimal(r["amount"]) for r in rows), Decimal("0.00"))
 
 
 def _program(p: str) -> str:

@@ -115,7 +115,7 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
         scratch = Path(tmp)
         con = connect()
         attach_warehouse(con, ctx.warehouse)
-        roster = scratch / "roster.parquet"
+        roster = scratch / artefacts.integrity_roster(ctx).name  # laid out as integrity's folder
         n = con.execute("SELECT count(*) FROM wh.roster_row WHERE payroll_month = ?", [from_month]).fetchall()[0][0]
         if not n:
             raise RunError(f"the warehouse has no rosters for {from_month}: publish that month first")
@@ -127,12 +127,13 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
                     f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(roster))}' (FORMAT parquet)")
         # the month's integrity findings explain the roster units the engine pays nothing (its invariant);
         # the simulation computes one payroll without history, so no death is carried into it
+        findings = scratch / artefacts.integrity_findings(ctx).name
         con.execute(f"COPY (SELECT source_file, source_row, id_number, program FROM wh.finding "
-                    f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(scratch / 'findings.parquet'))}' "
+                    f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(findings))}' "
                     "(FORMAT parquet)")
         con.execute(f"COPY (SELECT NULL::VARCHAR AS id_number, NULL::VARCHAR AS death_month, "
                     f"NULL::VARCHAR AS reported_month, NULL::VARCHAR AS source LIMIT 0) "
-                    f"TO '{sql_string(str(scratch / 'deaths_known.parquet'))}' (FORMAT parquet)")
+                    f"TO '{sql_string(str(scratch / artefacts.deaths_known(ctx).name))}' (FORMAT parquet)")
         con.close()
         scenario_ref = scratch / "reference"
         raised = scenario_reference(ctx.reference, scenario_ref, urban, rural, effective, first_payroll, rounding)

@@ -59,7 +59,7 @@ LOW_INCOME_COLUMNS = ("reported_month VARCHAR, source_row BIGINT, id_number VARC
 def parameters(con, month: str) -> dict[str, Decimal]:
     """The thresholds in force for the payroll month (stg_policy_parameters built for it): each
     exactly once and a number, or a RunError naming what is missing."""
-    from pipelines.reference import REQUIRED_PARAMETERS, parameter_problems
+    from pipelines.policy import REQUIRED_PARAMETERS, parameter_problems
 
     needed = {name: REQUIRED_PARAMETERS.get(name, "the watch list") for name in WATCH_PARAMETERS}
     problems = parameter_problems(con, month, needed)
