@@ -152,4 +152,4 @@ def test_a_month_below_the_partition_size_is_one_task_per_stage_with_the_same_bo
     assert [p.name for p in (ctx.work_dir / "validate" / "partitions").iterdir()] == [WHOLE_MONTH]
     assert book_differences(single / "warehouse.duckdb", parted / "warehouse.duckdb") == {}
     monkeypatch.setenv("DOUDI_PARTITION_MIN_ROWS", "4")  # at the size: cut by city
-    assert plan_validation_partitions(ctx) == ["2101", "2102", "2103"]
+    assert plan_validation_partitions(context(parted, "2020-01", inbox=inbox)) == ["2101", "2102", "2103"]
