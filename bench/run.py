@@ -41,6 +41,7 @@ RESULTS = BENCH_DIR / "results"
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from pipelines import artefacts  # noqa: E402
 from pipelines.settings import keep_new_files_owner_only  # noqa: E402
 
 # The pandas and Polars baselines hold the whole month in memory (the engine alone: 5.5 GB at 2.6M rows, so
@@ -174,11 +175,11 @@ def _not_run() -> dict:
 def run_pandas_baselines(ctx, rows: int) -> tuple[dict, dict]:
     """bench/pandas_pipeline.py (the month from the inbox) and bench/pandas_baseline.py (the engine
     alone, from doudi's integrity roster), each in its own process, both checked against doudi's ledger."""
-    ledger = ctx.work_dir / "compute" / "ledger.parquet"
+    ledger = artefacts.ledger(ctx)
     if rows > PANDAS_MAX_ROWS:
         return _not_run(), _not_run()
     pipeline = _pandas("pandas_pipeline.py", ctx.inbox, ctx.reference, ctx.month, ledger)
-    engine = _pandas("pandas_baseline.py", ctx.work_dir / "integrity" / "roster.parquet", ctx.reference,
+    engine = _pandas("pandas_baseline.py", artefacts.integrity_roster(ctx), ctx.reference,
                      ctx.month, ledger)
     return pipeline, engine
 
@@ -189,10 +190,17 @@ def run_polars_pipeline(ctx, rows: int) -> dict:
     if rows > PANDAS_MAX_ROWS:
         return _not_run()
     return _pandas("polars_pipeline.py", ctx.inbox, ctx.reference, ctx.month,
-                   ctx.work_dir / "compute" / "ledger.parquet")
+                   artefacts.ledger(ctx))
 
 
-SAME_STAGES = ("ingest", "validate", "integrity", "compute")  # what the pandas and Polars pipelines do
+def _same_stages() -> tuple[str, ...]:
+    """What the pandas and Polars pipelines do: the registry's stages from ingest to compute."""
+    from pipelines.stages import BY_NAME, STAGES
+
+    return tuple(s.name for s in STAGES[STAGES.index(BY_NAME["ingest"]):STAGES.index(BY_NAME["compute"]) + 1])
+
+
+SAME_STAGES = _same_stages()
 
 
 def shown(seconds, matched: bool, peak) -> str:

@@ -1,14 +1,18 @@
 """monthly_disbursement: one payroll month, from delivered rosters to payout files and reports.
 
-The month is partitioned so that a deployment with several workers (CeleryExecutor, see
-deploy/celery/) spreads the heavy stages: ingest is mapped per program, validation per city, the
-payment engine per closed group of cities (pipelines/partitions.py says why these cuts change
-nothing). A month below DOUDI_PARTITION_MIN_ROWS roster rows is one partition (`all`): a task costs
-a process and its imports whatever its size, so a small month runs each stage as one task.
-Integrity's cross-county checks run once on the combined result, and one task (publish) writes the
-warehouse. The ledger is the same as `doudi run`'s (tests/test_dags.py).
+The tasks are the stages of pipelines/stages.py, in its order and task groups (read, check, pay,
+deliver); this file only wires them. A per-program stage (ingest) is mapped over the roster
+programs; a cut stage is a plan task, a task mapped over its partitions and a combine task:
+validation per city, the payment engine per closed group of cities (pipelines/partitions.py says
+why these cuts change nothing), so a deployment with several workers (CeleryExecutor, see
+deploy/celery/) spreads them. A month below DOUDI_PARTITION_MIN_ROWS roster rows is not cut: its
+plan task runs the stage whole and maps nothing, so the mapped task and the combine are skipped
+without starting a process (a task costs a process and its imports whatever its size). Integrity's
+cross-county checks run once on the combined result, and one task (publish) writes the warehouse.
+The ledger is the same as `doudi run`'s (tests/test_dags.py). The payout files, the warehouse and
+the reports are Airflow assets: the task that writes one records an asset event with the month.
 
-Wiring only: every task calls one function of pipelines.tasks. Trigger with
+Every task calls one function of pipelines.tasks. Trigger with
     airflow dags test monthly_disbursement --conf '{"payroll_month": "2020-03"}'
 (inbox, reference, out and warehouse default to DOUDI_* environment variables; see README).
 """
@@ -17,11 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, TaskGroup, dag, setup, task, teardown
-
-# pipelines.settings.ROSTER_PROGRAMS (the DAG file imports only the Airflow SDK): temporary assistance
-# (临时救助) is read like the monthly programs; its folder may be absent
-PROGRAMS = ["dibao", "tekun", "orphan", "disability", "temporary"]
+from airflow.sdk import Asset, Param, TaskGroup, dag, setup, task, teardown
 
 
 @dag(
@@ -64,111 +64,74 @@ def monthly_disbursement():
 
         return tasks.release_month(run)
 
-    @task
-    def check_reference(run: dict) -> dict:
-        from pipelines import tasks
+    # the registry is light (settings and artefact paths): parsing the DAG imports no stage
+    from pipelines.stages import GROUPS, PROGRAMS, STAGES
 
-        return tasks.check_reference(run)
-
-    @task(map_index_template="{{ partition_label }}")
-    def ingest(run: dict, program: str) -> dict:
+    def _announce(run: dict, label: str | None = None) -> None:
+        """Name a mapped task by its partition (`2101 沈阳市`, not 0..13), and give each asset event
+        the month it is of."""
         from airflow.sdk import get_current_context
 
-        from pipelines import tasks
-
-        get_current_context()["partition_label"] = program
-        return tasks.ingest(run, program)
-
-    @task
-    def plan_cities(run: dict, ingested: list[dict]) -> list[str]:
-        from pipelines import tasks
-
-        # `ingested` orders this task after every ingest instance; the plan reads their files
-        return tasks.plan_cities(run)
-
-    # mapped tasks are named by their partition (`2101 沈阳市`, `全月 (未分市)`), not 0..13
-    @task(map_index_template="{{ partition_label }}")
-    def validate(run: dict, city: str) -> dict:
-        from airflow.sdk import get_current_context
-
-        from pipelines import tasks
-
-        get_current_context()["partition_label"] = tasks.partition_label(run, city)
-        return tasks.validate_city(run, city)
+        context = get_current_context()
+        if label is not None:
+            context["partition_label"] = label
+        for outlet in context["task"].outlets:
+            context["outlet_events"][outlet].extra = {"payroll_month": run["month"]}
 
     @task
-    def combine_validation(run: dict, cities: list[str], validated: list[dict]) -> dict:
+    def stage(run: dict, name: str, program: str | None = None) -> dict:
         from pipelines import tasks
 
-        return tasks.combine_validation(run, cities)
+        _announce(run, program)
+        return tasks.stage(run, name, program)
 
     @task
-    def integrity(run: dict, combined: dict) -> dict:
+    def plan(run: dict, name: str) -> list[str]:
         from pipelines import tasks
 
-        return tasks.integrity(run)
+        return tasks.plan(run, name)
 
     @task
-    def plan_payment_groups(run: dict, checked: dict) -> list[str]:
+    def partition(run: dict, name: str, part: str) -> dict:
         from pipelines import tasks
 
-        return tasks.plan_payment_groups(run)
-
-    @task(map_index_template="{{ partition_label }}")
-    def compute(run: dict, group: str) -> dict:
-        from airflow.sdk import get_current_context
-
-        from pipelines import tasks
-
-        get_current_context()["partition_label"] = tasks.partition_label(run, group)
-        return tasks.compute_group(run, group)
+        _announce(run, tasks.partition_label(run, part))
+        return tasks.partition(run, name, part)
 
     @task
-    def combine_compute(run: dict, groups: list[str], computed: list[dict]) -> dict:
+    def combine(run: dict, name: str, parts: list[str], done: list[dict]) -> dict:
         from pipelines import tasks
 
-        return tasks.combine_compute(run, groups)
-
-    @task
-    def payout(run: dict, computed: dict) -> dict:
-        from pipelines import tasks
-
-        return tasks.payout(run)
-
-    @task
-    def publish(run: dict, paid: dict) -> dict:
-        from pipelines import tasks
-
-        return tasks.publish(run)
-
-    @task
-    def report(run: dict, published: dict) -> dict:
-        from pipelines import tasks
-
-        return tasks.report(run)
+        _announce(run)
+        # `done` orders this task after every partition; the stage reads their files
+        return tasks.combine(run, name, parts)
 
     run = resolve_run()
     # the month is this run's from claim_month to release_month: no `doudi run` between two tasks
     claimed = claim_month(run)
-    # four boxes in the graph view, in the order a bureau reads the month: what arrived, whether it is
-    # right, what is owed, what was sent and recorded (task ids stay as they are: no group prefix)
-    with TaskGroup("read", prefix_group_id=False, tooltip="参考数据与名册读取"):
-        reference_ok = check_reference(run)
-        claimed >> reference_ok
-        ingested = ingest.partial(run=run).expand(program=PROGRAMS)
-        reference_ok >> ingested
-    with TaskGroup("check", prefix_group_id=False, tooltip="逐行校验（按市）与跨县核查"):
-        cities = plan_cities(run, ingested)
-        validated = validate.partial(run=run).expand(city=cities)
-        checked = integrity(run, combine_validation(run, cities, validated))
-    with TaskGroup("pay", prefix_group_id=False, tooltip="计算应发金额（按市组）"):
-        groups = plan_payment_groups(run, checked)
-        computed = combine_compute(run, groups, compute.partial(run=run).expand(group=groups))
-    with TaskGroup("deliver", prefix_group_id=False, tooltip="代发文件、入库与报表"):
-        paid = payout(run, computed)
-        published = publish(run, paid)
-        reported = report(run, published)
-    reported >> release_month(run).as_teardown(setups=claimed)
+    before, after_cut = [claimed], False
+    groups = {}
+    for s in STAGES:
+        if s.group not in groups:  # task ids stay the stages' names: no group prefix
+            groups[s.group] = TaskGroup(s.group, prefix_group_id=False, tooltip=GROUPS[s.group])
+        outlets = [Asset(a.asset_uri) for a in s.writes if a.asset_uri]
+        # after a cut stage whose month was too small to cut, its combine is skipped: go on all the same
+        rule = {"trigger_rule": "none_failed"} if after_cut else {}
+        with groups[s.group]:
+            if s.cut is not None:
+                planned = plan.override(task_id=f"plan_{s.name}", **rule)(run, s.name)
+                parts = partition.override(task_id=s.name, map_index_template="{{ partition_label }}") \
+                    .partial(run=run, name=s.name).expand(part=planned)
+                combined = combine.override(task_id=f"combine_{s.name}", outlets=outlets)(run, s.name, planned, parts)
+                now = [planned, combined]
+            elif s.per_program:
+                now = [stage.override(task_id=s.name, map_index_template="{{ partition_label }}", outlets=outlets,
+                                      **rule).partial(run=run, name=s.name).expand(program=list(PROGRAMS))]
+            else:
+                now = [stage.override(task_id=s.name, outlets=outlets, **rule)(run, s.name)]
+        before >> now[0]
+        before, after_cut = now, s.cut is not None
+    before >> release_month(run).as_teardown(setups=claimed)
 
 
 monthly_disbursement()

@@ -16,6 +16,7 @@ import html
 import io
 import re
 
+from pipelines import artefacts
 from pipelines.io import atomic_path
 from pipelines.settings import RunContext
 from pipelines.spreadsheet import new_workbook, print_setup, signature_block, wrap_columns, write_table
@@ -131,10 +132,10 @@ thead{display:table-header-group}tr{break-inside:avoid}h1,h2{break-after:avoid}s
 
 def write_exceptions(ctx: RunContext, findings: list[tuple], receivables: list[tuple] = ()) -> dict:
     ctx.reports_dir.mkdir(parents=True, exist_ok=True)
-    book = ctx.reports_dir / "exceptions.xlsx"
+    book = artefacts.exceptions_xlsx(ctx)
     with atomic_path(book) as tmp:
         tmp.write_bytes(render_xlsx(ctx, findings, receivables))
-    page = ctx.reports_dir / "exceptions.html"
+    page = artefacts.exceptions_html(ctx)
     with atomic_path(page) as tmp:
         tmp.write_text(render_html(ctx, findings, receivables), encoding="utf-8")
     return {"exceptions_xlsx": str(book), "exceptions_html": str(page), "findings": len(findings),

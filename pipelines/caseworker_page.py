@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 
+from pipelines import artefacts
 from pipelines.audit_report import PRINT_CSS, html_table
 from pipelines.expectations_sql import literal
 from pipelines.io import atomic_path
@@ -106,7 +107,7 @@ def write_caseworker_pages(ctx: RunContext, con) -> dict:
     for county, program, code, *row in rows:
         listed.setdefault((county, program, code), []).append(tuple(row))
 
-    out = ctx.reports_dir / "validation"
+    out = artefacts.caseworker_pages_dir(ctx)
     for county in counties:
         page = render_county_page(ctx.month, county, names.get(county, ""), delivered.get(county, (0, 0)),
                                   rules.get(county, {}), listed)

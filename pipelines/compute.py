@@ -15,6 +15,7 @@ Writes `_work/compute/ledger.parquet` (the month's ledger lines, payment_ref sti
 
 from __future__ import annotations
 
+from pipelines import artefacts
 from pipelines.audits import enforce
 from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
@@ -73,10 +74,7 @@ def compute_payments(ctx: RunContext, held: dict[str, list[str]] | None = None) 
 def compute_partition(ctx: RunContext, partition: str) -> dict:
     """One group of cities (pipelines/partitions.py): the engine on that group's rows only. Its lines
     and findings go to `_work/compute/partitions/<group>/`; `combine_compute` checks and joins them."""
-    from pipelines.partitions import compute_partitions_dir
-
-    parts = compute_partitions_dir(ctx)
-    rows, people = parts / "rows.parquet", parts / "people.parquet"
+    rows, people = artefacts.partition_rows(ctx), artefacts.partition_people(ctx)
     if not rows.exists():
         raise RunError(f"payment partitions not planned: run plan_compute_partitions first ({rows})")
     con = _run_engine(ctx, partition_rows=(rows, partition))
@@ -86,9 +84,9 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
     con.execute(f"CREATE VIEW part_people AS SELECT * FROM read_parquet('{sql_string(str(people))}')")
     con.execute(f"CREATE VIEW part_rows AS SELECT * FROM read_parquet('{sql_string(str(rows))}')")
     first = con.execute("SELECT coalesce(min(partition), '') FROM part_rows").fetchone()[0]
-    out = ensure_dir(parts / partition)
+    ensure_dir(artefacts.compute_group_dir(ctx, partition))
     checkpoint("compute.before_write")
-    for table, name in (("month_ledger", "ledger"), ("int_compute_findings", "findings")):
+    for table, path in (("month_ledger", artefacts.ledger), ("int_compute_findings", artefacts.compute_findings)):
         copy_to_parquet(con, f"""
             WITH people AS (SELECT id_number, partition FROM part_people
                             WHERE id_number IN (SELECT id_number FROM {table})),
@@ -98,24 +96,23 @@ def compute_partition(ctx: RunContext, partition: str) -> dict:
             LEFT JOIN people p ON p.id_number = t.id_number
             LEFT JOIN rows r ON r.source_file = t.source_file AND r.source_row = t.source_row
             WHERE coalesce(p.partition, r.partition, '{sql_string(first)}') = '{sql_string(partition)}'""",
-                        out / f"{name}.parquet")
-    lines = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(out / 'ledger.parquet'))}')").fetchone()[0]
+                        path(ctx, partition))
+    ledger = artefacts.ledger(ctx, partition)
+    lines = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(ledger))}')").fetchone()[0]
     con.close()
-    return {"partition": partition, "ledger_path": str(out / "ledger.parquet"), "lines": int(lines)}
+    return {"partition": partition, "ledger_path": str(ledger), "lines": int(lines)}
 
 
 def combine_compute(ctx: RunContext, partitions: list[str]) -> dict:
     """Join the groups' lines, then what needs the whole month: a supplementary run's comparison
     with the released batches, and the engine's month-wide invariants."""
-    from pipelines.partitions import compute_partitions_dir
-
-    parts = [compute_partitions_dir(ctx) / p for p in partitions]
-    missing = [str(p) for p in parts if not (p / "ledger.parquet").exists() or not (p / "findings.parquet").exists()]
+    parts = [(artefacts.ledger(ctx, p), artefacts.compute_findings(ctx, p)) for p in partitions]
+    missing = [str(f) for pair in parts for f in pair if not f.exists()]
     if missing:
         raise RunError("payment partitions missing: " + ", ".join(missing))
     con = connect(ctx)
-    ledgers = ", ".join(f"'{sql_string(str(p / 'ledger.parquet'))}'" for p in parts)
-    findings = ", ".join(f"'{sql_string(str(p / 'findings.parquet'))}'" for p in parts)
+    ledgers = ", ".join(f"'{sql_string(str(ledger))}'" for ledger, _ in parts)
+    findings = ", ".join(f"'{sql_string(str(found))}'" for _, found in parts)
     con.execute(f"CREATE TABLE month_ledger AS SELECT * FROM read_parquet([{ledgers}], union_by_name = true)")
     con.execute(f"CREATE TABLE int_compute_findings AS SELECT * FROM read_parquet([{findings}], union_by_name = true)")
     load_history(ctx, con, units=False)
@@ -125,10 +122,10 @@ def combine_compute(ctx: RunContext, partitions: list[str]) -> dict:
 def _run_engine(ctx: RunContext, partition_rows: tuple | None = None, held: dict[str, list[str]] | None = None):
     """Run the engine's models; return the connection holding month_ledger and int_compute_findings.
     With `partition_rows` (rows file, group), only that group's roster rows are read."""
-    roster = ctx.work_dir / "integrity" / "roster.parquet"
+    roster = artefacts.integrity_roster(ctx)
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
-    from pipelines.reference import held_counties, policy_resolved, refuse_moved_settings
+    from pipelines.policy import held_counties, policy_resolved, refuse_moved_settings
 
     refuse_moved_settings()
     policy = policy_resolved(ctx)  # resolved once per run, by check_reference (policy_parameters.csv)
@@ -182,22 +179,23 @@ def _finish_month(ctx: RunContext, con) -> dict:
     check_invariants(con)
     _receivables(ctx, con)
 
-    out = ensure_dir(ctx.work_dir / "compute")
+    ensure_dir(artefacts.compute_dir(ctx))
+    ledger, findings_path = artefacts.ledger(ctx), artefacts.compute_findings(ctx)
     checkpoint("compute.before_write")
     copy_to_parquet(con, "SELECT * FROM month_ledger ORDER BY program, region_code, unit_key, id_number, "
-                         "service_month, line_type", out / "ledger.parquet")
+                         "service_month, line_type", ledger)
     copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row",
-                    out / "findings.parquet")
+                    findings_path)
     copy_to_parquet(con, "SELECT * FROM int_receivables ORDER BY paid_payroll, service_month, program, line_type, "
-                         "id_number", out / "receivables.parquet")
+                         "id_number", artefacts.receivables(ctx))
     totals = con.execute(
         "SELECT status, line_type, count(*), sum(amount) FROM month_ledger GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     findings = dict(con.execute("SELECT finding_type, count(*) FROM int_compute_findings GROUP BY 1").fetchall())
     con.close()
     return {
-        "ledger_path": str(out / "ledger.parquet"),
-        "findings_path": str(out / "findings.parquet"),
+        "ledger_path": str(ledger),
+        "findings_path": str(findings_path),
         "lines": {f"{s}/{t}": {"count": int(n), "sum": str(a)} for s, t, n, a in totals},
         "findings": {k: int(v) for k, v in sorted(findings.items())},
     }
@@ -207,7 +205,6 @@ def _every_unit_accounted_for(ctx: RunContext, con) -> None:
     """No silent outcome: every unit accepted on the month's final roster ends with a line (payable or
     held) or a finding that says why not (integrity's or the engine's). A unit with neither is a rule
     that dropped it without a word: the run stops, naming how many and the first few."""
-    w = ctx.work_dir / "integrity"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW unaccounted_units AS
         WITH accepted AS (
@@ -215,12 +212,12 @@ def _every_unit_accounted_for(ctx: RunContext, con) -> None:
                    CASE WHEN program = 'dibao' THEN household_id WHEN program = 'temporary' THEN approval_no
                         ELSE id_number END AS unit_key,
                    CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program
-            FROM read_parquet('{sql_string(str(w / "roster.parquet"))}') WHERE disposition = 'accepted'),
+            FROM read_parquet('{sql_string(str(artefacts.integrity_roster(ctx)))}') WHERE disposition = 'accepted'),
         findings AS (
             SELECT source_file, source_row, id_number, program FROM int_compute_findings
             UNION ALL
             SELECT source_file, source_row, id_number, program
-            FROM read_parquet('{sql_string(str(w / "findings.parquet"))}')),
+            FROM read_parquet('{sql_string(str(artefacts.integrity_findings(ctx)))}')),
         explained AS (
             SELECT unit_key, line_program FROM accepted a
             WHERE EXISTS (SELECT 1 FROM month_ledger l WHERE l.unit_key = a.unit_key AND l.program = a.line_program)
@@ -239,7 +236,7 @@ def _every_unit_accounted_for(ctx: RunContext, con) -> None:
 
 
 def _known_deaths(ctx: RunContext, con) -> None:
-    deaths = ctx.work_dir / "integrity" / "deaths_known.parquet"
+    deaths = artefacts.deaths_known(ctx)
     if not deaths.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({deaths})")
     con.execute(f"CREATE OR REPLACE VIEW known_deaths AS SELECT * FROM read_parquet('{sql_string(str(deaths))}')")
@@ -355,7 +352,7 @@ WHERE f.status = 'payable' AND f.amount > r.amount
 
 def apply_supplementary(ctx: RunContext, con) -> None:
     """A released month rerun on corrected rosters: keep the released lines, add what they lack."""
-    from pipelines.payout import check_release_state, released_batches, supplement_batch
+    from pipelines.lifecycle import check_release_state, released_batches, supplement_batch
 
     released = released_batches(ctx)
     check_release_state(ctx, released)

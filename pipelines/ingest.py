@@ -34,11 +34,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines import artefacts
+from pipelines.artefacts import roster_outputs as _roster_outputs
 from pipelines.faults import checkpoint
 from pipelines.io import (
     ENTRY_KIND_ZH,
+    FileRejected,
     NotARegularFile,
     atomic_path,
+    decode_text,
     ensure_dir,
     entry_kind,
     inbox_path,
@@ -85,13 +89,6 @@ class FileResult:
     # the month whose accepted file this is, paid forward because the county's file of this month is
     # missing or was rejected whole (不断: carry_forward_* in policy_parameters.csv); "" if delivered
     carried_from: str = ""
-
-
-class FileRejected(Exception):
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def month_inbox(ctx: RunContext):
@@ -150,9 +147,8 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
     if program in PROGRAMS:
         tables += _carry_forward(ctx, program, results, seen_hashes)
     rows = _combine(program, tables)
-    out_dir = ensure_dir(ctx.work_dir / "ingest")
-    rows_path = out_dir / f"{program}.parquet"
-    files_path = out_dir / f"{program}.files.parquet"
+    ensure_dir(artefacts.ingest_dir(ctx))
+    rows_path, files_path = artefacts.ingested_rows(ctx, program), artefacts.ingested_files(ctx, program)
     with atomic_path(rows_path) as tmp:
         pq.write_table(rows, tmp)
     files_table = pa.Table.from_pylist(
@@ -173,38 +169,16 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
 
 
 def roster_outputs(ctx: RunContext, stage: str, suffix: str) -> list:
-    """The stage's output per roster program: every monthly program's, and a one-off program's where
-    the month delivered its folder (contract section 1: it may be absent). A folder delivered whose
-    output is missing stops the run: its cases would be dropped without a word."""
-    paths = [ctx.work_dir / stage / f"{p}{suffix}" for p in PROGRAMS]
-    for p in ONE_OFF_PROGRAMS:
-        path = ctx.work_dir / stage / f"{p}{suffix}"
-        delivered = entry_kind(inbox_path(ctx.inbox) / ctx.month / "rosters" / p) != "missing"
-        if path.exists() or delivered:
-            paths.append(path)
-    return paths
+    """The old spelling of artefacts.roster_outputs, kept for pipelines/warehouse.py until its publish
+    rewrite names artefacts.ingested_files itself."""
+    per_program = {("ingest", ".files.parquet"): artefacts.ingested_files,
+                   ("ingest", ".parquet"): artefacts.ingested_rows,
+                   ("validate", ".parquet"): artefacts.validated_rows}[(stage, suffix)]
+    return _roster_outputs(ctx, per_program)
 
 
-FILES_SCHEMA = pa.schema(
-    [
-        ("program", pa.string()),
-        ("source_file", pa.string()),
-        ("sha256", pa.string()),
-        ("bytes", pa.int64()),
-        ("format", pa.string()),
-        ("encoding", pa.string()),
-        ("header_row", pa.int64()),
-        ("rows", pa.int64()),
-        ("status", pa.string()),
-        ("reason_code", pa.string()),
-        ("reason_detail", pa.string()),
-        ("duplicate_of", pa.string()),
-        ("superseded_by", pa.string()),
-        ("county", pa.string()),
-        ("columns", pa.string()),
-        ("carried_from", pa.string()),
-    ]
-)
+# the columns of artefacts.ingested_files, with their pyarrow types
+FILES_SCHEMA = pa.schema([(name, getattr(pa, kind)()) for name, kind in artefacts.INGESTED_FILES_COLUMNS.items()])
 META_COLUMNS = [
     ("program", pa.string()),
     ("source_file", pa.string()),
@@ -234,7 +208,7 @@ def _carry_forward(ctx: RunContext, program: str, results: list[FileResult], see
     The county's late file is then paid by a supplementary run of the month (what is missing paid,
     what was overpaid reported, never recovered)."""
     from pipelines.months import months_between
-    from pipelines.reference import policy_resolved
+    from pipelines.policy import policy_resolved
 
     policy = policy_resolved(ctx)
     max_months = int(Decimal(policy["carry_forward_max_months"]))
@@ -406,37 +380,6 @@ def _read_grid(data: bytes, res: FileResult, max_bytes: int):
     body = [[None if v is None else _cell_text(v) for v in col.to_pylist()] for col in table.columns]
     res.header_row = 0
     return header, body, {}, {}, []
-
-
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Text of a CSV as counties send it: UTF-8 (with or without BOM), UTF-16, GB18030/GBK; (text, encoding)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as exc:
-            raise FileRejected("FILE_UNREADABLE", f"UTF-8 BOM 但内容不是 UTF-8: {exc}") from exc
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError as exc:
-            raise FileRejected("FILE_UNREADABLE", f"UTF-16 内容损坏: {exc}") from exc
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[: 1 << 20]).best()
-    if best is not None:
-        try:
-            return data.decode(best.encoding), best.encoding
-        except (UnicodeDecodeError, LookupError):
-            pass
-    raise FileRejected("FILE_UNREADABLE", "编码无法识别（应为 UTF-8 或 GB18030/GBK）")
 
 
 def _find_header(rows: list[list[str]], res: FileResult) -> int:

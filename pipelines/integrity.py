@@ -19,9 +19,9 @@ import json
 
 import pyarrow.parquet as pq
 
+from pipelines import artefacts
 from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
-from pipelines.ingest import roster_outputs
 from pipelines.io import atomic_path, ensure_dir
 from pipelines.linkage import find_near_duplicates
 from pipelines.receivables import REGISTRIES, WITHDRAWAL_COLUMNS
@@ -65,7 +65,7 @@ TEMPORARY_COLUMNS = {"event_type": "VARCHAR", "event_date": "DATE", "approval_no
 
 
 def check_integrity(ctx: RunContext) -> dict:
-    paths = roster_outputs(ctx, "validate", ".parquet")
+    paths = artefacts.roster_outputs(ctx, artefacts.validated_rows)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunError("validation output missing, run the validate stage first: " + ", ".join(missing))
@@ -98,35 +98,36 @@ def check_integrity(ctx: RunContext) -> dict:
                         ).fetchone()[0]
     if twice:
         raise RunError(f"integrity: {twice} rows decided twice (int_roster_decisions): books would not balance")
-    out = ensure_dir(ctx.work_dir / "integrity")
+    ensure_dir(artefacts.integrity_dir(ctx))
+    roster = artefacts.integrity_roster(ctx)
     checkpoint("integrity.before_write")
-    _write_roster(con, out / "roster.parquet")
+    _write_roster(con, roster)
     # what reads the final roster from here on reads the written file, not the view again
     con.execute(f"CREATE OR REPLACE VIEW int_roster_final AS "
-                f"SELECT * FROM read_parquet('{sql_string(str(out / 'roster.parquet'))}')")
+                f"SELECT * FROM read_parquet('{sql_string(str(roster))}')")
     delivered = con.execute("SELECT count(*) FROM validated_rows").fetchone()[0]
     final = con.execute("SELECT count(*) FROM int_roster_final").fetchone()[0]
     if final != delivered:
         con.close()
-        (out / "roster.parquet").unlink()  # no later stage may read a roster that lost or made rows
+        roster.unlink()  # no later stage may read a roster that lost or made rows
         raise RunError(f"integrity: {delivered} rows in, {final} rows out: books do not balance")
-    copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", out / "registry.parquet")
+    copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", artefacts.registry_extracts(ctx))
     # every death known to this payroll, also of people on no roster now: the engine turns what was
     # paid for months after a death into receivables (应追缴)
     copy_to_parquet(con, "SELECT id_number, death_month, reported_month, registry_source AS source "
                          "FROM int_death_register WHERE death_date_valid ORDER BY id_number",
-                    out / "deaths_known.parquet")
+                    artefacts.deaths_known(ctx))
     find_near_duplicates(con, ctx.reference)
     run_model(con, "intermediate/int_integrity_findings.sql")
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
-                    out / "findings.parquet")
+                    artefacts.integrity_findings(ctx))
     by_disposition = dict(con.execute("SELECT disposition, count(*) FROM int_roster_final GROUP BY 1").fetchall())
     by_finding = dict(con.execute("SELECT finding_type, count(*) FROM int_integrity_findings GROUP BY 1").fetchall())
     con.close()
     return {
-        "roster_path": str(out / "roster.parquet"),
-        "findings_path": str(out / "findings.parquet"),
-        "registry_path": str(out / "registry.parquet"),
+        "roster_path": str(roster),
+        "findings_path": str(artefacts.integrity_findings(ctx)),
+        "registry_path": str(artefacts.registry_extracts(ctx)),
         "rows": int(delivered),
         "registries": registries,
         "by_disposition": {k: int(v) for k, v in sorted(by_disposition.items())},
@@ -173,8 +174,7 @@ def _read_registry_csv(ctx: RunContext, name: str, need: set[str]) -> list[dict]
     import csv
     import io
 
-    from pipelines.ingest import FileRejected, decode_text
-    from pipelines.io import NotARegularFile, entry_kind, inbox_path, read_inbox_bytes
+    from pipelines.io import FileRejected, NotARegularFile, decode_text, entry_kind, inbox_path, read_inbox_bytes
 
     path = inbox_path(ctx.inbox) / ctx.month / "registry" / f"{name}.csv"
     # a linked extract (or folder) could be any file on the machine: the month stops rather than
@@ -256,14 +256,13 @@ def _register_registries(ctx: RunContext, con) -> list[str]:
 def _register_ingest_files(ctx: RunContext, con) -> None:
     """ingest_files: every roster file of the month and its whole-file outcome (the rejected ones
     become findings)."""
-    from pipelines.ingest import FILES_SCHEMA
-
-    paths = [p for p in (ctx.work_dir / "ingest" / f"{prog}.files.parquet" for prog in ROSTER_PROGRAMS) if p.exists()]
+    paths = [p for p in (artefacts.ingested_files(ctx, prog) for prog in ROSTER_PROGRAMS) if p.exists()]
     if paths:
         files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
         con.execute(f"CREATE VIEW ingest_files AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
     else:
-        con.execute("CREATE TABLE ingest_files (" + ", ".join(f"{f.name} VARCHAR" for f in FILES_SCHEMA) + ")")
+        columns = ", ".join(f"{name} VARCHAR" for name in artefacts.INGESTED_FILES_COLUMNS)
+        con.execute(f"CREATE TABLE ingest_files ({columns})")
 
 
 def _columns(con, table: str) -> set[str]:

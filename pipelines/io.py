@@ -139,3 +139,43 @@ def list_files(folder: UPath) -> list[UPath]:
         return []
     return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "~$"))),
                   key=lambda p: p.name)
+
+
+class FileRejected(Exception):
+    """A delivered file that cannot be read as a whole (code: the reason code reports show)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Text of a CSV as counties send it: UTF-8 (with or without BOM), UTF-16, GB18030/GBK; (text, encoding)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            raise FileRejected("FILE_UNREADABLE", f"UTF-8 BOM 但内容不是 UTF-8: {exc}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise FileRejected("FILE_UNREADABLE", f"UTF-16 内容损坏: {exc}") from exc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[: 1 << 20]).best()
+    if best is not None:
+        try:
+            return data.decode(best.encoding), best.encoding
+        except (UnicodeDecodeError, LookupError):
+            pass
+    raise FileRejected("FILE_UNREADABLE", "编码无法识别（应为 UTF-8 或 GB18030/GBK）")

@@ -26,6 +26,7 @@ month at a time (month_lock). Errors are one sentence for the operator (RunError
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime
 import errno
 import fcntl
@@ -36,10 +37,12 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
+from pipelines import artefacts
 from pipelines.faults import checkpoint
-from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, write_json_atomic
+from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, sha256_file, write_json_atomic
 from pipelines.months import shift_month
 from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 
@@ -115,7 +118,7 @@ def state_of(con, ctx: RunContext, month: str | None = None, database: str | Non
                           "ORDER BY published_at DESC LIMIT 1", [month]).fetchone()
         if row:
             state.update(state="published", manifest_sha256=row[0])
-    if (ctx.out / month / "payouts" / "released.json").exists():
+    if artefacts.released_marker(ctx, month).exists():
         state["state"] = "released"
     return state
 
@@ -276,7 +279,7 @@ def operational_message(exc: BaseException, ctx: RunContext | None, command: str
 # ---------------------------------------------------------------- the start of a run: order and state
 
 def begin_path(ctx: RunContext) -> Path:
-    return ctx.work_dir / "lifecycle.json"
+    return artefacts.lifecycle_begin(ctx)
 
 
 def run_id_for(ctx: RunContext, fresh: bool = False) -> str:
@@ -481,9 +484,6 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
     the ones published. Records `verified` (or supplementary_verified) if the month was published."""
     import duckdb
 
-    from pipelines.io import sha256_file
-    from pipelines.payout import read_manifest
-    from pipelines.report import reconcile
     from pipelines.sqlrun import attach_warehouse
     from pipelines.warehouse_months import changed_month_files, months_dir
 
@@ -507,7 +507,7 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
         if changed:
             raise RunError(f"the warehouse's files of {ctx.month} are not the ones published ({'; '.join(changed)}, "
                            f"under {months_dir(ctx.warehouse)}): restore them from a backup or rerun the month")
-        on_disk = sha256_file(ctx.payouts_dir / "manifest.json")
+        on_disk = sha256_file(artefacts.manifest(ctx))
         if state["manifest_sha256"] and on_disk != state["manifest_sha256"]:
             raise RunError(f"the payout files of {ctx.month} on disk are not the ones published (their manifest "
                            f"differs from the one the warehouse recorded): rerun the month, and do not send them")
@@ -525,6 +525,107 @@ def verify_month(ctx: RunContext, by: str | None = None, record: bool = True) ->
                           manifest_sha256=on_disk)
     return dict(checks, manifest=manifest, state=target or state["state"], manifest_sha256=on_disk,
                 supplement=state["supplement"])
+
+
+# ---------------------------------------------------------------- release state
+# A released month's batches are never rewritten: check_reference, compute and payout all ask here.
+
+REGULAR_BATCH = "R"  # the month's regular batch per bank
+REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
+
+
+def released_marker(ctx: RunContext) -> Path:
+    return artefacts.released_marker(ctx)
+
+
+def read_manifest(ctx: RunContext) -> dict:
+    path = artefacts.manifest(ctx)
+    if not path.exists():
+        raise RunError(f"no manifest for {ctx.month} at {path}: run the month first (doudi run), or point --out "
+                       "(or DOUDI_OUT) at the output root it was run with")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def release_record(ctx: RunContext) -> dict | None:
+    marker = released_marker(ctx)
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
+
+
+def released_batches(ctx: RunContext) -> set[str]:
+    """Batches of the month already sent to the banks (never rewritten)."""
+    record = release_record(ctx)
+    if record is None:
+        return set()
+    batches = set(record.get("batches") or (REGULAR_BATCH, REISSUE_BATCH))
+    for supplement in record.get("supplements", []):
+        batches |= set(supplement["batches"])
+    return batches
+
+
+def supplement_batch(ctx: RunContext) -> str:
+    """The batch a supplementary run of a released month writes: S1, then S2 once S1 is released."""
+    record = release_record(ctx) or {}
+    return f"S{len(record.get('supplements', [])) + 1}"
+
+
+def check_release_state(ctx: RunContext, released: set[str] | None = None) -> None:
+    """A released month is rerun only as a supplementary run, and only a released month is."""
+    released = released_batches(ctx) if released is None else released
+    if released and not ctx.supplementary:
+        raise RunError(
+            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
+            "rewritten. To pay corrections for this month, rerun it as a supplementary run "
+            f"(doudi run --month {ctx.month} --supplementary, or the DAG param supplementary=true): only the "
+            "lines the released batches did not carry go out, in a new batch."
+        )
+    if ctx.supplementary and not released:
+        raise RunError(f"{ctx.month} has not been released: rerun it normally (without --supplementary)")
+
+
+def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
+    """Ledger ↔ payout records ↔ files on disk. A difference here is a defect: the run fails."""
+    m = ctx.month
+    ledger_sum, ledger_lines, ledger_refs = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*), count(DISTINCT payment_ref) FROM wh.payment_ledger "
+        "WHERE payroll_month = ? AND status = 'payable'", [m]).fetchone()
+    rec_sum, rec_count = con.execute(
+        "SELECT coalesce(sum(amount), 0), count(*) FROM wh.payout_record WHERE payroll_month = ?", [m]).fetchone()
+    problems = []
+    files = []
+    csv_sum, csv_count = Decimal("0.00"), 0
+    for f in manifest["files"]:
+        path = ctx.payouts_dir / f["name"]
+        if not path.exists():
+            problems.append(f"{f['name']}: missing")
+            continue
+        digest = sha256_file(path)
+        ok = digest == f["sha256"]
+        if not ok:
+            problems.append(f"{f['name']}: SHA-256 differs from the manifest")
+        if f["format"] == "csv":
+            count, total = read_payout_csv(path)
+            csv_sum += total
+            csv_count += count
+            if count != f["count"] or f"{total:.2f}" != f["sum"]:
+                problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
+                                f"{f['count']} / {f['sum']}")
+        files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
+    if csv_sum != ledger_sum or csv_count != ledger_refs:
+        problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
+                        f"payment refs / {ledger_sum:.2f}")
+    if rec_sum != ledger_sum or rec_count != ledger_refs:
+        problems.append(f"payout records {rec_count} / {rec_sum}; ledger {ledger_refs} / {ledger_sum}")
+    if problems:
+        raise RunError(f"reconciliation of {m} failed:\n  - " + "\n  - ".join(problems))
+    return {"status": "balanced", "ledger_sum": ledger_sum, "ledger_lines": ledger_lines, "records": ledger_refs,
+            "csv_sum": csv_sum, "csv_records": csv_count, "files": files}
+
+
+def read_payout_csv(path) -> tuple[int, Decimal]:
+    """Read a payout CSV the way a bank does: count the records and add the amounts."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return len(rows), sum((Decimal(r["amount"]) for r in rows), Decimal("0.00"))
 
 
 def history(ctx: RunContext, month: str | None = None) -> list[dict]:

@@ -10,74 +10,49 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from pipelines.compute import combine_compute, compute_partition, compute_payments
+from pipelines import stages as registry
 from pipelines.faults import checkpoint
-from pipelines.ingest import ingest_program, month_inbox
-from pipelines.integrity import check_integrity
+from pipelines.ingest import month_inbox
 from pipelines.lifecycle import begin_run, month_lock
-from pipelines.partitions import (
-    combine_validation,
-    plan_compute_partitions,
-    plan_validation_partitions,
-    validate_partition,
-)
-from pipelines.payout import write_payouts
-from pipelines.reference import check_reference
-from pipelines.report import reconcile_and_report
-from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
-from pipelines.validate import validate_program
-from pipelines.warehouse import previous_file_counts, publish_month
+from pipelines.settings import RunContext, RunError
+
+Step = tuple[str, Callable[[], dict | list]]
 
 
-def _reading_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
-    """check_reference and ingest: the same whether the month is partitioned or not."""
-    out: list[tuple[str, Callable[[], dict]]] = [("check_reference", lambda: check_reference(ctx))]
-    previous = previous_file_counts(ctx)
-    for p in ROSTER_PROGRAMS:
-        out.append((f"ingest[{p}]", lambda p=p: ingest_program(ctx, p, previous.get(p, {}))))
+def _per_program(ctx: RunContext, stage: registry.Stage) -> Iterator[Step]:
+    for program in registry.PROGRAMS:
+        yield f"{stage.name}[{program}]", lambda program=program: registry.call(ctx, stage, program)
+
+
+def stages(ctx: RunContext) -> list[Step]:
+    """The stages of pipelines/stages.py, each whole: `<stage>` or `<stage>[<program>]`."""
+    out: list[Step] = []
+    for stage in registry.STAGES:
+        if stage.per_program:
+            out += _per_program(ctx, stage)
+        else:
+            out.append((stage.name, lambda stage=stage: registry.call(ctx, stage)))
     return out
 
 
-def _writing_stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
-    """payout, publish and report: on the whole month in either case."""
-    return [
-        ("payout", lambda: write_payouts(ctx)),
-        ("publish", lambda: publish_month(ctx)),
-        ("report", lambda: reconcile_and_report(ctx)),
-    ]
-
-
-def stages(ctx: RunContext) -> list[tuple[str, Callable[[], dict]]]:
-    out = _reading_stages(ctx)
-    for p in ROSTER_PROGRAMS:
-        out.append((f"validate[{p}]", lambda p=p: validate_program(ctx, p)))
-    out += [
-        ("integrity", lambda: check_integrity(ctx)),
-        ("compute", lambda: compute_payments(ctx)),
-    ]
-    return out + _writing_stages(ctx)
-
-
-def partitioned_stages(ctx: RunContext) -> Iterator[tuple[str, Callable[[], dict | list]]]:
+def partitioned_stages(ctx: RunContext) -> Iterator[Step]:
     """The stages as the monthly DAG cuts them (validation per city, the engine per closed group of
     cities), one after another in this process: what bench/ runs above one shard's size, where a
     whole program's frame would not fit in memory.
 
-    A generator, because the partitions are known only once the planning stage has run: the caller
-    must call each stage before asking for the next (bench/run.py does)."""
-    yield from _reading_stages(ctx)
-    cities: list[str] = []
-    yield "validate[plan]", lambda: cities.extend(plan_validation_partitions(ctx)) or list(cities)
-    for city in cities:
-        yield f"validate[{city}]", lambda city=city: validate_partition(ctx, city)
-    yield "validate[combine]", lambda: combine_validation(ctx, cities)
-    yield "integrity", lambda: check_integrity(ctx)
-    groups: list[str] = []
-    yield "compute[plan]", lambda: groups.extend(plan_compute_partitions(ctx)) or list(groups)
-    for group in groups:
-        yield f"compute[{group}]", lambda group=group: compute_partition(ctx, group)
-    yield "compute[combine]", lambda: combine_compute(ctx, groups)
-    yield from _writing_stages(ctx)
+    A generator, because the partitions are known only once the planning step has run: the caller
+    must call each step before asking for the next (bench/run.py does)."""
+    for stage in registry.STAGES:
+        if stage.cut is None:
+            yield from _per_program(ctx, stage) if stage.per_program else \
+                [(stage.name, lambda stage=stage: registry.call(ctx, stage))]
+            continue
+        parts: list[str] = []
+        yield (f"{stage.name}[plan]",
+               lambda stage=stage, parts=parts: parts.extend(registry.plan(ctx, stage)) or list(parts))
+        for partition in parts:
+            yield f"{stage.name}[{partition}]", lambda stage=stage, p=partition: registry.part(ctx, stage, p)
+        yield f"{stage.name}[combine]", lambda stage=stage, parts=parts: registry.combine(ctx, stage, parts)
 
 
 def check_run_inputs(ctx: RunContext) -> None:

@@ -20,15 +20,10 @@ a partition is only ever cut where no rule looks across it:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from pipelines.faults import checkpoint
-from pipelines.ingest import roster_outputs
-from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
-from pipelines.settings import RunContext, RunError
+from pipelines import artefacts
+from pipelines.io import ensure_dir
+from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, sql_string
-from pipelines.validate import data_docs_path, validate_dir, validate_program
 
 UNKNOWN_CITY = "other"
 # the one partition of a month below settings.partition_min_rows: every city in one task
@@ -43,13 +38,18 @@ def file_city_sql(column: str) -> str:
             f"ELSE '{UNKNOWN_CITY}' END")
 
 
-def _roster_programs(ctx: RunContext) -> list[str]:
+def roster_programs(ctx: RunContext) -> list[str]:
     """The monthly programs, and temporary assistance where the month delivered it (or ingested it)."""
-    return [p.name.removesuffix(".files.parquet") for p in roster_outputs(ctx, "ingest", ".files.parquet")]
+    delivered = set(_ingest_outputs(ctx))
+    return [p for p in ROSTER_PROGRAMS if artefacts.ingested_files(ctx, p) in delivered]
+
+
+def _ingest_outputs(ctx: RunContext) -> list:
+    return artefacts.roster_outputs(ctx, artefacts.ingested_files)
 
 
 def _ingest_file_tables(ctx: RunContext) -> list[str]:
-    paths = roster_outputs(ctx, "ingest", ".files.parquet")
+    paths = _ingest_outputs(ctx)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunError("ingest output missing, run the ingest stage first: " + ", ".join(missing))
@@ -101,84 +101,11 @@ def plan_validation_partitions(ctx: RunContext) -> list[str]:
     return cities
 
 
-def validate_partition(ctx: RunContext, city: str) -> dict:
-    """Validate every program's rows from one city's files."""
-    return {"city": city, "programs": [validate_program(ctx, program, city) for program in _roster_programs(ctx)]}
-
-
-def combine_validation(ctx: RunContext, cities: list[str]) -> dict:
-    """Join the cities' validation outputs into the files the whole-program run writes, check that
-    every delivered row was judged exactly once, and write the Data Docs index page per program."""
-    con = connect(ctx)
-    out_dir = ensure_dir(validate_dir(ctx))
-    results = {}
-    for program in _roster_programs(ctx):
-        parts = [validate_dir(ctx, c) / f"{program}.parquet" for c in cities]
-        missing = [str(p) for p in parts if not p.exists()]
-        if missing:
-            raise RunError(f"validation partitions missing for {program}: " + ", ".join(missing))
-        sources = ", ".join(f"'{sql_string(str(p))}'" for p in parts)
-        ingest = ctx.work_dir / "ingest" / f"{program}.parquet"
-        delivered = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(ingest))}')").fetchone()[0]
-        judged, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT (source_file, source_row)) FROM read_parquet([{sources}])"
-        ).fetchone()
-        if not delivered == judged == distinct:
-            raise RunError(f"{program}: {delivered} rows delivered, {judged} judged across {len(cities)} city "
-                           f"partitions ({distinct} distinct): books do not balance")
-        checkpoint("validate.before_write")
-        copy_to_parquet(con, f"SELECT * FROM read_parquet([{sources}], union_by_name = true) "
-                             "ORDER BY source_file, source_row", out_dir / f"{program}.parquet")
-        summaries = {}
-        for c in cities:
-            gx = validate_dir(ctx, c) / f"{program}.gx.json"
-            summaries[c] = json.loads(gx.read_text(encoding="utf-8")) if gx.exists() else None
-        write_bytes_atomic(out_dir / f"{program}.gx.json", (json.dumps(
-            {"success": all(s is None or s.get("success", True) for s in summaries.values()),
-             "partitions": summaries}, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
-        _write_data_docs_index(ctx, program, summaries)
-        counts = dict(con.execute(f"SELECT disposition, count(*) FROM read_parquet([{sources}]) GROUP BY 1")
-                      .fetchall())
-        results[program] = {"rows": int(delivered), "by_disposition": {k: int(v) for k, v in sorted(counts.items())}}
-    con.close()
-    return {"cities": cities, "programs": results}
-
-
-def _write_data_docs_index(ctx: RunContext, program: str, summaries: dict[str, dict | None]) -> None:
-    """`data_docs/<program>.html` for a partitioned run: one line per city, linking its GX page."""
-    from html import escape
-
-    rows = []
-    for city, summary in summaries.items():
-        label = partition_label(ctx, city)
-        if summary is None:
-            rows.append(f"<tr><td>{escape(label)}</td><td colspan=3>本市无该项目数据</td></tr>")
-            continue
-        stats = summary.get("statistics", {})
-        page = data_docs_path(ctx, program, city).relative_to(data_docs_path(ctx, program).parent)
-        rows.append(
-            f"<tr><td><a href=\"{escape(str(page))}\">{escape(label)}</a></td>"
-            f"<td>{stats.get('evaluated_expectations', 0)}</td><td>{stats.get('successful_expectations', 0)}</td>"
-            f"<td>{'通过' if summary.get('success') else '有未通过的规则'}</td></tr>")
-    html = (
-        "<!doctype html><html lang=zh><meta charset=utf-8>"
-        f"<title>roster_{program} Data Docs</title><h1>roster_{program}: Great Expectations Data Docs by city</h1>"
-        "<p>The month was validated one city at a time; each city has its own page.</p>"
-        "<table border=1 cellpadding=4><tr><th>city</th><th>Evaluated Expectations</th>"
-        "<th>Successful Expectations</th><th>result</th></tr>" + "".join(rows) + "</table></html>\n")
-    with atomic_path(data_docs_path(ctx, program)) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-
-
-def compute_partitions_dir(ctx: RunContext) -> Path:
-    return ctx.work_dir / "compute" / "partitions"
-
-
 def plan_compute_partitions(ctx: RunContext) -> list[str]:
     """Group the month's rows for the payment engine (see the module's docstring) and write
     `_work/compute/partitions/rows.parquet` (every row's group) and `people.parquet` (every
     person's group). Returns the group names in order; the first owns the lines no row owns."""
-    roster = ctx.work_dir / "integrity" / "roster.parquet"
+    roster = artefacts.integrity_roster(ctx)
     if not roster.exists():
         raise RunError(f"integrity output missing: run the integrity stage first ({roster})")
     whole = not partitioned(ctx)
@@ -192,11 +119,11 @@ def plan_compute_partitions(ctx: RunContext) -> list[str]:
         FROM read_parquet('{sql_string(str(roster))}')""")
     if not whole:
         _label_connected_components(con)
-    out = ensure_dir(compute_partitions_dir(ctx))
+    ensure_dir(artefacts.compute_partitions_dir(ctx))
     copy_to_parquet(con, "SELECT source_file, source_row, label AS partition FROM part_rows "
-                         "ORDER BY source_file, source_row", out / "rows.parquet")
+                         "ORDER BY source_file, source_row", artefacts.partition_rows(ctx))
     copy_to_parquet(con, "SELECT id_number, min(label) AS partition FROM part_rows WHERE id_number IS NOT NULL "
-                         "GROUP BY 1 ORDER BY 1", out / "people.parquet")
+                         "GROUP BY 1 ORDER BY 1", artefacts.partition_people(ctx))
     labels = [r[0] for r in con.execute("SELECT DISTINCT label FROM part_rows ORDER BY 1").fetchall()]
     con.close()
     return labels or [WHOLE_MONTH if whole else UNKNOWN_CITY]

@@ -25,34 +25,40 @@ never rewritten.
 from __future__ import annotations
 
 import datetime
-import json
 from decimal import Decimal
 from pathlib import Path
 
-from pipelines import bank_templates
+from pipelines import artefacts, bank_templates
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, sha256_file, write_json_atomic
-from pipelines.lifecycle import NOT_PUBLISHED_MARKER, mark_not_published, record_transition, run_info
+from pipelines.lifecycle import (  # noqa: F401  the release state is the lifecycle's; importable here as before
+    NOT_PUBLISHED_MARKER,
+    REGULAR_BATCH,
+    REISSUE_BATCH,
+    check_release_state,
+    mark_not_published,
+    read_manifest,
+    record_transition,
+    release_record,
+    released_batches,
+    released_marker,
+    run_info,
+    supplement_batch,
+)
 from pipelines.months import shift_month
 from pipelines.payout_render import xsd_path
 from pipelines.settings import RunContext, RunError, Settings, placeholder_problem
 from pipelines.sqlrun import attach_warehouse, connect, copy_to_parquet, model_sql, register_vocabulary, sql_string
 
-REGULAR_BATCH = "R"  # the month's regular batch per bank
-REISSUE_BATCH = "X"  # payments the bank returned as failed, reissued to a corrected account
 FORMATS = ("csv", "csv_gbk", "xlsx", "pain001")
 SUFFIXES = {"csv": ".csv", "csv_gbk": ".gbk.csv", "xlsx": ".xlsx", "pain001": ".pain001.xml"}
 PAYMENT_REF_FORMAT = "<YYYYMM><bank code><batch><sequence: 6 digits, more when a bank has over 999,999 records>"
 
 
-def released_marker(ctx: RunContext) -> Path:
-    return ctx.payouts_dir / "released.json"
-
-
 def write_payouts(ctx: RunContext) -> dict:
     released = released_batches(ctx)
     check_release_state(ctx, released)
-    ledger = ctx.work_dir / "compute" / "ledger.parquet"
+    ledger = artefacts.ledger(ctx)
     if not ledger.exists():
         raise RunError(f"compute output missing: run the compute stage first ({ledger})")
     formats = ["csv"] + [f for f in ctx.settings.payout_formats if f != "csv"]
@@ -105,22 +111,22 @@ def write_payouts(ctx: RunContext) -> dict:
     if debtor_settings_needed(formats, templates):  # the paying side the files name, for release to check
         manifest["debtor"] = {"account": ctx.settings.debtor_account, "bic": ctx.settings.debtor_bic}
     checkpoint("payout.before_manifest")
-    write_json_atomic(out_dir / "manifest.json", manifest)
-    refs_path = ctx.work_dir / "payout" / "payment_refs.parquet"
+    write_json_atomic(artefacts.manifest(ctx), manifest)
+    refs_path = artefacts.payment_refs(ctx)
     copy_to_parquet(con, "SELECT unnest(line_ids) AS line_id, payment_ref, batch_id, bank_code FROM payout_records "
                          "ORDER BY payment_ref, line_id", refs_path)
     records_query = "SELECT * EXCLUDE (line_ids), len(line_ids) AS lines FROM payout_records"
     if released:  # the month's records in the warehouse: the released batches' stay
         records_query += " UNION ALL BY NAME SELECT * FROM released_records"
     copy_to_parquet(con, f"SELECT * FROM ({records_query}) ORDER BY payment_ref",
-                    ctx.work_dir / "payout" / "records.parquet")
+                    artefacts.payout_records(ctx))
     con.close()
     info = run_info(ctx)
     record_transition(ctx, ctx.month, "supplementary_computed" if ctx.supplementary else "computed", info["by"],
                       supplement=supplement_batch(ctx) if ctx.supplementary else None, run_id=info["run_id"],
-                      manifest_sha256=sha256_file(out_dir / "manifest.json"), note=info.get("note"))
+                      manifest_sha256=sha256_file(artefacts.manifest(ctx)), note=info.get("note"))
     return {
-        "manifest": str(out_dir / "manifest.json"),
+        "manifest": str(artefacts.manifest(ctx)),
         "files": len(files),
         "records": manifest["totals"]["records"],
         "sum": manifest["totals"]["sum"],
@@ -266,7 +272,7 @@ def check_file_names(ctx: RunContext, formats: list[str], templates: dict, group
         if template is not None and template.format == "delimited":
             names.append(bank_templates.file_name(template, ctx.month, bank_code, batch_id, part))
         for name in dict.fromkeys(names):
-            if name in seen or name in ("manifest.json", "released.json", NOT_PUBLISHED_MARKER):
+            if name in seen or name in (artefacts.MANIFEST, artefacts.RELEASED, NOT_PUBLISHED_MARKER):
                 raise RunError(f"payout file name {name} would be written twice (bank {bank_code} batch {batch_id} "
                                f"part {part}): give bank template {template.key if template else ''} a file_name "
                                "naming {银行代码}, {批次} and {文件序号}.")
@@ -354,31 +360,17 @@ def check_records(con, released: bool) -> None:
                            "Nothing was written.")
 
 
-def check_release_state(ctx: RunContext, released: set[str] | None = None) -> None:
-    """A released month is rerun only as a supplementary run, and only a released month is."""
-    released = released_batches(ctx) if released is None else released
-    if released and not ctx.supplementary:
-        raise RunError(
-            f"{ctx.month} was released to the banks ({released_marker(ctx)}); its payout files are never "
-            "rewritten. To pay corrections for this month, rerun it as a supplementary run "
-            f"(doudi run --month {ctx.month} --supplementary, or the DAG param supplementary=true): only the "
-            "lines the released batches did not carry go out, in a new batch."
-        )
-    if ctx.supplementary and not released:
-        raise RunError(f"{ctx.month} has not been released: rerun it normally (without --supplementary)")
-
-
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
     """A rerun that writes fewer files removes the ones an earlier run left (unreleased months only)."""
     for p in out_dir.iterdir():
-        if p.is_file() and p.name not in keep and p.name not in ("manifest.json", "released.json",
+        if p.is_file() and p.name not in keep and p.name not in (artefacts.MANIFEST, artefacts.RELEASED,
                                                                   NOT_PUBLISHED_MARKER) \
                 and not p.name.startswith("."):
             p.unlink()
 
 
 def build_manifest(ctx: RunContext, files: list[dict], totals: dict) -> dict:
-    prev = ctx.out / shift_month(ctx.month, -1) / "payouts" / "manifest.json"
+    prev = artefacts.manifest(ctx, shift_month(ctx.month, -1))
     return {
         "payroll_month": ctx.month,
         "files": files,
@@ -401,36 +393,6 @@ def pain001_schema():
 _SCHEMA = None
 
 
-def read_manifest(ctx: RunContext) -> dict:
-    path = ctx.payouts_dir / "manifest.json"
-    if not path.exists():
-        raise RunError(f"no manifest for {ctx.month} at {path}: run the month first (doudi run), or point --out "
-                       "(or DOUDI_OUT) at the output root it was run with")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def release_record(ctx: RunContext) -> dict | None:
-    marker = released_marker(ctx)
-    return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
-
-
-def released_batches(ctx: RunContext) -> set[str]:
-    """Batches of the month already sent to the banks (never rewritten)."""
-    record = release_record(ctx)
-    if record is None:
-        return set()
-    batches = set(record.get("batches") or (REGULAR_BATCH, REISSUE_BATCH))
-    for supplement in record.get("supplements", []):
-        batches |= set(supplement["batches"])
-    return batches
-
-
-def supplement_batch(ctx: RunContext) -> str:
-    """The batch a supplementary run of a released month writes: S1, then S2 once S1 is released."""
-    record = release_record(ctx) or {}
-    return f"S{len(record.get('supplements', [])) + 1}"
-
-
 def release(ctx: RunContext, who: str) -> dict:
     """Mark the month's payout batches as released to the banks: from now on they are never rewritten.
     A month released before may release its supplementary batch the same way.
@@ -443,7 +405,7 @@ def release(ctx: RunContext, who: str) -> dict:
 
     from pipelines.lifecycle import AFTER_RELEASE, clear_not_published, verify_month
 
-    manifest_path = ctx.payouts_dir / "manifest.json"
+    manifest_path = artefacts.manifest(ctx)
     if not manifest_path.exists():
         raise RunError(f"nothing to release: {manifest_path} does not exist")
     manifest = read_manifest(ctx)

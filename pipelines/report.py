@@ -25,11 +25,11 @@ people (ID numbers and accounts masked).
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from decimal import Decimal
 
+from pipelines import artefacts
 from pipelines.audit_report import (
     PRINT_CSS,
     SIGNATURE_HTML,
@@ -41,10 +41,10 @@ from pipelines.audit_report import (
 )
 from pipelines.caseworker_page import write_caseworker_pages
 from pipelines.faults import checkpoint
-from pipelines.io import atomic_path, sha256_file
+from pipelines.io import atomic_path
+from pipelines.lifecycle import read_manifest, read_payout_csv, reconcile  # noqa: F401  (importable here as before)
 from pipelines.months import shift_month
-from pipelines.payout import read_manifest
-from pipelines.settings import RunContext, RunError
+from pipelines.settings import RunContext
 from pipelines.spreadsheet import (
     new_workbook,
     print_setup,
@@ -146,17 +146,17 @@ def reconcile_and_report(ctx: RunContext) -> dict:
                 has_previous=has_previous,
                 findings=findings, checks=checks, manifest=manifest, dispositions=dispositions, by_bank=by_bank,
                 failures=failures, three_way=three_way, provisional=provisional)
-    xlsx = ctx.reports_dir / "reconciliation.xlsx"
+    xlsx = artefacts.reconciliation_xlsx(ctx)
     with atomic_path(xlsx) as tmp:
         tmp.write_bytes(render_xlsx(ctx, data))
     checkpoint("report.after_xlsx")
-    page = ctx.reports_dir / "reconciliation.html"
+    page = artefacts.reconciliation_html(ctx)
     with atomic_path(page) as tmp:
         tmp.write_text(render_html(ctx, data), encoding="utf-8")
-    qbook = ctx.reports_dir / "quarantine.xlsx"
+    qbook = artefacts.quarantine_xlsx(ctx)
     with atomic_path(qbook) as tmp:
         tmp.write_bytes(render_quarantine(ctx, quarantined))
-    tbook = ctx.reports_dir / "temporary_assistance.xlsx"
+    tbook = artefacts.temporary_assistance_xlsx(ctx)
     with atomic_path(tbook) as tmp:
         tmp.write_bytes(render_temporary(ctx, *temporary))
     audit = write_exceptions(ctx, exceptions, receivables)
@@ -205,52 +205,6 @@ def _provisional_rows(rows: list[tuple]) -> list[list]:
 
 
 PROVISIONAL_HEADERS = ["行政区划代码", "县区", "项目", "原因", "沿用月份", "对象数", "临时发放金额"]
-
-
-def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
-    """Ledger ↔ payout records ↔ files on disk. A difference here is a defect: the run fails."""
-    m = ctx.month
-    ledger_sum, ledger_lines, ledger_refs = con.execute(
-        "SELECT coalesce(sum(amount), 0), count(*), count(DISTINCT payment_ref) FROM wh.payment_ledger "
-        "WHERE payroll_month = ? AND status = 'payable'", [m]).fetchone()
-    rec_sum, rec_count = con.execute(
-        "SELECT coalesce(sum(amount), 0), count(*) FROM wh.payout_record WHERE payroll_month = ?", [m]).fetchone()
-    problems = []
-    files = []
-    csv_sum, csv_count = Decimal("0.00"), 0
-    for f in manifest["files"]:
-        path = ctx.payouts_dir / f["name"]
-        if not path.exists():
-            problems.append(f"{f['name']}: missing")
-            continue
-        digest = sha256_file(path)
-        ok = digest == f["sha256"]
-        if not ok:
-            problems.append(f"{f['name']}: SHA-256 differs from the manifest")
-        if f["format"] == "csv":
-            count, total = read_payout_csv(path)
-            csv_sum += total
-            csv_count += count
-            if count != f["count"] or f"{total:.2f}" != f["sum"]:
-                problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
-                                f"{f['count']} / {f['sum']}")
-        files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
-    if csv_sum != ledger_sum or csv_count != ledger_refs:
-        problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
-                        f"payment refs / {ledger_sum:.2f}")
-    if rec_sum != ledger_sum or rec_count != ledger_refs:
-        problems.append(f"payout records {rec_count} / {rec_sum}; ledger {ledger_refs} / {ledger_sum}")
-    if problems:
-        raise RunError(f"reconciliation of {m} failed:\n  - " + "\n  - ".join(problems))
-    return {"status": "balanced", "ledger_sum": ledger_sum, "ledger_lines": ledger_lines, "records": ledger_refs,
-            "csv_sum": csv_sum, "csv_records": csv_count, "files": files}
-
-
-def read_payout_csv(path) -> tuple[int, Decimal]:
-    """Read a payout CSV the way a bank does: count the records and add the amounts."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return len(rows), sum((Decimal(r["amount"]) for r in rows), Decimal("0.00"))
 
 
 def _program(p: str) -> str:

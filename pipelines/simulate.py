@@ -22,6 +22,7 @@ import tempfile
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
+from pipelines import artefacts
 from pipelines.months import months_between, parse_month, shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import attach_warehouse, connect, register_reference, run_model, set_variables, sql_string
@@ -92,10 +93,9 @@ def _engine_lines(ctx: RunContext, integrity: Path, reference: Path, scratch: Pa
 
     run_ctx = RunContext(month=ctx.month, inbox=ctx.inbox, reference=reference, out=scratch / "out",
                          warehouse=scratch / "no-history.duckdb")
-    work = run_ctx.work_dir / "integrity"
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("roster.parquet", "findings.parquet", "deaths_known.parquet"):
-        shutil.copy(integrity / name, work / name)
+    artefacts.integrity_dir(run_ctx).mkdir(parents=True, exist_ok=True)
+    for path in (artefacts.integrity_roster, artefacts.integrity_findings, artefacts.deaths_known):
+        shutil.copy(integrity / path(run_ctx).name, path(run_ctx))  # `integrity`: a folder laid out as integrity's
     # every county is computed from the simulated tables, none held: a gap there is the engine's
     # no_standard finding in the simulation's report, not a county paid forward
     return Path(compute_payments(run_ctx, held={})["ledger_path"])
@@ -115,7 +115,7 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
         scratch = Path(tmp)
         con = connect()
         attach_warehouse(con, ctx.warehouse)
-        roster = scratch / "roster.parquet"
+        roster = scratch / artefacts.integrity_roster(ctx).name  # laid out as integrity's folder
         n = con.execute("SELECT count(*) FROM wh.roster_row WHERE payroll_month = ?", [from_month]).fetchall()[0][0]
         if not n:
             raise RunError(f"the warehouse has no rosters for {from_month}: publish that month first")
@@ -127,12 +127,13 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
                     f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(roster))}' (FORMAT parquet)")
         # the month's integrity findings explain the roster units the engine pays nothing (its invariant);
         # the simulation computes one payroll without history, so no death is carried into it
+        findings = scratch / artefacts.integrity_findings(ctx).name
         con.execute(f"COPY (SELECT source_file, source_row, id_number, program FROM wh.finding "
-                    f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(scratch / 'findings.parquet'))}' "
+                    f"WHERE payroll_month = '{from_month}') TO '{sql_string(str(findings))}' "
                     "(FORMAT parquet)")
         con.execute(f"COPY (SELECT NULL::VARCHAR AS id_number, NULL::VARCHAR AS death_month, "
                     f"NULL::VARCHAR AS reported_month, NULL::VARCHAR AS source LIMIT 0) "
-                    f"TO '{sql_string(str(scratch / 'deaths_known.parquet'))}' (FORMAT parquet)")
+                    f"TO '{sql_string(str(scratch / artefacts.deaths_known(ctx).name))}' (FORMAT parquet)")
         con.close()
         scenario_ref = scratch / "reference"
         raised = scenario_reference(ctx.reference, scenario_ref, urban, rural, effective, first_payroll, rounding)

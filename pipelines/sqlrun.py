@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import artefacts
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext, RunError
 from pipelines.vocabulary import (
@@ -55,7 +56,7 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
         # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
         # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
-        temp = ensure_dir(ctx.work_dir / "duckdb_tmp")
+        temp = ensure_dir(artefacts.duckdb_temp_dir(ctx))
         os.chmod(temp, PRIVATE_DIR_MODE)
         con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
         set_variables(con, payroll_month=ctx.month, province_code=s.province_code)
@@ -162,7 +163,7 @@ def read_reference_csv(path: Path):
 
     import pyarrow as pa
 
-    from pipelines.ingest import FileRejected, decode_text
+    from pipelines.io import FileRejected, decode_text
     from pipelines.settings import RunError
 
     path = Path(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from pipelines import artefacts
 from pipelines.settings import RunContext
 from pipelines.sqlrun import attach_warehouse, connect
 from pipelines.vocabulary import SEVERITY_ZH  # the exception list's words (严重/警告/提示)
@@ -15,7 +16,7 @@ from pipelines.vocabulary import SEVERITY_ZH  # the exception list's words (严�
 
 def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None) -> list[str]:
     """The summary lines. `new_batch`: the batch a supplementary run wrote (S1, S2, ...)."""
-    manifest = json.loads((ctx.payouts_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((artefacts.manifest(ctx)).read_text(encoding="utf-8"))
     csv_files = [f for f in manifest["files"] if f["format"] == "csv"]
     if new_batch is None:
         written = manifest["files"]

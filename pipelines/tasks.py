@@ -8,9 +8,11 @@ exception is left to Airflow's retries (a full disk, a locked warehouse).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
+from pipelines import artefacts
 from pipelines.settings import RunContext, RunError, keep_new_files_owner_only
 
 # every task imports this module before it does anything: the worker's files (and the task's log,
@@ -79,33 +81,70 @@ def release_month(run: dict) -> bool:
     return bool(run.get("claim")) and release_claim(_ctx(run), run["claim"]) is not None
 
 
+def _stage(name: str):
+    from pipelines import stages
+
+    return stages.BY_NAME[name]
+
+
+@contextlib.contextmanager
+def _as_the_dag(run: dict, stage):
+    """What a stage's task does around the stage: the first stage begins the month's run (refused if
+    released, or if the month before was not run); a stage that holds_lock takes the month's lock."""
+    from pipelines import stages
+    from pipelines.lifecycle import begin_run, month_lock
+
+    if stage is stages.STAGES[0]:
+        begin_run(_ctx(run), bool(run.get("first_month")), os.environ.get("AIRFLOW_CTX_DAG_OWNER"))
+    if not stage.holds_lock:
+        yield
+        return
+    os.environ.setdefault("DOUDI_OPERATOR", os.environ.get("AIRFLOW_CTX_DAG_OWNER", "airflow"))
+    with month_lock(_ctx(run), run.get("claim") or None):
+        yield
+
+
 @_no_retry_on_data_errors
 @_while_claimed
-def check_reference(run: dict) -> dict:
-    from pipelines.lifecycle import begin_run
-    from pipelines.reference import check_reference as stage
+def stage(run: dict, name: str, program: str | None = None) -> dict:
+    """One stage of pipelines/stages.py, whole (or for one program)."""
+    from pipelines import stages
 
-    # the month's lifecycle first: refused if released, or if the month before was not run
-    begin_run(_ctx(run), bool(run.get("first_month")), os.environ.get("AIRFLOW_CTX_DAG_OWNER"))
-    return stage(_ctx(run))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def ingest(run: dict, program: str) -> dict:
-    from pipelines.ingest import ingest_program
-    from pipelines.warehouse import previous_file_counts
-
-    ctx = _ctx(run)
-    return ingest_program(ctx, program, previous_file_counts(ctx).get(program, {}))
+    with _as_the_dag(run, _stage(name)):
+        return stages.call(_ctx(run), _stage(name), program)
 
 
 @_no_retry_on_data_errors
 @_while_claimed
-def plan_cities(run: dict) -> list[str]:
-    from pipelines.partitions import plan_validation_partitions
+def plan(run: dict, name: str) -> list[str]:
+    """A cut stage's plan. A month below settings.partition_min_rows is one partition: the plan task
+    then runs the stage whole, partition and combine in this one process, and leaves nothing to map
+    (the mapped task and the combine are skipped without starting a process)."""
+    from pipelines import stages
 
-    return plan_validation_partitions(_ctx(run))
+    ctx, cut = _ctx(run), _stage(name)
+    partitions = stages.plan(ctx, cut)
+    if not stages.whole_month(partitions):
+        return partitions
+    stages.part(ctx, cut, partitions[0])
+    stages.combine(ctx, cut, partitions)
+    return []
+
+
+@_no_retry_on_data_errors
+@_while_claimed
+def partition(run: dict, name: str, part: str) -> dict:
+    from pipelines import stages
+
+    return stages.part(_ctx(run), _stage(name), part)
+
+
+@_no_retry_on_data_errors
+@_while_claimed
+def combine(run: dict, name: str, parts: list[str]) -> dict:
+    from pipelines import stages
+
+    return stages.combine(_ctx(run), _stage(name), list(parts))
 
 
 def partition_label(run: dict, partition: str) -> str:
@@ -113,83 +152,6 @@ def partition_label(run: dict, partition: str) -> str:
     from pipelines.partitions import partition_label as label
 
     return label(_ctx(run), partition)
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def validate_city(run: dict, city: str) -> dict:
-    from pipelines.partitions import validate_partition
-
-    return validate_partition(_ctx(run), city)
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def combine_validation(run: dict, cities: list[str]) -> dict:
-    from pipelines.partitions import combine_validation as stage
-
-    return stage(_ctx(run), list(cities))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def integrity(run: dict) -> dict:
-    from pipelines.integrity import check_integrity
-
-    return check_integrity(_ctx(run))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def plan_payment_groups(run: dict) -> list[str]:
-    from pipelines.partitions import plan_compute_partitions
-
-    return plan_compute_partitions(_ctx(run))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def compute_group(run: dict, group: str) -> dict:
-    from pipelines.compute import compute_partition
-
-    return compute_partition(_ctx(run), group)
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def combine_compute(run: dict, groups: list[str]) -> dict:
-    from pipelines.compute import combine_compute as stage
-
-    return stage(_ctx(run), list(groups))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def payout(run: dict) -> dict:
-    from pipelines.lifecycle import month_lock
-    from pipelines.payout import write_payouts
-
-    with month_lock(_ctx(run), run.get("claim") or None):  # one writer of the payout folder at a time
-        return write_payouts(_ctx(run))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def publish(run: dict) -> dict:
-    from pipelines.lifecycle import month_lock
-    from pipelines.warehouse import publish_month
-
-    os.environ.setdefault("DOUDI_OPERATOR", os.environ.get("AIRFLOW_CTX_DAG_OWNER", "airflow"))
-    with month_lock(_ctx(run), run.get("claim") or None):
-        return publish_month(_ctx(run))
-
-
-@_no_retry_on_data_errors
-@_while_claimed
-def report(run: dict) -> dict:
-    from pipelines.report import reconcile_and_report
-
-    return reconcile_and_report(_ctx(run))
 
 
 def returns_waiting(run: dict) -> bool:
@@ -214,7 +176,7 @@ def refresh_reports(run: dict, loaded: dict) -> list[str]:
     refreshed = []
     for month in loaded.get("payroll_months", []):
         ctx = RunContext.from_dict(dict(run, month=month))
-        if (ctx.payouts_dir / "manifest.json").exists():
+        if artefacts.manifest(ctx).exists():
             reconcile_and_report(ctx)
             refreshed.append(month)
     return refreshed

@@ -18,10 +18,13 @@ import json
 import re
 from pathlib import Path
 
+from pipelines import artefacts
+from pipelines.artefacts import data_docs_path, validate_dir
 from pipelines.data_docs_offline import make_offline
 from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
+from pipelines.partitions import WHOLE_MONTH, file_city_sql, partition_label, roster_programs
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
 from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
 
@@ -55,7 +58,7 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     counties (a partition of the DAG, see pipelines/partitions.py). A partition writes under
     `_work/validate/partitions/<city>/`, and `combine_validation` joins the partitions into the
     same files the whole-program run writes."""
-    ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
+    ingest_path = artefacts.ingested_rows(ctx, program)
     if not ingest_path.exists():
         raise RunError(f"ingest output missing for {program}: run the ingest stage first ({ingest_path})")
     con = connect(ctx)
@@ -71,14 +74,14 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     if sum(counts.values()) != delivered:
         raise RunError(f"{program}: {delivered} rows delivered but {sum(counts.values())} judged: books do not balance")
 
-    out_dir = ensure_dir(validate_dir(ctx, city))
-    out_path = out_dir / f"{program}.parquet"
+    ensure_dir(validate_dir(ctx, city))
+    out_path = artefacts.validated_rows(ctx, program, city)
     checkpoint("validate.before_write")
     copy_to_parquet(con, "SELECT * FROM int_roster_validated ORDER BY source_file, source_row", out_path)
     # the failing rows are read; from here the result keeps counts only, no personal values
     _strip_personal_values(result)
     summary = result.to_json_dict() if result is not None else {"success": True, "results": []}
-    write_bytes_atomic(out_dir / f"{program}.gx.json",
+    write_bytes_atomic(artefacts.validation_summary(ctx, program, city),
                        (json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8"))
     docs = write_data_docs(ctx, program, result, city)
     con.close()
@@ -96,9 +99,7 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
 def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = None) -> tuple[list[dict], dict]:
     """Normalise the program's delivered rows (or one city's) into table `gx_frame`, the rows in play
     with the columns the suite reads; return the suite and its run parameters."""
-    from pipelines.partitions import WHOLE_MONTH, file_city_sql
-
-    ingest_path = ctx.work_dir / "ingest" / f"{program}.parquet"
+    ingest_path = artefacts.ingested_rows(ctx, program)
     register_reference(con, ctx.reference)
     for model in ("stg_regions", "stg_banks", "stg_policy_parameters"):
         run_model(con, f"staging/{model}.sql")
@@ -109,7 +110,7 @@ def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = Non
     # row keys are numbered over the whole delivery before a partition is cut out of it
     in_partition = "true"
     if city is not None and city != WHOLE_MONTH:
-        files = ctx.work_dir / "ingest" / f"{program}.files.parquet"
+        files = artefacts.ingested_files(ctx, program)
         in_partition = (f"source_file IN (SELECT source_file FROM read_parquet('{sql_string(str(files))}') "
                         f"WHERE {file_city_sql('county')} = '{sql_string(city)}')")
     con.execute(f"CREATE VIEW raw_roster_keyed AS SELECT * FROM (SELECT *, {grain_extra} AS grain_extra, "
@@ -117,7 +118,7 @@ def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = Non
                 f"FROM read_parquet('{sql_string(str(ingest_path))}')) WHERE {in_partition}")
     con.execute("CREATE VIEW raw_roster AS SELECT * EXCLUDE (row_key) FROM raw_roster_keyed")
     con.execute("CREATE VIEW raw_roster_keys AS SELECT source_file, source_row, row_key FROM raw_roster_keyed")
-    disability = ctx.work_dir / "ingest" / "disability.parquet"
+    disability = artefacts.ingested_rows(ctx, "disability")
     if program == "tekun" and disability.exists():
         # every city's disability roster: a tekun person's disability row may be in another city
         con.execute("CREATE TABLE disability_roster_ids AS SELECT DISTINCT norm_code(id_number) AS id_number "
@@ -171,17 +172,6 @@ def _strip_personal_values(result) -> None:
             r.result.pop(key, None)
 
 
-def validate_dir(ctx: RunContext, city: str | None = None) -> Path:
-    """Where validation writes: `_work/validate/`, or a city partition's folder under it."""
-    base = ctx.work_dir / "validate"
-    return base if city is None else base / "partitions" / city
-
-
-def data_docs_path(ctx: RunContext, program: str, city: str | None = None) -> Path:
-    docs = ctx.reports_dir / "data_docs"
-    return docs / f"{program}.html" if city is None else docs / program / f"{city}.html"
-
-
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -218,3 +208,74 @@ def write_data_docs(ctx: RunContext, program: str, result, city: str | None = No
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
+
+
+# ---- the month cut by city (the DAG's partitions, pipelines/partitions.py)
+
+def validate_partition(ctx: RunContext, city: str) -> dict:
+    """Validate every program's rows from one city's files."""
+    return {"city": city, "programs": [validate_program(ctx, program, city) for program in roster_programs(ctx)]}
+
+
+def combine_validation(ctx: RunContext, cities: list[str]) -> dict:
+    """Join the cities' validation outputs into the files the whole-program run writes, check that
+    every delivered row was judged exactly once, and write the Data Docs index page per program."""
+    con = connect(ctx)
+    ensure_dir(validate_dir(ctx))
+    results = {}
+    for program in roster_programs(ctx):
+        parts = [artefacts.validated_rows(ctx, program, c) for c in cities]
+        missing = [str(p) for p in parts if not p.exists()]
+        if missing:
+            raise RunError(f"validation partitions missing for {program}: " + ", ".join(missing))
+        sources = ", ".join(f"'{sql_string(str(p))}'" for p in parts)
+        ingest = artefacts.ingested_rows(ctx, program)
+        delivered = con.execute(f"SELECT count(*) FROM read_parquet('{sql_string(str(ingest))}')").fetchone()[0]
+        judged, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT (source_file, source_row)) FROM read_parquet([{sources}])"
+        ).fetchone()
+        if not delivered == judged == distinct:
+            raise RunError(f"{program}: {delivered} rows delivered, {judged} judged across {len(cities)} city "
+                           f"partitions ({distinct} distinct): books do not balance")
+        checkpoint("validate.before_write")
+        copy_to_parquet(con, f"SELECT * FROM read_parquet([{sources}], union_by_name = true) "
+                             "ORDER BY source_file, source_row", artefacts.validated_rows(ctx, program))
+        summaries = {}
+        for c in cities:
+            gx = artefacts.validation_summary(ctx, program, c)
+            summaries[c] = json.loads(gx.read_text(encoding="utf-8")) if gx.exists() else None
+        write_bytes_atomic(artefacts.validation_summary(ctx, program), (json.dumps(
+            {"success": all(s is None or s.get("success", True) for s in summaries.values()),
+             "partitions": summaries}, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+        _write_data_docs_index(ctx, program, summaries)
+        counts = dict(con.execute(f"SELECT disposition, count(*) FROM read_parquet([{sources}]) GROUP BY 1")
+                      .fetchall())
+        results[program] = {"rows": int(delivered), "by_disposition": {k: int(v) for k, v in sorted(counts.items())}}
+    con.close()
+    return {"cities": cities, "programs": results}
+
+
+def _write_data_docs_index(ctx: RunContext, program: str, summaries: dict[str, dict | None]) -> None:
+    """`data_docs/<program>.html` for a partitioned run: one line per city, linking its GX page."""
+    from html import escape
+
+    rows = []
+    for city, summary in summaries.items():
+        label = partition_label(ctx, city)
+        if summary is None:
+            rows.append(f"<tr><td>{escape(label)}</td><td colspan=3>本市无该项目数据</td></tr>")
+            continue
+        stats = summary.get("statistics", {})
+        page = data_docs_path(ctx, program, city).relative_to(data_docs_path(ctx, program).parent)
+        rows.append(
+            f"<tr><td><a href=\"{escape(str(page))}\">{escape(label)}</a></td>"
+            f"<td>{stats.get('evaluated_expectations', 0)}</td><td>{stats.get('successful_expectations', 0)}</td>"
+            f"<td>{'通过' if summary.get('success') else '有未通过的规则'}</td></tr>")
+    html = (
+        "<!doctype html><html lang=zh><meta charset=utf-8>"
+        f"<title>roster_{program} Data Docs</title><h1>roster_{program}: Great Expectations Data Docs by city</h1>"
+        "<p>The month was validated one city at a time; each city has its own page.</p>"
+        "<table border=1 cellpadding=4><tr><th>city</th><th>Evaluated Expectations</th>"
+        "<th>Successful Expectations</th><th>result</th></tr>" + "".join(rows) + "</table></html>\n")
+    with atomic_path(data_docs_path(ctx, program)) as tmp:
+        tmp.write_text(html, encoding="utf-8")

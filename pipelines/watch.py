@@ -30,6 +30,7 @@ import dataclasses
 import io
 from decimal import ROUND_HALF_UP, Decimal
 
+from pipelines import artefacts
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.vocabulary import PROGRAM_NAMES_ZH, PROGRAM_SHORT_ZH, TOWNSHIP_HEADERS, VISIT_RULES, WATCH_RULES
@@ -58,7 +59,7 @@ LOW_INCOME_COLUMNS = ("reported_month VARCHAR, source_row BIGINT, id_number VARC
 def parameters(con, month: str) -> dict[str, Decimal]:
     """The thresholds in force for the payroll month (stg_policy_parameters built for it): each
     exactly once and a number, or a RunError naming what is missing."""
-    from pipelines.reference import REQUIRED_PARAMETERS, parameter_problems
+    from pipelines.policy import REQUIRED_PARAMETERS, parameter_problems
 
     needed = {name: REQUIRED_PARAMETERS.get(name, "the watch list") for name in WATCH_PARAMETERS}
     problems = parameter_problems(con, month, needed)
@@ -569,7 +570,7 @@ def write_statistical_return(ctx: RunContext, con, p: dict[str, Decimal]) -> dic
     rows = statistical_return(con, ctx.month)
     total = ledger_total(con, ctx.month)
     progress = raise_progress(con, ctx.month, p)
-    path = ctx.reports_dir / "statistical_return.xlsx"
+    path = artefacts.statistical_return_xlsx(ctx)
     with atomic_path(path) as tmp:
         tmp.write_bytes(render_statistical_return(ctx.month, rows, total, progress))
     return {"statistical_return_xlsx": str(path), "ledger_total": total, "progress": progress}

@@ -224,17 +224,17 @@ def test_an_airflow_run_holds_the_month_between_its_tasks(january, tmp_path):
     assert claim.exists() and claim.stat().st_mode & 0o777 == 0o600
     refused = one_sentence(doudi(*run_args(root, "2020-02")))
     assert "being run already" in refused and "manual__first" in refused and "release-claim" in refused
-    for task in (lambda: tasks.claim_month(second), lambda: tasks.ingest(second, "tekun")):
+    for task in (lambda: tasks.claim_month(second), lambda: tasks.stage(second, "ingest", "tekun")):
         with pytest.raises(AirflowFailException, match="manual__first"):
             task()
-    assert tasks.ingest(first, "tekun")  # the claimant's own tasks work
+    assert tasks.stage(first, "ingest", "tekun")  # the claimant's own tasks work
     state = ok(doudi("state", "--month", "2020-02", *paths(root))).stdout
     assert "claimed by Airflow run manual__first" in state and "（北京时间）" in state and "+00:00" not in state
 
     assert tasks.release_month(second) is False and claim.exists()  # not another run's claim
     assert tasks.release_month(first) is True and not claim.exists()
     with pytest.raises(AirflowFailException, match="no longer holds the month's claim"):
-        tasks.integrity(first)
+        tasks.stage(first, "integrity")
 
     tasks.claim_month(second)  # a run that died without its teardown: given back by hand
     released = ok(doudi("release-claim", "--month", "2020-02", "--by", "王科长", *paths(root))).stdout
