@@ -1,5 +1,5 @@
-"""Given/expect tests of the integrity models (pipelines/integrity.py INTEGRITY_MODELS and
-int_integrity_findings): decisions that need all the month's rosters at once (contract sections
+"""Given/expect tests of the integrity models (int_integrity_findings, pipelines/integrity.py
+INTEGRITY_TARGET, and the models it needs): decisions that need all the month's rosters at once (contract sections
 1 to 3): duplicates across counties, exclusive programs, the living subsidy only in dibao, the
 death registry, temporary-assistance cases, external registries, accounts, and the findings.
 """
