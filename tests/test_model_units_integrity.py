@@ -166,6 +166,16 @@ def test_a_death_touches_the_rows_of_later_months_and_an_invalid_one_is_only_rep
         {"id_number": T3, "program": "tekun", "death_month": None, "death_date_valid": False}])
 
 
+def test_only_deaths_whose_date_can_be_true_are_handed_to_the_engine(mt):
+    """int_deaths_known (_work/integrity/deaths_known.parquet): T3's death after its report is not."""
+    mt.payroll("2020-03")
+    mt.given("int_death_register", [
+        {"id_number": T1, "death_month": "2020-02", "reported_month": "2020-03", "registry_source": "公安",
+         "death_date_valid": True},
+        {"id_number": T3, "death_month": "2020-05", "reported_month": "2020-03", "death_date_valid": False}])
+    mt.expect("int_deaths_known", [{"id_number": T1, "death_month": "2020-02", "reported_month": "2020-03",
+                                    "source": "公安"}])
+
 # --- int_registry_matches ----------------------------------------------------------------------
 
 def test_registry_entries_concern_the_programs_registry_checks_names(mt):
