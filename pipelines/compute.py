@@ -20,39 +20,22 @@ from pipelines.audits import enforce
 from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
 from pipelines.io import ensure_dir
+from pipelines.models import audits, run_models
 from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import (
     attach_warehouse,
     connect,
     copy_to_parquet,
     register_reference,
-    run_model,
     set_variables,
     sql_string,
     tables_in,
 )
 from pipelines.vocabulary import CLOSED_ACCOUNT_WORDS
 
-REFERENCE_MODELS = ("stg_standards", "stg_cpi", "stg_price_linkage", "stg_fund_shares", "stg_policy_parameters",
-                    "stg_temporary_assistance")
-ENGINE_MODELS = (
-    "int_paid_history",
-    "int_service_months",
-    "int_basis_roster",
-    "int_standard_needs",
-    "int_standard_resolved",
-    "int_dibao_household",
-    "int_tekun_person",
-    "int_orphan_person",
-    "int_disability_person",
-    "int_program_due",
-    "int_price_subsidy",
-    "int_reissue_due",
-    "int_temporary_due",
-    "int_reference_held_due",
-    "int_payment_lines",
-    "int_fund_split",
-)
+# What the engine makes of a month: its lines (sql/marts/payment_ledger.sql) and its findings. The
+# models they need, and their order, follow from what each model reads (pipelines/models.py).
+ENGINE_TARGETS = ("month_ledger", "int_compute_findings")
 HIST_LEDGER_COLUMNS = {
     "payroll_month": "VARCHAR", "service_month": "VARCHAR", "program": "VARCHAR", "line_type": "VARCHAR",
     "status": "VARCHAR", "id_number": "VARCHAR", "unit_key": "VARCHAR", "amount": "DECIMAL(18, 2)",
@@ -138,23 +121,19 @@ def _run_engine(ctx: RunContext, partition_rows: tuple | None = None, held: dict
                   carry_forward_programs=policy["carry_forward_programs"])
     con.execute("SET VARIABLE held_counties = CAST(? AS VARCHAR[])", [sorted(held)])
     register_reference(con, ctx.reference)
-    for model in REFERENCE_MODELS:
-        run_model(con, f"staging/{model}.sql")
     where = ""
     if partition_rows is not None:
         rows, partition = partition_rows
         where = (f" WHERE (source_file, source_row) IN (SELECT (source_file, source_row) FROM "
                  f"read_parquet('{sql_string(str(rows))}') WHERE partition = '{sql_string(partition)}')")
     con.execute(f"CREATE VIEW cur_roster AS SELECT * FROM read_parquet('{sql_string(str(roster))}'){where}")
-    run_model(con, "intermediate/int_units.sql")
+    built = run_models(con, ["int_units"])  # first: a month without history copies its columns (load_history)
     _known_deaths(ctx, con)
     load_history(ctx, con)
-    for model in ENGINE_MODELS:
-        run_model(con, f"intermediate/{model}.sql")
-    run_model(con, "marts/payment_ledger.sql", name="month_ledger")
-    run_model(con, "intermediate/int_compute_findings.sql")
+    run_models(con, ENGINE_TARGETS, built=built)
     _held_county_findings(con, held)
-    enforce(con, LINE_AUDITS, "payment engine invariants broken, nothing written")
+    # sql/audits/engine_lines_*.sql: checked on every engine run, partitioned or not
+    enforce(con, audits("engine_lines"), "payment engine invariants broken, nothing written")
     return con
 
 
@@ -205,31 +184,14 @@ def _every_unit_accounted_for(ctx: RunContext, con) -> None:
     """No silent outcome: every unit accepted on the month's final roster ends with a line (payable or
     held) or a finding that says why not (integrity's or the engine's). A unit with neither is a rule
     that dropped it without a word: the run stops, naming how many and the first few."""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW unaccounted_units AS
-        WITH accepted AS (
-            SELECT source_file, source_row, program, id_number,
-                   CASE WHEN program = 'dibao' THEN household_id WHEN program = 'temporary' THEN approval_no
-                        ELSE id_number END AS unit_key,
-                   CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program
-            FROM read_parquet('{sql_string(str(artefacts.integrity_roster(ctx)))}') WHERE disposition = 'accepted'),
-        findings AS (
-            SELECT source_file, source_row, id_number, program FROM int_compute_findings
-            UNION ALL
-            SELECT source_file, source_row, id_number, program
-            FROM read_parquet('{sql_string(str(artefacts.integrity_findings(ctx)))}')),
-        explained AS (
-            SELECT unit_key, line_program FROM accepted a
-            WHERE EXISTS (SELECT 1 FROM month_ledger l WHERE l.unit_key = a.unit_key AND l.program = a.line_program)
-               OR EXISTS (SELECT 1 FROM findings f WHERE f.source_file = a.source_file AND f.source_row = a.source_row)
-               OR EXISTS (SELECT 1 FROM findings f WHERE f.id_number = a.id_number
-                          AND f.program IN (a.program, a.line_program)))
-        SELECT DISTINCT a.line_program, a.unit_key FROM accepted a
-        WHERE NOT EXISTS (SELECT 1 FROM explained e
-                          WHERE e.unit_key = a.unit_key AND e.line_program = a.line_program)""")
-    missing = con.execute("SELECT line_program, unit_key FROM unaccounted_units ORDER BY ALL LIMIT 5").fetchall()
+    con.execute(f"CREATE OR REPLACE VIEW month_roster AS "
+                f"SELECT * FROM read_parquet('{sql_string(str(artefacts.integrity_roster(ctx)))}')")
+    con.execute(f"CREATE OR REPLACE VIEW integrity_findings AS "
+                f"SELECT * FROM read_parquet('{sql_string(str(artefacts.integrity_findings(ctx)))}')")
+    run_models(con, ["int_unaccounted_units"], built=ENGINE_TARGETS)
+    missing = con.execute("SELECT line_program, unit_key FROM int_unaccounted_units ORDER BY ALL LIMIT 5").fetchall()
     if missing:
-        n = con.execute("SELECT count(*) FROM unaccounted_units").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM int_unaccounted_units").fetchone()[0]
         shown = ", ".join(f"{p} {k[:6]}…{k[-4:]}" for p, k in missing)
         raise RunError(f"payment engine: {n} units accepted on the roster end with neither a line nor a finding "
                        f"(e.g. {shown}): a rule dropped them without a word, nothing written")
@@ -245,15 +207,8 @@ def _known_deaths(ctx: RunContext, con) -> None:
 def _receivables(ctx: RunContext, con) -> None:
     """int_receivables (what earlier payrolls paid after a death now known), each with a finding."""
     _known_deaths(ctx, con)
-    run_model(con, "intermediate/int_receivables.sql")
-    con.execute("""
-        INSERT INTO int_compute_findings BY NAME
-        SELECT payroll_month, 'receivable_recognised' AS finding_type, 'error' AS severity, program, id_number,
-               region_code, 'recorded' AS action,
-               format('{} 已发放 {} {} 元（{}，{}），但此人已于 {} 死亡（{} 报送）：列为应追缴，不自动扣回',
-                      paid_payroll, service_month, amount::VARCHAR, line_type, payment_ref, death_month,
-                      reported_month) AS detail
-        FROM int_receivables""")
+    run_models(con, ["int_receivable_findings"])
+    con.execute("INSERT INTO int_compute_findings BY NAME SELECT * FROM int_receivable_findings")
 
 
 def load_history(ctx: RunContext, con, units: bool = True) -> None:
@@ -325,31 +280,6 @@ def load_history(ctx: RunContext, con, units: bool = True) -> None:
         con.execute("CREATE TABLE hist_units AS SELECT * FROM int_units LIMIT 0")
 
 
-SUPPLEMENTARY_FINDINGS = """
-INSERT INTO int_compute_findings BY NAME
-SELECT getvariable('payroll_month') AS payroll_month, 'overpaid_after_release' AS finding_type,
-       'warning' AS severity, r.program, r.id_number, r.region_code, 'recorded' AS action,
-       format('已发放 {} {} {} 元；更正后应发 {} 元：多发部分不自动追回，请核查', r.service_month, r.line_type,
-              r.amount::VARCHAR, coalesce(f.amount, 0)::VARCHAR) AS detail,
-       r.source_file, r.source_row
-FROM released_lines r
-LEFT JOIN month_ledger f ON f.service_month = r.service_month AND f.program = r.program
-     AND f.line_type = r.line_type AND f.id_number = r.id_number AND f.status = 'payable'
-WHERE coalesce(f.amount, 0) < r.amount
-UNION ALL BY NAME
-SELECT getvariable('payroll_month') AS payroll_month, 'supplementary_review' AS finding_type, 'warning' AS severity,
-       f.program, f.id_number, f.region_code, 'recorded' AS action,
-       format('更正后 {} {} 应发 {} 元，已发 {} 元，但该月已有补发行：差额待人工核定',
-              f.service_month, f.line_type, f.amount::VARCHAR, r.amount::VARCHAR) AS detail,
-       f.source_file, f.source_row
-FROM month_ledger f JOIN released_lines r USING (service_month, program, line_type, id_number)
-WHERE f.status = 'payable' AND f.amount > r.amount
-  AND NOT EXISTS (SELECT 1 FROM supplementary_ledger s WHERE s.service_month = f.service_month
-                  AND s.program = f.program AND s.id_number = f.id_number AND s.line_type = 'arrears'
-                  AND s.arrears_cause = 'supplementary_correction')
-"""
-
-
 def apply_supplementary(ctx: RunContext, con) -> None:
     """A released month rerun on corrected rosters: keep the released lines, add what they lack."""
     from pipelines.lifecycle import check_release_state, released_batches, supplement_batch
@@ -362,45 +292,12 @@ def apply_supplementary(ctx: RunContext, con) -> None:
     con.execute(f"""CREATE TABLE released_lines AS SELECT * FROM wh.payment_ledger
                     WHERE payroll_month = ? AND status = 'payable' AND batch_id IN ({batches})""", [ctx.month])
     set_variables(con, supplement_batch=supplement_batch(ctx))
-    run_model(con, "marts/payment_ledger_supplementary.sql", name="supplementary_ledger")
-    con.execute(SUPPLEMENTARY_FINDINGS)
+    run_models(con, ["int_supplementary_findings"], built=("month_ledger",))  # and supplementary_ledger
+    con.execute("INSERT INTO int_compute_findings BY NAME SELECT * FROM int_supplementary_findings")
     con.execute("DROP TABLE month_ledger")
     con.execute("ALTER TABLE supplementary_ledger RENAME TO month_ledger")
 
 
-# checked on every engine run, partitioned or not, while int_fund_split exists
-LINE_AUDITS = [
-    ("{n} lines whose fund parts do not add up (check fund_shares.csv sums to 1)",
-     "SELECT * FROM int_fund_split WHERE parts_fen <> amount_fen", []),
-    ("{n} lines without a fund split (no fund_shares.csv row funds their program and county for their "
-     "service month): nothing is dropped, the run stops",
-     "SELECT line_key FROM int_payment_lines ANTI JOIN int_fund_split USING (line_key)", []),
-]
-# checked on the whole month's lines
-ENGINE_AUDITS = [
-    ("{n} duplicate ledger keys (payroll month, service month, program, line type, person; one_off: approval)",
-     "SELECT 1 FROM month_ledger GROUP BY payroll_month, service_month, program, line_type, id_number, approval_no "
-     "HAVING count(*) > 1", []),
-    ("{n} one_off lines whose approval number an earlier payroll already paid (a case is paid once, ever)",
-     "SELECT m.line_id FROM month_ledger m JOIN hist_ledger h ON h.approval_no = m.approval_no "
-     "WHERE m.line_type = 'one_off' AND m.status = 'payable' AND h.line_type = 'one_off' AND h.status = 'payable'",
-     []),
-    ("{n} negative amounts", "SELECT * FROM month_ledger WHERE amount < 0", []),
-    ("{n} lines already paid in an earlier payroll (would pay twice)",
-     "SELECT m.* FROM month_ledger m JOIN hist_ledger h ON h.id_number = m.id_number AND h.program = m.program "
-     "AND h.service_month = m.service_month AND h.line_type = m.line_type "
-     "WHERE m.status = 'payable' AND h.status = 'payable' AND h.payment_state IS DISTINCT FROM 'failed'", []),
-    # a failed line that an earlier reissue named is owed through that reissue (if it failed too), never again
-    ("{n} reissue lines for payments the bank did not return as failed, or already reissued",
-     "SELECT m.line_id FROM (SELECT line_id, unnest(reissue_of) AS failed_id FROM month_ledger "
-     "WHERE line_type = 'reissue' AND status = 'payable') m LEFT JOIN hist_ledger h ON h.line_id = m.failed_id "
-     "WHERE h.payment_state IS DISTINCT FROM 'failed' OR EXISTS (SELECT 1 FROM (SELECT unnest(reissue_of) AS r "
-     "FROM hist_ledger WHERE line_type = 'reissue' AND status = 'payable') x WHERE x.r = m.failed_id)", []),
-    ("{n} people with more than one price subsidy line for a month",
-     "SELECT id_number FROM month_ledger WHERE line_type = 'price_subsidy' GROUP BY id_number, service_month "
-     "HAVING count(*) > 1", []),
-]
-
-
 def check_invariants(con) -> None:
-    enforce(con, ENGINE_AUDITS, "payment engine invariants broken, nothing written")
+    """sql/audits/engine_month_*.sql: the whole month's lines, after a partitioned month is combined."""
+    enforce(con, audits("engine_month"), "payment engine invariants broken, nothing written")

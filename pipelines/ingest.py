@@ -35,7 +35,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines import artefacts
-from pipelines.artefacts import roster_outputs as _roster_outputs
 from pipelines.faults import checkpoint
 from pipelines.io import (
     ENTRY_KIND_ZH,
@@ -166,15 +165,6 @@ def ingest_program(ctx: RunContext, program: str, previous_counts: dict[str, int
         "rows": rows.num_rows,
         "files_by_status": dict(sorted(status.items())),
     }
-
-
-def roster_outputs(ctx: RunContext, stage: str, suffix: str) -> list:
-    """The old spelling of artefacts.roster_outputs, kept for pipelines/warehouse.py until its publish
-    rewrite names artefacts.ingested_files itself."""
-    per_program = {("ingest", ".files.parquet"): artefacts.ingested_files,
-                   ("ingest", ".parquet"): artefacts.ingested_rows,
-                   ("validate", ".parquet"): artefacts.validated_rows}[(stage, suffix)]
-    return _roster_outputs(ctx, per_program)
 
 
 # the columns of artefacts.ingested_files, with their pyarrow types

@@ -20,10 +20,12 @@ import json
 import pyarrow.parquet as pq
 
 from pipelines import artefacts
+from pipelines.audits import enforce
 from pipelines.clearance import CLEARANCE_COLUMNS
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir
 from pipelines.linkage import find_near_duplicates
+from pipelines.models import audits, models_for, run_models
 from pipelines.receivables import REGISTRIES, WITHDRAWAL_COLUMNS
 from pipelines.settings import PROGRAMS, ROSTER_PROGRAMS, RunContext, RunError
 from pipelines.sqlrun import (
@@ -31,28 +33,15 @@ from pipelines.sqlrun import (
     connect,
     copy_to_parquet,
     register_reference,
-    run_model,
     sql_string,
     tables_in,
 )
 
-# The month's rows with their lineage columns are about 1 KB each: the models that carry them are
-# views, streamed from the validated Parquet into the written roster, never held as tables. The
-# others hold one row per finding (or per person and program) and are materialised.
-ROSTER_VIEWS = ("int_roster_all", "int_roster_final")
-INTEGRITY_MODELS = (
-    "int_roster_all",
-    "int_cross_county_duplicates",
-    "int_person_programs",
-    "int_exclusions",
-    "int_death_register",
-    "int_temporary_cases",
-    "int_deaths",
-    "int_registry_matches",
-    "int_account_changes",
-    "int_roster_decisions",
-    "int_roster_final",
-)
+# What integrity makes of a month: its findings. Every model they need runs before the roster is
+# written (their order follows from what each reads, pipelines/models.py); the findings themselves
+# after, once record linkage has read the written roster. The models that carry the month's wide
+# rows (int_roster_all, int_roster_final) are views (their `-- kind:`), streamed, never held.
+INTEGRITY_TARGET = "int_integrity_findings"
 # The roster is written in order (program, source file, row) a few files at a time: each part is
 # sorted in memory, and no sort holds the month (one ORDER BY over 25M rows spilled 36 GB to disk).
 ROSTER_PART_ROWS = 1_000_000
@@ -74,9 +63,6 @@ def check_integrity(ctx: RunContext) -> dict:
     paths = [p for p in paths if p.stem in PROGRAMS or pq.read_metadata(p).num_rows]
     con = connect(ctx)
     register_reference(con, ctx.reference)
-    run_model(con, "staging/stg_exclusions.sql")
-    run_model(con, "staging/stg_policy_parameters.sql")
-    run_model(con, "staging/stg_temporary_assistance.sql")
     files = ", ".join(f"'{sql_string(str(p))}'" for p in paths)
     con.execute(f"CREATE VIEW validated_parquet AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
     present = {r[0] for r in con.execute("DESCRIBE validated_parquet").fetchall()}
@@ -85,8 +71,9 @@ def check_integrity(ctx: RunContext) -> dict:
     _register_ingest_files(ctx, con)
     _load_history(ctx, con)
     registries = _register_registries(ctx, con)
-    for model in INTEGRITY_MODELS:
-        run_model(con, f"intermediate/{model}.sql", view=model in ROSTER_VIEWS)
+    needed = [m.name for m in models_for([INTEGRITY_TARGET])][:-1]
+    # stg_policy_parameters: record linkage reads its match threshold there
+    built = run_models(con, ["stg_policy_parameters", *needed])
     uncovered = con.execute("SELECT region_code, event_type, count(*) FROM int_temporary_cases "
                             "WHERE policy_version IS NULL GROUP BY ALL ORDER BY ALL").fetchall()
     if uncovered:  # a gap in the policy is an error, never a default
@@ -94,10 +81,7 @@ def check_integrity(ctx: RunContext) -> dict:
                        + "; ".join(f"county {c} event {e} ({n} case{'s' if n > 1 else ''})" for c, e, n in uncovered)
                        + ": each temporary-assistance case needs one (key region_code a prefix of the approving "
                          "county, event_type, valid_from on or before the month); nothing computed")
-    twice = con.execute("SELECT count(*) - count(DISTINCT (source_file, source_row)) FROM int_roster_decisions"
-                        ).fetchone()[0]
-    if twice:
-        raise RunError(f"integrity: {twice} rows decided twice (int_roster_decisions): books would not balance")
+    enforce(con, audits("integrity"), "integrity")  # sql/audits/integrity_*.sql
     ensure_dir(artefacts.integrity_dir(ctx))
     roster = artefacts.integrity_roster(ctx)
     checkpoint("integrity.before_write")
@@ -114,11 +98,10 @@ def check_integrity(ctx: RunContext) -> dict:
     copy_to_parquet(con, "SELECT * FROM registry_month ORDER BY registry, source_row", artefacts.registry_extracts(ctx))
     # every death known to this payroll, also of people on no roster now: the engine turns what was
     # paid for months after a death into receivables (应追缴)
-    copy_to_parquet(con, "SELECT id_number, death_month, reported_month, registry_source AS source "
-                         "FROM int_death_register WHERE death_date_valid ORDER BY id_number",
-                    artefacts.deaths_known(ctx))
+    built += run_models(con, ["int_deaths_known"], built=built)
+    copy_to_parquet(con, "SELECT * FROM int_deaths_known ORDER BY id_number", artefacts.deaths_known(ctx))
     find_near_duplicates(con, ctx.reference)
-    run_model(con, "intermediate/int_integrity_findings.sql")
+    run_models(con, [INTEGRITY_TARGET], built=built)
     copy_to_parquet(con, "SELECT * FROM int_integrity_findings ORDER BY finding_type, source_file, source_row",
                     artefacts.integrity_findings(ctx))
     by_disposition = dict(con.execute("SELECT disposition, count(*) FROM int_roster_final GROUP BY 1").fetchall())

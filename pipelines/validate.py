@@ -24,9 +24,10 @@ from pipelines.data_docs_offline import make_offline
 from pipelines.expectations_sql import evaluate, gx_result, literal, unexpected_rows_sql
 from pipelines.faults import checkpoint
 from pipelines.io import atomic_path, ensure_dir, write_bytes_atomic
+from pipelines.models import run_models
 from pipelines.partitions import WHOLE_MONTH, file_city_sql, partition_label, roster_programs
 from pipelines.settings import EXPECTATIONS_DIR, RunContext, RunError
-from pipelines.sqlrun import connect, copy_to_parquet, register_reference, run_model, sql_string
+from pipelines.sqlrun import connect, copy_to_parquet, register_reference, sql_string
 
 # Result keys that would carry personal values into Data Docs: stripped before rendering.
 _PERSONAL_RESULT_KEYS = (
@@ -67,7 +68,7 @@ def validate_program(ctx: RunContext, program: str, city: str | None = None) -> 
     con.execute("CREATE TABLE gx_failures (row_key BIGINT, reason_code VARCHAR)")
     if failures_sql:
         con.execute(f"INSERT INTO gx_failures {failures_sql}")
-    run_model(con, "intermediate/int_roster_validated.sql")
+    run_models(con, ["int_roster_validated"])  # reads only stg_roster and gx_failures
 
     delivered = con.execute("SELECT count(*) FROM raw_roster").fetchone()[0]
     counts = dict(con.execute("SELECT disposition, count(*) FROM int_roster_validated GROUP BY 1").fetchall())
@@ -101,8 +102,6 @@ def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = Non
     with the columns the suite reads; return the suite and its run parameters."""
     ingest_path = artefacts.ingested_rows(ctx, program)
     register_reference(con, ctx.reference)
-    for model in ("stg_regions", "stg_banks", "stg_policy_parameters"):
-        run_model(con, f"staging/{model}.sql")
     # the roster's grain beyond the person: a disability row is one person *and subsidy*
     # and a temporary-assistance row one case (its approval number)
     grain_extra = {"disability": "norm_text(subsidy_type)", "temporary": "norm_code(approval_no)"}.get(
@@ -125,8 +124,8 @@ def stage_judged_rows(con, ctx: RunContext, program: str, city: str | None = Non
                     f"FROM read_parquet('{sql_string(str(disability))}') WHERE file_status = 'loaded'")
     else:
         con.execute("CREATE TABLE disability_roster_ids (id_number VARCHAR)")
-    run_model(con, "staging/stg_roster_base.sql")
-    run_model(con, f"staging/stg_{program}.sql")
+    # the program's staging model and what it reads; stg_regions: the counties the suite accepts
+    run_models(con, ["stg_regions", f"stg_{program}"])
     household = "household_id" if program == "dibao" else "NULL::VARCHAR"
     con.execute(f"CREATE VIEW stg_roster AS SELECT *, {household} AS household_key FROM stg_{program}")
 

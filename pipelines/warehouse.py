@@ -28,15 +28,15 @@ import json
 import os
 import subprocess
 
-from pipelines import __version__
+from pipelines import __version__, artefacts
 from pipelines.analyst import build_analyst_db
 from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
-from pipelines.ingest import roster_outputs
 from pipelines.io import sha256_file
 from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
 from pipelines.marts import build_dimensions, define_fact_views, prepare_marts
+from pipelines.policy import policy_resolved
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
 from pipelines.sqlrun import REFERENCE_FILES, sql_string
@@ -52,15 +52,13 @@ from pipelines.warehouse_months import (
 
 
 def publish_month(ctx: RunContext) -> dict:
-    w = ctx.work_dir
-    needed = [w / "integrity" / "roster.parquet", w / "integrity" / "findings.parquet",
-              w / "integrity" / "registry.parquet", w / "compute" / "receivables.parquet",
-              w / "compute" / "ledger.parquet", w / "compute" / "findings.parquet",
-              w / "payout" / "payment_refs.parquet", w / "payout" / "records.parquet"]
+    needed = [artefacts.integrity_roster(ctx), artefacts.integrity_findings(ctx), artefacts.registry_extracts(ctx),
+              artefacts.receivables(ctx), artefacts.ledger(ctx), artefacts.compute_findings(ctx),
+              artefacts.payment_refs(ctx), artefacts.payout_records(ctx)]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise RunError("cannot publish, stage outputs missing: " + ", ".join(missing))
-    manifest = json.loads((ctx.payouts_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(artefacts.manifest(ctx).read_text(encoding="utf-8"))
     con = open_warehouse(ctx)  # a warehouse held by another process: one sentence, nothing published
     migrate_tables(con, ctx.warehouse)  # a warehouse from before the month files: once
     _stage_views(ctx, con, manifest)
@@ -88,7 +86,7 @@ def publish_month(ctx: RunContext) -> dict:
         info = run_info(ctx)
         record_transition(ctx, ctx.month, "supplementary_published" if ctx.supplementary else "published",
                           info["by"], run_id=info["run_id"], con=con, note=info.get("note"),
-                          manifest_sha256=sha256_file(ctx.payouts_dir / "manifest.json"))
+                          manifest_sha256=sha256_file(artefacts.manifest(ctx)))
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("ALTER TABLE run_log ADD COLUMN IF NOT EXISTS policy_resolved VARCHAR")  # older warehouses
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
@@ -126,16 +124,17 @@ def publish_month(ctx: RunContext) -> dict:
 
 
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
-    w = ctx.work_dir
-    p = lambda *parts: sql_string(str(w.joinpath(*parts)))  # noqa: E731
+    def p(path) -> str:
+        return sql_string(str(path))
+
     con.execute("CREATE OR REPLACE TEMP TABLE reason_vocab (code VARCHAR, message VARCHAR)")
     con.executemany("INSERT INTO reason_vocab VALUES (?, ?)", [(r.code, r.message_zh) for r in REASONS.values()])
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_payment_ledger AS
         SELECT l.* REPLACE (coalesce(r.payment_ref, l.payment_ref) AS payment_ref,
                             coalesce(r.batch_id, l.batch_id) AS batch_id)
-        FROM read_parquet('{p("compute", "ledger.parquet")}') l
-        LEFT JOIN read_parquet('{p("payout", "payment_refs.parquet")}') r USING (line_id)""")
+        FROM read_parquet('{p(artefacts.ledger(ctx))}') l
+        LEFT JOIN read_parquet('{p(artefacts.payment_refs(ctx))}') r USING (line_id)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_roster_row AS
         SELECT '{ctx.month}' AS payroll_month,
@@ -143,10 +142,10 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
                     ELSE id_number END AS unit_key,
                CASE WHEN program = 'disability' THEN ledger_program ELSE program END AS line_program,
                * REPLACE (to_json(delivered)::VARCHAR AS delivered)
-        FROM read_parquet('{p("integrity", "roster.parquet")}')""")
+        FROM read_parquet('{p(artefacts.integrity_roster(ctx))}')""")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW stage_row_disposition AS
-        WITH rows AS (SELECT * FROM read_parquet('{p("integrity", "roster.parquet")}')),
+        WITH rows AS (SELECT * FROM read_parquet('{p(artefacts.integrity_roster(ctx))}')),
         texts AS (
             SELECT source_file, source_row,
                    string_agg(v.code || ' ' || v.message, '；' ORDER BY v.code) AS reasons
@@ -161,18 +160,18 @@ def _stage_views(ctx: RunContext, con, manifest: dict) -> None:
         CREATE OR REPLACE TEMP VIEW stage_finding AS
         SELECT md5(concat_ws('|', payroll_month, finding_type, program, id_number, source_file, source_row,
                              detail)) AS finding_id, *
-        FROM (SELECT * FROM read_parquet('{p("integrity", "findings.parquet")}')
+        FROM (SELECT * FROM read_parquet('{p(artefacts.integrity_findings(ctx))}')
               UNION ALL BY NAME
-              SELECT * FROM read_parquet('{p("compute", "findings.parquet")}'))""")
-    files = ", ".join(f"'{sql_string(str(f))}'" for f in roster_outputs(ctx, "ingest", ".files.parquet"))
+              SELECT * FROM read_parquet('{p(artefacts.compute_findings(ctx))}'))""")
+    files = ", ".join(f"'{sql_string(str(f))}'" for f in artefacts.roster_outputs(ctx, artefacts.ingested_files))
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_source_file AS
         SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet([{files}], union_by_name = true)""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_receivable AS
-        SELECT * FROM read_parquet('{p("compute", "receivables.parquet")}')""")
+        SELECT * FROM read_parquet('{p(artefacts.receivables(ctx))}')""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_registry_entry AS
-        SELECT * FROM read_parquet('{p("integrity", "registry.parquet")}')""")
+        SELECT * FROM read_parquet('{p(artefacts.registry_extracts(ctx))}')""")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW stage_payout_record AS
-        SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet('{p("payout", "records.parquet")}')""")
+        SELECT '{ctx.month}' AS payroll_month, * FROM read_parquet('{p(artefacts.payout_records(ctx))}')""")
     con.execute("CREATE OR REPLACE TEMP TABLE stage_payout_file (payroll_month VARCHAR, name VARCHAR, "
                 "sha256 VARCHAR, count BIGINT, sum DECIMAL(18, 2), format VARCHAR, bank_code VARCHAR, "
                 "batch_id VARCHAR, part INTEGER)")
@@ -196,11 +195,9 @@ def run_record(ctx: RunContext) -> dict:
     import pyarrow.parquet as pq
 
     inputs = {}
-    for files in roster_outputs(ctx, "ingest", ".files.parquet"):
+    for files in artefacts.roster_outputs(ctx, artefacts.ingested_files):
         t = pq.read_table(files, columns=["source_file", "sha256"])
         inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
-    from pipelines.reference import policy_resolved
-
     reference = {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
                  if (ctx.reference / f"{n}.csv").exists()}
     return {
@@ -211,8 +208,8 @@ def run_record(ctx: RunContext) -> dict:
         "inbox": str(ctx.inbox),
         "input_files": json.dumps(inputs, ensure_ascii=False, sort_keys=True),
         "reference_files": json.dumps(reference, sort_keys=True),
-        "ledger_sha256": sha256_file(ctx.work_dir / "compute" / "ledger.parquet"),
-        "manifest_sha256": sha256_file(ctx.payouts_dir / "manifest.json"),
+        "ledger_sha256": sha256_file(artefacts.ledger(ctx)),
+        "manifest_sha256": sha256_file(artefacts.manifest(ctx)),
         # the amount-changing policy parameters as resolved for this run (policy_parameters.csv)
         "policy_resolved": json.dumps(policy_resolved(ctx), sort_keys=True),
     }

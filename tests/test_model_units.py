@@ -19,17 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.compute import ENGINE_MODELS
-from pipelines.integrity import INTEGRITY_MODELS
+from pipelines.compute import ENGINE_TARGETS
+from pipelines.integrity import INTEGRITY_TARGET
+from pipelines.models import models_for
 from tests.modeltest import SCHEMAS, compare, connection_fixture, mt_fixture  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit
 
 TESTS = Path(__file__).resolve().parent
 
-# the engine's models beyond ENGINE_MODELS (pipelines/compute.py runs them too), and integrity's last
-ENGINE = ("int_units", *ENGINE_MODELS, "payment_ledger", "int_compute_findings", "int_receivables")
-INTEGRITY = (*INTEGRITY_MODELS, "int_integrity_findings")
+# the engine's and integrity's models in the order the runner gives (pipelines/models.py; by file
+# name: payment_ledger.sql is the engine's month_ledger), less the staging models `reference` makes
+ENGINE = (*(m.stem for m in models_for([*ENGINE_TARGETS, "int_receivables"]) if not m.stem.startswith("stg_")),)
+INTEGRITY = (*(m.stem for m in models_for([INTEGRITY_TARGET]) if not m.stem.startswith("stg_")),)
 
 # header rows of the reference files the engine and integrity read; the one policy parameter a
 # model refuses to run without

@@ -1,5 +1,5 @@
-"""Given/expect tests of the integrity models (pipelines/integrity.py INTEGRITY_MODELS and
-int_integrity_findings): decisions that need all the month's rosters at once (contract sections
+"""Given/expect tests of the integrity models (int_integrity_findings, pipelines/integrity.py
+INTEGRITY_TARGET, and the models it needs): decisions that need all the month's rosters at once (contract sections
 1 to 3): duplicates across counties, exclusive programs, the living subsidy only in dibao, the
 death registry, temporary-assistance cases, external registries, accounts, and the findings.
 """
@@ -165,6 +165,16 @@ def test_a_death_touches_the_rows_of_later_months_and_an_invalid_one_is_only_rep
         {"id_number": T1, "program": "disability", "death_month": "2020-02", "death_date_valid": True},
         {"id_number": T3, "program": "tekun", "death_month": None, "death_date_valid": False}])
 
+
+def test_only_deaths_whose_date_can_be_true_are_handed_to_the_engine(mt):
+    """int_deaths_known (_work/integrity/deaths_known.parquet): T3's death after its report is not."""
+    mt.payroll("2020-03")
+    mt.given("int_death_register", [
+        {"id_number": T1, "death_month": "2020-02", "reported_month": "2020-03", "registry_source": "公安",
+         "death_date_valid": True},
+        {"id_number": T3, "death_month": "2020-05", "reported_month": "2020-03", "death_date_valid": False}])
+    mt.expect("int_deaths_known", [{"id_number": T1, "death_month": "2020-02", "reported_month": "2020-03",
+                                    "source": "公安"}])
 
 # --- int_registry_matches ----------------------------------------------------------------------
 

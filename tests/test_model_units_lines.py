@@ -456,6 +456,19 @@ def test_payments_for_months_after_a_death_learnt_later_are_receivables_once(mt)
          "id_number": A1, "amount": D("655.00"), "death_month": "2019-12"}])
 
 
+def test_each_receivable_is_reported_as_a_finding_never_deducted(mt):
+    """int_receivable_findings (moved from pipelines/compute.py): one error finding per receivable,
+    saying what was paid and the death that makes it owed back."""
+    mt.payroll("2020-03")
+    mt.given("hist_ledger", [ledger_line("2020-02", "2020-02", "tekun", T2, "952.00") | {"payment_ref": "R1"}])
+    mt.given("known_deaths", [{"id_number": T2, "death_month": "2020-01", "reported_month": "2020-03"}])
+    mt.empty("hist_receivables")
+    mt.run("int_receivables")
+    mt.expect("int_receivable_findings", [
+        {"finding_type": "receivable_recognised", "severity": "error", "action": "recorded", "id_number": T2,
+         "detail": "2020-02 已发放 2020-02 952.00 元（regular，R1），但此人已于 2020-01 死亡（2020-03 报送）："
+                   "列为应追缴，不自动扣回"}])
+
 # --- payment_ledger ----------------------------------------------------------------------------
 
 def test_the_ledger_line_carries_its_fund_parts_and_explains_its_arrears(mt):

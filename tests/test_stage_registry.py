@@ -16,15 +16,11 @@ ORCHESTRATION = {"monthly", "tasks", "cli", "stages"}
 # stage modules the registry reaches through a wrapper (ingest: stages.ingest_program), and the
 # bank_returns DAG's stage
 OTHER_STAGE_MODULES = {"ingest", "bank_returns"}
-# imports left as they are, with the reason (pipelines/warehouse.py and bank_returns.py are being
-# rewritten with publish; their imports go with it)
+# imports left as they are, with the reason
 KNOWN = {
-    ("warehouse", "bank_returns"): "publish refreshes payment states from the returns (publish rewrite)",
-    ("warehouse", "ingest"): "roster_outputs' old spelling (publish rewrite: artefacts.ingested_files)",
-    ("warehouse", "reference"): "policy_resolved (publish rewrite: pipelines.policy)",
+    ("warehouse", "bank_returns"): "publish matches returns received before a rerun and checks answered refs",
     ("bank_returns", "ingest"): "decode_text (publish rewrite: pipelines.io)",
     ("bank_returns", "payout"): "released_batches (publish rewrite: pipelines.lifecycle)",
-    ("lifecycle", "report"): "verify_month reconciles the payout files as the report stage does",
     ("watch", "integrity"): "the watch list reads the registries as integrity does (_read_registry_csv)",
     ("simulate", "compute"): "a simulation reruns the payment engine on scenario reference data",
 }
@@ -110,8 +106,8 @@ def test_the_stage_order_is_written_once():
     assert lists == []
 
 
-# the four files of the publish rewrite still spell their paths (see KNOWN)
-PATH_SPELLERS = {"artefacts.py", "warehouse.py", "marts.py", "analyst.py", "bank_returns.py"}
+# the analysts' database and bank returns still spell their own paths
+PATH_SPELLERS = {"artefacts.py", "analyst.py", "bank_returns.py"}
 
 
 @pytest.mark.unit

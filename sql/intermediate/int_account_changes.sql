@@ -2,6 +2,7 @@
 -- person's last accepted row in an earlier payroll (same program). A new card in one's own name is
 -- routine; a new card in a new name is how payments are diverted, or a guardian changed: review.
 -- grain: one row per roster row.
+-- kind: table
 select r.source_file, r.source_row, r.id_number, r.program,
        h.payroll_month as previous_month, h.bank_account as previous_account, h.account_holder as previous_holder,
        r.bank_account, r.account_holder

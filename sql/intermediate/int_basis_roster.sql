@@ -1,5 +1,6 @@
 -- int_basis_roster: the roster rows each (unit, service month) is computed from.
 -- grain: one row per roster row, unit, line program and service month.
+-- kind: table
 select
     m.service_month,
     m.line_type,

@@ -1,5 +1,6 @@
 -- int_compute_findings: what the payment engine found while computing the month.
 -- grain: one row per finding.
+-- kind: table
 with due as (
     -- nothing is judged from a held county's broken tables (int_reference_held_due pays it forward)
     select * from int_program_due where not reference_held(region_code)

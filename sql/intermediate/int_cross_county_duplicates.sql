@@ -5,6 +5,7 @@
 -- number: delivered twice (two files, two counties), it is paid once, from the first row (rule
 -- `same_approval_no`), whoever the second row names.
 -- grain: one row per accepted row that is NOT the survivor.
+-- kind: table
 with accepted as (
     select *, coalesce(ledger_program, program) as line_program
     from int_roster_all

@@ -6,6 +6,7 @@
 -- also of people on no roster now: what was paid after them becomes a receivable).
 -- grain: one row per person the registry names: the earliest valid death, or where none is valid,
 -- the latest report.
+-- kind: table
 with reported as (
     select norm_code(id_number) as id_number, norm_text(name) as registry_name,
            norm_month(death_date) as death_month, norm_text(source) as registry_source, reported_month,

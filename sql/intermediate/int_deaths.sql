@@ -3,6 +3,7 @@
 -- months after the month of death (contract section 3); a death whose date is not valid is carried
 -- (death_date_valid false) only so that integrity reports it.
 -- grain: one row per affected roster row.
+-- kind: table
 select
     p.source_file,
     p.source_row,

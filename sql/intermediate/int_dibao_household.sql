@@ -5,6 +5,7 @@
 --            negative is not eligible: no line, a finding (whatever the floor).
 -- Covered members: the household's rows less members excluded by exclusions.csv (pay_a_only).
 -- grain: one row per household and service month.
+-- kind: table
 with rows as (
     select * from int_basis_roster where line_program = 'dibao'
 ),

@@ -1,6 +1,7 @@
 -- int_disability_person: the two disability subsidies, each its own line (contract section 3):
 -- living subsidy (component living, any grade) and nursing subsidy (component nursing, by grade).
 -- grain: one row per person, subsidy and service month.
+-- kind: table
 select
     r.unit_key, r.service_month, r.line_type, r.arrears_cause, r.basis, r.basis_month,
     r.id_number, r.household_id, r.region_code, r.urban_rural, r.source_file, r.source_row, r.approved_amount,

@@ -1,5 +1,6 @@
 -- int_exclusions: people holding two programs that exclude each other (reference exclusions.csv).
 -- grain: one row per affected row of program b, with the action the table prescribes.
+-- kind: table
 select
     b.source_file,
     b.source_row,

@@ -6,6 +6,7 @@
 -- Each part is the floor of amount_fen × share; the fen left over go one each to the parts with
 -- the largest remainders (ties: central, provincial, city, county), so the parts add up exactly.
 -- grain: one row per payment line.
+-- kind: table
 with lines as (
     select
         *,

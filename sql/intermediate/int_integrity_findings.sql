@@ -1,5 +1,6 @@
 -- int_integrity_findings: what the integrity checks found this month, with evidence and action.
 -- grain: one row per finding. Types and actions: pipelines/vocabulary.py (FINDING_TYPES).
+-- kind: table
 with accepted as (
     -- the columns the rules below read: several read this CTE, so DuckDB holds it, and the whole
     -- row (with its delivered form) is about 1 KB
@@ -281,7 +282,7 @@ hold_clearances_applied as (
                as evidence
     from int_roster_final
     where clearance_id is not null
-),
+)
 
 -- the first branch (duplicates) names the columns of the union
 select getvariable('payroll_month') as payroll_month, *,

@@ -1,6 +1,7 @@
 -- int_orphan_person: the orphans' basic living allowance by placement (contract section 3), paid
 -- through the month of the 18th birthday (int_service_months stops at age_out_month).
 -- grain: one row per child and service month.
+-- kind: table
 select
     r.unit_key, r.service_month, r.line_type, r.arrears_cause, r.basis, r.basis_month,
     r.id_number, r.household_id, r.region_code, r.urban_rural, r.source_file, r.source_row, r.approved_amount,

@@ -3,6 +3,7 @@
 -- bank returned as failed still counts: it is owed through a reissue line (int_reissue_due), never
 -- again through arrears; reissue lines replace such payments and so are not counted a second time.
 -- grain: one row per unit, line program and service month that appears in an earlier payroll.
+-- kind: table
 select
     unit_key,
     program                                          as line_program,

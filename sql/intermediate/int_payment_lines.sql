@@ -6,6 +6,7 @@
 -- Payee and hold come from this month's roster: money owed for an earlier month goes to the
 -- account the unit has now (a unit on no roster now: its last account). grain: one row per unit, line program, service month and line type
 -- (price subsidy: per covered person).
+-- kind: table
 with due as (
     -- a county whose reference data is held: nothing computed from the broken tables; its people are
     -- paid forward instead (int_reference_held_due). A reissue owes what was paid before: it stays.

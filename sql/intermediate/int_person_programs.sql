@@ -1,5 +1,6 @@
 -- int_person_programs: which programs (and subsidies) each person holds this month, among rows
 -- still accepted after cross-county duplicates. grain: one row per person and program line.
+-- kind: table
 select distinct
     r.id_number,
     r.program,

@@ -10,6 +10,7 @@
 -- A price subsidy held in an earlier payroll (owed, withheld for review) is paid once the person's
 -- unit is on this month's roster again: the amount the ledger recorded, for its own service month.
 -- grain: one row per covered person (and per released earlier month).
+-- kind: table
 with rule as (
     select * from stg_price_linkage
     where effective_from <= getvariable('payroll_month') and effective_to >= getvariable('payroll_month')

@@ -1,6 +1,7 @@
 -- int_program_due: what each unit is due for each service month under each program, with the
 -- inputs and the formula written out so every ledger line explains itself.
 -- grain: one row per unit, line program and service month.
+-- kind: table
 with dibao as (
     select
         unit_key, line_program, service_month, line_type, arrears_cause, basis, basis_month,

@@ -5,6 +5,7 @@
 -- Recognised once, in the first payroll that knows the death; never netted against a later payment.
 -- A payment the bank returned as failed was not paid, so it is no receivable.
 -- grain: one row per overpaid ledger line.
+-- kind: table
 select
     l.line_id                                        as receivable_id,
     getvariable('payroll_month')                     as payroll_month,

@@ -8,6 +8,7 @@
 -- what is missing and reports, never recovers, what was overpaid. A unit with nothing to pay forward
 -- gets a finding (int_compute_findings: county_reference_held_unpaid).
 -- grain: one row per unit, line program, line type and person (price subsidy: per covered person).
+-- kind: table
 with deaths as (
     -- a unit with a death on record: its amount changes (a member's share, a price subsidy that stops),
     -- so nothing is paid forward; it is computed once the tables are fixed (never pay the dead)

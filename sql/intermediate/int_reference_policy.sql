@@ -2,6 +2,7 @@
 -- standard, tekun basic and rural poverty line in force for the payroll month, so the reference
 -- suite can check the policy's own rules (contract section 3): tekun basic >= ratio × dibao
 -- standard, rural dibao standard above the poverty line. grain: one row per county and urban/rural.
+-- kind: table
 with places as (
     select r.region_code, u.urban_rural
     from stg_regions r, (values ('城市'), ('农村')) u(urban_rural)

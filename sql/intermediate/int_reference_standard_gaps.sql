@@ -7,6 +7,7 @@
 -- gap stops the run in check_reference. (The dibao standard: int_reference_policy. The nursing
 -- subsidy is by grade, and a grade the table does not list is not eligible: no gap.)
 -- grain: one row per needed (program, component, category, urban_rural) with the counties lacking it.
+-- kind: table
 with needs as (
     select * from (values ('tekun', 'basic', '*'), ('disability', 'living', '*')) v(program, component, category)
     union all

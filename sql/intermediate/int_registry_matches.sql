@@ -3,6 +3,7 @@
 -- a payment. Which programs each registry concerns: reference registry_checks.csv (extension; a
 -- registry it does not list, or a reference folder without it, concerns every program).
 -- grain: one row per roster row and registry.
+-- kind: table
 with registry as (
     select registry, norm_code(id_number) as id_number, norm_text(name) as registry_name,
            min(evidence) as evidence

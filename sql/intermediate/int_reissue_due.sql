@@ -7,8 +7,9 @@
 -- unit has this month once it differs from the one that failed; until then held
 -- (awaiting_account_correction, see int_payment_lines), escalated counting from the chain's first
 -- failure. A one_off (temporary assistance) is reissued per case: its unit is the approval, and its
--- corrected account comes from the county delivering the case again (int_payment_lines). grain:
+-- corrected account comes from the county delivering the case again (int_payment_lines). grain: one row per
 -- person, program, service month (and approval, for a one_off).
+-- kind: table
 with recursive reissue_parents as (
     select line_id, unnest(reissue_of) as parent_id
     from hist_ledger

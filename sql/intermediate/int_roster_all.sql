@@ -1,6 +1,7 @@
 -- int_roster_all: the validated rosters of the month in one table (union by column name): the four
 -- monthly programs and the temporary-assistance cases.
 -- grain: one row per delivered row. Program-specific columns are NULL for other programs.
+-- kind: view (the month's delivered rows with their lineage, about 1 KB each: streamed from the validated Parquet into the written roster, never held)
 select
     -- keys
     program,

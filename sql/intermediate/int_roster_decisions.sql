@@ -9,6 +9,7 @@
 --                     released by the engine)
 --   excluded_member   a dibao member not counted in the household (holds an excluding program)
 --   no_price_subsidy  the person gets no price subsidy (a deceased household member)
+-- kind: table
 with living_not_in_dibao as (
     select p.source_file, p.source_row
     from int_person_programs p

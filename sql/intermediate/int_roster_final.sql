@@ -4,6 +4,7 @@
 --
 -- A view: pipelines/integrity.py writes it to Parquet a few counties at a time. The month's rows
 -- with their lineage columns are about 1 KB each; one ORDER BY over 25M of them spilled 36 GB.
+-- kind: view (streamed into _work/integrity/roster.parquet; integrity then points it at that file)
 select
     r.* exclude (disposition, duplicate_of_file, duplicate_of_row, duplicate_rule),
     case when x.duplicate_across_counties then 'duplicate' else r.disposition end as disposition,

@@ -2,6 +2,7 @@
 -- grain: one row per delivered row (source_file, source_row): row conservation starts here.
 -- Inputs: stg_roster (the program's staging model) and gx_failures (row_key, reason_code) from the
 -- Great Expectations suite. Cross-roster duplicates are decided later, in integrity.
+-- kind: table
 with rows as (
     select * from stg_roster
 ),

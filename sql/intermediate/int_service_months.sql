@@ -10,6 +10,7 @@
 --   a unit on no roster now (gone): back pay of a raise for every month it was paid, and the months
 --   withheld for a death since withdrawn (from that month's roster, to its last account)
 -- grain: one row per unit, line program and service month.
+-- kind: table
 with units as (
     -- one row per unit: the entitlement window (for a household, its head's row)
     select

@@ -1,5 +1,6 @@
 -- int_standard_needs: every standards lookup this payroll needs, once each.
 -- grain: one row per (program, component, region_code, urban_rural, category, service_month).
+-- kind: table
 with basis as (
     select * from int_basis_roster
 ),

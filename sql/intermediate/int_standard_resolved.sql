@@ -2,6 +2,7 @@
 -- Among versions with first_payroll <= payroll month and effective_from <= S <= effective_to:
 -- the longest region prefix, then a specific urban/rural and category over `*`, then the latest
 -- effective_from. grain: one row per need that has a version (a need without one has no row).
+-- kind: table
 select
     n.program,
     n.component,

@@ -1,6 +1,7 @@
 -- int_tekun_person: tekun support per person and service month = basic + care by care level
 -- (contract section 3). 集中供养 is paid to the institution's account (the roster's account columns).
 -- grain: one row per person and service month.
+-- kind: table
 select
     r.unit_key, r.service_month, r.line_type, r.arrears_cause, r.basis, r.basis_month,
     r.id_number, r.household_id, r.region_code, r.urban_rural, r.source_file, r.source_row, r.approved_amount,

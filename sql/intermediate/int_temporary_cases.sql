@@ -12,6 +12,7 @@
 --              for a caseworker to decide)
 -- A case no policy row covers keeps policy_version NULL: integrity stops the run on it.
 -- grain: one row per accepted temporary row that is not a duplicate.
+-- kind: table
 with cases as (
     select r.source_file, r.source_row, r.id_number, r.region_code, r.event_type, r.event_date, r.approval_no,
            r.approval_level, r.case_by_case_no, r.approved_amount, r.case_household

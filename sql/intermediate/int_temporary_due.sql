@@ -6,6 +6,7 @@
 -- not paid at all never reaches int_units. A case held in an earlier payroll and cleared since (doudi
 -- clear) is paid from its held line (released, below): arrears_cause held_released, once. grain: one row
 -- per case (approval number).
+-- kind: table
 with cases as (
     select u.*, p.standard_months, p.township_cap, p.county_cap, p.case_by_case_threshold, p.max_per_12_months
     from int_units u

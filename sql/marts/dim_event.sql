@@ -1,6 +1,7 @@
 -- dim_event: the events temporary assistance (临时救助) answers (contract section 2, event_type), with
 -- the cases and amounts the ledger holds for each. fact_payment's one_off lines (and their reissues)
 -- carry event_type. grain: one row per event type of the vocabulary.
+-- kind: table
 select
     v.event_type,
     v.event_en,

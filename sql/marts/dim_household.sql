@@ -1,5 +1,6 @@
 -- dim_household: each dibao household, with its head and size as last delivered, and the months it
 -- was on the roster. grain: one row per household
+-- kind: table
 select
     household_id,
     arg_max(region_code, payroll_month)                                     as region_code,

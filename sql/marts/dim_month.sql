@@ -1,5 +1,6 @@
 -- dim_month: every month from the first payroll to the last service or payroll month in the ledger.
 -- grain: one row per month
+-- kind: table
 with bounds as (
     select least(min(payroll_month), min(service_month)) as first_month,
            greatest(max(payroll_month), max(service_month)) as last_month

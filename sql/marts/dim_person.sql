@@ -3,6 +3,7 @@
 -- changes from one payroll month to the next. valid_to is the month before the next version (NULL
 -- for the current one). A person on several rosters in a month is described by one row (dibao,
 -- then tekun, orphan, disability). grain: one row per person and version
+-- kind: table
 with monthly as (
     select payroll_month, id_number, name, sex, birth_date, region_code, urban_rural, bank_account,
            account_holder, program

@@ -4,6 +4,7 @@
 -- number, from the line's inputs as the engine explained it. NULL on every other line.
 -- grain: one row per payroll month, service month, program, line type and person (and approval, for a
 -- one_off line)
+-- kind: view (publish defines it over the month tables, views over the month files: marts.define_fact_views)
 select
     payroll_month, service_month, program, line_type, status, hold_reason, payment_state,
     id_number, household_id, region_code, urban_rural,

@@ -3,6 +3,8 @@
 -- formula that produced each line and its fund attribution. payment_ref is filled by the payout
 -- stage; the publish stage replaces the month's lines in the warehouse table of the same name.
 -- grain: one row per payment line.
+-- name: month_ledger (the engine's lines of the month; the warehouse's payment_ledger holds every month)
+-- kind: table
 select
     -- keys
     l.line_key                                   as line_id,

@@ -8,6 +8,8 @@
 --   line per service month, program and person, summing both when both rose).
 -- Lower or vanished amounts are never recovered by doudi: compute reports them as findings.
 -- grain: one row per payment line of the month (released + supplementary).
+-- name: supplementary_ledger (compute renames it month_ledger once the comparison is made)
+-- kind: table
 with added as (
     select f.* replace (case when f.status = 'payable' then getvariable('supplement_batch') end as batch_id)
     from month_ledger f

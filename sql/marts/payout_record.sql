@@ -4,6 +4,7 @@
 -- saying so (contract section 5). It reads `payable_lines`, the payable lines of one chunk of payee
 -- accounts (pipelines/payout.py build_records), which numbers the records per bank afterwards.
 -- grain: one row per record.
+-- kind: table
 with lines as (
     -- only the columns used below: DuckDB holds this CTE (it is read twice), and a ledger line with
     -- its explanation is wide (at 25M roster rows the whole lines spilled over 40 GB)

@@ -1,5 +1,6 @@
 -- stg_banks: every spelling of a bank name a caseworker may type, mapped to its bank code.
 -- grain: one row per spelling
+-- kind: table
 with banks as (
     select norm_code(bank_code) as bank_code, norm_text(bank_name) as bank_name, norm_code(bic) as bic,
            coalesce(aliases, '') as aliases

@@ -1,5 +1,6 @@
 -- stg_cpi: year-on-year CPI and food-CPI change by month and area (contract section 3, cpi.csv).
 -- grain: one row per month and area
+-- kind: table
 select
     norm_month(month)                        as month,
     norm_code(area)                          as area,

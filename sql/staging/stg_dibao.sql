@@ -1,5 +1,6 @@
 -- stg_dibao: dibao roster rows normalised, with the household facts the suite checks
 -- (contract section 2, dibao). grain: one row per delivered row.
+-- kind: table
 with base as (
     select
         b.*,

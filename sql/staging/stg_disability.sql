@@ -1,5 +1,6 @@
 -- stg_disability: disability subsidy rows normalised; the certificate must be the holder's ID
 -- followed by category and grade digits (contract section 2, disability). grain: one row per delivered row.
+-- kind: table
 with base as (
     select
         b.*,

@@ -1,5 +1,6 @@
 -- stg_fund_shares: who pays which fraction of each program's money (contract section 3).
 -- grain: one row per program, region prefix and version
+-- kind: table
 select
     norm_text(program)                              as program,
     norm_code(region_code)                          as region_code,

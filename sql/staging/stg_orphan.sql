@@ -1,5 +1,6 @@
 -- stg_orphan: orphan roster rows normalised, with the month of the 18th birthday
 -- (contract section 2, orphan: paid through that month). grain: one row per delivered row.
+-- kind: table
 with params as (
     -- a missing age-out is an error, never a rule switched off (check_reference refuses it first)
     select coalesce(max(value) filter (where parameter = 'orphan_age_out'),

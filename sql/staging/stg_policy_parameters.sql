@@ -3,6 +3,7 @@
 -- `value_text` the value as written. check_reference refuses a required parameter that is missing,
 -- in force twice, or not of its kind; the models that read one fail rather than default.
 -- grain: one row per parameter (and version in force)
+-- kind: table
 select
     norm_text(parameter)                             as parameter,
     TRY_CAST(norm_code(value) AS DECIMAL(18, 4))     as value,

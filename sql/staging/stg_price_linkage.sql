@@ -1,5 +1,6 @@
 -- stg_price_linkage: versions of the price-linked temporary subsidy rule (contract section 3).
 -- grain: one row per version. A blank threshold never triggers.
+-- kind: table
 select
     norm_month(effective_from)                         as effective_from,
     coalesce(norm_month(effective_to), '9999-12')      as effective_to,

@@ -1,5 +1,6 @@
 -- stg_regions: current county-level codes of the province doudi serves (reference regions.csv).
 -- grain: one row per county
+-- kind: table
 select
     norm_code(region_code)   as region_code,
     norm_text(county_name)   as county_name,

@@ -1,6 +1,7 @@
 -- stg_roster_base: one program's delivered rows, common columns normalised (contract sections 1-2).
 -- grain: one row per delivered data row (source_file, source_row). Nothing is dropped here.
 -- `delivered` keeps the whole row as it arrived, so an auditor sees the value as delivered and as used.
+-- kind: table
 with delivered as (
     select r, r.* from raw_roster r
 ),

@@ -1,5 +1,6 @@
 -- stg_standards: versioned monthly amounts (contract section 3, standards.csv).
 -- grain: one row per version; version_id names it for every ledger line that uses it.
+-- kind: table
 select
     norm_text(program)                                   as program,
     norm_text(component)                                 as component,

@@ -1,5 +1,6 @@
 -- stg_tekun: tekun roster rows normalised, with eligibility by age or disability
 -- (contract section 2, tekun; ages from policy_parameters.csv). grain: one row per delivered row.
+-- kind: table
 with params as (
     select
         -- a missing age is an error, never a rule switched off (check_reference refuses it first)

@@ -2,6 +2,7 @@
 -- One row per approved case; region_code is the approving county (checked inside the province by
 -- the common suite), while the ID number's own region may lie in any province. grain: one row per
 -- delivered row.
+-- kind: table
 with base as (
     select
         b.*,

@@ -4,6 +4,7 @@
 -- the threshold an approval must be 一事一议 with its record number; max_per_12_months counts the cases
 -- of one household for the same event in the 12 months ending with the payroll month.
 -- grain: one row per region prefix, event and version; version_id names it on every one_off line.
+-- kind: table
 select
     norm_code(region_code)                                  as region_code,
     norm_text(event_type)                                   as event_type,
