@@ -36,7 +36,7 @@ from airflow.sdk import Param, dag, task
     doc_md=__doc__,
 )
 def bank_returns():
-    @task
+    @task(multiple_outputs=False)  # one XCom a task (pipelines' monthly_disbursement.py says why)
     def resolve_run(params=None, logical_date=None) -> dict:
         from pipelines import tasks
 
@@ -48,7 +48,7 @@ def bank_returns():
 
         return tasks.returns_waiting(run)
 
-    @task
+    @task(multiple_outputs=False)
     def load_bank_returns(run: dict) -> dict:
         from pipelines import tasks
 

@@ -236,16 +236,26 @@ def open_warehouse(ctx: RunContext, read_only: bool = False):
 
     if not read_only:
         ensure_dir(ctx.warehouse.parent)
+    from pipelines.warehouse_months import point_views_here, repoint_views, views_elsewhere
+
+    con = None
     try:
         # read-only: a plain connection (the macros are created in the database they run in)
         con = duckdb.connect(str(ctx.warehouse), read_only=True) if read_only else connect(ctx, path=ctx.warehouse)
+        if read_only and views_elsewhere(con, ctx.warehouse):  # a warehouse copied or restored with its files
+            con.close()
+            point_views_here(ctx.warehouse)
+            con = duckdb.connect(str(ctx.warehouse), read_only=True)
+        if not read_only:
+            os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
+            repoint_views(con, ctx.warehouse)  # a warehouse copied or restored with its month files
     except Exception as exc:  # duckdb.IOException: a conflicting lock, a full disk
+        if con is not None:
+            con.close()
         message = operational_message(exc, ctx)
         if message:
             raise RunError(message) from exc
         raise
-    if not read_only:
-        os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
     return con
 
 

@@ -126,6 +126,12 @@ def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
                            "(or DOUDI_WAREHOUSE) at the warehouse file")
         return False
     con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
+    from pipelines.warehouse_months import point_views_here, views_elsewhere  # it builds on this module
+
+    if views_elsewhere(con, warehouse, "wh"):  # a warehouse copied or restored with its month files
+        con.execute("DETACH wh")
+        point_views_here(warehouse)
+        con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
     return True
 
 

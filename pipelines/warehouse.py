@@ -39,7 +39,7 @@ from pipelines.marts import build_dimensions, define_fact_views, prepare_marts
 from pipelines.policy import policy_resolved
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
-from pipelines.sqlrun import REFERENCE_FILES, sql_string
+from pipelines.sqlrun import REFERENCE_FILES, sql_string, tables_in
 from pipelines.vocabulary import REASONS
 from pipelines.warehouse_months import (
     MONTH_TABLES,
@@ -264,7 +264,7 @@ def previous_file_counts(ctx: RunContext) -> dict[str, dict[str, int]]:
 
     con = duckdb.connect(str(ctx.warehouse), read_only=True)
     try:
-        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'source_file'").fetchone()[0]:
+        if "source_file" not in tables_in(con):
             return {}
         rows = con.execute(
             "SELECT program, county, sum(rows) FROM source_file WHERE payroll_month = ? "

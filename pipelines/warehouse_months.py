@@ -17,8 +17,9 @@ back out of those tables. Now:
 `payment_ledger.payment_state` is not stored: the view derives it from the bank's answers
 (`bank_return_answer`, pipelines/bank_returns.py), as the UPDATE after each return load used to.
 
-The folder moves with the warehouse file only by republishing (the views name absolute paths): keep
-the warehouse file and its `_months` folder together.
+The views name the files by absolute path. Keep the warehouse file and its `_months` folder together:
+a warehouse moved or restored with its folder is pointed at it again the next time doudi opens it
+(`repoint_views`, `point_views_here`); `doudi verify` names a month file missing beside the warehouse.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 from pathlib import Path
 
 from pipelines.io import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_dir, sha256_file
+from pipelines.settings import RunError
 from pipelines.sqlrun import base_tables, sql_string
 
 # what publish writes per month; the order the files are written in (the ledger first: the largest)
@@ -100,6 +102,58 @@ def define_views(con, warehouse: Path, tables=MONTH_TABLES) -> None:
                         "LEFT JOIN bank_return_answer a ON a.payment_ref = l.payment_ref")
         else:
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {source}")
+
+
+def copy_warehouse(source: Path, target: Path) -> None:
+    """A copy of a warehouse that works on its own: the file and its `_months` folder, owner-only
+    (the copy's views are pointed at its own folder the first time doudi opens it for writing)."""
+    import shutil
+
+    shutil.copy2(source, target)
+    if months_dir(source).is_dir():
+        shutil.copytree(months_dir(source), months_dir(target), dirs_exist_ok=True)
+
+
+def views_elsewhere(con, warehouse: Path, database: str | None = None) -> list[str]:
+    """The month tables whose views name files in another folder than the one beside `warehouse`
+    (a warehouse copied, moved or restored from a backup with its `_months` folder)."""
+    database = database or con.execute("SELECT current_database()").fetchone()[0]
+    here = "'" + sql_string(str(months_dir(warehouse))) + "/"
+    return [name for name, sql in con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = ? AND NOT internal", [database]
+    ).fetchall() if name in MONTH_TABLES and here not in sql]
+
+
+def repoint_views(con, warehouse: Path) -> bool:
+    """On a read-write connection: views naming files elsewhere are defined again over the folder
+    beside the warehouse, which must hold every file `warehouse_file` names. Whether they were."""
+    if not views_elsewhere(con, warehouse):
+        return False
+    missing = [f"{t}/{n}" for t, n in con.execute("SELECT table_name, file_name FROM warehouse_file ORDER BY ALL")
+               .fetchall() if not (months_dir(warehouse) / t / n).exists()]
+    if missing:
+        raise RunError(f"the warehouse {warehouse} was copied or moved without its month files: it names "
+                       f"{len(missing)} month files not found in {months_dir(warehouse)} (such as {missing[0]}); "
+                       "copy the _months folder from the same place or backup as the warehouse file, then rerun")
+    define_views(con, warehouse)
+    return True
+
+
+def point_views_here(warehouse: Path) -> None:
+    """Before a read-only open of a copied or moved warehouse: its views pointed at its own folder,
+    through a short read-write connection."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(warehouse))
+    except duckdb.IOException as exc:
+        raise RunError(f"the warehouse {warehouse} was copied or moved and its month tables still read the files "
+                       "where it was; it could not be pointed at its own _months folder because another process "
+                       "holds it: close that process, then rerun") from exc
+    try:
+        repoint_views(con, warehouse)
+    finally:
+        con.close()
 
 
 def migrate_tables(con, warehouse: Path) -> list[str]:

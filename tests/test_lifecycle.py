@@ -24,6 +24,7 @@ import duckdb
 import pytest
 
 from pipelines.lifecycle import NOT_PUBLISHED_MARKER, lock_path
+from pipelines.warehouse_months import copy_warehouse, months_dir
 from tests.helpers import make_id, query, roster_path, write_csv
 
 C = "210102"
@@ -323,13 +324,14 @@ def test_a_full_disk_at_publish_is_one_sentence_and_leaves_nothing_releasable(ja
     root = copy_of(january, tmp_path)
     disk = tmp_path / "disk"
     disk.mkdir()
-    size = 3 * (root / "warehouse.duckdb").stat().st_size + (64 << 20)  # room for the rerun, once freed
+    month_files = sum(p.stat().st_size for p in months_dir(root / "warehouse.duckdb").rglob("*.parquet"))
+    size = 3 * ((root / "warehouse.duckdb").stat().st_size + month_files) + (64 << 20)  # room for the rerun
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
                              capture_output=True, check=False)
     if mounted.returncode != 0:
         pytest.skip("a small disk needs mount (root)")
     try:
-        shutil.copy2(root / "warehouse.duckdb", disk / "warehouse.duckdb")
+        copy_warehouse(root / "warehouse.duckdb", disk / "warehouse.duckdb")
         filler = disk / "filler"
         with open(filler, "wb") as fh:  # leave about 16 KB free
             free = shutil.disk_usage(disk).free - (16 << 10)

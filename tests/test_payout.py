@@ -14,6 +14,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from pipelines.cli import main as doudi
+from pipelines.warehouse_months import copy_warehouse
 from tests.helpers import query
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
@@ -78,7 +79,7 @@ def test_manifest_chains_to_the_previous_month(four_months):
 def month_copy(four_months, tmp_path):
     """A copy of 2020-03's outputs and the warehouse, to tamper with."""
     shutil.copytree(four_months["out"] / "2020-03" / "payouts", tmp_path / "out" / "2020-03" / "payouts")
-    shutil.copy(four_months["warehouse"], tmp_path / "warehouse.duckdb")
+    copy_warehouse(four_months["warehouse"], tmp_path / "warehouse.duckdb")
     args = ["--month", "2020-03", "--out", str(tmp_path / "out"), "--warehouse", str(tmp_path / "warehouse.duckdb")]
     assert doudi(["verify", *args]) == 0
     return tmp_path / "out" / "2020-03" / "payouts", args
@@ -125,7 +126,7 @@ def test_a_released_month_is_never_rewritten(four_months, tmp_path, capsys):
 
     out = tmp_path / "out"
     shutil.copytree(four_months["out"] / "2020-01", out / "2020-01")
-    shutil.copy(four_months["warehouse"], tmp_path / "warehouse.duckdb")  # release records it there
+    copy_warehouse(four_months["warehouse"], tmp_path / "warehouse.duckdb")  # release records it there
     args = ["--month", "2020-01", "--out", str(out), "--warehouse", str(tmp_path / "warehouse.duckdb")]
     assert doudi(["release", *args, "--by", "测试员"]) == 0
     before = {p.name: p.read_bytes() for p in (out / "2020-01" / "payouts").iterdir()}

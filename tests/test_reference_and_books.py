@@ -58,10 +58,10 @@ def test_a_city_or_county_broken_in_the_reference_is_held_the_rest_paid(tmp_path
 
 def test_unbalanced_books_fail_and_leave_the_warehouse_unchanged(tmp_path, four_months):
     """A row lost between integrity and publish: the publish transaction refuses to commit."""
-    import shutil
+    from pipelines.warehouse_months import copy_warehouse
 
     wh = tmp_path / "warehouse.duckdb"
-    shutil.copy(four_months["warehouse"], wh)
+    copy_warehouse(four_months["warehouse"], wh)
     ctx = context(tmp_path, "2020-02", inbox=four_months["inbox"])
     check_reference(ctx)
     for program in ROSTER_PROGRAMS:  # the sample delivers temporary assistance too

@@ -150,13 +150,41 @@ def test_compute_reads_its_ledger_history_from_the_month_files(four_months, tmp_
     wh = copy / "warehouse.duckdb"
     march = query(wh, "SELECT file_name FROM warehouse_file WHERE table_name = 'payment_ledger' "
                       "AND payroll_month = '2020-03'")[0][0]
-    # the copy's views still name the original's files until it publishes: point them at its own
-    con = duckdb.connect(str(wh))
-    define_views(con, wh)
-    con.close()
     (months_dir(wh) / "payment_ledger" / march).unlink()
     with pytest.raises(Exception, match=march):
         compute_payments(context(copy, "2020-04", inbox=four_months["inbox"]))
+
+
+@pytest.mark.unit
+def test_a_warehouse_copied_or_restored_with_its_files_reads_them_and_without_them_says_so(tmp_path):
+    """Views name files by absolute path. A copy made with copy_warehouse (the file and its folder)
+    reads its own files, by a read-only open as by a read-write one, even once the original is gone;
+    a copy of the file alone is one sentence naming the folder to restore, never the original's rows."""
+    from pipelines.lifecycle import open_warehouse
+    from pipelines.settings import RunError
+    from pipelines.sqlrun import attach_warehouse
+    from pipelines.warehouse_months import copy_warehouse, views_elsewhere
+
+    original = tmp_path / "a" / "warehouse.duckdb"
+    original.parent.mkdir()
+    con = duckdb.connect(str(original))
+    _publish(con, original, "2020-01", LEDGER.format(m="2020-01"))
+    rows = query_con(con, "SELECT * FROM payment_ledger ORDER BY ALL")
+    con.close()
+    for read_only in (True, False):
+        copy = tmp_path / f"b{read_only}" / "warehouse.duckdb"
+        copy.parent.mkdir()
+        copy_warehouse(original, copy)
+        con = open_warehouse(context(copy.parent, "2020-02"), read_only=read_only)
+        assert query_con(con, "SELECT * FROM payment_ledger ORDER BY ALL") == rows
+        assert views_elsewhere(con, copy) == []
+        con.close()
+    shutil.rmtree(months_dir(original))
+    lone = tmp_path / "c" / "warehouse.duckdb"
+    lone.parent.mkdir()
+    shutil.copy(original, lone)
+    with pytest.raises(RunError, match=r"copied or moved without its month files: it names 1 month files not found in .*/c/warehouse_months"):
+        attach_warehouse(duckdb.connect(), lone)
 
 
 def test_verify_names_a_month_file_changed_or_missing_since_publish(four_months, tmp_path):
