@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import artefacts
+from pipelines.catalog import base_tables, sql_string, tables_in  # noqa: F401 (also imported from here)
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
 from pipelines.settings import SQL_DIR, RunContext, RunError
 from pipelines.vocabulary import (
@@ -30,6 +31,7 @@ from pipelines.vocabulary import (
     RELATIONS,
     SUBSIDY_TYPES,
 )
+from pipelines.warehouse_months import point_views_here, views_elsewhere
 
 REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
@@ -110,11 +112,6 @@ def duckdb_memory_limit_mb(budget: str, machine_mb: int | None = None, rss_mb: i
     return max(DUCKDB_FLOOR_MB, min(size_mb(budget), machine // 2) - rss - PYTHON_RESERVE_MB)
 
 
-def sql_string(value: str) -> str:
-    """A value to put between single quotes in SQL (paths in COPY, ATTACH and read_parquet)."""
-    return value.replace("'", "''")
-
-
 def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
     """Attach the warehouse read-only as `wh`. A missing warehouse is an error when required;
     otherwise the caller is told (False) and carries on without history."""
@@ -126,29 +123,11 @@ def attach_warehouse(con, warehouse: Path, required: bool = True) -> bool:
                            "(or DOUDI_WAREHOUSE) at the warehouse file")
         return False
     con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
-    from pipelines.warehouse_months import point_views_here, views_elsewhere  # it builds on this module
-
     if views_elsewhere(con, warehouse, "wh"):  # a warehouse copied or restored with its month files
         con.execute("DETACH wh")
         point_views_here(warehouse)
         con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS wh (READ_ONLY)")
     return True
-
-
-def tables_in(con, database: str | None = None) -> set[str]:
-    """Names of the tables and views in an attached database (`wh`), or in the connection's own (the
-    warehouse's month tables are views over their files, pipelines/warehouse_months.py)."""
-    if database is None:
-        database = con.execute("SELECT current_database()").fetchall()[0][0]
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = $1 UNION "
-                                      "SELECT view_name FROM duckdb_views() WHERE database_name = $1 "
-                                      "AND NOT internal", [database]).fetchall()}
-
-
-def base_tables(con) -> set[str]:
-    """Names of the tables (not views) in the connection's own database."""
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
-                                      "current_database() AND schema_name = 'main'").fetchall()}
 
 
 def set_variables(con, **values) -> None:

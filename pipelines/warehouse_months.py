@@ -28,9 +28,9 @@ import contextlib
 import os
 from pathlib import Path
 
+from pipelines.catalog import base_tables, sql_string
 from pipelines.io import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import RunError
-from pipelines.sqlrun import base_tables, sql_string
 
 # what publish writes per month; the order the files are written in (the ledger first: the largest)
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
