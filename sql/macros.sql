@@ -49,7 +49,7 @@ CREATE OR REPLACE MACRO norm_month(s) AS month_of_code(norm_code(s));
 CREATE OR REPLACE MACRO money_text(s) AS
     regexp_replace(norm_code(s), '[,，元¥￥]', '', 'g');
 CREATE OR REPLACE MACRO norm_money(s) AS
-    CASE WHEN regexp_full_match(money_text(s), '-?\d+(\.\d{1,2})?')
+    CASE WHEN regexp_full_match(money_text(s), '-?\d{1,16}(\.\d{1,2})?')
          THEN CAST(money_text(s) AS DECIMAL(18, 2)) END;
 
 -- integers such as household_size: '3', '３', '3人'
