@@ -22,7 +22,7 @@ import os
 import secrets
 
 from pipelines.io import PRIVATE_FILE_MODE, atomic_path, ensure_dir
-from pipelines.settings import RunContext
+from pipelines.settings import RunContext, RunError
 from pipelines.sqlrun import attach_warehouse, load_macros, sql_string
 
 KEY_LENGTH = 16  # hex digits of the HMAC kept as the key (64 bits), written as letters a-p
@@ -465,6 +465,31 @@ def pseudonym_secret(ctx: RunContext) -> bytes:
         with atomic_path(path) as tmp:
             tmp.write_text(secrets.token_hex(32) + "\n", encoding="ascii")
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def record_pseudonym_key(ctx: RunContext, con) -> None:
+    """In the publish transaction, on the warehouse: the key the analysts' pseudonyms are made with
+    is the one they were made with before (its fingerprint is kept in `pseudonym_key`). A missing
+    key file would otherwise be created anew, silently changing every person_key analysts know: a
+    warehouse copied or restored without it is refused in one sentence."""
+    con.execute("CREATE TABLE IF NOT EXISTS pseudonym_key (fingerprint VARCHAR)")
+    recorded = con.execute("SELECT fingerprint FROM pseudonym_key").fetchall()
+    path = ctx.pseudonym_key_file
+    if recorded and not path.exists():
+        raise RunError(f"the pseudonym key {path} is missing, but this warehouse's analyst keys were made with one: "
+                       "restore the key file kept with the warehouse (or point DOUDI_PSEUDONYM_KEY_FILE at it), "
+                       "since a new key would change every person_key the analysts know")
+    fingerprint = key_fingerprint(pseudonym_secret(ctx))
+    if recorded and recorded[0][0] != fingerprint:
+        raise RunError(f"the pseudonym key {path} is not the one this warehouse's analyst keys were made with: restore "
+                       "the key file kept with the warehouse (or point DOUDI_PSEUDONYM_KEY_FILE at it)")
+    if not recorded:
+        con.execute("INSERT INTO pseudonym_key VALUES (?)", [fingerprint])
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """Names a key without revealing it (an HMAC of a fixed text)."""
+    return hmac.new(secret, b"doudi pseudonym key fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
 # keys are written in letters only, so that no key can ever be mistaken for an ID number or an

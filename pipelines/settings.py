@@ -15,6 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = PROJECT_ROOT / "sql"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 DEFAULT_REFERENCE = PROJECT_ROOT / "data" / "reference"
+PSEUDONYM_KEY_NAME = "pseudonym.key"  # beside the warehouse unless DOUDI_PSEUDONYM_KEY_FILE says where
 PROGRAMS = ("dibao", "tekun", "orphan", "disability")  # the monthly programs
 # temporary assistance (临时救助): one-off cases, not monthly; its folder may be absent (contract section 1)
 ONE_OFF_PROGRAMS = ("temporary",)
@@ -184,7 +185,7 @@ class RunContext:
     @property
     def pseudonym_key_file(self) -> Path:
         """The secret of the analysts' pseudonyms, kept outside both databases (DOUDI_PSEUDONYM_KEY_FILE)."""
-        return Path(_env("DOUDI_PSEUDONYM_KEY_FILE", str(self.warehouse.with_name("pseudonym.key"))))
+        return Path(_env("DOUDI_PSEUDONYM_KEY_FILE", str(self.warehouse.with_name(PSEUDONYM_KEY_NAME))))
 
     def as_dict(self) -> dict[str, str]:
         return {

@@ -29,7 +29,7 @@ import os
 import subprocess
 
 from pipelines import __version__, artefacts
-from pipelines.analyst import build_analyst_db
+from pipelines.analyst import build_analyst_db, record_pseudonym_key
 from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
@@ -81,6 +81,7 @@ def publish_month(ctx: RunContext) -> dict:
         refresh_payment_states(con, ctx)
         check_answered_refs_unchanged(con)  # a ref the bank answered for still names what was released
         check_books(ctx, con)
+        record_pseudonym_key(ctx, con)  # the analysts' keys stay the ones they know
         define_fact_views(con)
         # the month's transition to published is part of the same commit as its rows
         info = run_info(ctx)

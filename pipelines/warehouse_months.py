@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pipelines.catalog import base_tables, sql_string
 from pipelines.io import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_dir, sha256_file
-from pipelines.settings import RunError
+from pipelines.settings import PSEUDONYM_KEY_NAME, RunError
 
 # what publish writes per month; the order the files are written in (the ledger first: the largest)
 MONTH_TABLES = ("payment_ledger", "row_disposition", "finding", "roster_row", "source_file",
@@ -105,13 +105,18 @@ def define_views(con, warehouse: Path, tables=MONTH_TABLES) -> None:
 
 
 def copy_warehouse(source: Path, target: Path) -> None:
-    """A copy of a warehouse that works on its own: the file and its `_months` folder, owner-only
-    (the copy's views are pointed at its own folder the first time doudi opens it for writing)."""
+    """A copy of a warehouse that works on its own: the file, its `_months` folder and the analysts'
+    pseudonym key beside it (default place; not over a key already there), owner-only. The copy's
+    views are pointed at its own folder the first time doudi opens it."""
     import shutil
 
+    source, target = Path(source), Path(target)
     shutil.copy2(source, target)
     if months_dir(source).is_dir():
         shutil.copytree(months_dir(source), months_dir(target), dirs_exist_ok=True)
+    key = source.with_name(PSEUDONYM_KEY_NAME)
+    if key.exists() and not target.with_name(PSEUDONYM_KEY_NAME).exists():
+        shutil.copy2(key, target.with_name(PSEUDONYM_KEY_NAME))
 
 
 def views_elsewhere(con, warehouse: Path, database: str | None = None) -> list[str]:

@@ -187,6 +187,37 @@ def test_a_warehouse_copied_or_restored_with_its_files_reads_them_and_without_th
         attach_warehouse(duckdb.connect(), lone)
 
 
+@pytest.mark.unit
+def test_the_pseudonym_key_travels_with_the_warehouse_and_a_lost_one_is_refused(tmp_path):
+    """Found by an attack on the product: a warehouse copied without its pseudonym.key made a new key
+    at the next publish and every analyst person_key changed without a word. copy_warehouse takes the
+    key along; publish records the key's fingerprint and refuses a missing or different key."""
+    from pipelines.analyst import record_pseudonym_key
+    from pipelines.settings import RunError
+    from pipelines.warehouse_months import copy_warehouse
+
+    wh = tmp_path / "a" / "warehouse.duckdb"
+    wh.parent.mkdir()
+    con = duckdb.connect(str(wh))
+    record_pseudonym_key(context(wh.parent, "2020-01"), con)  # the first publish makes and records the key
+    record_pseudonym_key(context(wh.parent, "2020-02"), con)  # the same key: nothing to say
+    con.close()
+    key = (wh.parent / "pseudonym.key").read_bytes()
+    copy = tmp_path / "b" / "warehouse.duckdb"
+    copy.parent.mkdir()
+    copy_warehouse(wh, copy)
+    assert (copy.parent / "pseudonym.key").read_bytes() == key
+    (copy.parent / "pseudonym.key").unlink()
+    con = duckdb.connect(str(copy))
+    with pytest.raises(RunError, match="pseudonym key .* is missing, but this warehouse's analyst keys were made"):
+        record_pseudonym_key(context(copy.parent, "2020-03"), con)
+    assert not (copy.parent / "pseudonym.key").exists()
+    (copy.parent / "pseudonym.key").write_text("ab" * 32 + "\n", encoding="ascii")
+    with pytest.raises(RunError, match="is not the one this warehouse's analyst keys were made with"):
+        record_pseudonym_key(context(copy.parent, "2020-03"), con)
+    con.close()
+
+
 def test_verify_names_a_month_file_changed_or_missing_since_publish(four_months, tmp_path):
     from pipelines.lifecycle import verify_month
     from pipelines.settings import RunError
