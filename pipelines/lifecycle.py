@@ -336,6 +336,13 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
     if target not in TRANSITIONS.get(state["state"], frozenset()):
         raise RunError(refusal(month, state["state"], target))
     start = min(published) if published else None
+    later = sorted(m for m in published if m > month)
+    if later and not ctx.supplementary:
+        # the later month paid this month's entitlements as arrears, from the ledger as it then was
+        raise RunError(f"{later[0]}, a later month, is already published and paid {month}'s entitlements as arrears "
+                       f"where its rosters listed them: {month} cannot be run after it (it would pay them again); "
+                       f"a correction for {month} goes into the rosters of the next month to run, which pay it as "
+                       "arrears")
     note = None
     if not ctx.supplementary and month not in published:
         if start and month < start:
@@ -620,6 +627,11 @@ def reconcile(ctx: RunContext, con, manifest: dict) -> dict:
                 problems.append(f"{f['name']}: {count} records / {total:.2f} on disk, manifest says "
                                 f"{f['count']} / {f['sum']}")
         files.append((f["name"], f["format"], f["count"], Decimal(f["sum"]), "一致" if ok else "不一致"))
+    # a bank is sent the folder: a file the manifest does not name was never published (put there by
+    # hand, or left by a crash) and must not travel with the batch
+    known = {f["name"] for f in manifest["files"]} | {artefacts.MANIFEST, artefacts.RELEASED, NOT_PUBLISHED_MARKER}
+    for stray in sorted(p.name for p in ctx.payouts_dir.iterdir() if p.name not in known):
+        problems.append(f"{stray}: in the payouts folder but not in the manifest (remove it: nothing published it)")
     if csv_sum != ledger_sum or csv_count != ledger_refs:
         problems.append(f"payout CSV files carry {csv_count} records / {csv_sum:.2f}; ledger has {ledger_refs} "
                         f"payment refs / {ledger_sum:.2f}")

@@ -180,6 +180,26 @@ def test_a_new_history_mid_year_is_explicit_and_recorded(tmp_path):
     ok(doudi(*run_args(fresh, "2020-01")))
 
 
+def test_a_month_delivered_after_a_later_month_was_published_is_refused(tmp_path):
+    """February's rosters are late: March is run without them (nothing of February in the inbox) and
+    pays February's entitlements as arrears. When February arrives, running it would pay them again
+    (found by an attack on the product: each person paid February twice), so it is refused in one
+    sentence naming March, as is a rerun of January; nobody is paid February twice."""
+    root = tmp_path / "lab"
+    make_inbox(root / "inbox", ["2020-01", "2020-03"])
+    ok(doudi(*run_args(root, "2020-01")))
+    ok(doudi(*run_args(root, "2020-03")))
+    february = query(root / "warehouse.duckdb", "SELECT id_number, payroll_month, line_type FROM payment_ledger "
+                     "WHERE service_month = '2020-02' AND status = 'payable' AND program = 'tekun' ORDER BY ALL")
+    assert february == [(T1, "2020-03", "arrears"), (T2, "2020-03", "arrears"), (T3, "2020-03", "arrears")]
+    make_inbox(root / "inbox", ["2020-02"])
+    for month in ("2020-02", "2020-01"):
+        refused = one_sentence(doudi(*run_args(root, month)))
+        assert f"2020-03, a later month, is already published and paid {month}'s entitlements" in refused, refused
+    assert query(root / "warehouse.duckdb", "SELECT DISTINCT payroll_month FROM payment_ledger ORDER BY 1") == [
+        ("2020-01",), ("2020-03",)]
+
+
 def test_a_second_run_of_the_month_is_refused_naming_the_holder(january, tmp_path):
     """Case 6: two runs of 2020-02 at once: the second stops at once, naming the first (user, pid,
     host, since); the first finishes and its books are whole."""

@@ -120,6 +120,19 @@ def test_verify_detects_an_edited_amount(month_copy, capsys):
     assert "SHA-256 differs" in err and "records /" in err
 
 
+def test_verify_and_release_refuse_a_file_the_manifest_does_not_name(month_copy, capsys):
+    """The bank is sent the folder: a transfer file slipped in beside the published ones (a copy of
+    one under another part's name, which its own checks would pass) stops verify and release."""
+    payouts, args = month_copy
+    path = _first(payouts, "csv")
+    (payouts / path.name.replace("_01.csv", "_09.csv")).write_bytes(path.read_bytes())
+    for command in (["verify", *args], ["release", *args, "--by", "测试员"]):
+        assert doudi(command) == 1
+        err = capsys.readouterr().err
+        assert path.name.replace("_01.csv", "_09.csv") + ": in the payouts folder but not in the manifest" in err, err
+    assert not (payouts / "released.json").exists()
+
+
 def test_a_released_month_is_never_rewritten(four_months, tmp_path, capsys):
     from pipelines.payout import write_payouts
     from tests.helpers import context
