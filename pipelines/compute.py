@@ -44,6 +44,9 @@ HIST_LEDGER_COLUMNS = {
     "reissue_of": "VARCHAR[]", "region_code": "VARCHAR", "household_id": "VARCHAR", "urban_rural": "VARCHAR",
     "approval_no": "VARCHAR", "hold_reason": "VARCHAR", "event_type": "VARCHAR", "event_date": "DATE",
     "basis_month": "VARCHAR", "source_file": "VARCHAR", "source_row": "BIGINT", "provisional_from": "VARCHAR",
+    # a line paid forward in a held county keeps the fund parts of the line it repeats (int_fund_split)
+    "fund_central": "DECIMAL(18, 2)", "fund_provincial": "DECIMAL(18, 2)", "fund_city": "DECIMAL(18, 2)",
+    "fund_county": "DECIMAL(18, 2)", "fund_version": "VARCHAR",
 }
 
 

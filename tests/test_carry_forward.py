@@ -172,6 +172,29 @@ def _all_lines(wh, month, county, batch=None):
                  [month, county, batch or "%"])
 
 
+def test_a_county_with_broken_fund_shares_is_paid_forward_with_the_fund_parts_it_had(january):
+    """Found by an attack on the product: a city's fund_shares.csv row summing to 1.1 held its counties,
+    and then the run stopped the whole province ("lines whose fund parts do not add up"), because
+    the lines paid forward were split by the broken row. They keep the parts of the line they repeat."""
+    tmp, inbox = january, january / "inbox"
+    wh = tmp / "warehouse.duckdb"
+    broken = tmp / "reference_fund_shares"
+    shutil.copytree(context(tmp, "2020-02").reference, broken)
+    shares = broken / "fund_shares.csv"
+    shares.write_text(shares.read_text(encoding="utf-8") + "dibao,210102,0.40,0.10,0.30,0.30,2020-02\n",
+                      encoding="utf-8")
+    _dibao(inbox, "2020-02", SHENYANG, [_household(HEAD_S, "HS1", "100"), _household(OLD_S, "HS2", "0")])
+    _dibao(inbox, "2020-02", DALIAN, [_household(HEAD_D, "HD1", "20")])
+    run_month(context(tmp, "2020-02", inbox=inbox, reference=broken))
+    parts = ("SELECT id_number, line_type, amount, fund_central, fund_provincial, fund_city, fund_county, "
+             "fund_version FROM payment_ledger WHERE payroll_month = ? AND region_code = ? ORDER BY ALL")
+    assert query(wh, parts, ["2020-02", SHENYANG]) == query(wh, parts, ["2020-01", SHENYANG])
+    assert {p for *_, p in _all_lines(wh, "2020-02", SHENYANG)} == {"2020-01"}
+    (county, detail), = findings(wh, "2020-02", "county_reference_held")
+    assert county == SHENYANG and "fund" in detail
+    assert regular(wh, "2020-02", HEAD_D)[0][1] == "payable"  # Dalian is paid as always
+
+
 def test_a_county_with_a_broken_standard_is_paid_forward_while_the_rest_is_paid_then_trued_up(january):
     tmp, inbox = january, january / "inbox"
     wh = tmp / "warehouse.duckdb"

@@ -6,6 +6,8 @@ learnt later makes overpaid (int_receivables) and the ledger lines (payment_ledg
 
 from __future__ import annotations
 
+import json
+import textwrap
 from decimal import Decimal as D
 
 import pytest
@@ -266,6 +268,30 @@ def _split(mt, lines, shares=FUND_SHARES, payroll="2020-04"):
     mt.reference(fund_shares=shares)
     mt.given("int_payment_lines", [{"line_key": k, "line_program": p, "line_type": t, "region_code": r,
                                     "service_month": s, "amount": D(a)} for k, p, t, r, s, a in lines])
+    mt.empty("hist_ledger")
+
+
+def test_a_line_paid_forward_in_a_held_county_keeps_the_parts_of_the_line_it_repeats(mt):
+    """A held county's fund_shares.csv row may be what is broken (here 0.4 / 0.1 / 0.3 / 0.3 = 1.1): the
+    line paid forward (basis reference_held) keeps January's parts and version; a line of the same
+    county not paid forward is split by the table."""
+    broken = textwrap.dedent(FUND_SHARES).strip() + "\ndibao,210102,0.40,0.10,0.30,0.30,2020-02\n"
+    mt.payroll("2020-02")
+    mt.reference(fund_shares=broken)
+    january = ledger_line("2020-01", "2020-01", "dibao", "HS1", "600.00", fund_central=D("240.00"),
+                          fund_provincial=D("60.00"), fund_city=D("180.00"), fund_county=D("120.00"),
+                          fund_version="dibao/2101/2019-01")
+    mt.given("hist_ledger", [january])
+    mt.given("int_payment_lines", [
+        {"line_key": "F", "line_program": "dibao", "line_type": "regular", "region_code": "210102",
+         "service_month": "2020-02", "amount": D("600.00"), "basis": "reference_held",
+         "inputs": json.dumps({"paid_forward_line": january["line_id"]})},
+        {"line_key": "N", "line_program": "dibao", "line_type": "regular", "region_code": "210102",
+         "service_month": "2020-02", "amount": D("100.00")}])
+    mt.expect("int_fund_split", [parts("F", "240.00", "60.00", "180.00", "120.00"),
+                                 parts("N", "40.00", "10.00", "30.00", "30.00")])
+    assert [(r["line_key"], r["fund_version"]) for r in mt.rows("int_fund_split", ["line_key", "fund_version"])
+            if r["line_key"] == "F"] == [("F", "dibao/2101/2019-01")]
 
 
 def parts(key, central, provincial, city, county):

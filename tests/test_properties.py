@@ -41,7 +41,9 @@ def test_fund_parts_add_up_to_the_line_and_stay_within_a_fen(cases):
     load_macros(con)
     con.execute("SET VARIABLE payroll_month = '2020-01'")
     con.execute("CREATE TABLE int_payment_lines (line_key VARCHAR, amount DECIMAL(18, 2), line_type VARCHAR, "
-                "line_program VARCHAR, region_code VARCHAR, service_month VARCHAR)")
+                "line_program VARCHAR, region_code VARCHAR, service_month VARCHAR, basis VARCHAR, inputs VARCHAR)")
+    con.execute("CREATE TABLE hist_ledger (line_id VARCHAR, fund_central DECIMAL(18, 2), fund_provincial "
+                "DECIMAL(18, 2), fund_city DECIMAL(18, 2), fund_county DECIMAL(18, 2), fund_version VARCHAR)")
     con.execute("CREATE TABLE stg_fund_shares (program VARCHAR, region_code VARCHAR, central DECIMAL(9, 6), "
                 "provincial DECIMAL(9, 6), city DECIMAL(9, 6), county DECIMAL(9, 6), effective_from VARCHAR, "
                 "version_id VARCHAR)")
@@ -55,7 +57,7 @@ def test_fund_parts_add_up_to_the_line_and_stay_within_a_fen(cases):
         con.execute("INSERT INTO stg_fund_shares VALUES ('dibao', ?, ?, ?, ?, ?, '2019-01', ?)",
                     [region, *shares, f"v{i}"])
         amount = Decimal(fen) / 100
-        con.execute("INSERT INTO int_payment_lines VALUES (?, ?, 'regular', 'dibao', ?, '2020-01')",
+        con.execute("INSERT INTO int_payment_lines VALUES (?, ?, 'regular', 'dibao', ?, '2020-01', NULL, NULL)",
                     [f"l{i}", amount, region])
         expected[f"l{i}"] = (amount, shares)
     con.execute("CREATE TABLE split AS " + model_sql("intermediate/int_fund_split.sql"))

@@ -3,6 +3,9 @@
 -- A price-subsidy line is funded by a `price_subsidy` row where one matches (it wins), else by the
 -- shares of the program that carries it (the line's own program). A line no row funds gets no
 -- split here: check_reference refuses such a table first, and compute's LINE_AUDITS fail the run.
+-- A line paid forward in a county whose reference data is held (int_reference_held_due) repeats a
+-- line of an earlier payroll, amount for amount: it keeps that line's parts, since the county's
+-- fund_shares.csv rows may be what is broken.
 -- Each part is the floor of amount_fen × share; the fen left over go one each to the parts with
 -- the largest remainders (ties: central, provincial, city, county), so the parts add up exactly.
 -- grain: one row per payment line.
@@ -14,8 +17,18 @@ with lines as (
             when line_program like 'disability%' then 'disability'
             else line_program
         end as fund_program,
-        CAST(round(amount * 100) AS BIGINT) as amount_fen
+        CAST(round(amount * 100) AS BIGINT) as amount_fen,
+        json_extract_string(inputs, '$.paid_forward_line') as paid_forward_line
     from int_payment_lines
+),
+
+forward as (
+    select l.line_key, h.fund_version, h.fund_central, h.fund_provincial, h.fund_city, h.fund_county,
+           CAST(round((h.fund_central + h.fund_provincial + h.fund_city + h.fund_county) * 100) AS BIGINT) as parts_fen,
+           l.amount_fen
+    from lines l
+    join hist_ledger h on h.line_id = l.paid_forward_line
+    where l.basis = 'reference_held'
 ),
 
 shares as (
@@ -26,6 +39,7 @@ shares as (
       on (f.program = l.fund_program or (l.line_type = 'price_subsidy' and f.program = 'price_subsidy'))
      and starts_with(l.region_code, f.region_code)
      and f.effective_from <= l.service_month
+    where l.line_key not in (select line_key from forward)
     qualify row_number() over (partition by l.line_key
                                order by (f.program = 'price_subsidy') desc, length(f.region_code) desc,
                                         f.effective_from desc) = 1
@@ -63,3 +77,6 @@ select
     any_value(amount_fen)                                         as amount_fen
 from allocated
 group by line_key
+union all
+select line_key, fund_version, fund_central, fund_provincial, fund_city, fund_county, parts_fen, amount_fen
+from forward
