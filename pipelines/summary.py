@@ -67,8 +67,8 @@ def month_summary(ctx: RunContext, seconds: float, new_batch: str | None = None)
     held = [county for kind, county, _program in counties if kind == "county_reference_held"]
     if held:
         out.append(f"  HELD:      {', '.join(held)}: the county's reference data is broken (exceptions.xlsx says "
-                   "what), its people paid provisionally what they were last paid; fix data/reference and rerun "
-                   "the month with --supplementary")
+                   f"what), its people paid provisionally what they were last paid; fix the reference data in "
+                   f"{ctx.reference} and rerun the month with --supplementary")
     if missing:
         out.append(f"  NOT PAID:  {', '.join(missing)}: the file is missing and cannot be paid forward "
                    "(exceptions.xlsx says why)")
