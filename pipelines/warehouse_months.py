@@ -152,9 +152,12 @@ def point_views_here(warehouse: Path) -> None:
     try:
         con = duckdb.connect(str(warehouse))
     except duckdb.IOException as exc:
+        text = str(exc)
+        holder = text.split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip() \
+            if "Conflicting lock is held in" in text else "another process"
         raise RunError(f"the warehouse {warehouse} was copied or moved and its month tables still read the files "
-                       "where it was; it could not be pointed at its own _months folder because another process "
-                       "holds it: close that process, then rerun") from exc
+                       f"where it was; it could not be pointed at its own _months folder because it is held open by "
+                       f"{holder}: close that program or connection, then rerun") from exc
     try:
         repoint_views(con, warehouse)
     finally:

@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from pipelines.lifecycle import NOT_PUBLISHED_MARKER, lock_path
-from pipelines.warehouse_months import copy_warehouse, months_dir
+from pipelines.warehouse_months import copy_warehouse, months_dir, point_views_here
 from tests.helpers import make_id, query, roster_path, write_csv
 
 C = "210102"
@@ -99,8 +99,11 @@ def january(tmp_path_factory):
 
 
 def copy_of(january: Path, tmp_path: Path) -> Path:
+    """A copy of the January lab, its warehouse's views pointed at the copy's own month files (as
+    doudi does the first time it opens a copied warehouse; a test may hold the copy open first)."""
     root = tmp_path / "lab"
     shutil.copytree(january, root)
+    point_views_here(root / "warehouse.duckdb")
     return root
 
 
