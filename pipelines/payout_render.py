@@ -19,6 +19,7 @@ bytes of both on the test months and on hostile values.
 from __future__ import annotations
 
 import csv
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -147,16 +148,21 @@ def xsd_path() -> Path:
     return Path(sepaxml.__file__).parent / "schemas" / PAIN001_XSD
 
 
-_LXML_SCHEMA = None
+# one parsed schema per thread: batch parts are checked side by side in threads, and libxml2 parsing
+# the XSD in two threads at once failed ("xmlSchemaPValAttrNodeValue, the given type is not a
+# built-in type": a 250k-row bench month, 2026-12-07), so the parsing is also done under a lock
+_SCHEMAS = threading.local()
+_SCHEMA_PARSING = threading.Lock()
 
 
 def lxml_schema():
-    global _LXML_SCHEMA
-    if _LXML_SCHEMA is None:
+    schema = getattr(_SCHEMAS, "pain001", None)
+    if schema is None:
         from lxml import etree
 
-        _LXML_SCHEMA = etree.XMLSchema(etree.parse(str(xsd_path())))
-    return _LXML_SCHEMA
+        with _SCHEMA_PARSING:
+            schema = _SCHEMAS.pain001 = etree.XMLSchema(etree.parse(str(xsd_path())))
+    return schema
 
 
 def read_pain001_totals(path: Path) -> tuple[int, Decimal]:

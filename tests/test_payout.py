@@ -445,6 +445,32 @@ def test_a_file_that_does_not_read_back_as_its_batch_is_not_written(tmp_path, mo
         assert list(out.iterdir()) == []
 
 
+def test_pain001_files_are_checked_side_by_side_in_threads(four_months):
+    """Batch parts are written and checked in threads (DOUDI_PAYOUT_PROCESSES): libxml2 parsing the
+    XSD in two threads at once failed a 250k-row bench month, so each thread parses its own schema,
+    one at a time. Eight threads released together each read every pain.001 of the month."""
+    import threading
+
+    import pipelines.payout_render as render
+
+    files = sorted((four_months["out"] / "2020-03" / "payouts").glob("*.pain001.xml"))
+    expected = [render.read_pain001_totals(f) for f in files]
+    start, results, schemas = threading.Barrier(8), {}, {}
+
+    def check(i):
+        start.wait()
+        schemas[i] = render.lxml_schema()
+        results[i] = [render.read_pain001_totals(f) for f in files]
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results.get(i) for i in range(8)] == [expected] * 8
+    assert len({id(schema) for schema in schemas.values()}) == 8  # one a thread, never one shared
+
+
 def test_a_pain001_whose_control_sum_is_wrong_is_refused(four_months, tmp_path):
     """The validating read compares the group header's and the payment information's counts and control
     sums with the transactions it reads."""
