@@ -69,7 +69,7 @@ def check_reference(ctx: RunContext) -> dict:
             run_model(con, "intermediate/int_reference_policy.sql")
         except Exception as exc:
             raise RunError(f"reference data cannot be read: {exc}") from exc
-        problems += dibao_standard_problems(con, ctx) + standard_gap_problems(con, ctx) + key_gap_problems(con, ctx)
+        problems += dibao_standard_problems(con, ctx) + standard_gap_problems(con, ctx)
     counties = [r[0] for r in con.execute("SELECT region_code FROM stg_regions ORDER BY 1").fetchall()]
     suite = json.loads((EXPECTATIONS_DIR / "reference.json").read_text(encoding="utf-8"))["expectations"]
     for frame_name, query in FRAMES.items():
@@ -241,19 +241,6 @@ def standard_gap_problems(con, ctx: RunContext) -> list[Problem]:
                     f"{program} row there needs one.", tuple(counties))
             for program, component, category, urban_rural, counties in con.execute(
                 "SELECT * FROM int_reference_standard_gaps").fetchall()]
-
-
-def key_gap_problems(con, ctx: RunContext) -> list[Problem]:
-    """A region whose own standard stops before the payroll month with nothing in force after it:
-    never the city's or the province's standard in its place without a word."""
-    run_model(con, "intermediate/int_reference_key_gaps.sql")
-    return [Problem(f"standards.csv has {program}/{component} rows of its own for region {region} ({urban_rural}, "
-                    f"{'any category' if category == '*' else category}) but none in force for payroll {ctx.month} "
-                    f"(the last ends {last_to}, and a later one is not yet payable): add the version that follows, "
-                    f"or leave the last one open, rather than let a shorter prefix's standard apply there.",
-                    tuple(counties or ()))
-            for program, component, region, urban_rural, category, last_to, counties in con.execute(
-                "SELECT * FROM int_reference_key_gaps").fetchall()]
 
 
 # the columns that name a row of a reference table in a problem's sample
