@@ -337,7 +337,7 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
         raise RunError(refusal(month, state["state"], target))
     start = min(published) if published else None
     later = sorted(m for m in published if m > month)
-    if later and not ctx.supplementary:
+    if later and month not in published and not ctx.supplementary:
         # the later month paid this month's entitlements as arrears, from the ledger as it then was
         raise RunError(f"{later[0]}, a later month, is already published and paid {month}'s entitlements as arrears "
                        f"where its rosters listed them: {month} cannot be run after it (it would pay them again); "

@@ -187,7 +187,8 @@ def test_a_month_delivered_after_a_later_month_was_published_is_refused(tmp_path
     """February's rosters are late: March is run without them (nothing of February in the inbox) and
     pays February's entitlements as arrears. When February arrives, running it would pay them again
     (found by an attack on the product: each person paid February twice), so it is refused in one
-    sentence naming March, as is a rerun of January; nobody is paid February twice."""
+    sentence naming March; nobody is paid February twice. (A month already published may still be
+    rerun before its release: tests/test_six_months.py reruns April after June.)"""
     root = tmp_path / "lab"
     make_inbox(root / "inbox", ["2020-01", "2020-03"])
     ok(doudi(*run_args(root, "2020-01")))
@@ -196,9 +197,8 @@ def test_a_month_delivered_after_a_later_month_was_published_is_refused(tmp_path
                      "WHERE service_month = '2020-02' AND status = 'payable' AND program = 'tekun' ORDER BY ALL")
     assert february == [(T1, "2020-03", "arrears"), (T2, "2020-03", "arrears"), (T3, "2020-03", "arrears")]
     make_inbox(root / "inbox", ["2020-02"])
-    for month in ("2020-02", "2020-01"):
-        refused = one_sentence(doudi(*run_args(root, month)))
-        assert f"2020-03, a later month, is already published and paid {month}'s entitlements" in refused, refused
+    refused = one_sentence(doudi(*run_args(root, "2020-02")))
+    assert "2020-03, a later month, is already published and paid 2020-02's entitlements" in refused, refused
     assert query(root / "warehouse.duckdb", "SELECT DISTINCT payroll_month FROM payment_ledger ORDER BY 1") == [
         ("2020-01",), ("2020-03",)]
 
