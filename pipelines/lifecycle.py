@@ -336,18 +336,18 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
     if target not in TRANSITIONS.get(state["state"], frozenset()):
         raise RunError(refusal(month, state["state"], target))
     start = min(published) if published else None
-    later = sorted(m for m in published if m > month)
-    if later and month not in published and not ctx.supplementary:
-        # the later month paid this month's entitlements as arrears, from the ledger as it then was
-        raise RunError(f"{later[0]}, a later month, is already published and paid {month}'s entitlements as arrears "
-                       f"where its rosters listed them: {month} cannot be run after it (it would pay them again); "
-                       f"a correction for {month} goes into the rosters of the next month to run, which pay it as "
-                       "arrears")
     note = None
     if not ctx.supplementary and month not in published:
         if start and month < start:
             raise RunError(f"{month} comes before {start}, the first month of this warehouse's history; months "
                            f"run in order, so an earlier month needs a warehouse of its own")
+        later = sorted(m for m in published if m > month)
+        if later:
+            # the later month paid this month's entitlements as arrears, from the ledger as it then was
+            raise RunError(f"{later[0]}, a later month, is already published and paid {month}'s entitlements as "
+                           f"arrears where its rosters listed them: {month} cannot be run after it (it would pay them "
+                           f"again); a correction for {month} goes into the rosters of the next month to run, which "
+                           "pay it as arrears")
         if first_month and start and start != month:
             raise RunError(f"this warehouse's history already starts at {start}: --first-month starts a history "
                            "only in an empty warehouse (run the months in order instead)")
