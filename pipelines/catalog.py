@@ -23,3 +23,10 @@ def base_tables(con) -> set[str]:
     """Names of the tables (not views) in the connection's own database."""
     return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
                                       "current_database() AND schema_name = 'main'").fetchall()}
+
+
+def lock_holder(error_text: str) -> str:
+    """Who holds a DuckDB file, from the error DuckDB raises when it cannot take the file's lock."""
+    if "Conflicting lock is held in" not in error_text:
+        return "another process"
+    return error_text.split("Conflicting lock is held in", 1)[1].split(".", 1)[0].strip()

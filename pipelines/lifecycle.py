@@ -41,6 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pipelines import artefacts
+from pipelines.catalog import lock_holder
 from pipelines.faults import checkpoint
 from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, sha256_file, write_json_atomic
 from pipelines.months import shift_month
@@ -270,8 +271,7 @@ def operational_message(exc: BaseException, ctx: RunContext | None, command: str
     else:
         after = f"nothing was changed; {{fix}}, then run doudi {command} --month {month} again"
     if "Could not set lock" in text or "Conflicting lock" in text:
-        holder = text.split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip() \
-            if "Conflicting lock is held in" in text else "another process"
+        holder = lock_holder(text)
         where = ctx.warehouse if ctx else "the warehouse"
         fix = ("close that program or connection (analysts read the analyst database, not the warehouse) "
                "or wait for that run to end")

@@ -28,7 +28,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from pipelines.catalog import base_tables, sql_string
+from pipelines.catalog import base_tables, lock_holder, sql_string
 from pipelines.io import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_dir, sha256_file
 from pipelines.settings import PSEUDONYM_KEY_NAME, RunError
 
@@ -152,9 +152,7 @@ def point_views_here(warehouse: Path) -> None:
     try:
         con = duckdb.connect(str(warehouse))
     except duckdb.IOException as exc:
-        text = str(exc)
-        holder = text.split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip() \
-            if "Conflicting lock is held in" in text else "another process"
+        holder = lock_holder(str(exc))
         raise RunError(f"the warehouse {warehouse} was copied or moved and its month tables still read the files "
                        f"where it was; it could not be pointed at its own _months folder because it is held open by "
                        f"{holder}: close that program or connection, then rerun") from exc
