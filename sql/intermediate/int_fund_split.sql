@@ -27,7 +27,11 @@ forward as (
            CAST(round((h.fund_central + h.fund_provincial + h.fund_city + h.fund_county) * 100) AS BIGINT) as parts_fen,
            l.amount_fen
     from lines l
+    -- a source line without parts (an older warehouse's) is split by the table instead, where a
+    -- broken row fails the run's audit rather than leaving the line's parts empty without a word
     join hist_ledger h on h.line_id = l.paid_forward_line
+     and h.fund_central is not null and h.fund_provincial is not null and h.fund_city is not null
+     and h.fund_county is not null
     where l.basis = 'reference_held'
 ),
 
