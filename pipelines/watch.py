@@ -31,6 +31,7 @@ import io
 from decimal import ROUND_HALF_UP, Decimal
 
 from pipelines import artefacts
+from pipelines.catalog import sql_string
 from pipelines.months import shift_month
 from pipelines.settings import RunContext, RunError
 from pipelines.vocabulary import PROGRAM_NAMES_ZH, PROGRAM_SHORT_ZH, TOWNSHIP_HEADERS, VISIT_RULES, WATCH_RULES
@@ -299,7 +300,9 @@ def _pct(ratio: Decimal) -> str:
     return f"'{(ratio * 100).normalize():f}'"
 
 
-ORDER = "ORDER BY region_code, township NULLS LAST, {rules}, id_number, program NULLS FIRST"
+# the lists' order; the last keys only break ties, so that a rerun writes the same bytes
+ORDER = ("ORDER BY region_code, township NULLS LAST, {rules}, id_number, program NULLS FIRST, household_id, name, "
+         "evidence")
 
 
 def _rule_order(rules: dict) -> str:
@@ -432,13 +435,6 @@ def county_names(con) -> dict[str, str]:
     return dict(con.execute("SELECT region_code, county_name FROM stg_regions ORDER BY 1").fetchall())
 
 
-def list_rows(con, table: str, rules: dict, extra: str = "") -> list[tuple]:
-    return con.execute(f"""
-        SELECT region_code, township, rule, program, name, mask_id(id_number), sex,
-               {_age_expr()}, household_id, evidence{extra}
-        FROM {table} {ORDER.format(rules=_rule_order(rules))}""").fetchall()
-
-
 def _age_expr() -> str:
     return ("CASE WHEN birth_date IS NULL THEN NULL ELSE year(month_date(payroll_month)) - year(birth_date) - "
             "CASE WHEN month(month_date(payroll_month)) < month(birth_date) THEN 1 ELSE 0 END END")
@@ -455,54 +451,92 @@ def _program_zh(p) -> str:
 
 
 def write_casework(ctx: RunContext, con) -> dict:
-    """The named watch and visit lists, one workbook of each per county of regions.csv."""
+    """The named watch and visit lists, one workbook of each per county of regions.csv. The rows
+    stay in DuckDB (pipelines/sheet_rows.py): at province scale they are about a million."""
     from pipelines.io import atomic_path, ensure_dir
 
-    watch = list_rows(con, "watch_list", WATCH_RULES)
-    visit = list_rows(con, "visit_list", VISIT_RULES,
-                      ", last_paid_month, last_paid_amount, payee_name, mask_account(payee_account), payee_bank_name")
+    watch = _casework_rows(con, "watch_list", WATCH_RULES, ["rule", "name", "mask_id(id_number)", "sex",
+                                                            _age_expr(), _program_sql(), "household_id", "evidence"],
+                           by_township=False)
+    visit = _casework_rows(con, "visit_list", VISIT_RULES,
+                           ["name", "mask_id(id_number)", "sex", _age_expr(), _program_sql(), "evidence",
+                            "coalesce(nullif(last_paid_month, ''), '未发放')", "last_paid_amount", "payee_name",
+                            "mask_account(payee_account)", "payee_bank_name"], by_township=True)
     counties = county_names(con)
     folder = ensure_dir(ctx.month_out / "casework")
     for old in folder.glob("*.xlsx"):  # a rerun leaves no county's list of before
         old.unlink()
-    by_county_w: dict[str, list] = {}
-    by_county_v: dict[str, list] = {}
-    for r in watch:
-        by_county_w.setdefault(r[0] or "", []).append(r)
-    for r in visit:
-        by_county_v.setdefault(r[0] or "", []).append(r)
     files = []
-    for region in sorted(set(counties) | set(by_county_w) | set(by_county_v)):
+    for region in sorted(set(counties) | set(watch) | set(visit)):
         name = counties.get(region, "未知县区")
         label = f"{region or '000000'}_{name}"
-        for kind, rows, render in (("监测预警名单", by_county_w.get(region, []), render_watch),
-                                   ("走访探视名单", by_county_v.get(region, []), render_visit)):
+        for kind, render, counts in (("监测预警名单", render_watch, watch.get(region, {})),
+                                     ("走访探视名单", render_visit, visit.get(region, {}))):
             path = folder / f"{label}_{kind}.xlsx"
             with atomic_path(path) as tmp:
-                tmp.write_bytes(render(ctx.month, region, name, rows))
+                tmp.write_bytes(render(con, ctx.month, region, name, counts))
             files.append(path.name)
-    return {"casework": str(folder), "files": len(files), "watch_entries": len(watch), "visit_entries": len(visit)}
+    con.execute("DROP TABLE casework_watch_list")
+    con.execute("DROP TABLE casework_visit_list")
+    return {"casework": str(folder), "files": len(files),
+            "watch_entries": sum(n for towns in watch.values() for rules in towns.values() for n in rules.values()),
+            "visit_entries": sum(n for towns in visit.values() for rules in towns.values() for n in rules.values())}
 
 
-def _summary(rows: list[tuple], rules: dict, index: int = 2) -> str:
-    counts = {}
-    for r in rows:
-        counts[r[index]] = counts.get(r[index], 0) + 1
+def _program_sql() -> str:
+    """_program_zh in SQL."""
+    return _labels_sql("program", PROGRAM_SHORT_ZH, "coalesce(program, '')")
+
+
+def _labels_sql(column: str, labels: dict[str, str], otherwise: str) -> str:
+    whens = " ".join(f"WHEN '{sql_string(k)}' THEN '{sql_string(v)}'" for k, v in labels.items())
+    return f"CASE {column} {whens} ELSE {otherwise} END"
+
+
+def _casework_rows(con, table: str, rules: dict, cells: list[str], by_township: bool) -> dict:
+    """Temp table casework_<table>: a list's rows as their workbook shows them (`region`, `town`,
+    `rn` the row's number on its sheet, then the cells c1.. after the number), in the list's order;
+    returns the rows' counts by region, township ('' where the list's sheets are not by township)
+    and rule. A county's rows of no township, NULL or '', are one sheet, as in the workbook."""
+    town = "coalesce(township, '')" if by_township else "''"
+    keys = ORDER.removeprefix("ORDER BY ").format(rules=_rule_order(rules))
+    label = _labels_sql("rule", rules, "rule")
+    columns = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate([label, *cells], start=1))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE casework_{table} AS
+        SELECT coalesce(region_code, '') AS region, {town} AS town, rule,
+               row_number() OVER (PARTITION BY coalesce(region_code, ''), {town} ORDER BY {keys}) AS rn, {columns}
+        FROM {table} ORDER BY region, town, rn""")
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for region, town_name, rule, n in con.execute(
+            f"SELECT region, town, rule, count(*) FROM casework_{table} GROUP BY ALL ORDER BY ALL").fetchall():
+        counts.setdefault(region, {}).setdefault(town_name, {})[rule] = n
+    return counts
+
+
+def _summary(counts: dict[str, int], rules: dict) -> str:
     parts = [f"{rules[k]} {counts[k]}" for k in rules if k in counts]
-    return f"合计 {len(rows)} 条" + ("：" + "，".join(parts) if parts else "（本月无）")
+    return f"合计 {sum(counts.values())} 条" + ("：" + "，".join(parts) if parts else "（本月无）")
 
 
-def render_watch(month: str, region: str, county: str, rows: list[tuple]) -> bytes:
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, write_table
+def _sheet_query(table: str, width: int) -> str:
+    """A sheet's rows of casework_<table>: the row's number, then its cells."""
+    return (f"SELECT rn, rn, {', '.join(f'c{i}' for i in range(1, width))} FROM casework_{table} "
+            "WHERE region = ? AND town = ?")
+
+
+def render_watch(con, month: str, region: str, county: str, towns: dict[str, dict[str, int]]) -> bytes:
+    from pipelines.sheet_rows import write_table_from_query
+    from pipelines.spreadsheet import new_workbook, print_setup, signature_block
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
     ws = wb.add_worksheet("监测预警名单")
     ws.write(0, 0, f"{month} 监测预警名单　{region} {county}", fmt["title"])
-    ws.write(1, 0, _summary(rows, WATCH_RULES), fmt["bold"])
-    body = [[i, WATCH_RULES.get(r[2], r[2]), r[2], r[4], r[5], r[6], r[7], _program_zh(r[3]), r[8], r[9], "", ""]
-            for i, r in enumerate(rows, start=1)]
-    end = write_table(ws, fmt, WATCH_HEADERS, body, start_row=2)
+    ws.write(1, 0, _summary(towns.get("", {}), WATCH_RULES), fmt["bold"])
+    # 序号, 规则, 规则代码, 姓名, 身份证号, 性别, 年龄, 项目, 家庭编号, 依据 (核查情况, 核查人: left blank)
+    end = write_table_from_query(ws, fmt, WATCH_HEADERS, con, _sheet_query("watch_list", 10), [region, ""],
+                                 "ntttttnttt", start_row=2)
     for col, width in ((0, 6), (1, 22), (2, 22), (3, 10), (4, 21), (5, 5), (6, 5), (7, 9), (8, 15), (9, 50),
                        (10, 16), (11, 9)):
         ws.set_column(col, col, width)
@@ -512,27 +546,25 @@ def render_watch(month: str, region: str, county: str, rows: list[tuple]) -> byt
     return buf.getvalue()
 
 
-def render_visit(month: str, region: str, county: str, rows: list[tuple]) -> bytes:
+def render_visit(con, month: str, region: str, county: str, towns: dict[str, dict[str, int]]) -> bytes:
     """One sheet per township (乡镇/街道) where the rosters give one, else the county's one sheet."""
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, write_table
+    from pipelines.sheet_rows import write_table_from_query
+    from pipelines.spreadsheet import new_workbook, print_setup, signature_block
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
-    towns: dict[str, list] = {}
-    for r in rows:
-        towns.setdefault(r[1] or "", []).append(r)
-    if not towns:
-        towns[""] = []
+    towns = towns or {"": {}}
     used: set[str] = set()
-    for town, items in sorted(towns.items(), key=lambda kv: (kv[0] == "", kv[0])):
+    for town in sorted(towns, key=lambda t: (t == "", t)):
         sheet = _sheet_name(town or "未填乡镇（街道）" if len(towns) > 1 else town or "走访探视名单", used)
         ws = wb.add_worksheet(sheet)
         place = f"{region} {county}" + (f" {town}" if town else "")
         ws.write(0, 0, f"{month} 走访探视名单　{place}", fmt["title"])
-        ws.write(1, 0, _summary(items, VISIT_RULES) + "；一人多类者各列一行，走访一次即可", fmt["bold"])
-        body = [[i, VISIT_RULES.get(r[2], r[2]), r[4], r[5], r[6], r[7], _program_zh(r[3]), r[9],
-                 r[10] or "未发放", r[11], r[12], r[13], r[14], "", "", ""] for i, r in enumerate(items, start=1)]
-        end = write_table(ws, fmt, VISIT_HEADERS, body, money_columns={9}, start_row=2)
+        ws.write(1, 0, _summary(towns[town], VISIT_RULES) + "；一人多类者各列一行，走访一次即可", fmt["bold"])
+        # 序号, 类别, 姓名, 身份证号, 性别, 年龄, 项目, 依据, 最后发放月份, 金额, 收款人, 账号, 开户银行
+        # (走访日期, 是否到账, 走访人: left blank)
+        end = write_table_from_query(ws, fmt, VISIT_HEADERS, con, _sheet_query("visit_list", 13), [region, town],
+                                     "nttttntttnttt", money_columns={9}, start_row=2)
         for col, width in ((0, 6), (1, 22), (2, 10), (3, 21), (4, 5), (5, 5), (6, 9), (7, 30), (8, 10), (9, 11),
                            (10, 10), (11, 21), (12, 14), (13, 11), (14, 9), (15, 9)):
             ws.set_column(col, col, width, fmt["money"] if col == 9 else None)

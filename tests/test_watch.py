@@ -484,3 +484,32 @@ def test_casework_lists_print_on_a4_without_losing_a_column(lab, tmp_path):
         for page in pages:
             assert all(word in page for word in ("制表人", "审核人", "负责人")), page
             assert "第 " in page and " 页，共 " in page  # the footer's page numbers
+
+
+def test_casework_workbooks_are_the_bytes_of_the_cell_by_cell_writer(lab):
+    """The county lists' rows are composed in DuckDB (pipelines/sheet_rows.py); the workbooks are the
+    bytes the cell-by-cell writer wrote (tests/casework_oracle.py), here with hostile names and
+    evidence, a county's rows of no township both NULL and '', and a county not in regions.csv."""
+    from pipelines.watch import write_casework
+    from tests.casework_oracle import casework_bytes
+
+    ctx, con = lab
+    con = _lists(lab)
+    hostile = ["=HYPERLINK(\"x\")", "+86 138", "-1", "@a", " 前后空格 ", "a\nb", "_x0041_", "<r>x</r>", "\x01", "𠀀"]
+    con.execute("INSERT INTO visit_list SELECT * REPLACE (name || ? AS name, ? AS evidence) FROM visit_list LIMIT 1",
+                [hostile[0], hostile[1]])
+    for i, value in enumerate(hostile):
+        township = [None, "", "南市场街道", value][i % 4]
+        region = [HP, ZS, "219999"][i % 3]
+        for table in ("visit_list", "watch_list"):
+            extra = ", NULL, NULL, NULL, NULL, NULL" if table == "visit_list" else ""
+            con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{extra})",
+                        [M, region, township, "recent_exit" if i % 2 else "age_threshold", ["dibao", None][i % 2],
+                         P["near_in"], f"H{i}", value, "男", None, value])
+    ours = write_casework(ctx, con)
+    folder = ctx.month_out / "casework"
+    written = {p.name: p.read_bytes() for p in folder.iterdir()}
+    oracle = casework_bytes(con, M)
+    assert sorted(written) == sorted(oracle) and len(oracle) == 6
+    assert [name for name in oracle if written[name] != oracle[name]] == []
+    assert ours["visit_entries"] == con.execute("SELECT count(*) FROM visit_list").fetchone()[0]
