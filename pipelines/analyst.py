@@ -23,7 +23,7 @@ import secrets
 
 from pipelines.io import PRIVATE_FILE_MODE, atomic_path, ensure_dir
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import attach_warehouse, load_macros, sql_string
+from pipelines.sqlrun import apply_resource_limits, attach_warehouse, load_macros, sql_string
 
 KEY_LENGTH = 16  # hex digits of the HMAC kept as the key (64 bits), written as letters a-p
 
@@ -529,6 +529,7 @@ def build_analyst_db(ctx: RunContext) -> dict:
     with atomic_path(target) as tmp:
         con = duckdb.connect(str(tmp))
         try:
+            apply_resource_limits(con, ctx)  # the month's whole history passes through this database
             load_macros(con)
             con.execute(f"ATTACH '{sql_string(str(ctx.warehouse))}' AS wh (READ_ONLY)")
             con.register("watch_arrow", watch)

@@ -22,11 +22,14 @@ FACTS = ("a_fact_payment", "a_fact_enrolment", "a_fact_finding")
 def export_month(ctx: RunContext, output: str | None = None) -> dict:
     import duckdb
 
+    from pipelines.sqlrun import apply_resource_limits
+
     if not ctx.analyst_db.exists():
         raise RunError(f"no analyst database at {ctx.analyst_db}: publish a month first (doudi run)")
     root = ensure_dir(Path(output) if output else ctx.out / "export")
     con = duckdb.connect(str(ctx.analyst_db), read_only=True)
     try:
+        apply_resource_limits(con, ctx)
         months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM a_fact_payment").fetchall()}
         if ctx.month not in months:
             raise RunError(f"{ctx.month} is not in the analyst database (months: {', '.join(sorted(months))})")

@@ -53,18 +53,24 @@ OPTIONAL_REFERENCE = {
 def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_only: bool = False):
     con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
     if ctx is not None:
-        s = ctx.settings
-        con.execute(f"SET memory_limit = '{s.duckdb_memory_limit or f'{duckdb_memory_limit_mb(s.memory_budget)}MB'}'")
-        con.execute(f"SET threads = {int(s.duckdb_threads)}")
-        # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
-        # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
-        temp = ensure_dir(artefacts.duckdb_temp_dir(ctx))
-        os.chmod(temp, PRIVATE_DIR_MODE)
-        con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
-        set_variables(con, payroll_month=ctx.month, province_code=s.province_code)
+        apply_resource_limits(con, ctx)
+        set_variables(con, payroll_month=ctx.month, province_code=ctx.settings.province_code)
     con.execute("SET preserve_insertion_order = false")
     load_macros(con)
     return con
+
+
+def apply_resource_limits(con, ctx: RunContext) -> None:
+    """The run's memory share, threads and owner-only spill folder, on any connection a stage opens
+    (a database DuckDB opens without them takes 80 % of the machine's memory)."""
+    s = ctx.settings
+    con.execute(f"SET memory_limit = '{s.duckdb_memory_limit or f'{duckdb_memory_limit_mb(s.memory_budget)}MB'}'")
+    con.execute(f"SET threads = {int(s.duckdb_threads)}")
+    # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
+    # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
+    temp = ensure_dir(artefacts.duckdb_temp_dir(ctx))
+    os.chmod(temp, PRIVATE_DIR_MODE)
+    con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
 
 
 # What Python itself may still allocate while DuckDB works (Arrow batches handed over, GX's result
