@@ -174,19 +174,29 @@ def batch_values(template: Template, count: int, total: Decimal, *, month: str, 
             "银行代码": bank_code, "文件序号": f"{part:02d}", "列名": template.separator.join(template.columns)}
 
 
-def add_payee_ids(con) -> None:
-    """`batch.payee_id_number`: the ID number of the account holder where one of the record's ledger
-    lines is theirs (beneficiary named as the account), else NULL (an institution, a guardian). Reads
-    the records' lines from `payout_records` and `full_ledger` (pipelines/payout.py)."""
-    con.execute("ALTER TABLE batch ADD COLUMN payee_id_number VARCHAR")
+def needs_payee_ids(templates: dict[str, Template]) -> bool:
+    return any("证件号" in t.columns for t in templates.values())
+
+
+def prepare_payee_ids(con) -> None:
+    """Table `payee_ids`: for each of the month's records (`payout_records`), the ID number of the
+    account holder where one of its ledger lines (`full_ledger`, pipelines/payout.py) is theirs
+    (beneficiary named as the account), else NULL (an institution, a guardian). Once a month, before
+    the batch parts are written side by side: joined per part, the ledger was read once a part (67 s
+    of a 2.6M month's payout stage)."""
     con.execute("""
-        UPDATE batch SET payee_id_number = ids.id_number
-        FROM (SELECT r.payment_ref, min(l.id_number) FILTER (WHERE l.beneficiary_name = r.payee_name) AS id_number
-              FROM (SELECT payment_ref, payee_name, unnest(line_ids) AS line_id FROM payout_records
-                    WHERE payment_ref IN (SELECT payment_ref FROM batch)) r
-              JOIN full_ledger l ON l.line_id = r.line_id
-              GROUP BY r.payment_ref) ids
-        WHERE ids.payment_ref = batch.payment_ref""")
+        CREATE OR REPLACE TABLE payee_ids AS
+        SELECT r.payment_ref, min(l.id_number) FILTER (WHERE l.beneficiary_name = r.payee_name) AS id_number
+        FROM (SELECT payment_ref, payee_name, unnest(line_ids) AS line_id FROM payout_records) r
+        JOIN full_ledger l ON l.line_id = r.line_id
+        GROUP BY r.payment_ref""")
+
+
+def add_payee_ids(con) -> None:
+    """`batch.payee_id_number`, from `payee_ids` (prepare_payee_ids)."""
+    con.execute("ALTER TABLE batch ADD COLUMN payee_id_number VARCHAR")
+    con.execute("UPDATE batch SET payee_id_number = p.id_number FROM payee_ids p "
+                "WHERE p.payment_ref = batch.payment_ref")
 
 
 def render(con, template: Template, values: dict[str, str]) -> bytes:

@@ -84,6 +84,8 @@ def write_payouts(ctx: RunContext) -> dict:
         con.execute("CREATE VIEW released_records AS SELECT * EXCLUDE (payroll_month) FROM wh.payout_record "
                     f"WHERE payroll_month = '{sql_string(ctx.month)}' AND batch_id IN ({batches})")
     check_records(con, released=bool(released))
+    if bank_templates.needs_payee_ids(templates):
+        bank_templates.prepare_payee_ids(con)
 
     out_dir = ensure_dir(ctx.payouts_dir)
     groups = con.execute("SELECT DISTINCT bank_code, batch_id, part FROM payout_records ORDER BY ALL").fetchall()
