@@ -12,6 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+
+from pipelines.catalog import sql_string
 
 ROW_REASON = {  # defect -> reason code on the row
     "bad_check_digit": "ID_CHECK_DIGIT",
@@ -65,8 +68,18 @@ def read_truth(inbox: Path) -> list[dict]:
 
 def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, int]]:
     """defect type -> (recall, planted count), over the months the warehouse holds."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM row_disposition").fetchall()}
+    # the planted people's rows, read once: a query a planted case over the month files would read
+    # the whole month each time (thousands of cases at province scale)
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS w (READ_ONLY)")
+    con.register("truth_arrow", pa.table({"id_number": sorted({t["id_number"] for t in truth})}))
+    con.execute("CREATE TEMP TABLE truth_ids AS SELECT * FROM truth_arrow")
+    con.unregister("truth_arrow")
+    for table in ("row_disposition", "finding", "payment_ledger"):
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM w.{table} "
+                    "WHERE id_number IN (SELECT id_number FROM truth_ids)")
+    con.execute("CREATE TEMP TABLE source_file AS SELECT * FROM w.source_file")
+    months = {r[0] for r in con.execute("SELECT DISTINCT payroll_month FROM w.row_disposition").fetchall()}
 
     def q(sql, params):
         return con.execute(sql, params).fetchall()
