@@ -9,6 +9,11 @@ def sql_string(value: str) -> str:
     return value.replace("'", "''")
 
 
+def quoted(identifier: str) -> str:
+    """An identifier as SQL names it whatever its characters (a database named after its file)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def tables_in(con, database: str | None = None) -> set[str]:
     """Names of the tables and views in an attached database (`wh`), or in the connection's own (the
     warehouse's month tables are views over their files, pipelines/warehouse_months.py)."""

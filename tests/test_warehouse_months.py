@@ -235,3 +235,23 @@ def test_verify_names_a_month_file_changed_or_missing_since_publish(four_months,
     path.unlink()
     with pytest.raises(RunError, match=f"payment_ledger/{ledger} is missing"):
         verify_month(ctx, record=False)
+
+
+def test_a_warehouse_file_named_with_a_hyphen_or_a_quote_builds_its_marts(four_months, tmp_path):
+    """Found by accident: a warehouse at var/wh-x.duckdb stopped publish with a parser error (its
+    database is named after the file, and `USE wh-x.main` is not SQL). The marts and dimensions are
+    built on such a warehouse as on any other."""
+    from pipelines.marts import build_dimensions, prepare_marts
+    from pipelines.warehouse_months import copy_warehouse
+
+    wh = tmp_path / 'warehouse-2020 "v2".duckdb'
+    copy_warehouse(four_months["warehouse"], wh)
+    ctx = context(tmp_path, "2020-04", inbox=four_months["inbox"])
+    con = duckdb.connect(str(wh))
+    try:
+        prepare_marts(ctx, con)
+        build_dimensions(ctx, con)
+        assert con.execute("SELECT current_database()").fetchone()[0] == 'warehouse-2020 "v2"'
+        assert con.execute("SELECT count(*) FROM dim_person").fetchone()[0] > 0
+    finally:
+        con.close()
