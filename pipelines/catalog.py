@@ -9,9 +9,10 @@ def sql_string(value: str) -> str:
     return value.replace("'", "''")
 
 
-def quoted(identifier: str) -> str:
-    """An identifier as SQL names it whatever its characters (a database named after its file)."""
-    return '"' + identifier.replace('"', '""') + '"'
+def ident(name) -> str:
+    """A name as an SQL identifier whatever its characters (a suite's column, a database named after
+    its file)."""
+    return '"' + str(name).replace('"', '""') + '"'
 
 
 def tables_in(con, database: str | None = None) -> set[str]:

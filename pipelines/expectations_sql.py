@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from pipelines.catalog import ident
 from pipelines.settings import RunError
 
 # every argument each type may carry; anything else would be silently ignored, so it is refused
@@ -68,10 +69,6 @@ class Outcome:
     @property
     def success(self) -> bool:
         return self.unexpected_count == 0
-
-
-def ident(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 def literal(value) -> str:

@@ -14,7 +14,7 @@ The warehouse keeps full ID numbers and accounts for auditors; analysts get the 
 
 from __future__ import annotations
 
-from pipelines.catalog import quoted, sql_string
+from pipelines.catalog import ident, sql_string
 from pipelines.settings import RunContext
 from pipelines.sqlrun import base_tables, load_macros, model_sql, register_reference, run_model
 from pipelines.vocabulary import EVENT_TYPES, EVENT_TYPES_EN, PROGRAM_NAMES_ZH
@@ -47,7 +47,7 @@ def prepare_marts(ctx: RunContext, con) -> None:
     con.execute("CREATE OR REPLACE TABLE vocab_event (event_type VARCHAR, event_en VARCHAR, sort_order INTEGER)")
     con.executemany("INSERT INTO vocab_event VALUES (?, ?, ?)",
                     [(e, EVENT_TYPES_EN[e], i) for i, e in enumerate(EVENT_TYPES, start=1)])
-    con.execute(f"USE {quoted(database)}.main")  # a warehouse named warehouse-2020.duckdb: "warehouse-2020"
+    con.execute(f"USE {ident(database)}.main")  # a warehouse named warehouse-2020.duckdb: "warehouse-2020"
 
 
 def define_fact_views(con) -> None:
@@ -65,7 +65,7 @@ def build_dimensions(ctx: RunContext, con) -> None:
     """After the month's commit, on the warehouse connection, after prepare_marts: the dimensions and
     policy tables, rebuilt from the whole history and the reference data."""
     database = con.execute("SELECT current_database()").fetchall()[0][0]
-    con.execute(f"SET search_path = '{sql_string(quoted(database))}.main,scratch.main'")
+    con.execute(f"SET search_path = '{sql_string(ident(database))}.main,scratch.main'")
     for dim in DIMENSIONS:
         run_model(con, f"marts/{dim}.sql")
     for table, model in POLICY.items():
