@@ -33,8 +33,6 @@ STRING_COLUMNS = tuple(c for c in CSV_COLUMNS if c != "amount")
 MONEY_COLUMN = CSV_COLUMNS.index("amount")
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN001_XSD = "pain.001.001.09.xsd"
-# Excel's limit on a cell's text (XlsxWriter cuts longer strings; we refuse them instead)
-XLSX_MAX_CELL_CHARS = 32767 // 2
 # The workbook as the bureau prints and signs it (issue 21): three heading rows (title; paying account
 # and date; the totals, on the first page), a blank row, the header, the records, the total row, a
 # blank row and the signature line. Widths so that a reference, a name and an account never run
@@ -219,11 +217,6 @@ def _escape_control(expr: str) -> str:
             f"THEN {replaced} ELSE {expr} END, chr(65534), '_xFFFE_'), chr(65535), '_xFFFF_')")
 
 
-def _neutralised(expr: str, triggers: str) -> str:
-    """pipelines/spreadsheet.py neutralise: a leading apostrophe before a formula trigger."""
-    return f"CASE WHEN left({expr}, 1) IN ({triggers}) THEN '''' || {expr} ELSE {expr} END"
-
-
 def xlsx_heading(month: str, bank_code: str, bank_name: str, batch_id: str, part: int, debtor_name: str,
                  debtor_account: str, execution_date: str, count: int, total: Decimal) -> list[str]:
     """The heading rows of a payout workbook: what it is, for which bank and batch; who pays from
@@ -243,10 +236,7 @@ def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, s
     after a blank row, the signature line (`bold`). Strings are shared, numbered in the order cells
     are written; a number is written as XlsxWriter writes a float, printf %.16G of the nearest double.
     Returns (sheet data, shared strings, record count, the total as written)."""
-    from pipelines.spreadsheet import FORMULA_TRIGGERS
-
-    triggers = ", ".join("'" + t.replace("'", "''") + "'" if t.isprintable() else f"chr({ord(t)})"
-                         for t in FORMULA_TRIGGERS)
+    from pipelines.sheet_rows import MAX_CELL_CHARS, neutralised_sql
     from pipelines.spreadsheet import SIGNATURE_LINE
 
     H = XLSX_HEADER_ROW
@@ -256,7 +246,7 @@ def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, s
     columns = [(CSV_COLUMNS.index(c), c) for c in STRING_COLUMNS]
     too_long = con.execute(f"SELECT max(greatest({', '.join(f'length({c})' for c in STRING_COLUMNS)})) "
                            "FROM batch").fetchone()[0]
-    if too_long is not None and too_long >= XLSX_MAX_CELL_CHARS:
+    if too_long is not None and too_long >= MAX_CELL_CHARS:
         raise RunError(f"a payout record holds a value of {too_long} characters: longer than an XLSX cell takes")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE xlsx_cells AS
@@ -270,7 +260,7 @@ def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, s
         UNION ALL
         SELECT {H}, c, v, {formats['header']}, false FROM (VALUES {headers}) h(c, v)
         UNION ALL
-        SELECT r, c, {_neutralised('v', triggers)}, NULL, false FROM data_strings WHERE v <> ''
+        SELECT r, c, {neutralised_sql('v')}, NULL, false FROM data_strings WHERE v <> ''
         UNION ALL
         SELECT rn + {H}, {MONEY_COLUMN}, printf('%.16G', CAST(amount AS DOUBLE)), {formats['money']}, true
         FROM batch WHERE amount IS NOT NULL
@@ -304,7 +294,7 @@ def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, s
         else:
             text = cell(ref, "''", f"""' t="s"><v>' || CAST(d{c}.idx AS VARCHAR)""")
             cells.append(f"CASE WHEN coalesce(b.{name}, '') = '' THEN '' ELSE {text} END")
-    lookups = " ".join(f"LEFT JOIN xlsx_strings d{c} ON d{c}.v = {_neutralised('b.' + name, triggers)}"
+    lookups = " ".join(f"LEFT JOIN xlsx_strings d{c} ON d{c}.v = {neutralised_sql('b.' + name)}"
                        for c, name in columns)
     sheet_data = con.execute(f"""
         WITH spans AS (  -- XlsxWriter's spans: the columns used in each block of 16 rows

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pipelines.settings import RunError
 
 # Excel's limit on a cell's text is 32,767 UTF-16 units; XlsxWriter cuts a longer string. Refused
-# instead, at half (a code point is at most two units), as the payout workbooks do.
+# instead, at half (a code point is at most two units): by the payout workbooks and the county lists.
 MAX_CELL_CHARS = 32767 // 2
 _block_ids = itertools.count()
 
