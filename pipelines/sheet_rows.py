@@ -79,7 +79,10 @@ def _add_block(ws, con, query: str, params: list, kinds: str, first_row: int) ->
     names = ", ".join(["rn"] + [f"c{c}" for c in range(len(kinds))])
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS WITH src({names}) AS ({query}) "
                 + " UNION ALL ".join(parts), params)
-    count, too_long, min_rn, max_rn, text_cells = _block_facts(con, table, query, params)
+    count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0]
+    too_long, first_rn, last_rn, first_c, last_c, text_cells = con.execute(
+        f"SELECT max(length(v)) FILTER (WHERE NOT num), min(rn), max(rn), min(c), max(c), "
+        f"count(*) FILTER (WHERE NOT num) FROM {table}").fetchone()
     if too_long is not None and too_long >= MAX_CELL_CHARS:
         con.execute(f"DROP TABLE {table}")
         raise RunError(f"a value of {too_long} characters for sheet {ws.name!r}: longer than an XLSX cell takes")
@@ -93,11 +96,9 @@ def _add_block(ws, con, query: str, params: list, kinds: str, first_row: int) ->
     shared.count += text_cells - len(strings)  # every string cell counts, as XlsxWriter counts them
     _table_from_columns(con, f"{table}_strings", v=strings, idx=numbers)
     last_row = first_row + count - 1
-    if count:
-        extent = con.execute(f"SELECT min(c), max(c) FROM {table}").fetchone()
-        if extent[0] is not None:
-            ws._check_dimensions(first_row + min_rn - 1, extent[0])
-            ws._check_dimensions(first_row + max_rn - 1, extent[1])
+    if first_rn is not None:  # the block's cells, inside the sheet's dimension as XlsxWriter keeps it
+        ws._check_dimensions(first_row + first_rn - 1, first_c)
+        ws._check_dimensions(first_row + last_rn - 1, last_c)
     spans = {block: (lo, hi) for block, lo, hi in con.execute(
         f"SELECT (rn - 1 + {first_row}) // 16, min(c), max(c) FROM {table} GROUP BY 1").fetchall()}
     blocks = getattr(ws, "sheet_rows_blocks", None)
@@ -106,15 +107,6 @@ def _add_block(ws, con, query: str, params: list, kinds: str, first_row: int) ->
         ws._write_sheet_data = lambda: _write_sheet_data(ws, con)
     blocks.append(_Block(table, first_row, last_row, spans))
     return count
-
-
-def _block_facts(con, table: str, query: str, params: list) -> tuple:
-    """(rows, longest text, first and last rn with a cell, text cells) of a block."""
-    count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0]
-    too_long, min_rn, max_rn, text_cells = con.execute(
-        f"SELECT max(length(v)) FILTER (WHERE NOT num), min(rn), max(rn), count(*) FILTER (WHERE NOT num) "
-        f"FROM {table}").fetchone()
-    return count, too_long, min_rn, max_rn, text_cells
 
 
 def _table_from_columns(con, name: str, **columns: list) -> None:
