@@ -14,7 +14,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from pipelines.settings import RunError
+from pipelines.sqlrun import table_from_arrow
 
 # Excel's limit on a cell's text is 32,767 UTF-16 units; XlsxWriter cuts a longer string. Refused
 # instead, at half (a code point is at most two units): by the payout workbooks and the county lists.
@@ -94,7 +97,7 @@ def _add_block(ws, con, query: str, params: list, kinds: str, first_row: int) ->
     shared = ws.str_table
     numbers = [shared._get_shared_string_index(s) for s in strings]
     shared.count += text_cells - len(strings)  # every string cell counts, as XlsxWriter counts them
-    _table_from_columns(con, f"{table}_strings", v=strings, idx=numbers)
+    table_from_arrow(con, f"{table}_strings", pa.table({"v": strings, "idx": numbers}), temp=True)
     last_row = first_row + count - 1
     if first_rn is not None:  # the block's cells, inside the sheet's dimension as XlsxWriter keeps it
         ws._check_dimensions(first_row + first_rn - 1, first_c)
@@ -107,17 +110,6 @@ def _add_block(ws, con, query: str, params: list, kinds: str, first_row: int) ->
         ws._write_sheet_data = lambda: _write_sheet_data(ws, con)
     blocks.append(_Block(table, first_row, last_row, spans))
     return count
-
-
-def _table_from_columns(con, name: str, **columns: list) -> None:
-    import pyarrow as pa
-
-    view = f"{name}_arrow"
-    con.register(view, pa.table(columns))
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {view}")
-    finally:
-        con.unregister(view)
 
 
 def _write_sheet_data(ws, con) -> None:
@@ -184,8 +176,9 @@ def _write_block(ws, con, b: _Block, span_text: dict[int, str]) -> None:
     if any(r in ws.row_info for r in range(b.first_row, b.last_row + 1)):
         raise RunError(f"sheet_rows: sheet {ws.name!r} sets a row's format inside the rows of a query")
     blocks = sorted(span_text)
-    _table_from_columns(con, f"{b.table}_spans", block=blocks, span=[span_text[k] for k in blocks])
-    _table_from_columns(con, f"{b.table}_styles", c=list(range(26)), s=styles)
+    table_from_arrow(con, f"{b.table}_spans", pa.table({"block": blocks, "span": [span_text[k] for k in blocks]}),
+                     temp=True)
+    table_from_arrow(con, f"{b.table}_styles", pa.table({"c": list(range(26)), "s": styles}), temp=True)
     xml = con.execute(f"""
         WITH cells AS (
             SELECT x.rn, x.c, '<c r="' || chr(65 + x.c) || CAST(x.rn + {b.first_row} AS VARCHAR) || '"' || st.s

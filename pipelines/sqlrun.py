@@ -180,14 +180,23 @@ def read_reference_csv(path: Path):
                      for j, h in enumerate(header)})
 
 
+def table_from_arrow(con, name: str, rows, temp: bool = False) -> None:
+    """Table `name` (replaced if there) holding an Arrow table's rows, registered with DuckDB only
+    while they are copied."""
+    view = f"{name}_arrow"
+    con.register(view, rows)
+    try:
+        con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+
+
 def register_reference(con, reference_dir: Path) -> None:
     """raw_<name> tables of the reference CSVs, all columns text (the staging models type them)."""
     for name in REFERENCE_FILES:
         path = Path(reference_dir) / f"{name}.csv"
         if path.exists():
-            con.register("reference_csv_arrow", read_reference_csv(path))
-            con.execute(f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM reference_csv_arrow")
-            con.unregister("reference_csv_arrow")
+            table_from_arrow(con, f"raw_{name}", read_reference_csv(path))
         elif name in OPTIONAL_REFERENCE:
             con.execute(f"CREATE OR REPLACE TABLE raw_{name} ({OPTIONAL_REFERENCE[name]})")
     register_vocabulary(con)

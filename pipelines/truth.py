@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.catalog import sql_string
+from pipelines.sqlrun import table_from_arrow
 
 ROW_REASON = {  # defect -> reason code on the row
     "bad_check_digit": "ID_CHECK_DIGIT",
@@ -72,9 +73,7 @@ def exact_recall(truth: list[dict], warehouse: Path) -> dict[str, tuple[float, i
     # the whole month each time (thousands of cases at province scale)
     con = duckdb.connect()
     con.execute(f"ATTACH '{sql_string(str(warehouse))}' AS w (READ_ONLY)")
-    con.register("truth_arrow", pa.table({"id_number": sorted({t["id_number"] for t in truth})}))
-    con.execute("CREATE TEMP TABLE truth_ids AS SELECT * FROM truth_arrow")
-    con.unregister("truth_arrow")
+    table_from_arrow(con, "truth_ids", pa.table({"id_number": sorted({t["id_number"] for t in truth})}), temp=True)
     for table in ("row_disposition", "finding", "payment_ledger"):
         con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM w.{table} "
                     "WHERE id_number IN (SELECT id_number FROM truth_ids)")
