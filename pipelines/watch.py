@@ -446,6 +446,23 @@ VISIT_HEADERS = ["序号", "走访类别", "姓名", "身份证号（脱敏）",
                  "最后发放金额", "收款人", "收款账号（脱敏）", "开户银行", "走访日期", "是否到账", "走访人"]
 
 
+WATCH_COLUMN_WIDTHS = (6, 22, 22, 10, 21, 5, 5, 9, 15, 50, 16, 9)
+VISIT_COLUMN_WIDTHS = (6, 22, 10, 21, 5, 5, 9, 30, 10, 11, 10, 21, 14, 11, 9, 9)
+VISIT_MONEY_COLUMN = VISIT_HEADERS.index("最后发放金额")
+
+
+def finish_list_sheet(ws, fmt, headers: list[str], widths: tuple[int, ...], end: int,
+                      money_column: int | None = None) -> None:
+    """Under a list's table (which ends before row `end`): its columns' widths, the print set-up
+    and the signature block."""
+    from pipelines.spreadsheet import print_setup, signature_block
+
+    for col, width in enumerate(widths):
+        ws.set_column(col, col, width, fmt["money"] if col == money_column else None)
+    print_setup(ws, header_rows=(2, 2), last_col=len(headers) - 1)
+    signature_block(ws, fmt, end + 1)
+
+
 def _program_zh(p) -> str:
     return PROGRAM_SHORT_ZH.get(p, p or "")
 
@@ -527,7 +544,7 @@ def _sheet_query(table: str, width: int) -> str:
 
 def render_watch(con, month: str, region: str, county: str, towns: dict[str, dict[str, int]]) -> bytes:
     from pipelines.sheet_rows import write_table_from_query
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block
+    from pipelines.spreadsheet import new_workbook
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
@@ -537,11 +554,7 @@ def render_watch(con, month: str, region: str, county: str, towns: dict[str, dic
     # 序号, 规则, 规则代码, 姓名, 身份证号, 性别, 年龄, 项目, 家庭编号, 依据 (核查情况, 核查人: left blank)
     end = write_table_from_query(ws, fmt, WATCH_HEADERS, con, _sheet_query("watch_list", 10), [region, ""],
                                  "ntttttnttt", start_row=2)
-    for col, width in ((0, 6), (1, 22), (2, 22), (3, 10), (4, 21), (5, 5), (6, 5), (7, 9), (8, 15), (9, 50),
-                       (10, 16), (11, 9)):
-        ws.set_column(col, col, width)
-    print_setup(ws, header_rows=(2, 2), last_col=len(WATCH_HEADERS) - 1)
-    signature_block(ws, fmt, end + 1)
+    finish_list_sheet(ws, fmt, WATCH_HEADERS, WATCH_COLUMN_WIDTHS, end)
     wb.close()
     return buf.getvalue()
 
@@ -549,7 +562,7 @@ def render_watch(con, month: str, region: str, county: str, towns: dict[str, dic
 def render_visit(con, month: str, region: str, county: str, towns: dict[str, dict[str, int]]) -> bytes:
     """One sheet per township (乡镇/街道) where the rosters give one, else the county's one sheet."""
     from pipelines.sheet_rows import write_table_from_query
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block
+    from pipelines.spreadsheet import new_workbook
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
@@ -564,12 +577,8 @@ def render_visit(con, month: str, region: str, county: str, towns: dict[str, dic
         # 序号, 类别, 姓名, 身份证号, 性别, 年龄, 项目, 依据, 最后发放月份, 金额, 收款人, 账号, 开户银行
         # (走访日期, 是否到账, 走访人: left blank)
         end = write_table_from_query(ws, fmt, VISIT_HEADERS, con, _sheet_query("visit_list", 13), [region, town],
-                                     "nttttntttnttt", money_columns={9}, start_row=2)
-        for col, width in ((0, 6), (1, 22), (2, 10), (3, 21), (4, 5), (5, 5), (6, 9), (7, 30), (8, 10), (9, 11),
-                           (10, 10), (11, 21), (12, 14), (13, 11), (14, 9), (15, 9)):
-            ws.set_column(col, col, width, fmt["money"] if col == 9 else None)
-        print_setup(ws, header_rows=(2, 2), last_col=len(VISIT_HEADERS) - 1)
-        signature_block(ws, fmt, end + 1)
+                                     "nttttntttnttt", money_columns={VISIT_MONEY_COLUMN}, start_row=2)
+        finish_list_sheet(ws, fmt, VISIT_HEADERS, VISIT_COLUMN_WIDTHS, end, money_column=VISIT_MONEY_COLUMN)
     wb.close()
     return buf.getvalue()
 

@@ -1,14 +1,27 @@
 """The county watch and visit workbooks as pipelines/watch.py wrote them before issue 22, one
 Python value a cell through spreadsheet.write_table: the oracle that the query-composed workbooks
-(pipelines/watch.py write_casework, pipelines/sheet_rows.py) must equal byte for byte."""
+(pipelines/watch.py write_casework, pipelines/sheet_rows.py) must equal byte for byte. The sheets'
+widths, print set-up and signature are the product's own (finish_list_sheet); their rows are not."""
 
 from __future__ import annotations
 
 import io
 
 from pipelines.vocabulary import VISIT_RULES, WATCH_RULES
-from pipelines.watch import (ORDER, VISIT_HEADERS, WATCH_HEADERS, _age_expr, _program_zh, _rule_order, _sheet_name,
-                             county_names)
+from pipelines.watch import (
+    ORDER,
+    VISIT_COLUMN_WIDTHS,
+    VISIT_HEADERS,
+    VISIT_MONEY_COLUMN,
+    WATCH_COLUMN_WIDTHS,
+    WATCH_HEADERS,
+    _age_expr,
+    _program_zh,
+    _rule_order,
+    _sheet_name,
+    county_names,
+    finish_list_sheet,
+)
 
 
 def list_rows(con, table: str, rules: dict, extra: str = "") -> list[tuple]:
@@ -27,7 +40,7 @@ def _summary(rows: list[tuple], rules: dict, index: int = 2) -> str:
 
 
 def render_watch(month: str, region: str, county: str, rows: list[tuple]) -> bytes:
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, write_table
+    from pipelines.spreadsheet import new_workbook, write_table
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
@@ -37,17 +50,13 @@ def render_watch(month: str, region: str, county: str, rows: list[tuple]) -> byt
     body = [[i, WATCH_RULES.get(r[2], r[2]), r[2], r[4], r[5], r[6], r[7], _program_zh(r[3]), r[8], r[9], "", ""]
             for i, r in enumerate(rows, start=1)]
     end = write_table(ws, fmt, WATCH_HEADERS, body, start_row=2)
-    for col, width in ((0, 6), (1, 22), (2, 22), (3, 10), (4, 21), (5, 5), (6, 5), (7, 9), (8, 15), (9, 50),
-                       (10, 16), (11, 9)):
-        ws.set_column(col, col, width)
-    print_setup(ws, header_rows=(2, 2), last_col=len(WATCH_HEADERS) - 1)
-    signature_block(ws, fmt, end + 1)
+    finish_list_sheet(ws, fmt, WATCH_HEADERS, WATCH_COLUMN_WIDTHS, end)
     wb.close()
     return buf.getvalue()
 
 
 def render_visit(month: str, region: str, county: str, rows: list[tuple]) -> bytes:
-    from pipelines.spreadsheet import new_workbook, print_setup, signature_block, write_table
+    from pipelines.spreadsheet import new_workbook, write_table
 
     buf = io.BytesIO()
     wb, fmt = new_workbook(buf, month)
@@ -65,12 +74,8 @@ def render_visit(month: str, region: str, county: str, rows: list[tuple]) -> byt
         ws.write(1, 0, _summary(items, VISIT_RULES) + "；一人多类者各列一行，走访一次即可", fmt["bold"])
         body = [[i, VISIT_RULES.get(r[2], r[2]), r[4], r[5], r[6], r[7], _program_zh(r[3]), r[9],
                  r[10] or "未发放", r[11], r[12], r[13], r[14], "", "", ""] for i, r in enumerate(items, start=1)]
-        end = write_table(ws, fmt, VISIT_HEADERS, body, money_columns={9}, start_row=2)
-        for col, width in ((0, 6), (1, 22), (2, 10), (3, 21), (4, 5), (5, 5), (6, 9), (7, 30), (8, 10), (9, 11),
-                           (10, 10), (11, 21), (12, 14), (13, 11), (14, 9), (15, 9)):
-            ws.set_column(col, col, width, fmt["money"] if col == 9 else None)
-        print_setup(ws, header_rows=(2, 2), last_col=len(VISIT_HEADERS) - 1)
-        signature_block(ws, fmt, end + 1)
+        end = write_table(ws, fmt, VISIT_HEADERS, body, money_columns={VISIT_MONEY_COLUMN}, start_row=2)
+        finish_list_sheet(ws, fmt, VISIT_HEADERS, VISIT_COLUMN_WIDTHS, end, money_column=VISIT_MONEY_COLUMN)
     wb.close()
     return buf.getvalue()
 
