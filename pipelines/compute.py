@@ -294,6 +294,15 @@ def apply_supplementary(ctx: RunContext, con) -> None:
     batches = ", ".join(f"'{sql_string(b)}'" for b in sorted(released))
     con.execute(f"""CREATE TABLE released_lines AS SELECT * FROM wh.payment_ledger
                     WHERE payroll_month = ? AND status = 'payable' AND batch_id IN ({batches})""", [ctx.month])
+    # what later payrolls already paid for this month's service months (late enrolment's arrears):
+    # the supplement never pays those again (payment_ledger_supplementary)
+    con.execute("""CREATE TABLE later_paid AS
+                   SELECT service_month, program, id_number, min(payroll_month) AS payroll_month,
+                          sum(amount) AS amount
+                   FROM wh.payment_ledger
+                   WHERE payroll_month > ? AND service_month <= ? AND status = 'payable'
+                     AND line_type IN ('regular', 'arrears')
+                   GROUP BY ALL""", [ctx.month, ctx.month])
     set_variables(con, supplement_batch=supplement_batch(ctx))
     run_models(con, ["int_supplementary_findings"], built=("month_ledger",))  # and supplementary_ledger
     con.execute("INSERT INTO int_compute_findings BY NAME SELECT * FROM int_supplementary_findings")

@@ -43,7 +43,15 @@ from pathlib import Path
 from pipelines import artefacts
 from pipelines.catalog import lock_holder
 from pipelines.faults import checkpoint
-from pipelines.io import PRIVATE_FILE_MODE, ensure_dir, inbox_path, list_files, sha256_file, write_json_atomic
+from pipelines.io import (
+    PRIVATE_FILE_MODE,
+    ensure_dir,
+    inbox_path,
+    list_files,
+    sha256_bytes,
+    sha256_file,
+    write_json_atomic,
+)
 from pipelines.months import shift_month
 from pipelines.settings import ROSTER_PROGRAMS, RunContext, RunError
 
@@ -324,12 +332,13 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
     again when it runs). The first run of an empty warehouse starts its history; if the month
     before has rosters, only with first_month (--first-month), which is recorded."""
     month, previous = ctx.month, shift_month(ctx.month, -1)
-    state, published = {"state": None}, set()
+    state, published, publication = {"state": None}, set(), None
     if ctx.warehouse.exists():
         con = open_warehouse(ctx, read_only=True)
         try:
             state = state_of(con, ctx)
             published = published_months(con)
+            publication = last_publication(ctx.warehouse, month, con)
         finally:
             con.close()
     target = "supplementary_computed" if ctx.supplementary else "computed"
@@ -363,10 +372,90 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
                                "entitlements as arrears, and again when it runs)")
         elif start is None:
             note = "first month of the history"
+    if not ctx.supplementary and month in published:
+        later = sorted(m for m in published if m > month)
+        if later:
+            changed = changed_inputs(ctx, publication)
+            if changed:
+                raise RunError(f"{later[0]}, a later month, is published and was computed from {month} as it was "
+                               f"published: {month} may be rerun only on the inputs it was published with, and "
+                               f"{changed}; a correction for {month} goes into the rosters of the next month to run "
+                               f"(which pay it as arrears), or into a supplementary run once {month} is released")
     info = {"month": month, "run_id": run_id_for(ctx, fresh=True), "by": operator(by), "first_month": bool(note),
             "note": note, "started_at": _now(), "from_state": state["state"]}
     write_json_atomic(begin_path(ctx), info)
     return info
+
+
+# ---------------------------------------------------------------- a rerun under later months
+
+def last_publication(warehouse: Path, month: str, con=None) -> dict | None:
+    """What the month's latest publish recorded in run_log: its roster files, reference files and
+    ledger (SHA-256s), or None for a month never published (or published before run_log)."""
+    own = con is None
+    if own:
+        import duckdb
+
+        con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        if not _has_table(con, "run_log"):
+            return None
+        row = con.execute("SELECT input_files, reference_files, ledger_sha256 FROM run_log WHERE payroll_month = ? "
+                          "ORDER BY published_at DESC, rowid DESC LIMIT 1", [month]).fetchone()
+    finally:
+        if own:
+            con.close()
+    if row is None:
+        return None
+    return {"input_files": json.loads(row[0] or "{}"), "reference_files": json.loads(row[1] or "{}"),
+            "ledger_sha256": row[2]}
+
+
+def roster_fingerprints(ctx: RunContext) -> dict[str, str]:
+    """{rosters/<program>/<file>: SHA-256} of the month's roster files in the inbox, named as
+    ingest names them (run_log.input_files)."""
+    root = inbox_path(ctx.inbox) / ctx.month / "rosters"
+    return {f"rosters/{program}/{f.name}": sha256_bytes(f.read_bytes())
+            for program in ROSTER_PROGRAMS for f in list_files(root / program)}
+
+
+def changed_inputs(ctx: RunContext, published: dict | None) -> str | None:
+    """How the month's rosters and reference data differ from those of its last publish, in words
+    (None: the same, so the rerun reproduces the published ledger)."""
+    from pipelines.sqlrun import reference_fingerprints
+
+    if published is None:
+        return None
+    words = []
+    for what, then, now in (("roster file", published["input_files"], roster_fingerprints(ctx)),
+                            ("reference file", published["reference_files"], reference_fingerprints(ctx))):
+        for name in sorted(set(then) | set(now)):
+            if name not in then:
+                words.append(f"{what} {name} is new since")
+            elif name not in now:
+                words.append(f"{what} {name} is gone since")
+            elif then[name] != now[name]:
+                words.append(f"{what} {name} has changed since")
+    if not words:
+        return None
+    return ", ".join(words[:3]) + (f" (and {len(words) - 3} more)" if len(words) > 3 else "")
+
+
+def check_rerun_reproduces_ledger(ctx: RunContext, con) -> None:
+    """At publish, the backstop of begin_run's check: a month rerun while a later month is
+    published must make the ledger it was published with (a registry extract, a setting or the
+    code may change it too). Otherwise the later month's arrears and this month's new lines would
+    pay the same months twice: nothing is published, and the month stays unreleasable."""
+    if ctx.supplementary:
+        return
+    later = sorted(m for m in published_months(con) if m > ctx.month)
+    published = last_publication(ctx.warehouse, ctx.month, con) if later else None
+    if published is None or published["ledger_sha256"] == sha256_file(artefacts.ledger(ctx)):
+        return
+    raise RunError(f"{ctx.month}'s rerun changes the ledger it was published with, but {later[0]}, a later month, "
+                   f"is published and was computed from that ledger: nothing was published, and {ctx.month} can be "
+                   f"released only after a rerun on the inputs it was published with; a correction for {ctx.month} "
+                   "goes into the rosters of the next month to run, which pay it as arrears")
 
 
 # ---------------------------------------------------------------- one run of a month at a time

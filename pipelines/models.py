@@ -79,6 +79,7 @@ SOURCES: dict[str, str] = {
     "hist_closed_accounts": "payee accounts a bank reported closed or nonexistent (warehouse bank_return).",
     "hist_receivables": "receivables recorded by earlier payrolls (warehouse receivable).",
     "released_lines": "a supplementary run's released payable lines of the month (warehouse payment_ledger).",
+    "later_paid": "what later payrolls paid (regular, arrears) for a supplementary run's service months, by person.",
     "month_roster": "integrity's final roster of the whole month (_work/integrity/roster.parquet).",
     "integrity_findings": "integrity's findings of the month (_work/integrity/findings.parquet).",
     # --- payout (pipelines/payout.py) ---------------------------------------------------------------

@@ -17,7 +17,7 @@ import duckdb
 
 from pipelines import artefacts
 from pipelines.catalog import base_tables, sql_string, tables_in  # noqa: F401 (also imported from here)
-from pipelines.io import PRIVATE_DIR_MODE, ensure_dir
+from pipelines.io import PRIVATE_DIR_MODE, ensure_dir, sha256_file
 from pipelines.settings import SQL_DIR, RunContext, RunError
 from pipelines.vocabulary import (
     APPROVAL_LEVELS,
@@ -37,6 +37,14 @@ REFERENCE_FILES = (
     "standards", "cpi", "price_linkage", "exclusions", "fund_shares", "regions", "banks", "policy_parameters",
     "registry_checks", "temporary_assistance", "bank_templates",
 )
+
+
+def reference_fingerprints(ctx: RunContext) -> dict[str, str]:
+    """{file name: SHA-256} of the reference files a run reads (run_log.reference_files)."""
+    return {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
+            if (ctx.reference / f"{n}.csv").exists()}
+
+
 # Extensions a bureau's folder may lack: an empty table stands in (the models say what that means).
 OPTIONAL_REFERENCE = {
     "registry_checks": "registry VARCHAR, programs VARCHAR, note VARCHAR",

@@ -225,6 +225,7 @@ FINDING_TYPES = {
     "return_account_differs": "银行回盘账号与代发账号不一致",
     "overpaid_after_release": "已发放月份更正后应发减少（多发，不自动追回）",
     "supplementary_review": "已发放月份更正后应发增加，但无法自动补发，待人工核定",
+    "paid_by_later_payroll": "已发放月份更正后应发的月份已由以后月份补发，不再补发，差额待人工核定",
     "dibao_not_eligible": "家庭人均收入不低于低保标准，不予发放",
     "approved_amount_differs": "核定金额与计算金额不一致",
     "no_standard": "找不到适用的保障标准",

@@ -34,12 +34,19 @@ from pipelines.audits import enforce
 from pipelines.bank_returns import check_answered_refs_unchanged, reconcile_three_ways, refresh_payment_states
 from pipelines.faults import checkpoint
 from pipelines.io import sha256_file
-from pipelines.lifecycle import clear_not_published, open_warehouse, operational_message, record_transition, run_info
+from pipelines.lifecycle import (
+    check_rerun_reproduces_ledger,
+    clear_not_published,
+    open_warehouse,
+    operational_message,
+    record_transition,
+    run_info,
+)
 from pipelines.marts import build_dimensions, define_fact_views, prepare_marts
 from pipelines.policy import policy_resolved
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
-from pipelines.sqlrun import REFERENCE_FILES, sql_string, tables_in
+from pipelines.sqlrun import reference_fingerprints, sql_string, tables_in
 from pipelines.vocabulary import REASONS
 from pipelines.warehouse_months import (
     MONTH_TABLES,
@@ -60,6 +67,11 @@ def publish_month(ctx: RunContext) -> dict:
         raise RunError("cannot publish, stage outputs missing: " + ", ".join(missing))
     manifest = json.loads(artefacts.manifest(ctx).read_text(encoding="utf-8"))
     con = open_warehouse(ctx)  # a warehouse held by another process: one sentence, nothing published
+    try:
+        check_rerun_reproduces_ledger(ctx, con)  # a later month was computed from this one as published
+    except Exception:
+        con.close()
+        raise
     migrate_tables(con, ctx.warehouse)  # a warehouse from before the month files: once
     _stage_views(ctx, con, manifest)
     prepare_marts(ctx, con)
@@ -199,8 +211,7 @@ def run_record(ctx: RunContext) -> dict:
     for files in artefacts.roster_outputs(ctx, artefacts.ingested_files):
         t = pq.read_table(files, columns=["source_file", "sha256"])
         inputs.update(dict(zip(t.column("source_file").to_pylist(), t.column("sha256").to_pylist(), strict=True)))
-    reference = {f"{n}.csv": sha256_file(ctx.reference / f"{n}.csv") for n in REFERENCE_FILES
-                 if (ctx.reference / f"{n}.csv").exists()}
+    reference = reference_fingerprints(ctx)
     return {
         "payroll_month": ctx.month,
         "published_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

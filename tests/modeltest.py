@@ -103,6 +103,11 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "hist_closed_accounts": columns("payee_account VARCHAR, reported_month VARCHAR, payment_ref VARCHAR, "
                                     "reason VARCHAR"),
     "hist_receivables": columns("receivable_id VARCHAR"),
+    # a supplementary run: the month's released lines (wh.payment_ledger) and what later payrolls paid
+    "released_lines": dict(HIST_LEDGER_COLUMNS) | columns(
+        "batch_id VARCHAR, previously_paid DECIMAL(18, 2), arrears_cause VARCHAR"),
+    "later_paid": columns("service_month VARCHAR, program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, "
+                          "amount DECIMAL(38, 2)"),
     "known_deaths": columns("id_number VARCHAR, death_month VARCHAR, reported_month VARCHAR, source VARCHAR"),
     "hist_accounts": columns("program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, bank_account VARCHAR, "
                              "account_holder VARCHAR"),

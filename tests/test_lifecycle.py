@@ -512,3 +512,94 @@ def test_an_operations_scenario_through_doudi_commands_only(tmp_path):
                            "ORDER BY seq")
     assert analyst_states == query(wh, "SELECT seq, payroll_month, to_state FROM month_state ORDER BY seq")
     assert ("2020-02", "closed") in {r[1:] for r in analyst_states}
+
+
+def _late_enrolment_lab(root: Path) -> str:
+    """January and February published; T4, enrolled from January, is first listed in February,
+    which pays his January as arrears. Returns T4's ID number."""
+    inbox = make_inbox(root / "inbox", ["2020-01", "2020-02"])
+    t4 = make_id(C, "19430101", 4)
+    write_csv(roster_path(inbox, "2020-02", "tekun", f"{C}_tekun_202002.csv"), TEKUN,
+              tekun_rows("2020-02") + [_t4_row(t4)])
+    return t4
+
+
+def _t4_row(t4: str) -> list:
+    return [C, "特困4", t4, "男", "城市", "中国工商银行", "6222" + t4[6:14] + "0001", "特困4", "2020-01", "", "",
+            "分散供养", "全自理", ""]
+
+
+def _t4_january(root: Path, t4: str) -> list[tuple]:
+    return query(root / "warehouse.duckdb", "SELECT payroll_month, line_type FROM payment_ledger WHERE id_number = ? "
+                 "AND program = 'tekun' AND service_month = '2020-01' AND line_type IN ('regular', 'arrears') "
+                 "AND status = 'payable' ORDER BY ALL", [t4])
+
+
+def test_a_published_month_rerun_on_changed_inputs_after_a_later_month_is_refused(tmp_path):
+    """January is published, then February, which pays T4's January as arrears (he was first
+    listed in February). The county then adds T4 to January's rosters: rerunning January, still
+    unreleased, would pay his January a second time (found by this session's own probe: it did).
+    Refused in one sentence naming February and the new file; January's files and ledger stand,
+    releasable as published. The same inputs still rerun, byte for byte. A change the inbox's
+    rosters do not show (a death reported in January's registry folder after February was
+    published) is stopped at publish: nothing published, January not releasable until it is rerun
+    as it was."""
+    root = tmp_path / "lab"
+    t4 = _late_enrolment_lab(root)
+    ok(doudi(*run_args(root, "2020-01")))
+    ok(doudi(*run_args(root, "2020-02")))
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
+    payouts = root / "out" / "2020-01" / "payouts"
+    before = {p.name: p.read_bytes() for p in sorted(payouts.iterdir())}
+
+    ok(doudi(*run_args(root, "2020-01")))  # the same inputs: reproduced, still allowed
+    assert {p.name: p.read_bytes() for p in sorted(payouts.iterdir())} == before
+
+    write_csv(roster_path(root / "inbox", "2020-01", "tekun", f"{C}_tekun_202001_v2.csv"), TEKUN,
+              tekun_rows("2020-01") + [_t4_row(t4)])
+    refused = one_sentence(doudi(*run_args(root, "2020-01")))
+    assert "2020-02, a later month, is published" in refused and f"{C}_tekun_202001_v2.csv is new" in refused, refused
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
+    assert {p.name: p.read_bytes() for p in sorted(payouts.iterdir())} == before
+    assert states(root, "2020-01")[-1][1] == "published"
+    (roster_path(root / "inbox", "2020-01", "tekun", f"{C}_tekun_202001_v2.csv")).unlink()
+
+    # T1's death in December, reported in January's registry folder only now: the ledger would change
+    deaths = root / "inbox" / "2020-01" / "registry" / "deaths.csv"
+    write_csv(deaths, ["id_number", "name", "death_date", "source"], [[T1, "特困1", "2019-12-05", "公安"]])
+    publications = query(root / "warehouse.duckdb", "SELECT count(*) FROM run_log WHERE payroll_month = '2020-01'")
+    refused = one_sentence(doudi(*run_args(root, "2020-01")))
+    assert "changes the ledger it was published with" in refused and "2020-02" in refused, refused
+    assert query(root / "warehouse.duckdb", "SELECT count(*) FROM run_log WHERE payroll_month = '2020-01'") == \
+        publications
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
+    assert query(root / "warehouse.duckdb", "SELECT count(*) FROM payment_ledger WHERE payroll_month = '2020-01' "
+                 "AND id_number = ? AND status = 'payable'", [T1])[0][0] > 0  # January as published
+    one_sentence(doudi("release", "--month", "2020-01", "--by", "财政局", *paths(root)))
+    deaths.unlink()
+    ok(doudi(*run_args(root, "2020-01")))  # rerun as it was: published again, releasable
+    assert {p.name: p.read_bytes() for p in sorted(payouts.iterdir())} == before
+    ok(doudi("release", "--month", "2020-01", "--by", "财政局", *paths(root)))
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
+
+
+def test_a_supplementary_run_never_pays_a_month_a_later_payroll_paid(tmp_path):
+    """January released, February published and paying T4's January as arrears; the county's
+    corrected January adds T4. The supplementary batch pays his January price subsidy (no later
+    payroll paid it) but not his January allowance again: a finding names February's payment."""
+    root = tmp_path / "lab"
+    t4 = _late_enrolment_lab(root)
+    ok(doudi(*run_args(root, "2020-01")))
+    ok(doudi("release", "--month", "2020-01", "--by", "财政局", *paths(root)))
+    ok(doudi(*run_args(root, "2020-02")))
+    write_csv(roster_path(root / "inbox", "2020-01", "tekun", f"{C}_tekun_202001_v2.csv"), TEKUN,
+              tekun_rows("2020-01") + [_t4_row(t4)])
+    ok(doudi(*run_args(root, "2020-01", "--supplementary")))
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
+    supplement = query(root / "warehouse.duckdb", "SELECT line_type, status FROM payment_ledger WHERE id_number = ? "
+                       "AND payroll_month = '2020-01'", [t4])
+    assert supplement == [("price_subsidy", "payable")]
+    finding = query(root / "warehouse.duckdb", "SELECT detail FROM finding WHERE payroll_month = '2020-01' "
+                    "AND finding_type = 'paid_by_later_payroll' AND id_number = ?", [t4])
+    assert len(finding) == 1 and "2020-02 月已为 2020-01 发放 952.00 元" in finding[0][0], finding
+    ok(doudi("verify", "--month", "2020-01", *paths(root)))

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.unit
 A1, A2 = person_id(1, "19700101"), person_id(2, "19720202")
 B1 = person_id(4, "19650101")
 T1, T2, T3 = person_id(21, "19400101"), person_id(22, "19410101"), person_id(23, "19420101")
+T4 = person_id(24, "19430101")
 O2, G1 = person_id(32, "20100505"), person_id(41, "19800101")
 
 
@@ -630,3 +631,71 @@ def test_with_held_counties_unset_the_engine_stops(mt):
     mt.given("hist_ledger", [ledger_line("2020-02", "2020-02", "tekun", T1, "952.00")])
     mt.con.execute("RESET VARIABLE held_counties")
     mt.fails("int_reference_held_due", "held_counties is not set")
+
+
+# --- a supplementary run: a released month rerun on corrected rosters ---------------------------
+
+def _month_line(service, person, amount, line_type="regular", **values):
+    """A line of January's corrected computation (month_ledger) or of its released batch B1."""
+    return ledger_line("2020-01", service, "tekun", person, amount, line_type, batch_id="B1",
+                       line_id=f"J-{line_type}-{person}", formula="f", fund_central=D(amount),
+                       fund_provincial=D("0"), fund_city=D("0"), fund_county=D("0")) | values
+
+
+def test_a_supplement_adds_and_tops_up_only_what_no_payroll_paid(mt):
+    """January released (B1), February published; the county corrects January. T1 unchanged: as
+    released. T3's allowance corrected up by 100.00: a top-up in S1. T4, first listed in February
+    (which paid his January as arrears): his January price subsidy goes out in S1, his January
+    allowance does not (paid_by_later_payroll). T2's correction up by 100.00 finds February already
+    paid January for him: no top-up, the same finding (not also supplementary_review)."""
+    from tests.modeltest import SCHEMAS
+
+    mt.payroll("2020-01", supplement_batch="S1")
+    ledger_schema = SCHEMAS["released_lines"]
+    released = [_month_line("2020-01", T1, "952.00"), _month_line("2020-01", T2, "852.00"),
+                _month_line("2020-01", T3, "852.00")]
+    mt.given("released_lines", released)
+    mt.given("month_ledger", [
+        _month_line("2020-01", T1, "952.00"), _month_line("2020-01", T2, "952.00"),
+        _month_line("2020-01", T3, "952.00"), _month_line("2020-01", T4, "952.00"),
+        _month_line("2020-01", T4, "29.48", "price_subsidy")], schema=ledger_schema)
+    mt.given("later_paid", [
+        {"service_month": "2020-01", "program": "tekun", "id_number": T4, "payroll_month": "2020-02",
+         "amount": D("952.00")},
+        {"service_month": "2020-01", "program": "tekun", "id_number": T2, "payroll_month": "2020-02",
+         "amount": D("100.00")}])
+    mt.expect("payment_ledger_supplementary", [
+        {"id_number": T1, "line_type": "regular", "amount": D("952.00"), "batch_id": "B1"},
+        {"id_number": T2, "line_type": "regular", "amount": D("852.00"), "batch_id": "B1"},
+        {"id_number": T3, "line_type": "regular", "amount": D("852.00"), "batch_id": "B1"},
+        {"id_number": T3, "line_type": "arrears", "amount": D("100.00"), "batch_id": "S1"},
+        {"id_number": T4, "line_type": "price_subsidy", "amount": D("29.48"), "batch_id": "S1"}])
+    mt.con.execute("CREATE TABLE supplementary_ledger AS SELECT * FROM payment_ledger_supplementary")
+    mt.expect("int_supplementary_findings", [
+        {"finding_type": "paid_by_later_payroll", "id_number": T2,
+         "detail": "更正后 2020-01 regular 应发 952.00 元，本月已发 852.00 元；2020-02 月已为 2020-01 发放 100.00 元："
+                   "补充发放不再支付，如有差额请人工核定"},
+        {"finding_type": "paid_by_later_payroll", "id_number": T4,
+         "detail": "更正后 2020-01 regular 应发 952.00 元，本月已发 0.00 元；2020-02 月已为 2020-01 发放 952.00 元："
+                   "补充发放不再支付，如有差额请人工核定"}])
+
+
+def test_a_supplement_reports_what_it_cannot_recover_or_settle(mt):
+    """Without later payrolls: T1's allowance corrected down is reported, not recovered
+    (overpaid_after_release); T2's correction up, where January already carries an arrears line
+    for the month (a standard raise), waits for a person (supplementary_review); T3 is topped up."""
+    from tests.modeltest import SCHEMAS
+
+    mt.payroll("2020-01", supplement_batch="S1")
+    mt.given("released_lines", [_month_line("2020-01", T1, "952.00"), _month_line("2020-01", T2, "852.00"),
+                                _month_line("2020-01", T2, "50.00", "arrears", arrears_cause="standard_raise"),
+                                _month_line("2020-01", T3, "852.00")])
+    mt.given("month_ledger", [_month_line("2020-01", T1, "852.00"), _month_line("2020-01", T2, "952.00"),
+                              _month_line("2020-01", T2, "50.00", "arrears", arrears_cause="standard_raise"),
+                              _month_line("2020-01", T3, "952.00")], schema=SCHEMAS["released_lines"])
+    mt.empty("later_paid")
+    mt.expect("payment_ledger_supplementary", [{"id_number": T3, "line_type": "arrears", "amount": D("100.00")}],
+              where="batch_id = 'S1'")
+    mt.con.execute("CREATE TABLE supplementary_ledger AS SELECT * FROM payment_ledger_supplementary")
+    mt.expect("int_supplementary_findings", [{"finding_type": "overpaid_after_release", "id_number": T1},
+                                             {"finding_type": "supplementary_review", "id_number": T2}])

@@ -7,6 +7,9 @@
 --   (arrears_cause supplementary_correction; its fund parts are the difference of the parts; one
 --   line per service month, program and person, summing both when both rose).
 -- Lower or vanished amounts are never recovered by doudi: compute reports them as findings.
+-- Nor is a person's program paid again for a service month that a later payroll already paid
+-- (later_paid: late enrolment's arrears, paid from the ledger as released): neither added nor
+-- topped up; int_supplementary_findings reports it (paid_by_later_payroll).
 -- grain: one row per payment line of the month (released + supplementary).
 -- name: supplementary_ledger (compute renames it month_ledger once the comparison is made)
 -- kind: table
@@ -19,6 +22,9 @@ with added as (
                       where r.service_month = f.service_month and r.program = f.program
                         and r.line_type = f.line_type and r.id_number = f.id_number
                         and r.approval_no is not distinct from f.approval_no)
+      and not (f.line_type in ('regular', 'arrears') and exists (
+          select 1 from later_paid l
+          where l.service_month = f.service_month and l.program = f.program and l.id_number = f.id_number))
 ),
 
 topup_parts as (
@@ -45,6 +51,9 @@ topup_parts as (
       and not exists (select 1 from added a
                       where a.service_month = f.service_month and a.program = f.program
                         and a.line_type = 'arrears' and a.id_number = f.id_number)
+      and not (f.line_type = 'regular' and exists (
+          select 1 from later_paid l
+          where l.service_month = f.service_month and l.program = f.program and l.id_number = f.id_number))
 ),
 
 topups as (
