@@ -145,14 +145,21 @@ def norm_code(s: pd.Series) -> pd.Series:
     return t.where(t != "", None)
 
 
-def norm_month(s: pd.Series) -> pd.Series:
+def norm_month(s: pd.Series, check_day: bool = True) -> pd.Series:
+    """As sql/macros.sql: a day, if given, must exist (2020-02-30 is no month), unless check_day is
+    false (a death date's month)."""
     t = norm_code(s)
-    m6 = t.str.extract(r"^(\d{4})(\d{2})(?:\d{2})?$")
-    dash = t.str.extract(r"^(\d{4})[-/.](\d{1,2})(?:[-/.]\d{1,2})?(?:T[0-9:.]*)?$")
-    han = t.str.extract(r"^(\d{4})年(\d{1,2})月(?:\d{1,2}日)?$")
+    m6 = t.str.extract(r"^(\d{4})(\d{2})(\d{2})?$")
+    dash = t.str.extract(r"^(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?:T[0-9:.]*)?$")
+    han = t.str.extract(r"^(\d{4})年(\d{1,2})月(?:(\d{1,2})日)?$")
     year = m6[0].fillna(dash[0]).fillna(han[0])
     mon = pd.to_numeric(m6[1].fillna(dash[1]).fillna(han[1]), errors="coerce")
+    day = m6[2].fillna(dash[2]).fillna(han[2])
     ok = year.notna() & mon.between(1, 12)
+    if check_day:
+        dated = pd.to_datetime(pd.DataFrame({"year": pd.to_numeric(year, errors="coerce"), "month": mon,
+                                             "day": pd.to_numeric(day, errors="coerce")}), errors="coerce")
+        ok &= day.isna() | dated.notna()
     text = year.astype(object).fillna("") + "-" + mon.fillna(0).astype(int).astype(str).str.zfill(2).astype(object)
     return text.where(ok, None)
 
@@ -366,7 +373,8 @@ def integrity(rows: pd.DataFrame, inbox: Path, reference: Path, month: str) -> p
     deaths_file = inbox / month / "registry" / "deaths.csv"
     if deaths_file.exists():
         deaths = pd.read_csv(deaths_file, dtype=str)
-        deaths = pd.DataFrame({"id_number": norm_code(deaths.id_number), "death_month": norm_month(deaths.death_date)})
+        deaths = pd.DataFrame({"id_number": norm_code(deaths.id_number),
+                               "death_month": norm_month(deaths.death_date, check_day=False)})
         deaths = deaths.dropna().sort_values("death_month").drop_duplicates("id_number")
         deaths = deaths[deaths.death_month < month].set_index("id_number").death_month
         dead = held[held.id_number.isin(deaths.index)]

@@ -138,14 +138,19 @@ def norm_code(e: pl.Expr) -> pl.Expr:
     return _blank_to_null(fold(e).str.replace_all(r"\s+", "").str.to_uppercase())
 
 
-def month_of(code: pl.Expr) -> pl.Expr:
-    """YYYY-MM from a normalised code (norm_code's output), or null."""
-    forms = (r"^([0-9]{4})([0-9]{2})(?:[0-9]{2})?$", r"^([0-9]{4})[-/.]([0-9]{1,2})(?:[-/.][0-9]{1,2})?(?:T[0-9:.]*)?$",
-             r"^([0-9]{4})年([0-9]{1,2})月(?:[0-9]{1,2}日)?$")
+def month_of(code: pl.Expr, check_day: bool = True) -> pl.Expr:
+    """YYYY-MM from a normalised code (norm_code's output), or null. As sql/macros.sql: a day, if
+    given, must exist (2020-02-30 is no month), unless check_day is false (a death date's month)."""
+    forms = (r"^([0-9]{4})([0-9]{2})([0-9]{2})?$", r"^([0-9]{4})[-/.]([0-9]{1,2})(?:[-/.]([0-9]{1,2}))?(?:T[0-9:.]*)?$",
+             r"^([0-9]{4})年([0-9]{1,2})月(?:([0-9]{1,2})日)?$")
     year = pl.coalesce([code.str.extract(f, 1) for f in forms])
     mon = pl.coalesce([code.str.extract(f, 2) for f in forms]).cast(pl.Int32, strict=False)
-    return pl.when(year.is_not_null() & mon.is_between(1, 12)).then(
-        pl.concat_str([year, pl.lit("-"), mon.cast(pl.String).str.zfill(2)]))
+    day = pl.coalesce([code.str.extract(f, 3) for f in forms]).cast(pl.Int32, strict=False)
+    ok = year.is_not_null() & mon.is_between(1, 12)
+    if check_day:
+        dated = pl.concat_str([year, pl.lit("-"), mon.cast(pl.String), pl.lit("-"), day.cast(pl.String)])
+        ok = ok & (day.is_null() | dated.str.to_date("%Y-%m-%d", strict=False).is_not_null())
+    return pl.when(ok).then(pl.concat_str([year, pl.lit("-"), mon.cast(pl.String).str.zfill(2)]))
 
 
 def money_of(code: pl.Expr) -> pl.Expr:
@@ -378,7 +383,7 @@ def _deaths(inbox: Path, month: str) -> pl.LazyFrame | None:
         return None
     return (pl.read_csv(_utf8(path.read_bytes()), infer_schema=False).lazy()
             .select(norm_code(pl.col("id_number")).alias("id_number"),
-                    month_of(norm_code(pl.col("death_date"))).alias("registry_death_month"))
+                    month_of(norm_code(pl.col("death_date")), check_day=False).alias("registry_death_month"))
             .drop_nulls().group_by("id_number").agg(pl.col("registry_death_month").min())
             .filter(pl.col("registry_death_month") < month))
 

@@ -107,6 +107,11 @@ CASES = [
                                                    ).encode()}, ("row", 3, "accepted", None)),
     ("unreadable_month", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(纳入年月="2019年13月")]).encode()},
      ("row", 1, "quarantined", "MONTH_INVALID")),
+    # a day that does not exist: the county typed a date nobody can read, not February
+    ("impossible_day_in_month", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(纳入年月="2019-02-30")]).encode()},
+     ("row", 1, "quarantined", "MONTH_INVALID")),
+    ("impossible_day_in_digits", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(纳入年月="20190431")]).encode()},
+     ("row", 1, "quarantined", "MONTH_INVALID")),
     ("enrolment_in_future", "tekun", {"a.csv": csv_text(TEKUN_HEAD, [tekun(纳入年月="2020-05")]).encode()},
      ("row", 1, "quarantined", "ENROLMENT_FUTURE")),
     ("empty_file", "tekun", {"a.csv": b""}, ("file", "rejected", "FILE_EMPTY")),

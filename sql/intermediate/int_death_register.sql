@@ -9,7 +9,7 @@
 -- kind: table
 with reported as (
     select norm_code(id_number) as id_number, norm_text(name) as registry_name,
-           norm_month(death_date) as death_month, norm_text(source) as registry_source, reported_month,
+           death_month_of(death_date) as death_month, norm_text(source) as registry_source, reported_month,
            death_date
     from raw_deaths
     where norm_code(id_number) is not null
