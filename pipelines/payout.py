@@ -24,7 +24,9 @@ never rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -163,6 +165,16 @@ def _write_batches(ctx: RunContext, con, formats: list[str], out_dir: Path, grou
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextlib.contextmanager
+def _errors_name(tmp: Path, name: str) -> Iterator[None]:
+    """A file that fails its reading back is named as the banks would see it, not by the temporary
+    name it was written under (which is gone once the error is raised)."""
+    try:
+        yield
+    except RunError as exc:
+        raise RunError(str(exc).replace(tmp.name, name)) from exc
+
+
 def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_code: str, batch_id: str,
                 part: int, template: bank_templates.Template | None = None, execution: str | None = None) -> list[dict]:
     """Every format of one batch part (pipelines/payout_render.py), and its bank's template file,
@@ -180,7 +192,7 @@ def write_batch(ctx: RunContext, con, formats: list[str], out_dir: Path, bank_co
     entries = []
     for fmt in formats:
         name = stem + SUFFIXES[fmt]
-        with atomic_path(out_dir / name) as tmp:
+        with atomic_path(out_dir / name) as tmp, _errors_name(tmp, name):
             if fmt in ("csv", "csv_gbk"):
                 render.write_csv(con, tmp)
                 if fmt == "csv_gbk":
@@ -218,7 +230,7 @@ def _write_template_file(ctx: RunContext, con, template: bank_templates.Template
                                          batch_id=batch_id, part=part, debtor_name=s.debtor_name,
                                          debtor_account=s.debtor_account, debtor_bic=s.debtor_bic,
                                          execution_date=execution)
-    with atomic_path(out_dir / name) as tmp:
+    with atomic_path(out_dir / name) as tmp, _errors_name(tmp, name):
         tmp.write_bytes(bank_templates.render(con, template, values))
         read = bank_templates.read_totals(tmp, template, values)
         if read != (count, total):

@@ -440,9 +440,35 @@ def test_a_file_that_does_not_read_back_as_its_batch_is_not_written(tmp_path, mo
     out.mkdir()
     for broken, message in ((edited, "reads back as 10 records / 13347064.06"), (truncated, "unexpected end")):
         monkeypatch.setattr(payout_render, "write_csv", broken)
-        with pytest.raises(RunError, match=message):
+        with pytest.raises(RunError, match=message) as refused:
             write_batch(context(tmp_path, "2020-01"), con, ["csv"], out, "TEST", "R", 1)
         assert list(out.iterdir()) == []
+        # named as the bank would see it, not by the temporary name it was written under
+        assert str(refused.value).startswith("2020-01_TEST_R_01.csv") and ".tmp-" not in str(refused.value), \
+            refused.value
+
+    # a workbook whose total row disagrees with its rows
+    real_xlsx = payout_render.xlsx_bytes
+    monkeypatch.setattr(payout_render, "xlsx_bytes", lambda *a: _total_row_changed(real_xlsx(*a)))
+    with pytest.raises(RunError, match="its total row says 11 笔") as refused:
+        write_batch(context(tmp_path, "2020-01"), con, ["xlsx"], out, "TEST", "R", 1)
+    assert str(refused.value).startswith("2020-01_TEST_R_01.xlsx") and ".tmp-" not in str(refused.value), refused.value
+    assert list(out.iterdir()) == []
+
+
+def _total_row_changed(workbook: bytes) -> bytes:
+    """The workbook with its total row's count cell ("10 笔") one higher."""
+    import io
+    import zipfile
+
+    src, dst = zipfile.ZipFile(io.BytesIO(workbook)), io.BytesIO()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename in ("xl/sharedStrings.xml", "xl/worksheets/sheet1.xml"):
+                data = data.replace(">10 笔<".encode(), ">11 笔<".encode())
+            out.writestr(item, data)
+    return dst.getvalue()
 
 
 def test_pain001_files_are_checked_side_by_side_in_threads(four_months):
