@@ -131,10 +131,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _finish_interrupted_publish(ctx: RunContext) -> None:
+    """Before a month is verified or released: what a publish killed after its commit still owes."""
+    from pipelines.warehouse import finish_interrupted_publish
+
+    for month in finish_interrupted_publish(ctx):
+        print(f"note: the publish of {month} was interrupted after its commit; its dimensions, reconciliation and "
+              "analyst database are built now")
+
+
 def cmd_verify(args) -> int:
     from pipelines.lifecycle import verify_month
 
     ctx = _ctx(args)
+    _finish_interrupted_publish(ctx)
     checks = verify_month(ctx, args.by)
     print(f"{ctx.month}: {len(checks['manifest']['files'])} files match the manifest; {checks['records']} records, "
           f"{checks['ledger_sum']:.2f} yuan, equal to the ledger (state {checks['state']})")
@@ -144,7 +154,9 @@ def cmd_verify(args) -> int:
 def cmd_release(args) -> int:
     from pipelines.payout import release
 
-    record = release(_ctx(args), args.by)
+    ctx = _ctx(args)
+    _finish_interrupted_publish(ctx)
+    record = release(ctx, args.by)
     print(f"{record['payroll_month']} released by {record['released_by']} at {record['released_at']}; "
           "its payout files will never be rewritten")
     return 0

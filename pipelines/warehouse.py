@@ -22,6 +22,7 @@ commit. Tables and views (contract section 5, extended):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import getpass
 import json
@@ -103,6 +104,11 @@ def publish_month(ctx: RunContext) -> dict:
         con.execute("CREATE TABLE IF NOT EXISTS run_log AS SELECT * FROM stage_run_log LIMIT 0")
         con.execute("ALTER TABLE run_log ADD COLUMN IF NOT EXISTS policy_resolved VARCHAR")  # older warehouses
         con.execute("INSERT INTO run_log BY NAME SELECT * FROM stage_run_log")
+        # what is derived from the whole history after the commit is owed until it is built: a run
+        # killed before that leaves this row, and verify or release builds it first
+        con.execute(f"CREATE TABLE IF NOT EXISTS {DERIVED_PENDING} (payroll_month VARCHAR, committed_at VARCHAR)")
+        con.execute(f"INSERT INTO {DERIVED_PENDING} VALUES (?, ?)",
+                    [ctx.month, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")])
         checkpoint("publish.before_commit")
         con.execute("COMMIT")
     except Exception:
@@ -114,16 +120,7 @@ def publish_month(ctx: RunContext) -> dict:
     counts = {t: files[t][2] for t in MONTH_TABLES}
     clear_not_published(ctx)
     try:
-        remove_unnamed_files(con, ctx.warehouse)  # the files a rerun replaced
-        # derived from the whole history, after the month's commit: the dimensions, the policy
-        # tables and the three-way reconciliation's findings (a failure here loses no month)
-        con.execute("BEGIN TRANSACTION")
-        reconcile_three_ways(con)
-        build_dimensions(ctx, con)
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")
-        con.close()
-        analyst = build_analyst_db(ctx)
+        analyst = build_derived(ctx, con)
     except Exception as exc:
         # the month is committed (DuckDB's log holds it): say so, rather than "nothing was published"
         message = operational_message(exc, ctx, "verify")
@@ -134,6 +131,51 @@ def publish_month(ctx: RunContext) -> dict:
                        f"--month {ctx.month} (a rerun of the month also rebuilds the analyst database)") from exc
     return {"warehouse": str(ctx.warehouse), "month": ctx.month, "rows": counts,
             "analyst_db": analyst["analyst_db"]}
+
+
+DERIVED_PENDING = "derived_pending"
+
+
+def build_derived(ctx: RunContext, con) -> dict:
+    """After a month's commit, on the warehouse connection after prepare_marts (closed on return):
+    what is derived from the whole history (the three-way reconciliation's findings, the dimensions,
+    the policy tables, the analyst database). A failure here loses no month; the derived_pending row
+    the commit wrote goes only once all of it is built."""
+    remove_unnamed_files(con, ctx.warehouse)  # the files a rerun replaced
+    con.execute("BEGIN TRANSACTION")
+    reconcile_three_ways(con)
+    build_dimensions(ctx, con)
+    con.execute("COMMIT")
+    con.execute("CHECKPOINT")
+    con.close()
+    analyst = build_analyst_db(ctx)
+    con = open_warehouse(ctx)
+    try:
+        con.execute(f"DELETE FROM {DERIVED_PENDING}")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return analyst
+
+
+def finish_interrupted_publish(ctx: RunContext) -> list[str]:
+    """A publish killed after its commit (the month is in the warehouse) left the dimensions, the
+    reconciliation and the analyst database behind it: build them now, before the month is
+    verified or released. Returns the months whose publish this finished (none: nothing owed)."""
+    if not ctx.warehouse.exists():
+        return []
+    con = open_warehouse(ctx)
+    try:
+        pending = sorted({r[0] for r in con.execute(f"SELECT payroll_month FROM {DERIVED_PENDING}").fetchall()}) \
+            if DERIVED_PENDING in tables_in(con) else []
+        if not pending:
+            return []
+        prepare_marts(ctx, con)
+        build_derived(ctx, con)
+        return pending
+    finally:
+        with contextlib.suppress(Exception):
+            con.close()
 
 
 def _stage_views(ctx: RunContext, con, manifest: dict) -> None:

@@ -603,3 +603,27 @@ def test_a_supplementary_run_never_pays_a_month_a_later_payroll_paid(tmp_path):
                     "AND finding_type = 'paid_by_later_payroll' AND id_number = ?", [t4])
     assert len(finding) == 1 and "2020-02 月已为 2020-01 发放 952.00 元" in finding[0][0], finding
     ok(doudi("verify", "--month", "2020-01", *paths(root)))
+
+
+def test_a_publish_killed_after_its_commit_is_finished_before_verify_and_release(january, tmp_path):
+    """February is killed just after its commit: the month is in the warehouse, but its dimensions
+    and the analyst database are January's (T3, first listed in February, is in neither). `doudi
+    verify` builds them first, says so, and verifies; the release finds nothing owed."""
+    root = copy_of(january, tmp_path)
+    wh, analyst = root / "warehouse.duckdb", root / "warehouse_analyst.duckdb"
+    killed = doudi(*run_args(root, "2020-02"), env={"DOUDI_FAULT_AT": "publish.after_commit"})
+    assert killed.returncode == -signal.SIGKILL
+    assert states(root, "2020-02")[-1][1] == "published"
+
+    def t3_known() -> tuple[int, int, int]:
+        return (query(wh, "SELECT count(*) FROM dim_person WHERE id_number = ?", [T3])[0][0],
+                query(analyst, "SELECT count(*) FROM a_fact_payment WHERE payroll_month = '2020-02'")[0][0],
+                query(wh, "SELECT count(*) FROM derived_pending")[0][0])
+
+    assert t3_known() == (0, 0, 1)
+    verified = ok(doudi("verify", "--month", "2020-02", *paths(root)))
+    assert "the publish of 2020-02 was interrupted after its commit" in verified.stdout, verified.stdout
+    dim, payments, pending = t3_known()
+    assert dim == 1 and payments > 0 and pending == 0
+    released = ok(doudi("release", "--month", "2020-02", "--by", "财政局", *paths(root)))
+    assert "interrupted" not in released.stdout
