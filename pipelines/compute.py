@@ -298,6 +298,7 @@ def apply_supplementary(ctx: RunContext, con) -> None:
     # the supplement never pays those again (payment_ledger_supplementary)
     con.execute("""CREATE TABLE later_paid AS
                    SELECT service_month, program, id_number, min(payroll_month) AS payroll_month,
+                          list(DISTINCT payroll_month ORDER BY payroll_month) AS payroll_months,
                           sum(amount) AS amount
                    FROM wh.payment_ledger
                    WHERE payroll_month > ? AND service_month <= ? AND status = 'payable'
@@ -305,6 +306,8 @@ def apply_supplementary(ctx: RunContext, con) -> None:
                    GROUP BY ALL""", [ctx.month, ctx.month])
     set_variables(con, supplement_batch=supplement_batch(ctx))
     run_models(con, ["int_supplementary_findings"], built=("month_ledger",))  # and supplementary_ledger
+    # paid_by_later_payroll names the payrolls it relied on (evidence), which lifecycle.built_on reads
+    con.execute("ALTER TABLE int_compute_findings ADD COLUMN IF NOT EXISTS evidence VARCHAR")
     con.execute("INSERT INTO int_compute_findings BY NAME SELECT * FROM int_supplementary_findings")
     con.execute("DROP TABLE month_ledger")
     con.execute("ALTER TABLE supplementary_ledger RENAME TO month_ledger")

@@ -41,7 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pipelines import artefacts
-from pipelines.catalog import lock_holder
+from pipelines.catalog import lock_holder, tables_in
 from pipelines.faults import checkpoint
 from pipelines.io import (
     PRIVATE_FILE_MODE,
@@ -332,13 +332,14 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
     again when it runs). The first run of an empty warehouse starts its history; if the month
     before has rosters, only with first_month (--first-month), which is recorded."""
     month, previous = ctx.month, shift_month(ctx.month, -1)
-    state, published, publication = {"state": None}, set(), None
+    state, published, publication, dependents = {"state": None}, set(), None, []
     if ctx.warehouse.exists():
         con = open_warehouse(ctx, read_only=True)
         try:
             state = state_of(con, ctx)
             published = published_months(con)
             publication = last_publication(ctx.warehouse, month, con)
+            dependents = built_on(con, month)
         finally:
             con.close()
     target = "supplementary_computed" if ctx.supplementary else "computed"
@@ -372,15 +373,13 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
                                "entitlements as arrears, and again when it runs)")
         elif start is None:
             note = "first month of the history"
-    if not ctx.supplementary and month in published:
-        later = sorted(m for m in published if m > month)
-        if later:
-            changed = changed_inputs(ctx, publication)
-            if changed:
-                raise RunError(f"{later[0]}, a later month, is published and was computed from {month} as it was "
-                               f"published: {month} may be rerun only on the inputs it was published with, and "
-                               f"{changed}; a correction for {month} goes into the rosters of the next month to run "
-                               f"(which pay it as arrears), or into a supplementary run once {month} is released")
+    if not ctx.supplementary and month in published and dependents:
+        changed = changed_inputs(ctx, publication)
+        if changed:
+            raise RunError(f"{dependents[0]} was computed from {month}'s ledger as published: {month} may be rerun "
+                           f"only on the inputs it was published with, and {changed}; a correction for {month} goes "
+                           f"into the rosters of the next month to run (which pay it as arrears), or into a "
+                           f"supplementary run once {month} is released")
     info = {"month": month, "run_id": run_id_for(ctx, fresh=True), "by": operator(by), "first_month": bool(note),
             "note": note, "started_at": _now(), "from_state": state["state"]}
     write_json_atomic(begin_path(ctx), info)
@@ -448,14 +447,28 @@ def check_rerun_reproduces_ledger(ctx: RunContext, con) -> None:
     pay the same months twice: nothing is published, and the month stays unreleasable."""
     if ctx.supplementary:
         return
-    later = sorted(m for m in published_months(con) if m > ctx.month)
-    published = last_publication(ctx.warehouse, ctx.month, con) if later else None
+    dependents = built_on(con, ctx.month)
+    published = last_publication(ctx.warehouse, ctx.month, con) if dependents else None
     if published is None or published["ledger_sha256"] == sha256_file(artefacts.ledger(ctx)):
         return
-    raise RunError(f"{ctx.month}'s rerun changes the ledger it was published with, but {later[0]}, a later month, "
-                   f"is published and was computed from that ledger: nothing was published, and {ctx.month} can be "
-                   f"released only after a rerun on the inputs it was published with; a correction for {ctx.month} "
-                   "goes into the rosters of the next month to run, which pay it as arrears")
+    raise RunError(f"{ctx.month}'s rerun changes the ledger it was published with, but {dependents[0]} was computed "
+                   f"from that ledger: nothing was published, and {ctx.month} can be released only after a rerun on "
+                   f"the inputs it was published with; a correction for {ctx.month} goes into the rosters of the "
+                   "next month to run, which pay it as arrears")
+
+
+def built_on(con, month: str) -> list[str]:
+    """The publishes computed from this month's published ledger, in words: every later month (its
+    arrears are due minus what this month paid), and a supplementary run of an earlier month that
+    left a service month unpaid because this month had paid it (paid_by_later_payroll)."""
+    words = [f"{m}, a later month," for m in sorted(m for m in published_months(con) if m > month)]
+    if "finding" in tables_in(con):  # a view over the month files
+        supplements = con.execute(
+            "SELECT DISTINCT payroll_month FROM finding WHERE finding_type = 'paid_by_later_payroll' "
+            "AND payroll_month < ? AND list_contains(CAST(json_extract(evidence, '$.paid_by') AS VARCHAR[]), ?) "
+            "ORDER BY 1", [month, month]).fetchall()
+        words += [f"the supplementary run of {m}" for (m,) in supplements]
+    return words
 
 
 # ---------------------------------------------------------------- one run of a month at a time

@@ -107,7 +107,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "released_lines": dict(HIST_LEDGER_COLUMNS) | columns(
         "batch_id VARCHAR, previously_paid DECIMAL(18, 2), arrears_cause VARCHAR"),
     "later_paid": columns("service_month VARCHAR, program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, "
-                          "amount DECIMAL(38, 2)"),
+                          "payroll_months VARCHAR[], amount DECIMAL(38, 2)"),
     "known_deaths": columns("id_number VARCHAR, death_month VARCHAR, reported_month VARCHAR, source VARCHAR"),
     "hist_accounts": columns("program VARCHAR, id_number VARCHAR, payroll_month VARCHAR, bank_account VARCHAR, "
                              "account_holder VARCHAR"),

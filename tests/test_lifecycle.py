@@ -558,7 +558,8 @@ def test_a_published_month_rerun_on_changed_inputs_after_a_later_month_is_refuse
     write_csv(roster_path(root / "inbox", "2020-01", "tekun", f"{C}_tekun_202001_v2.csv"), TEKUN,
               tekun_rows("2020-01") + [_t4_row(t4)])
     refused = one_sentence(doudi(*run_args(root, "2020-01")))
-    assert "2020-02, a later month, is published" in refused and f"{C}_tekun_202001_v2.csv is new" in refused, refused
+    assert "2020-02, a later month, was computed from 2020-01's ledger as published" in refused, refused
+    assert f"{C}_tekun_202001_v2.csv is new" in refused, refused
     assert _t4_january(root, t4) == [("2020-02", "arrears")]
     assert {p.name: p.read_bytes() for p in sorted(payouts.iterdir())} == before
     assert states(root, "2020-01")[-1][1] == "published"
@@ -586,7 +587,8 @@ def test_a_published_month_rerun_on_changed_inputs_after_a_later_month_is_refuse
 def test_a_supplementary_run_never_pays_a_month_a_later_payroll_paid(tmp_path):
     """January released, February published and paying T4's January as arrears; the county's
     corrected January adds T4. The supplementary batch pays his January price subsidy (no later
-    payroll paid it) but not his January allowance again: a finding names February's payment."""
+    payroll paid it) but not his January allowance again: a finding names February's payment, and
+    February may then be rerun only to the same ledger."""
     root = tmp_path / "lab"
     t4 = _late_enrolment_lab(root)
     ok(doudi(*run_args(root, "2020-01")))
@@ -603,6 +605,13 @@ def test_a_supplementary_run_never_pays_a_month_a_later_payroll_paid(tmp_path):
                     "AND finding_type = 'paid_by_later_payroll' AND id_number = ?", [t4])
     assert len(finding) == 1 and "2020-02 月已为 2020-01 发放 952.00 元" in finding[0][0], finding
     ok(doudi("verify", "--month", "2020-01", *paths(root)))
+    # February, not yet released, may no longer change what it paid: the supplement relied on it (a
+    # corrected February without T4 would leave his January paid by nobody)
+    write_csv(roster_path(root / "inbox", "2020-02", "tekun", f"{C}_tekun_202002_v2.csv"), TEKUN,
+              tekun_rows("2020-02"))
+    refused = one_sentence(doudi(*run_args(root, "2020-02")))
+    assert "the supplementary run of 2020-01 was computed from 2020-02's ledger" in refused, refused
+    assert _t4_january(root, t4) == [("2020-02", "arrears")]
 
 
 def test_a_publish_killed_after_its_commit_is_finished_before_verify_and_release(january, tmp_path):

@@ -661,9 +661,9 @@ def test_a_supplement_adds_and_tops_up_only_what_no_payroll_paid(mt):
         _month_line("2020-01", T4, "29.48", "price_subsidy")], schema=ledger_schema)
     mt.given("later_paid", [
         {"service_month": "2020-01", "program": "tekun", "id_number": T4, "payroll_month": "2020-02",
-         "amount": D("952.00")},
+         "payroll_months": ["2020-02"], "amount": D("952.00")},
         {"service_month": "2020-01", "program": "tekun", "id_number": T2, "payroll_month": "2020-02",
-         "amount": D("100.00")}])
+         "payroll_months": ["2020-02", "2020-03"], "amount": D("100.00")}])
     mt.expect("payment_ledger_supplementary", [
         {"id_number": T1, "line_type": "regular", "amount": D("952.00"), "batch_id": "B1"},
         {"id_number": T2, "line_type": "regular", "amount": D("852.00"), "batch_id": "B1"},
@@ -674,10 +674,10 @@ def test_a_supplement_adds_and_tops_up_only_what_no_payroll_paid(mt):
     mt.expect("int_supplementary_findings", [
         {"finding_type": "paid_by_later_payroll", "id_number": T2,
          "detail": "更正后 2020-01 regular 应发 952.00 元，本月已发 852.00 元；2020-02 月已为 2020-01 发放 100.00 元："
-                   "补充发放不再支付，如有差额请人工核定"},
+                   "补充发放不再支付，如有差额请人工核定", "evidence": '{"paid_by":["2020-02","2020-03"]}'},
         {"finding_type": "paid_by_later_payroll", "id_number": T4,
          "detail": "更正后 2020-01 regular 应发 952.00 元，本月已发 0.00 元；2020-02 月已为 2020-01 发放 952.00 元："
-                   "补充发放不再支付，如有差额请人工核定"}])
+                   "补充发放不再支付，如有差额请人工核定", "evidence": '{"paid_by":["2020-02"]}'}])
 
 
 def test_a_supplement_reports_what_it_cannot_recover_or_settle(mt):

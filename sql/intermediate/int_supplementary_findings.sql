@@ -38,7 +38,9 @@ select getvariable('payroll_month') as payroll_month, 'paid_by_later_payroll' as
        format('更正后 {} {} 应发 {} 元，本月已发 {} 元；{} 月已为 {} 发放 {} 元：补充发放不再支付，如有差额请人工核定',
               f.service_month, f.line_type, f.amount::VARCHAR, coalesce(r.amount, 0)::VARCHAR, l.payroll_month,
               f.service_month, l.amount::VARCHAR) as detail,
-       f.source_file, f.source_row
+       f.source_file, f.source_row,
+       -- the payrolls that paid it: none of them may be rerun to another ledger (lifecycle.built_on)
+       to_json({paid_by: l.payroll_months})::VARCHAR as evidence
 from month_ledger f
 join later_paid l using (service_month, program, id_number)
 left join released_lines r using (service_month, program, line_type, id_number)
