@@ -338,7 +338,7 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
         try:
             state = state_of(con, ctx)
             published = published_months(con)
-            publication = last_publication(ctx.warehouse, month, con)
+            publication = last_publication(con, month)
             dependents = built_on(con, month)
         finally:
             con.close()
@@ -388,22 +388,13 @@ def begin_run(ctx: RunContext, first_month: bool = False, by: str | None = None)
 
 # ---------------------------------------------------------------- a rerun under later months
 
-def last_publication(warehouse: Path, month: str, con=None) -> dict | None:
+def last_publication(con, month: str) -> dict | None:
     """What the month's latest publish recorded in run_log: its roster files, reference files and
     ledger (SHA-256s), or None for a month never published (or published before run_log)."""
-    own = con is None
-    if own:
-        import duckdb
-
-        con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        if not _has_table(con, "run_log"):
-            return None
-        row = con.execute("SELECT input_files, reference_files, ledger_sha256 FROM run_log WHERE payroll_month = ? "
-                          "ORDER BY published_at DESC, rowid DESC LIMIT 1", [month]).fetchone()
-    finally:
-        if own:
-            con.close()
+    if not _has_table(con, "run_log"):
+        return None
+    row = con.execute("SELECT input_files, reference_files, ledger_sha256 FROM run_log WHERE payroll_month = ? "
+                      "ORDER BY published_at DESC, rowid DESC LIMIT 1", [month]).fetchone()
     if row is None:
         return None
     return {"input_files": json.loads(row[0] or "{}"), "reference_files": json.loads(row[1] or "{}"),
@@ -441,14 +432,15 @@ def changed_inputs(ctx: RunContext, published: dict | None) -> str | None:
 
 
 def check_rerun_reproduces_ledger(ctx: RunContext, con) -> None:
-    """At publish, the backstop of begin_run's check: a month rerun while a later month is
-    published must make the ledger it was published with (a registry extract, a setting or the
-    code may change it too). Otherwise the later month's arrears and this month's new lines would
-    pay the same months twice: nothing is published, and the month stays unreleasable."""
+    """At publish, the backstop of begin_run's check: a month rerun while a publish built on its
+    ledger stands (built_on) must make the ledger it was published with (a registry extract, a
+    setting or the code may change it too). Otherwise the later month's arrears and this month's
+    new lines would pay the same months twice: nothing is published, and the month stays
+    unreleasable."""
     if ctx.supplementary:
         return
     dependents = built_on(con, ctx.month)
-    published = last_publication(ctx.warehouse, ctx.month, con) if dependents else None
+    published = last_publication(con, ctx.month) if dependents else None
     if published is None or published["ledger_sha256"] == sha256_file(artefacts.ledger(ctx)):
         return
     raise RunError(f"{ctx.month}'s rerun changes the ledger it was published with, but {dependents[0]} was computed "

@@ -18,6 +18,8 @@ commit. Tables and views (contract section 5, extended):
 - registry_entry   every registry entry (deaths, public payroll, ...) as reported, by the month reported
 - run_log          who ran which month, when, with which code version, inputs and reference data,
                    and the amount-changing policy parameters resolved for the run (policy_resolved)
+- derived_pending  a month committed whose dimensions, reconciliation and analyst database are not
+                   built yet (a publish killed after its commit): verify and release build them first
 """
 
 from __future__ import annotations
