@@ -127,7 +127,8 @@ def test_exclusive_programs_follow_exclusions_csv_and_pay_a_only_wins_over_flag(
 def test_the_death_register_keeps_the_earliest_valid_death_of_each_person(mt):
     """T1 reported twice: the earliest valid death. T2's death is dated after the month it was
     reported in: not valid, not applied. T3 (lowercase x, full-width digits, spaces) is found under
-    its normalised ID; a death in the month it is reported is valid."""
+    its normalised ID; a death in the month it is reported is valid. A1 is reported twice in one
+    extract, by two sources, dated in the same month: the earlier date, whatever the rows' order."""
     mt.payroll("2020-03")
     odd = T3[:-1] + "x" if T3.endswith("X") else T3
     mt.given("raw_deaths", [
@@ -136,6 +137,8 @@ def test_the_death_register_keeps_the_earliest_valid_death_of_each_person(mt):
         {"id_number": T2, "death_date": "2020-04-01", "reported_month": "2020-03", "source": "公安"},
         {"id_number": " " + odd.replace("2", "２") + " ", "death_date": "2020年3月9日", "reported_month": "2020-03"},
         {"id_number": "  ", "death_date": "2020-01-01", "reported_month": "2020-03"},
+        {"id_number": A1, "death_date": "2020-02-20", "reported_month": "2020-03", "source": "民政"},
+        {"id_number": A1, "death_date": "2020-02-03", "reported_month": "2020-03", "source": "公安"},
     ])
     mt.expect("int_death_register", [
         {"id_number": T1, "death_month": "2020-01", "reported_month": "2020-02", "registry_source": "公安",
@@ -143,6 +146,8 @@ def test_the_death_register_keeps_the_earliest_valid_death_of_each_person(mt):
         {"id_number": T2, "death_month": "2020-04", "reported_month": "2020-03", "registry_source": "公安",
          "death_date_valid": False},
         {"id_number": T3, "death_month": "2020-03", "reported_month": "2020-03", "registry_source": None,
+         "death_date_valid": True},
+        {"id_number": A1, "death_month": "2020-02", "reported_month": "2020-03", "registry_source": "公安",
          "death_date_valid": True}])
 
 

@@ -81,10 +81,12 @@ def _failed(payroll, p, amount, line_type="regular", **values):
 
 def test_a_failed_payment_is_owed_again_once_per_person_program_and_month(mt):
     """T1's February regular and price subsidy lines failed: one reissue of 952.00 + 29.48 =
-    981.48 naming both. T2's failed line was reissued by a payment that did not fail: nothing."""
+    981.48 naming both, and the rule versions of both, sorted. T2's failed line was reissued by a
+    payment that did not fail: nothing."""
     mt.payroll("2020-04")
     mt.given("hist_ledger", [
-        _failed("2020-02", T1, "952.00"), _failed("2020-02", T1, "29.48", "price_subsidy"),
+        _failed("2020-02", T1, "952.00", rule_versions=["tekun-basic-2020", "care-2020"]),
+        _failed("2020-02", T1, "29.48", "price_subsidy", rule_versions=["price-2020", "tekun-basic-2020"]),
         _failed("2020-02", T2, "952.00"),
         ledger_line("2020-03", "2020-02", "tekun", T2, "952.00", "reissue", payment_state="paid",
                     reissue_of=[f"{T2[-4:]}-regular-2020-02"]),
@@ -92,7 +94,7 @@ def test_a_failed_payment_is_owed_again_once_per_person_program_and_month(mt):
     mt.expect("int_reissue_due", [
         {"id_number": T1, "service_month": "2020-02", "due": D("981.48"), "failed_account": account(T1),
          "reissue_of": [f"{T1[-4:]}-price_subsidy-2020-02", f"{T1[-4:]}-regular-2020-02"],
-         "first_failed_payroll": "2020-02"}])
+         "first_failed_payroll": "2020-02", "rule_versions": ["care-2020", "price-2020", "tekun-basic-2020"]}])
 
 
 def test_a_failed_reissue_is_owed_again_once(mt):

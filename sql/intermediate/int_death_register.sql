@@ -18,4 +18,6 @@ with reported as (
 select *, death_month is not null and death_month <= reported_month as death_date_valid
 from reported
 qualify row_number() over (partition by id_number
-                           order by death_date_valid desc, death_month, reported_month desc) = 1
+                           order by death_date_valid desc, death_month, reported_month desc,
+                                    -- ties (two sources, one month): the same row on every rerun
+                                    death_date, registry_source, registry_name) = 1

@@ -124,10 +124,10 @@ released as (
     -- held before, never paid since, and the person is on this month's roster; the first holding
     -- payroll's line (a line held for several months is recorded once per payroll month)
     select h.unit_key, h.program as line_program, h.service_month, h.id_number,
-           first(h.amount order by h.payroll_month) as amount,
-           first(h.rule_versions order by h.payroll_month) as rule_versions,
-           first(h.inputs order by h.payroll_month) as inputs,
-           first(h.formula order by h.payroll_month) as formula
+           first(h.amount order by h.payroll_month, h.line_id) as amount,
+           first(h.rule_versions order by h.payroll_month, h.line_id) as rule_versions,
+           first(h.inputs order by h.payroll_month, h.line_id) as inputs,
+           first(h.formula order by h.payroll_month, h.line_id) as formula
     from hist_ledger h
     where h.line_type = 'price_subsidy' and h.status = 'held'
       and not exists (select 1 from hist_ledger p where p.line_type = 'price_subsidy' and p.status = 'payable'

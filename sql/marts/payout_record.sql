@@ -44,15 +44,15 @@ memos as (
 
 select
     l.payee_bank_code                         as bank_code,
-    any_value(l.payee_bank_name)              as bank_name,
-    any_value(l.payee_bic)                    as bic,
+    min(l.payee_bank_name)                    as bank_name,
+    min(l.payee_bic)                          as bic,
     l.payee_account,
     l.payee_name,
     l.payee_group,
     min(l.region_code)                        as region_code,
     CAST(sum(l.amount) AS DECIMAL(18, 2))     as amount,
     count(*)                                  as line_count,
-    list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number) as line_ids,
+    list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number, l.line_id) as line_ids,
     string_agg(distinct l.program, ';' order by l.program) as programs,
     any_value(m.memo)                         as memo,
     bool_and(l.line_type = 'reissue')         as is_reissue
