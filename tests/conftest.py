@@ -20,6 +20,16 @@ os.environ.setdefault("DOUDI_DEBTOR_ACCOUNT", "TEST-DEBTOR-0000000001")
 os.environ.setdefault("DOUDI_DEBTOR_BIC", "TESTCNBJ")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's captured stderr first: doudi's one-sentence error is there, and a month's run
+    prints pages of stdout before it, which a CI log that keeps only part of the output cuts."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        report.sections.sort(key=lambda section: "stderr" not in section[0])
+
+
 @pytest.fixture(scope="session")
 def sample_inbox(tmp_path_factory) -> Path:
     from pipelines.generate import generate
