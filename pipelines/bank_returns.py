@@ -403,7 +403,7 @@ WHERE b.match = 'matched'
 -- answers one ref both ways is `contradictory`: the payment stays `sent` (neither paid nor reissued)
 -- and a finding asks a person to settle it with the bank, never decided by row order
 CREATE OR REPLACE TABLE bank_return_answer AS
-SELECT payment_ref, received_month, load_id, any_value(source_file) AS source_file,
+SELECT payment_ref, received_month, load_id, min(source_file) AS source_file,
        CASE WHEN count(DISTINCT status) > 1 THEN 'contradictory' ELSE any_value(status) END AS answer,
        string_agg(source_row::VARCHAR, '、' ORDER BY source_row) AS source_rows
 FROM (SELECT * FROM bank_return WHERE status IN ('paid', 'failed')
@@ -443,8 +443,8 @@ def check_answered_refs_unchanged(con) -> None:
         return
     moved = con.execute("""
         WITH answered AS (
-            SELECT payment_ref, any_value(sent_amount) AS sent_amount, any_value(sent_account) AS sent_account,
-                   any_value(sent_payee) AS sent_payee, min(received_month || '/' || source_file) AS evidence
+            SELECT payment_ref, min(sent_amount) AS sent_amount, min(sent_account) AS sent_account,
+                   min(sent_payee) AS sent_payee, min(received_month || '/' || source_file) AS evidence
             FROM bank_return_received WHERE match = 'matched' GROUP BY 1),
         now_sent AS (SELECT payment_ref, amount, payee_account, payee_name FROM payout_record
                      WHERE payment_ref IN (SELECT payment_ref FROM answered)),
@@ -474,10 +474,11 @@ THREE_WAY_SQL = """
 CREATE OR REPLACE TABLE reconciliation_finding AS
 WITH records AS (SELECT payroll_month, payment_ref, amount, payee_account, region_code FROM payout_record),
 ledger_by_ref AS (
-    SELECT payment_ref, any_value(payroll_month) AS payroll_month, sum(amount) AS amount,
-           any_value(payee_account) AS payee_account, any_value(id_number) AS id_number,
-           any_value(program) AS program, any_value(region_code) AS region_code,
-           any_value(payment_state) AS payment_state
+    -- a payment can carry several lines (a household's programs): the same one named on every rerun
+    SELECT payment_ref, min(payroll_month) AS payroll_month, sum(amount) AS amount,
+           min(payee_account) AS payee_account, min(id_number) AS id_number,
+           min(program) AS program, min(region_code) AS region_code,
+           min(payment_state) AS payment_state
     FROM payment_ledger WHERE status = 'payable' AND payment_ref IS NOT NULL GROUP BY payment_ref),
 reissued AS (  -- every line a payable reissue names, whatever became of the reissue
     SELECT unnest(reissue_of) AS line_id FROM payment_ledger

@@ -231,7 +231,8 @@ def _failures(con, month: str) -> tuple[list[tuple], list[tuple]]:
         SELECT '退回' AS kind, l.region_code, l.program, mask_id(l.id_number), l.service_month, l.line_type, l.amount,
                l.payment_ref, coalesce(mask_long_numbers(b.reason), ''),
                coalesce(string_agg(r.payroll_month || CASE r.status WHEN 'payable' THEN ' 已重发 ' ELSE ' 重发暂停 ' END
-                                   || coalesce(r.payment_ref, ''), '; '),
+                                   || coalesce(r.payment_ref, ''), '; '
+                                   ORDER BY r.payroll_month, r.payment_ref),
                         '未重发')
         FROM wh.payment_ledger l LEFT JOIN latest b USING (payment_ref)
         LEFT JOIN reissues r ON r.line_id = l.line_id
@@ -360,7 +361,7 @@ def _temporary_assistance(con, month: str) -> tuple[list[tuple], list[tuple]]:
                CAST(json_extract_string(l.inputs, '$.standard_amount') AS DECIMAL(18, 2)),
                CAST(json_extract_string(l.inputs, '$.level_cap') AS DECIMAL(18, 2)),
                CASE l.status WHEN 'payable' THEN '发放' ELSE '暂停' END, coalesce(l.hold_reason, ''),
-               coalesce((SELECT string_agg(DISTINCT mask_long_numbers(f.detail), '；')
+               coalesce((SELECT string_agg(DISTINCT mask_long_numbers(f.detail), '；' ORDER BY mask_long_numbers(f.detail))
                          FROM wh.finding f WHERE f.payroll_month = l.payroll_month
                           AND f.finding_type = 'temporary_also_on_monthly_program'
                           AND f.source_file = l.source_file AND f.source_row = l.source_row), '')
