@@ -39,7 +39,7 @@ from pathlib import Path
 
 from pipelines.io import entry_kind, inbox_path, list_entries, read_inbox_bytes, sha256_bytes
 from pipelines.settings import RunContext, RunError
-from pipelines.sqlrun import base_tables, tables_in
+from pipelines.sqlrun import base_tables, open_database, tables_in
 
 PAID_WORDS = {"成功", "paid", "success", "ACSC", "ACCC", "ACSP"}
 FAILED_WORDS = {"失败", "failed", "failure", "RJCT"}
@@ -574,14 +574,12 @@ def reconcile_three_ways(con) -> None:
 
 def return_folder_has_news(ctx: RunContext) -> bool:
     """For the sensor: any return file not yet recorded with this name and these bytes?"""
-    import duckdb
-
     folder = read_folder(ctx)
     if not folder:
         return False
     if not Path(ctx.warehouse).exists():
         return True
-    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    con = open_database(ctx.warehouse, True, ctx.settings)
     try:
         known = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bank_return_file'").fetchall()
         if not known[0][0]:

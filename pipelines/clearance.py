@@ -48,7 +48,8 @@ def read_clearance_file(path: Path) -> list[dict]:
 def record_clearances(warehouse: Path, payroll_month: str, items: list[dict], cleared_by: str,
                       now: datetime.datetime | None = None) -> list[dict]:
     """Check each clearance against the holds the warehouse recorded and append it; all or nothing."""
-    import duckdb
+
+    from pipelines.sqlrun import open_database
 
     payroll_month = parse_month(payroll_month)
     if not cleared_by.strip():
@@ -57,7 +58,7 @@ def record_clearances(warehouse: Path, payroll_month: str, items: list[dict], cl
         raise RunError(f"no warehouse at {warehouse}: nothing has been held yet")
     cleared_at = (now or datetime.datetime.now(datetime.UTC)).isoformat(timespec="seconds")
     records, problems = [], []
-    con = duckdb.connect(str(warehouse))
+    con = open_database(warehouse)
     try:
         for n, item in enumerate(items, start=1):
             # the ledger's names of the two disability subsidies name the roster's program (a hold is

@@ -166,8 +166,8 @@ def _finish_month(ctx: RunContext, con) -> dict:
     checkpoint("compute.before_write")
     copy_to_parquet(con, "SELECT * FROM month_ledger ORDER BY program, region_code, unit_key, id_number, "
                          "service_month, line_type, line_id", ledger)
-    copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row, COLUMNS(*)",
-                    findings_path)
+    copy_to_parquet(con, "SELECT * FROM int_compute_findings ORDER BY finding_type, source_file, source_row, "
+                         "COLUMNS(*)", findings_path)
     copy_to_parquet(con, "SELECT * FROM int_receivables ORDER BY paid_payroll, service_month, program, line_type, "
                          "id_number, COLUMNS(*)", artefacts.receivables(ctx))
     totals = con.execute(

@@ -248,10 +248,10 @@ def _last_month_files(ctx: RunContext, program: str) -> dict[str, list[tuple[str
 
     if not ctx.warehouse.exists():
         return {}
-    import duckdb
+    from pipelines.sqlrun import open_database
 
     previous = shift_month(ctx.month, -1)
-    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    con = open_database(ctx.warehouse, True, ctx.settings)
     try:
         columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
                                              "'source_file'").fetchall()}

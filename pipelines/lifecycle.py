@@ -239,9 +239,7 @@ def record_returns_loaded(ctx: RunContext, months, by: str | None = None) -> lis
 def open_warehouse(ctx: RunContext, read_only: bool = False):
     """The warehouse, read-write (created owner-only if new) or read-only, with a one-sentence error
     when another process holds it."""
-    import duckdb
-
-    from pipelines.sqlrun import connect
+    from pipelines.sqlrun import connect, open_database
 
     if not read_only:
         ensure_dir(ctx.warehouse.parent)
@@ -249,12 +247,12 @@ def open_warehouse(ctx: RunContext, read_only: bool = False):
 
     con = None
     try:
-        # read-only: a plain connection (the macros are created in the database they run in)
-        con = duckdb.connect(str(ctx.warehouse), read_only=True) if read_only else connect(ctx, path=ctx.warehouse)
+        # read-only: no macros (they are created in the database they run in), the memory share only
+        con = open_database(ctx.warehouse, True, ctx.settings) if read_only else connect(ctx, path=ctx.warehouse)
         if read_only and views_elsewhere(con, ctx.warehouse):  # a warehouse copied or restored with its files
             con.close()
             point_views_here(ctx.warehouse)
-            con = duckdb.connect(str(ctx.warehouse), read_only=True)
+            con = open_database(ctx.warehouse, True, ctx.settings)
         if not read_only:
             os.chmod(ctx.warehouse, PRIVATE_FILE_MODE)
             repoint_views(con, ctx.warehouse)  # a warehouse copied or restored with its month files

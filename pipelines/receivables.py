@@ -20,7 +20,7 @@ from pathlib import Path
 from pipelines.idnumbers import mask_id
 from pipelines.months import parse_month
 from pipelines.settings import RunError
-from pipelines.sqlrun import tables_in
+from pipelines.sqlrun import open_database, tables_in
 
 WITHDRAWAL_COLUMNS = ("withdrawal_id VARCHAR, registry VARCHAR, id_number VARCHAR, reported_month VARCHAR, "
                       "effective_payroll VARCHAR, withdrawn_by VARCHAR, withdrawn_at VARCHAR, reason VARCHAR")
@@ -49,11 +49,9 @@ def _now(now: datetime.datetime | None) -> str:
 
 
 def _open(warehouse: Path):
-    import duckdb
-
     if not Path(warehouse).exists():
         raise RunError(f"no warehouse at {warehouse}: publish a month first (doudi run)")
-    return duckdb.connect(str(warehouse))
+    return open_database(warehouse)
 
 
 def ensure_tables(con) -> None:

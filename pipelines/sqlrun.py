@@ -18,7 +18,7 @@ import duckdb
 from pipelines import artefacts
 from pipelines.catalog import base_tables, sql_string, tables_in  # noqa: F401 (also imported from here)
 from pipelines.io import PRIVATE_DIR_MODE, ensure_dir, sha256_file
-from pipelines.settings import SQL_DIR, RunContext, RunError
+from pipelines.settings import SQL_DIR, RunContext, RunError, Settings
 from pipelines.vocabulary import (
     APPROVAL_LEVELS,
     CARE_LEVELS,
@@ -71,14 +71,32 @@ def connect(ctx: RunContext | None = None, path: str | Path | None = None, read_
 def apply_resource_limits(con, ctx: RunContext) -> None:
     """The run's memory share, threads and owner-only spill folder, on any connection a stage opens
     (a database DuckDB opens without them takes 80 % of the machine's memory)."""
-    s = ctx.settings
-    con.execute(f"SET memory_limit = '{s.duckdb_memory_limit or f'{duckdb_memory_limit_mb(s.memory_budget)}MB'}'")
-    con.execute(f"SET threads = {int(s.duckdb_threads)}")
+    limit_memory_and_threads(con, ctx.settings)
     # DuckDB spills sorts, joins and large inserts here: rows with full ID numbers and accounts.
     # Owner-only whatever the umask, and whatever an earlier run left (its files are DuckDB's own).
     temp = ensure_dir(artefacts.duckdb_temp_dir(ctx))
     os.chmod(temp, PRIVATE_DIR_MODE)
     con.execute(f"SET temp_directory = '{sql_string(str(temp))}'")
+
+
+def limit_memory_and_threads(con, settings: Settings | None = None) -> None:
+    """DuckDB's memory share and threads (settings from the environment when no run gives them)."""
+    s = settings or Settings()
+    con.execute(f"SET memory_limit = '{s.duckdb_memory_limit or f'{duckdb_memory_limit_mb(s.memory_budget)}MB'}'")
+    con.execute(f"SET threads = {int(s.duckdb_threads)}")
+
+
+def open_database(path: str | Path, read_only: bool = False, settings: Settings | None = None):
+    """A database file outside a stage (a warehouse read for a check, a clearance written), with
+    the memory share and threads every stage's connection has; a spill goes to DuckDB's own folder
+    beside it (owner-only: doudi's processes run with umask 077)."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        limit_memory_and_threads(con, settings)
+    except Exception:
+        con.close()
+        raise
+    return con
 
 
 # What Python itself may still allocate while DuckDB works (Arrow batches handed over, GX's result

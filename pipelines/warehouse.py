@@ -49,7 +49,7 @@ from pipelines.marts import build_dimensions, define_fact_views, prepare_marts
 from pipelines.policy import policy_resolved
 from pipelines.receivables import ensure_tables as ensure_receivable_tables
 from pipelines.settings import PROJECT_ROOT, RunContext, RunError
-from pipelines.sqlrun import reference_fingerprints, sql_string, tables_in
+from pipelines.sqlrun import open_database, reference_fingerprints, sql_string, tables_in
 from pipelines.vocabulary import REASONS
 from pipelines.warehouse_months import (
     MONTH_TABLES,
@@ -316,9 +316,7 @@ def previous_file_counts(ctx: RunContext) -> dict[str, dict[str, int]]:
 
     if not ctx.warehouse.exists():
         return {}
-    import duckdb
-
-    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    con = open_database(ctx.warehouse, True, ctx.settings)
     try:
         if "source_file" not in tables_in(con):
             return {}

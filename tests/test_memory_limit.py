@@ -45,3 +45,36 @@ def test_a_run_connection_takes_the_computed_limit_unless_one_is_set(tmp_path, m
     # "3GB" to DuckDB is 3 × 10⁹ bytes, shown as "2.7 GiB"
     assert 2700 <= size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) <= 3072
     con.close()
+
+
+def test_every_open_of_the_warehouse_outside_a_stage_takes_the_limit_too(tmp_path, monkeypatch):
+    """A read-only open (verify, status, the inbox checks) and a clearance's or a receivable's write
+    go through sqlrun.open_database: without it DuckDB would take 80 % of the machine."""
+    import duckdb
+
+    from pipelines.clearance import record_clearances
+    from pipelines.lifecycle import open_warehouse
+
+    monkeypatch.delenv("DOUDI_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.setenv("DOUDI_MEMORY_BUDGET", "1GB")
+    ctx = context(tmp_path, "2020-01")
+    duckdb.connect(str(ctx.warehouse)).close()
+    con = open_warehouse(ctx, read_only=True)
+    limit = size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", ""))
+    con.close()
+    assert limit <= 1024 - PYTHON_RESERVE_MB
+    # a clearance opens the warehouse to write: the connection it gets has the limit when it gets it
+    import pipelines.sqlrun as sqlrun
+
+    limits, real_open = [], sqlrun.open_database
+
+    def spy(*args, **kwargs):
+        con = real_open(*args, **kwargs)
+        limits.append(size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", "")))
+        return con
+
+    monkeypatch.setattr(sqlrun, "open_database", spy)
+    with pytest.raises(RunError):  # nothing was held: the clearance is refused, after the open
+        record_clearances(ctx.warehouse, "2020-01", [{"program": "dibao", "id_number": "x", "hold_reason": "y"}],
+                          "张三")
+    assert limits and all(mb <= 1024 - PYTHON_RESERVE_MB for mb in limits)
