@@ -404,7 +404,7 @@ WHERE b.match = 'matched'
 -- and a finding asks a person to settle it with the bank, never decided by row order
 CREATE OR REPLACE TABLE bank_return_answer AS
 SELECT payment_ref, received_month, load_id, min(source_file) AS source_file,
-       CASE WHEN count(DISTINCT status) > 1 THEN 'contradictory' ELSE any_value(status) END AS answer,
+       CASE WHEN count(DISTINCT status) > 1 THEN 'contradictory' ELSE min(status) END AS answer,
        string_agg(source_row::VARCHAR, '、' ORDER BY source_row) AS source_rows
 FROM (SELECT * FROM bank_return WHERE status IN ('paid', 'failed')
       QUALIFY dense_rank() OVER (PARTITION BY payment_ref ORDER BY received_month DESC, load_id DESC) = 1)

@@ -302,7 +302,7 @@ def xlsx_sheet(con, formats: dict[str, int], heading: list[str]) -> tuple[str, s
             FROM xlsx_cells GROUP BY block
         ),
         edges AS (  -- the heading, header, total and signature rows
-            SELECT x.r, '<row r="' || CAST(x.r + 1 AS VARCHAR) || '" spans="' || any_value(span) || '">'
+            SELECT x.r, '<row r="' || CAST(x.r + 1 AS VARCHAR) || '" spans="' || min(span) || '">'
                         || string_agg({generic}, '' ORDER BY x.c) || '</row>' AS xml
             FROM xlsx_cells x LEFT JOIN xlsx_strings d ON NOT x.num AND d.v = x.v JOIN spans ON block = x.r // 16
             WHERE x.r <= {H} OR x.r > (SELECT count(*) + {H} FROM batch)

@@ -100,9 +100,9 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     has_previous = con.execute("SELECT count(*) > 0 FROM wh.payment_ledger WHERE payroll_month = ?",
                                [shift_month(m, -1)]).fetchone()[0]
     changes = [] if not has_previous else con.execute("""
-        WITH cur AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
+        WITH cur AS (SELECT unit_key, program, sum(amount) AS amount, min(region_code) AS region_code
                      FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'regular' GROUP BY ALL),
-             prev AS (SELECT unit_key, program, sum(amount) AS amount, any_value(region_code) AS region_code
+             prev AS (SELECT unit_key, program, sum(amount) AS amount, min(region_code) AS region_code
                       FROM wh.payment_ledger WHERE payroll_month = ? AND line_type = 'regular' GROUP BY ALL)
         SELECT coalesce(c.region_code, p.region_code), coalesce(c.program, p.program), mask_id(coalesce(c.unit_key, p.unit_key)),
                CASE WHEN p.unit_key IS NULL THEN '新增' WHEN c.unit_key IS NULL THEN '停发' ELSE '金额变化' END,
@@ -128,7 +128,7 @@ def reconcile_and_report(ctx: RunContext) -> dict:
     dispositions = con.execute("""SELECT program, disposition, count(*) FROM wh.row_disposition
         WHERE payroll_month = ? GROUP BY ALL ORDER BY ALL""", [m]).fetchall()
     # the records each bank is sent, by batch (the bank's name from banks.csv where it has one)
-    by_bank = con.execute("""SELECT p.bank_code, coalesce(any_value(b.bank_name), min(p.bank_name), ''), p.batch_id,
+    by_bank = con.execute("""SELECT p.bank_code, coalesce(min(b.bank_name), min(p.bank_name), ''), p.batch_id,
                count(*), sum(p.amount)
         FROM wh.payout_record p LEFT JOIN raw_banks b USING (bank_code)
         WHERE p.payroll_month = ? GROUP BY p.bank_code, p.batch_id ORDER BY 1, 3""", [m]).fetchall()
@@ -172,7 +172,7 @@ def provisional_counties(con, month: str) -> list[tuple]:
     program, why, from which month, units, lines' sum); and the counties not paid for a missing file
     (why 未发放, no sum). Shown first in the reconciliation, so that nobody signs without seeing them."""
     return con.execute("""
-        SELECT l.region_code, coalesce(any_value(r.county_name), ''), l.program,
+        SELECT l.region_code, coalesce(min(r.county_name), ''), l.program,
                CASE WHEN starts_with(l.source_file, 'carried/') THEN '名册未报送或被退回，按以往名册临时发放'
                     ELSE '参考数据有误，按最近一次发放金额临时发放' END AS why,
                l.provisional_from, count(DISTINCT l.unit_key), sum(l.amount)
@@ -180,7 +180,7 @@ def provisional_counties(con, month: str) -> list[tuple]:
         WHERE l.payroll_month = ? AND l.provisional_from IS NOT NULL AND l.status = 'payable'
         GROUP BY l.region_code, l.program, why, l.provisional_from
         UNION ALL
-        SELECT f.region_code, coalesce(any_value(r.county_name), ''), f.program, '名册未报送，且不能临时发放：本月未发放',
+        SELECT f.region_code, coalesce(min(r.county_name), ''), f.program, '名册未报送，且不能临时发放：本月未发放',
                NULL, NULL, NULL
         FROM wh.finding f LEFT JOIN stg_regions r USING (region_code)
         WHERE f.payroll_month = ? AND f.finding_type = 'county_file_not_delivered'

@@ -187,7 +187,7 @@ def _write_block(ws, con, b: _Block, span_text: dict[int, str]) -> None:
             FROM {b.table} x JOIN {b.table}_styles st USING (c)
                  LEFT JOIN {b.table}_strings d ON NOT x.num AND d.v = x.v),
         rows_ AS (
-            SELECT rn, '<row r="' || CAST(rn + {b.first_row} AS VARCHAR) || '" spans="' || any_value(sp.span) || '">'
+            SELECT rn, '<row r="' || CAST(rn + {b.first_row} AS VARCHAR) || '" spans="' || min(sp.span) || '">'
                        || string_agg(xml, '' ORDER BY c) || '</row>' AS xml
             FROM cells JOIN {b.table}_spans sp ON sp.block = (rn - 1 + {b.first_row}) // 16
             GROUP BY rn)

@@ -192,7 +192,7 @@ def simulate(ctx: RunContext, from_month: str, urban: Decimal, rural: Decimal, e
                    max(after) FILTER (WHERE urban_rural = '城市') AS urban_after,
                    max(before) FILTER (WHERE urban_rural = '农村') AS rural_before,
                    max(after) FILTER (WHERE urban_rural = '农村') AS rural_after,
-                   any_value(p.line) AS poverty_line
+                   min(p.line) AS poverty_line
             FROM resolved r LEFT JOIN poverty p USING (region_code)
             GROUP BY ALL ORDER BY 1""", [first_payroll, effective, effective]).fetchall()
         con.close()

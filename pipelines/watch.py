@@ -140,8 +140,8 @@ def county_standards(con, table: str, payroll_month: str) -> None:
                  AND s.category = '*' AND s.first_payroll <= $m AND s.effective_from <= $m AND s.effective_to >= $m
                 QUALIFY row_number() OVER (PARTITION BY k.region_code, k.urban_rural, s.program
                     ORDER BY length(s.region_code) DESC, (s.urban_rural <> '*') DESC, s.effective_from DESC) = 1)
-        SELECT region_code, any_value(county_name) AS county_name, any_value(city_code) AS city_code,
-               any_value(city_name) AS city_name, urban_rural,
+        SELECT region_code, min(county_name) AS county_name, min(city_code) AS city_code,
+               min(city_name) AS city_name, urban_rural,
                CASE WHEN region_code NOT IN (SELECT region_code FROM reference_held)
                     THEN max(amount) FILTER (WHERE program = 'dibao') END AS standard,
                max(amount) FILTER (WHERE program = 'reference') AS poverty_line
@@ -336,8 +336,8 @@ def statistical_return(con, month: str) -> list[dict]:
                         THEN CAST(json_extract_string(inputs, '$.standard') AS DECIMAL(18, 2)) END AS standard
             FROM wh.payment_ledger l LEFT JOIN stg_regions r USING (region_code)
             WHERE l.payroll_month = $m AND l.status = 'payable')
-        SELECT grouping(city_code) + grouping(region_code) AS up, city_code, any_value(city_name),
-               region_code, any_value(county_name), stat_program, coalesce(urban_rural, ''),
+        SELECT grouping(city_code) + grouping(region_code) AS up, city_code, min(city_name),
+               region_code, min(county_name), stat_program, coalesce(urban_rural, ''),
                count(DISTINCT household_id) FILTER (WHERE stat_program = 'dibao' AND line_type = 'regular'),
                CASE WHEN stat_program = 'dibao' THEN coalesce(sum(members), 0)
                     WHEN stat_program = 'temporary' THEN count(*)

@@ -72,13 +72,13 @@ allocated as (
 
 select
     line_key,
-    any_value(fund_version)                                       as fund_version,
+    min(fund_version)                                             as fund_version,
     CAST(CAST(max(part_fen) filter (where k = 1) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_central,
     CAST(CAST(max(part_fen) filter (where k = 2) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_provincial,
     CAST(CAST(max(part_fen) filter (where k = 3) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_city,
     CAST(CAST(max(part_fen) filter (where k = 4) AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(18, 2)) as fund_county,
     sum(part_fen)                                                 as parts_fen,
-    any_value(amount_fen)                                         as amount_fen
+    min(amount_fen)                                               as amount_fen
 from allocated
 group by line_key
 union all

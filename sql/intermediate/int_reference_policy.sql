@@ -35,7 +35,7 @@ select
     max(r.amount) filter (where r.program = 'dibao' and r.component = 'standard')           as dibao_standard,
     max(r.amount) filter (where r.program = 'tekun' and r.component = 'basic')              as tekun_basic,
     max(r.amount) filter (where r.program = 'reference' and r.component = 'poverty_line')   as poverty_line,
-    (max(r.amount) filter (where r.program = 'dibao' and r.component = 'standard') * any_value(ratio.tekun_ratio))::DOUBLE
+    (max(r.amount) filter (where r.program = 'dibao' and r.component = 'standard') * min(ratio.tekun_ratio))::DOUBLE
                                                                                              as tekun_minimum_num,
     (max(r.amount) filter (where r.program = 'tekun' and r.component = 'basic'))::DOUBLE    as tekun_basic_num,
     (max(r.amount) filter (where r.program = 'dibao' and r.component = 'standard'))::DOUBLE as dibao_standard_num,

@@ -37,9 +37,11 @@ versions as (
     select id_number, version,
            min(payroll_month) as valid_from,
            max(payroll_month) as last_seen,
-           any_value(name) as name, any_value(sex) as sex, any_value(birth_date) as birth_date,
-           any_value(region_code) as region_code, any_value(urban_rural) as urban_rural,
-           any_value(bank_account) as bank_account, any_value(account_holder) as account_holder
+           -- as the version's last month had them (sex and birth date are not part of the state)
+           arg_max(name, payroll_month) as name, arg_max(sex, payroll_month) as sex,
+           arg_max(birth_date, payroll_month) as birth_date, arg_max(region_code, payroll_month) as region_code,
+           arg_max(urban_rural, payroll_month) as urban_rural, arg_max(bank_account, payroll_month) as bank_account,
+           arg_max(account_holder, payroll_month) as account_holder
     from numbered
     group by id_number, version
 )

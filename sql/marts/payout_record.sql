@@ -54,7 +54,7 @@ select
     count(*)                                  as line_count,
     list(l.line_id order by l.program, l.service_month, l.line_type, l.id_number, l.line_id) as line_ids,
     string_agg(distinct l.program, ';' order by l.program) as programs,
-    any_value(m.memo)                         as memo,
+    min(m.memo)                               as memo,
     bool_and(l.line_type = 'reissue')         as is_reissue
 from lines l
 join memos m using (payee_bank_code, payee_account, payee_name, payee_group)

@@ -49,4 +49,4 @@ select
     (m.delivered.household_size is not null and m.household_size is null) as household_size_unparsed
 from members m
 left join households h using (household_id, region_code)
-cross join (select list(value) as allowed from vocab_class_category) v
+cross join (select list(value order by value) as allowed from vocab_class_category) v
