@@ -12,6 +12,11 @@ from tests.helpers import context
 pytestmark = pytest.mark.unit
 
 
+def memory_limit_mb(con) -> int:
+    """The connection's DuckDB memory limit, which DuckDB reports in its own units ("256.0 MiB")."""
+    return size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", ""))
+
+
 @pytest.mark.parametrize("text,mb", [("4GB", 4096), ("512MB", 512), ("2.5 GiB", 2560), ("1T", 1048576),
                                      ("4gb", 4096)])
 def test_sizes_are_read_as_people_write_them(text, mb):
@@ -36,14 +41,14 @@ def test_a_run_connection_takes_the_computed_limit_unless_one_is_set(tmp_path, m
     monkeypatch.delenv("DOUDI_DUCKDB_MEMORY_LIMIT", raising=False)
     monkeypatch.setenv("DOUDI_MEMORY_BUDGET", "1GB")
     con = connect(context(tmp_path, "2020-01"))
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    limit = memory_limit_mb(con)
     con.close()
-    # DuckDB reports the limit in its own units (e.g. "256.0 MiB"): at most the budget less the reserve
-    assert size_mb(limit.replace(" ", "")) <= 1024 - PYTHON_RESERVE_MB
+    # at most the budget less the reserve
+    assert limit <= 1024 - PYTHON_RESERVE_MB
     monkeypatch.setenv("DOUDI_DUCKDB_MEMORY_LIMIT", "3GB")
     con = connect(context(tmp_path, "2020-01"))
     # "3GB" to DuckDB is 3 × 10⁹ bytes, shown as "2.7 GiB"
-    assert 2700 <= size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) <= 3072
+    assert 2700 <= memory_limit_mb(con) <= 3072
     con.close()
 
 
@@ -60,7 +65,7 @@ def test_every_open_of_the_warehouse_outside_a_stage_takes_the_limit_too(tmp_pat
     ctx = context(tmp_path, "2020-01")
     duckdb.connect(str(ctx.warehouse)).close()
     con = open_warehouse(ctx, read_only=True)
-    limit = size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", ""))
+    limit = memory_limit_mb(con)
     con.close()
     assert limit <= 1024 - PYTHON_RESERVE_MB
     # a clearance opens the warehouse to write: the connection it gets has the limit when it gets it
@@ -70,7 +75,7 @@ def test_every_open_of_the_warehouse_outside_a_stage_takes_the_limit_too(tmp_pat
 
     def spy(*args, **kwargs):
         con = real_open(*args, **kwargs)
-        limits.append(size_mb(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].replace(" ", "")))
+        limits.append(memory_limit_mb(con))
         return con
 
     monkeypatch.setattr(sqlrun, "open_database", spy)
